@@ -1,0 +1,1 @@
+"""cgroup drivers (v1, hybrid and v2) behind one protocol."""

@@ -1,0 +1,1 @@
+"""The capsa command line."""

@@ -1,0 +1,1 @@
+"""Kernel seam: the only code that talks to the kernel."""

@@ -1,0 +1,1 @@
+"""Pure OCI data: runtime-spec and image-spec dataclasses."""

@@ -1,0 +1,1 @@
+"""The OCI runtime: bundle -> isolated process (capsa-runtime)."""
