@@ -1,1 +1,37 @@
-"""cgroup drivers (v1, hybrid and v2) behind one protocol."""
+"""cgroup drivers (v1, hybrid and v2) behind one protocol.
+
+``detect()`` reads the host's layout; ``open_manager()`` returns the driver for a
+cgroupsPath. Nothing touches the kernel until a manager method is called.
+"""
+
+from __future__ import annotations
+
+from capsa.cgroups.layout import CgroupLayout, Hierarchy, detect, parse_mountinfo
+from capsa.cgroups.manager import CgroupManager, CgroupMount, normalize_path
+from capsa.cgroups.plan import Enforced
+from capsa.cgroups.stats import CgroupStats
+
+__all__ = [
+    "CgroupLayout",
+    "CgroupManager",
+    "CgroupMount",
+    "CgroupStats",
+    "Enforced",
+    "Hierarchy",
+    "detect",
+    "normalize_path",
+    "open_manager",
+    "parse_mountinfo",
+]
+
+
+def open_manager(cgroups_path: str, *, layout: CgroupLayout | None = None) -> CgroupManager:
+    """The manager of ``cgroups_path`` (taken from the hierarchy root) on this host."""
+    from capsa.cgroups.v1 import V1Manager
+    from capsa.cgroups.v2 import V2Manager
+
+    path = normalize_path(cgroups_path)
+    layout = layout if layout is not None else detect()
+    if layout.version == 2:
+        return V2Manager(layout, path)
+    return V1Manager(layout, path)

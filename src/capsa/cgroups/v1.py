@@ -1,0 +1,219 @@
+"""cgroup v1 driver, also for hybrid hosts (v1 controllers + a cgroup2 tree at unified/)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from capsa.cgroups import (
+    blkio,
+    cpu,
+    cpuset,
+    devices,
+    freezer,
+    fs,
+    hugetlb,
+    memory,
+    network,
+    pids,
+    unified,
+)
+from capsa.cgroups.layout import CgroupLayout, Hierarchy
+from capsa.cgroups.manager import (
+    CgroupMount,
+    execute,
+    inside,
+    kill_frozen,
+    list_pids,
+    make_dirs,
+    read_back,
+    remove_tree,
+    signal_pids,
+    undo_dirs,
+)
+from capsa.cgroups.plan import UNIFIED, Enforced, Plan
+from capsa.cgroups.stats import CgroupStats
+from capsa.errors import CapsaError, NotFound, Unavailable
+from capsa.oci.runtime_spec import Resources
+
+
+@dataclass
+class _Context:
+    dirs: dict[str, str]
+    hugepage_sizes: tuple[str, ...]
+    unified_controllers: frozenset[str]
+    version: int = 1
+
+    def mounted(self, hierarchy: str) -> bool:
+        return hierarchy in self.dirs
+
+    def has(self, hierarchy: str, file: str) -> bool:
+        d = self.dirs.get(hierarchy)
+        return d is not None and fs.has(d, file)
+
+    def read(self, hierarchy: str, file: str) -> str | None:
+        d = self.dirs.get(hierarchy)
+        return None if d is None else fs.read_optional(d, file)
+
+
+class V1Manager:
+    """One cgroup, as a directory in every v1 hierarchy (and the unified tree if hybrid)."""
+
+    version = 1
+
+    def __init__(self, layout: CgroupLayout, path: str) -> None:
+        self.layout = layout
+        self.path = path
+        trees = list(layout.hierarchies)
+        if layout.unified is not None:
+            trees.append(layout.unified)
+        self._trees: list[tuple[Hierarchy, str]] = [(h, inside(h.mountpoint, path)) for h in trees]
+        self._dirs: dict[str, str] = {}
+        for h, d in self._trees:
+            if h.version == 2:
+                self._dirs[UNIFIED] = d
+            for c in h.controllers if h.version == 1 else ():
+                self._dirs[c] = d
+
+    # lifecycle
+
+    def create(self) -> None:
+        created: list[str] = []
+        try:
+            for h, _ in self._trees:
+                hook = cpuset.inherit_v1 if "cpuset" in h.controllers else _no_hook
+                make_dirs(h.mountpoint, self.path, created, hook)
+        except CapsaError as e:
+            e.causes.extend(undo_dirs(created))
+            raise
+
+    def add(self, pid: int) -> None:
+        for _, d in self._trees:
+            fs.write(d, "cgroup.procs", str(pid))
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for _, d in self._trees)
+
+    def destroy(self) -> None:
+        for _, d in reversed(self._trees):
+            remove_tree(d)
+
+    # limits
+
+    def _context(self) -> _Context:
+        return _Context(self._dirs, self.layout.hugepage_sizes, self.layout.unified_controllers)
+
+    def _plan(self, res: Resources) -> Plan:
+        ctx, plan = self._context(), Plan()
+        memory.plan_v1(res.memory, ctx, plan)
+        cpu.plan_v1(res.cpu, ctx, plan)
+        cpuset.plan_v1(res.cpu, ctx, plan)
+        pids.plan_v1(res.pids, ctx, plan)
+        blkio.plan_v1(res.block_io, ctx, plan)
+        hugetlb.plan_v1(res.hugepage_limits, ctx, plan)
+        network.plan_v1(res.network, ctx, plan)
+        unified.plan_v1(res.unified, ctx, plan)
+        devices.plan_v1(res.devices, ctx, plan)
+        return plan
+
+    def _dir(self, hierarchy: str) -> str:
+        return self._dirs[hierarchy]
+
+    def apply(self, resources: Resources | None) -> list[str]:
+        if resources is None:
+            return []
+        self._require()
+        plan = self._plan(resources)
+        needed = {w.file.split(".", 1)[0] for w in plan.writes if w.hierarchy == UNIFIED}
+        if needed:
+            self._enable_unified(needed)
+        execute(plan, self._dir)
+        return plan.warnings
+
+    def update(self, resources: Resources) -> list[str]:
+        return self.apply(resources)
+
+    def read_back(self, resources: Resources) -> list[Enforced]:
+        self._require()
+        return read_back(self._plan(resources), self._dir)
+
+    def _enable_unified(self, controllers: set[str]) -> None:
+        """Enable controllers in the unified tree's subtree_control down to our parent."""
+        assert self.layout.unified is not None
+        current = self.layout.unified.mountpoint
+        for part in self.path.strip("/").split("/"):
+            enabled = (fs.read_optional(current, "cgroup.subtree_control") or "").split()
+            for c in sorted(controllers - set(enabled)):
+                fs.write(current, "cgroup.subtree_control", f"+{c}")
+            current = os.path.join(current, part)
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise NotFound(f"cgroup {self.path} not found")
+
+    # processes
+
+    def _procs_dir(self) -> str:
+        for c in ("freezer", "pids", "memory", "cpu"):
+            if c in self._dirs:
+                return self._dirs[c]
+        return self._trees[0][1]
+
+    def pids(self) -> list[int]:
+        return list_pids(self._procs_dir())
+
+    def _freezer(self) -> str:
+        d = self._dirs.get(freezer.H)
+        if d is None:
+            raise Unavailable("freezer controller not mounted")
+        return d
+
+    def freeze(self) -> None:
+        freezer.freeze_v1(self._freezer())
+
+    def thaw(self) -> None:
+        freezer.thaw_v1(self._freezer())
+
+    def is_frozen(self) -> bool:
+        return freezer.state_v1(self._freezer()) == "FROZEN"
+
+    def kill_all(self, sig: int) -> None:
+        if freezer.H not in self._dirs:
+            signal_pids(self.pids(), sig)
+            return
+        kill_frozen(self.pids, self.freeze, self.thaw, self.is_frozen(), sig)
+
+    # accounting
+
+    def stats(self) -> CgroupStats:
+        self._require()
+        d = self._dirs
+        out = CgroupStats(cpu=cpu.stats_v1(d.get("cpu"), d.get("cpuacct")))
+        if "memory" in d:
+            out.memory = memory.stats_v1(d["memory"])
+        if "pids" in d:
+            out.pids = pids.stats(d["pids"])
+        if "blkio" in d:
+            out.blkio = blkio.stats_v1(d["blkio"])
+        sizes = self.layout.hugepage_sizes
+        if "hugetlb" in d:
+            out.hugetlb = hugetlb.stats_v1(d["hugetlb"], sizes)
+        elif UNIFIED in d:
+            out.hugetlb = hugetlb.stats_v2(d[UNIFIED], sizes)
+        return out
+
+    def oom_kill_count(self) -> int:
+        d = self._dirs.get("memory")
+        return 0 if d is None else memory.oom_kills_v1(d)
+
+    def mount_plan(self) -> list[CgroupMount]:
+        out: list[CgroupMount] = []
+        for h, d in self._trees:
+            links = tuple(sorted(k for k, v in self.layout.symlinks.items() if v == h.name))
+            fstype = "cgroup2" if h.version == 2 else "cgroup"
+            out.append(CgroupMount(h.name, d, fstype, h.controllers, links))
+        return out
+
+
+def _no_hook(parent: str, child: str) -> None:
+    return None

@@ -1,0 +1,314 @@
+"""One function per ``capsa-runtime`` verb: turn parsed flags into Runtime calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from capsa.errors import AlreadyExists, InvalidArgument
+from capsa.runtime.cli import default_root, parse_bytes, print_json
+from capsa.runtime.container import Runtime, signal_number
+from capsa.runtime.create import CreateOptions
+from capsa.runtime.log import RuntimeLog
+
+Args = argparse.Namespace
+
+
+def _runtime(args: Args) -> Runtime:
+    return Runtime(args.root or default_root())
+
+
+def _warn(log: RuntimeLog, warnings: list[str]) -> None:
+    for w in warnings:
+        log.warning(w)
+
+
+def cmd_spec(args: Args, log: RuntimeLog) -> int:
+    from capsa.oci.defaults import default_spec
+
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise AlreadyExists(f"{path} exists; remove it first")
+    spec = default_spec(rootless=args.rootless)
+    with open(path, "w") as f:
+        json.dump(spec.to_json(), f, indent="\t")
+    return 0
+
+
+def _create_options(args: Args) -> CreateOptions:
+    return CreateOptions(bundle=args.bundle, pid_file=args.pid_file,
+                         console_socket=args.console_socket, no_pivot=args.no_pivot,
+                         preserve_fds=args.preserve_fds)
+
+
+def cmd_create(args: Args, log: RuntimeLog) -> int:
+    created = _runtime(args).create(args.id, _create_options(args))
+    _warn(log, created.warnings)
+    return 0
+
+
+def cmd_run(args: Args, log: RuntimeLog) -> int:
+    from capsa.oci.runtime_spec import load_spec
+    from capsa.runtime import foreground
+
+    rt = _runtime(args)
+    opts = _create_options(args)
+    ours = None
+    if not args.detach:
+        foreground.become_subreaper()
+        spec = load_spec(args.bundle)
+        if spec.process and spec.process.terminal and not args.console_socket:
+            ours, theirs = foreground.console_pair()
+            opts.console = theirs
+    created = rt.create(args.id, opts)
+    _warn(log, created.warnings)
+    master = None
+    if ours is not None and opts.console is not None:
+        from capsa.runtime.console import receive_master
+
+        opts.console.close()
+        master = receive_master(ours)
+        ours.close()
+    try:
+        _warn(log, rt.start(args.id))
+    except BaseException:
+        rt.delete(args.id, force=True)
+        raise
+    if args.detach:
+        return 0
+    code = foreground.wait_foreground(created.state.pid, master)
+    if not args.keep:
+        _warn(log, rt.delete(args.id, force=True))
+    return code
+
+
+def cmd_start(args: Args, log: RuntimeLog) -> int:
+    _warn(log, _runtime(args).start(args.id))
+    return 0
+
+
+def cmd_state(args: Args, log: RuntimeLog) -> int:
+    print_json(_runtime(args).info(args.id).to_json())
+    return 0
+
+
+def cmd_kill(args: Args, log: RuntimeLog) -> int:
+    _runtime(args).kill(args.id, signal_number(args.signal), args.all)
+    return 0
+
+
+def cmd_delete(args: Args, log: RuntimeLog) -> int:
+    rt = _runtime(args)
+    from capsa.errors import NotFound
+
+    try:
+        _warn(log, rt.delete(args.id, args.force))
+    except NotFound:
+        if not args.force:
+            raise
+    return 0
+
+
+def cmd_pause(args: Args, log: RuntimeLog) -> int:
+    _runtime(args).pause(args.id)
+    return 0
+
+
+def cmd_resume(args: Args, log: RuntimeLog) -> int:
+    _runtime(args).resume(args.id)
+    return 0
+
+
+def cmd_list(args: Args, log: RuntimeLog) -> int:
+    infos = _runtime(args).list()
+    if args.quiet:
+        for info in infos:
+            print(info.state.id)
+    elif args.format == "json":
+        print_json([i.to_json() for i in infos], indent=None)
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        for i in infos:
+            j = i.to_json()
+            rows.append((j["id"], str(j["pid"]), j["status"], j["bundle"], j["created"],
+                         j["owner"]))
+        widths = [max(len(r[c]) for r in rows) for c in range(6)]
+        for r in rows:
+            print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_ps(args: Args, log: RuntimeLog) -> int:
+    pids = _runtime(args).pids(args.id)
+    if args.format == "json":
+        print_json(pids, indent=None)
+        return 0
+    import subprocess
+
+    ps_args = [a for a in args.ps_args if a != "--"] or ["-ef"]
+    out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise InvalidArgument(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    if not lines:
+        return 0
+    header = lines[0].split()
+    if "PID" not in header:
+        raise InvalidArgument("ps: output has no PID column")
+    col = header.index("PID")
+    print(lines[0])
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            print(line)
+    return 0
+
+
+def _interval(text: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    for suffix in ("ms", "s", "m"):
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * units[suffix]
+            except ValueError:
+                break
+    raise InvalidArgument(f"invalid interval {text!r}")
+
+
+def cmd_events(args: Args, log: RuntimeLog) -> int:
+    rt = _runtime(args)
+    if args.stats:
+        print_json(rt.stats(args.id), indent=None)
+        return 0
+    every = _interval(args.interval)
+    ooms = rt.oom_count(args.id)
+    from capsa.errors import CapsaError
+
+    while True:
+        try:
+            stats = rt.stats(args.id)
+        except CapsaError:
+            return 0
+        now = rt.oom_count(args.id)
+        if now > ooms:
+            print_json({"type": "oom", "id": args.id}, indent=None)
+            ooms = now
+        print_json(stats, indent=None)
+        sys.stdout.flush()
+        time.sleep(every)
+
+
+def _resources_from_flags(args: Args) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    mem = {"limit": ("memory", parse_bytes), "swap": ("memory_swap", parse_bytes),
+           "reservation": ("memory_reservation", parse_bytes),
+           "kernel": ("kernel_memory", parse_bytes), "kernelTCP": ("kernel_memory_tcp", parse_bytes)}
+    cpu = {"shares": ("cpu_shares", int), "period": ("cpu_period", int),
+           "quota": ("cpu_quota", int), "realtimePeriod": ("cpu_rt_period", int),
+           "realtimeRuntime": ("cpu_rt_runtime", int), "cpus": ("cpuset_cpus", str),
+           "mems": ("cpuset_mems", str)}
+    for section, table in (("memory", mem), ("cpu", cpu)):
+        for key, (attr, conv) in table.items():
+            value = getattr(args, attr)
+            if value is not None:
+                try:
+                    res.setdefault(section, {})[key] = conv(value)
+                except ValueError:
+                    raise InvalidArgument(f"invalid --{attr.replace('_', '-')} {value!r}") from None
+    if args.pids_limit is not None:
+        res["pids"] = {"limit": int(args.pids_limit)}
+    if args.blkio_weight is not None:
+        res["blockIO"] = {"weight": int(args.blkio_weight)}
+    return res
+
+
+def cmd_update(args: Args, log: RuntimeLog) -> int:
+    from capsa.oci.codec import from_dict
+    from capsa.oci.runtime_spec import Resources
+
+    data: dict[str, Any] = {}
+    if args.resources:
+        src = sys.stdin if args.resources == "-" else open(args.resources)  # noqa: SIM115
+        with src:
+            try:
+                data = json.load(src)
+            except ValueError as e:
+                raise InvalidArgument(f"{args.resources}: invalid JSON: {e}") from None
+    for key, value in _resources_from_flags(args).items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    resources = from_dict(Resources, data, "resources")
+    _warn(log, _runtime(args).update(args.id, resources))
+    return 0
+
+
+def _exec_process(args: Args, rt: Runtime) -> Any:
+    from capsa.oci.codec import from_dict
+    from capsa.oci.runtime_spec import Process, User
+
+    if args.process:
+        try:
+            with open(args.process) as f:
+                return from_dict(Process, json.load(f), "process")
+        except OSError as e:
+            raise InvalidArgument(f"cannot read {args.process}: {e.strerror.lower()}") from None
+        except ValueError as e:
+            raise InvalidArgument(f"{args.process}: invalid JSON: {e}") from None
+    command = [a for a in args.command if a != "--"] if args.command[:1] == ["--"] else args.command
+    base = rt.spec_of(rt.store.load(args.id)).process or Process()
+    proc = Process(args=command, cwd=args.cwd or base.cwd, env=list(base.env or []) + args.env,
+                   terminal=args.tty, user=base.user, capabilities=base.capabilities,
+                   rlimits=base.rlimits,
+                   no_new_privileges=args.no_new_privs or base.no_new_privileges)
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        try:
+            proc.user = User(uid=int(uid), gid=int(gid or 0),
+                             additional_gids=[int(g) for g in args.additional_gids] or None)
+        except ValueError:
+            raise InvalidArgument(f"invalid --user {args.user!r}") from None
+    if args.cap and proc.capabilities is not None:
+        for name in ("bounding", "effective", "permitted", "ambient"):
+            current = getattr(proc.capabilities, name) or []
+            setattr(proc.capabilities, name, current + [c for c in args.cap if c not in current])
+    return proc
+
+
+def cmd_exec(args: Args, log: RuntimeLog) -> int:
+    from capsa.runtime import foreground
+    from capsa.runtime.exec import ExecOptions, exec_process
+
+    rt = _runtime(args)
+    proc = _exec_process(args, rt)
+    opts = ExecOptions(process=proc, detach=args.detach, pid_file=args.pid_file,
+                       console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+    ours = None
+    if not args.detach:
+        foreground.become_subreaper()
+        if proc.terminal and not args.console_socket:
+            ours, opts.console = foreground.console_pair()
+    result = exec_process(rt, args.id, opts)
+    _warn(log, result.warnings)
+    if args.detach:
+        return 0
+    master = None
+    if ours is not None:
+        from capsa.runtime.console import receive_master
+
+        master = receive_master(ours)
+    return foreground.wait_foreground(result.pid, master)
+
+
+def cmd_features(args: Args, log: RuntimeLog) -> int:
+    from capsa.runtime.features import features
+
+    print_json(features())
+    return 0
+
+
+__all__ = ["signal"]

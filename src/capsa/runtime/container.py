@@ -1,0 +1,231 @@
+"""Operations on an existing container: state, start, kill, pause, delete, update.
+
+``Runtime`` is what ``capsa-runtime``'s verbs call and what the engine's backend
+adapter will call: typed arguments in, typed results or capsa errors out.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from capsa.errors import Conflict, FailedPrecondition
+from capsa.linux.proc import is_alive
+from capsa.oci.runtime_spec import Resources, Spec
+from capsa.runtime import hooks as hooks_mod
+from capsa.runtime.cgroup import open_cgroup
+from capsa.runtime.create import CreateOptions, Created, create, oci_state
+from capsa.runtime.state import ContainerState, StateStore
+from capsa.runtime.status import Op, Status, check
+
+
+@dataclass
+class ContainerInfo:
+    state: ContainerState
+    status: Status
+
+    def to_json(self) -> dict[str, Any]:
+        out = oci_state(self.state, self.status.value)
+        out.update(rootfs=self.state.rootfs, created=self.state.created, owner=self.state.owner)
+        return out
+
+
+class Runtime:
+    def __init__(self, root: str) -> None:
+        self.store = StateStore(root)
+
+    # -- queries ------------------------------------------------------------
+
+    def status_of(self, st: ContainerState) -> Status:
+        alive = st.pid > 0 and is_alive(st.pid, st.pid_start or None)
+        if not alive:
+            return Status.STOPPED
+        if st.created_status == "creating":
+            return Status.CREATING
+        if open_cgroup(st.cgroups_path).is_frozen():
+            return Status.PAUSED
+        if os.path.exists(self.store.fifo(st.id)):
+            return Status.CREATED
+        return Status.RUNNING
+
+    def info(self, cid: str) -> ContainerInfo:
+        st = self.store.load(cid)
+        return ContainerInfo(st, self.status_of(st))
+
+    def list(self) -> list[ContainerInfo]:
+        out = []
+        for cid in self.store.ids():
+            try:
+                out.append(self.info(cid))
+            except Exception:  # noqa: BLE001 - a container deleted meanwhile
+                continue
+        return out
+
+    def spec_of(self, st: ContainerState) -> Spec:
+        return Spec.from_json(st.config)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def create(self, cid: str, opts: CreateOptions) -> Created:
+        return create(self.store, cid, opts)
+
+    def start(self, cid: str) -> list[str]:
+        info = self.info(cid)
+        check(cid, info.status, Op.START)
+        self._open_fifo(info.state)
+        os.unlink(self.store.fifo(cid))
+        return self._poststart(info.state)
+
+    def _open_fifo(self, st: ContainerState) -> None:
+        fd = os.open(self.store.fifo(st.id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    select.select([fd], [], [], 0.1)
+                    continue
+                if data:
+                    return
+                # no writer yet: the init is between "ready" and opening the fifo
+                if not is_alive(st.pid, st.pid_start or None):
+                    raise FailedPrecondition(f"container {st.id} exited before it was started")
+                time.sleep(0.001)
+            raise FailedPrecondition(f"container {st.id} did not start in time")
+        finally:
+            os.close(fd)
+
+    def _poststart(self, st: ContainerState) -> list[str]:
+        try:
+            hooks_mod.run_hooks(self.spec_of(st).hooks, "poststart", oci_state(st, "running"))
+        except FailedPrecondition as e:
+            return [str(e)]
+        return []
+
+    def kill(self, cid: str, sig: int, all_processes: bool = False) -> None:
+        info = self.info(cid)
+        check(cid, info.status, Op.KILL)
+        cgroup = open_cgroup(info.state.cgroups_path)
+        if all_processes:
+            cgroup.kill_all(sig)
+            if info.status is Status.PAUSED and sig == signal.SIGKILL:
+                cgroup.thaw()
+            return
+        try:
+            os.kill(info.state.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def pause(self, cid: str) -> None:
+        info = self.info(cid)
+        check(cid, info.status, Op.PAUSE)
+        open_cgroup(info.state.cgroups_path).freeze()
+
+    def resume(self, cid: str) -> None:
+        info = self.info(cid)
+        check(cid, info.status, Op.RESUME)
+        open_cgroup(info.state.cgroups_path).thaw()
+
+    def delete(self, cid: str, force: bool = False) -> list[str]:
+        info = self.info(cid)
+        check(cid, info.status, Op.FORCE_DELETE if force else Op.DELETE)
+        st = info.state
+        cgroup = open_cgroup(st.cgroups_path)
+        if info.status is not Status.STOPPED:
+            self._kill_everything(st, cgroup)
+        elif cgroup.exists() and cgroup.pids():
+            # init gone but other processes (no pid namespace): they go with the container
+            self._kill_everything(st, cgroup)
+        cgroup.destroy()
+        warnings: list[str] = []
+        try:
+            hooks_mod.run_hooks(self.spec_of(st).hooks, "poststop", oci_state(st, "stopped"))
+        except FailedPrecondition as e:
+            warnings.append(str(e))
+        self.store.remove(cid)
+        return warnings
+
+    def _kill_everything(self, st: ContainerState, cgroup: Any) -> None:
+        if cgroup.exists():
+            cgroup.kill_all(signal.SIGKILL)
+            if cgroup.is_frozen():
+                cgroup.thaw()
+        try:
+            os.kill(st.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not is_alive(st.pid, st.pid_start or None) and not (
+                cgroup.exists() and cgroup.pids()
+            ):
+                return
+            time.sleep(0.005)
+        raise Conflict(f"container {st.id}: processes did not exit after SIGKILL")
+
+    # -- resources --------------------------------------------------------
+
+    def pids(self, cid: str) -> list[int]:
+        st = self.store.load(cid)
+        cgroup = open_cgroup(st.cgroups_path)
+        return sorted(cgroup.pids()) if cgroup.exists() else []
+
+    def update(self, cid: str, resources: Resources) -> list[str]:
+        info = self.info(cid)
+        check(cid, info.status, Op.UPDATE)
+        warnings = open_cgroup(info.state.cgroups_path).update(resources)
+        self._record_resources(info.state, resources)
+        return warnings
+
+    def _record_resources(self, st: ContainerState, resources: Resources) -> None:
+        from capsa.oci.codec import to_dict
+
+        linux = st.config.setdefault("linux", {})
+        merged = dict(linux.get("resources") or {})
+        for key, value in to_dict(resources).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        linux["resources"] = merged
+        self.store.save(st)
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        info = self.info(cid)
+        if info.status is Status.STOPPED:
+            raise Conflict(f"container {cid} is not running")
+        data: dict[str, Any] = open_cgroup(info.state.cgroups_path).stats().to_runc_json()
+        return {"type": "stats", "id": cid, "data": data}
+
+    def oom_count(self, cid: str) -> int:
+        st = self.store.load(cid)
+        cgroup = open_cgroup(st.cgroups_path)
+        return cgroup.oom_kill_count() if cgroup.exists() else 0
+
+
+def signal_number(name: str) -> int:
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9."""
+    if name.isdigit():
+        num = int(name)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        upper = name.upper()
+        upper = upper if upper.startswith("SIG") else "SIG" + upper
+        sig = getattr(signal.Signals, upper, None) if upper in signal.Signals.__members__ else None
+        if sig is not None:
+            return int(sig)
+        if upper.startswith("SIGRTMIN+") and upper[9:].isdigit():
+            return int(signal.SIGRTMIN) + int(upper[9:])
+    from capsa.errors import InvalidArgument
+
+    raise InvalidArgument(f"invalid signal {name!r}")
+
+
+__all__ = ["ContainerInfo", "Runtime", "signal_number", "errno"]

@@ -1,0 +1,192 @@
+"""``create``: from a bundle to a container init waiting for ``start``.
+
+All or nothing: the state directory, cgroup, fifo and processes made on the way are
+undone if any step fails, and the error names what went wrong.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pwd
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from capsa.cleanup import CleanupStack
+from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
+from capsa.runtime import hooks as hooks_mod
+from capsa.runtime.cgroup import open_cgroup
+from capsa.runtime.process import prepare_seccomp
+from capsa.runtime.init import InitContext, open_namespace_paths, stage1
+from capsa.runtime.state import ContainerState, StateStore
+from capsa.runtime.sync import SyncSocket
+from capsa.runtime.validate import validate
+
+
+@dataclass
+class CreateOptions:
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    # `run` with a terminal and no console socket: the runtime keeps the pty master
+    console: socket.socket | None = None
+
+
+@dataclass
+class Created:
+    state: ContainerState
+    warnings: list[str] = field(default_factory=list)
+
+
+def oci_state(state: ContainerState, status: str) -> dict[str, Any]:
+    return {
+        "ociVersion": state.config.get("ociVersion", "1.2.0"),
+        "id": state.id,
+        "status": status,
+        "pid": state.pid if status != "stopped" else 0,
+        "bundle": state.bundle,
+        "annotations": state.annotations,
+    }
+
+
+def create(store: StateStore, container_id: str, opts: CreateOptions) -> Created:
+    bundle = os.path.abspath(opts.bundle)
+    spec = load_spec(bundle)
+    rootfs = validate(spec, bundle)
+    store.reserve(container_id)
+    with CleanupStack() as cleanup:
+        cleanup.push(store.remove, container_id)
+        return _create(store, container_id, spec, bundle, rootfs, opts, cleanup)
+    raise AssertionError("unreachable")
+
+
+def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
+            opts: CreateOptions, cleanup: CleanupStack) -> Created:
+    assert spec.linux is not None
+    state = ContainerState(
+        id=cid, bundle=bundle, rootfs=rootfs,
+        cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime/{cid}",
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
+        owner=_owner(), annotations=dict(spec.annotations or {}), config=spec.to_json(),
+    )
+    cgroup = open_cgroup(state.cgroups_path)
+    cgroup.create()
+    cleanup.push(cgroup.destroy)
+    warnings = cgroup.apply(spec.linux.resources)
+    fifo = store.fifo(cid)
+    os.mkfifo(fifo, 0o622)
+    console = opts.console
+    if console is None and opts.console_socket and spec.process and spec.process.terminal:
+        from capsa.runtime.console import connect_console_socket
+
+        console = connect_console_socket(opts.console_socket)
+        cleanup.push(console.close)
+    ctx = InitContext(spec=spec, rootfs=rootfs, fifo=fifo, sync=None,  # type: ignore[arg-type]
+                      cgroup=cgroup, console=console, no_pivot=opts.no_pivot,
+                      preserve_fds=opts.preserve_fds, ns_fds=open_namespace_paths(spec),
+                      seccomp=prepare_seccomp(spec.linux.seccomp))
+    parent, child = SyncSocket.pair()
+    ctx.sync = child
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    os.chdir(bundle)  # relative bind sources are relative to the bundle
+    pid_a = os.fork()
+    if pid_a == 0:
+        parent.close()
+        stage1(ctx)
+    os.fchdir(old_cwd)
+    os.close(old_cwd)
+    child.close()
+    for fd in ctx.ns_fds.values():
+        os.close(fd)
+    if console is not None and opts.console is None:
+        console.close()
+    cleanup.push(_reap, pid_a)
+    try:
+        warnings += _drive(parent, pid_a, state, spec, store, cgroup, cleanup)
+    finally:
+        parent.close()
+    state.created_status = "created"
+    store.save(state)
+    if opts.pid_file:
+        _write_pid_file(opts.pid_file, state.pid)
+    return Created(state, warnings)
+
+
+def _drive(sync: SyncSocket, pid_a: int, state: ContainerState, spec: Spec,
+           store: StateStore, cgroup: Any, cleanup: CleanupStack) -> list[str]:
+    """Answer the init's messages until it reports ready."""
+    cgroup.add(pid_a)
+    sync.send("go")
+    while True:
+        msg = sync.recv()
+        kind = msg["type"]
+        if kind == "userns":
+            assert spec.linux is not None
+            _write_id_maps(pid_a, spec.linux.uid_mappings or [], spec.linux.gid_mappings or [])
+            sync.send("userns-ok")
+        elif kind == "pid":
+            state.pid = int(msg["pid"])
+            cleanup.push(_kill, state.pid)
+            _reap(pid_a)
+            state.pid_start = _start_time(state.pid)
+        elif kind == "pre-pivot":
+            store.save(state)
+            oci = oci_state(state, "creating")
+            hooks_mod.run_hooks(spec.hooks, "prestart", oci)
+            hooks_mod.run_hooks(spec.hooks, "createRuntime", oci)
+            sync.send("hooks-done", state=oci)
+        elif kind == "ready":
+            return list(msg.get("warnings") or [])
+
+
+def _start_time(pid: int) -> int:
+    from capsa.linux.proc import start_time
+
+    return start_time(pid) or 0
+
+
+def _write_id_maps(pid: int, uids: list[IDMapping], gids: list[IDMapping]) -> None:
+    def fmt(maps: list[IDMapping]) -> str:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+    if os.geteuid() != 0:
+        with open(f"/proc/{pid}/setgroups", "w") as f:
+            f.write("deny")
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(fmt(uids))
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(fmt(gids))
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _owner() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    from capsa.linux.atomicfile import write_atomic
+
+    write_atomic(os.path.abspath(path), str(pid).encode(), 0o644)

@@ -1,0 +1,142 @@
+"""``exec``: start another process inside a running container's namespaces and cgroup."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from capsa.errors import InvalidArgument
+from capsa.linux import syscalls as sc
+from capsa.oci.runtime_spec import Process, Spec
+from capsa.runtime import process as proc_mod
+from capsa.runtime.cgroup import open_cgroup
+from capsa.runtime.container import Runtime
+from capsa.runtime.status import Op, check
+from capsa.runtime.sync import SyncSocket
+
+# join the user namespace first: it grants the rights to join the others
+_ORDER = ("user", "mount", "ipc", "uts", "network", "pid", "cgroup", "time")
+
+
+@dataclass
+class ExecOptions:
+    process: Process
+    detach: bool = False
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+    console: socket.socket | None = None  # the runtime's own pty proxy
+
+
+@dataclass
+class Execed:
+    pid: int
+    warnings: list[str]
+
+
+def _namespace_fds(pid: int, spec: Spec) -> list[tuple[str, int]]:
+    wanted = {ns.type for ns in (spec.linux.namespaces if spec.linux else None) or []}
+    fds = []
+    for kind in _ORDER:
+        if kind not in wanted:
+            continue
+        name = sc.NAMESPACE_PROC_NAMES[kind]
+        if os.readlink(f"/proc/{pid}/ns/{name}") == os.readlink(f"/proc/self/ns/{name}"):
+            continue
+        fds.append((kind, os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+    return fds
+
+
+def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
+    info = runtime.info(cid)
+    check(cid, info.status, Op.EXEC)
+    spec = runtime.spec_of(info.state)
+    if not opts.process.args:
+        raise InvalidArgument("exec: no command given")
+    ns_fds = _namespace_fds(info.state.pid, spec)
+    console = opts.console
+    if console is None and opts.process.terminal and opts.console_socket:
+        from capsa.runtime.console import connect_console_socket
+
+        console = connect_console_socket(opts.console_socket)
+    if console is not None:
+        import capsa.runtime.console  # noqa: F401 - the child runs it after entering the container
+    prepared_filter = proc_mod.prepare_seccomp(spec.linux.seccomp if spec.linux else None)
+    parent, child = SyncSocket.pair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid_c = os.fork()
+    if pid_c == 0:
+        parent.close()
+        _stage1(child, ns_fds, prepared_filter, opts, console)
+    child.close()
+    for _, fd in ns_fds:
+        os.close(fd)
+    if console is not None and opts.console is None:
+        console.close()
+    try:
+        open_cgroup(info.state.cgroups_path).add(pid_c)
+        parent.send("go")
+        pid = int(parent.expect("pid")["pid"])
+        os.waitpid(pid_c, 0)
+        warnings = list(parent.expect("ready").get("warnings") or [])
+    except BaseException:
+        _reap_quietly(pid_c)
+        raise
+    finally:
+        parent.close()
+    if opts.pid_file:
+        from capsa.linux.atomicfile import write_atomic
+
+        write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
+    return Execed(pid, warnings)
+
+
+def _reap_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _stage1(sync: SyncSocket, ns_fds: list[tuple[str, int]], prepared_filter: Any,
+            opts: ExecOptions, console: socket.socket | None) -> NoReturn:
+    try:
+        sync.expect("go")
+        for kind, fd in ns_fds:
+            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            _stage2(sync, prepared_filter, opts, console)
+        sync.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001
+        sync.send_error(e)
+        os._exit(1)
+
+
+def _stage2(sync: SyncSocket, prepared_filter: Any, opts: ExecOptions,
+            console: socket.socket | None) -> NoReturn:
+    try:
+        os.chdir("/")
+        if console is not None:
+            from capsa.runtime.console import setup_container_tty
+
+            size = opts.process.console_size
+            setup_container_tty(console, (size.height, size.width) if size else None)
+        prepared = proc_mod.prepare(opts.process, prepared_filter)
+        sync.send("ready", warnings=prepared.warnings)
+        sync.close()
+    except BaseException as e:  # noqa: BLE001
+        sync.send_error(e)
+        os._exit(1)
+    try:
+        proc_mod.finalize_and_exec(opts.process, prepared, opts.preserve_fds)
+    except BaseException as e:  # noqa: BLE001
+        sys.stderr.write(f"capsa-runtime exec: {e}\n")
+    os._exit(127)

@@ -1,0 +1,55 @@
+"""OCI lifecycle hooks: run each with the container state on stdin."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from capsa.errors import FailedPrecondition
+from capsa.oci.runtime_spec import Hook, Hooks
+
+PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
+def hooks_for(hooks: Hooks | None, phase: str) -> list[Hook]:
+    if hooks is None:
+        return []
+    attr = {
+        "prestart": "prestart",
+        "createRuntime": "create_runtime",
+        "createContainer": "create_container",
+        "startContainer": "start_container",
+        "poststart": "poststart",
+        "poststop": "poststop",
+    }[phase]
+    return list(getattr(hooks, attr) or [])
+
+
+def run_hooks(hooks: Hooks | None, phase: str, state: dict[str, Any]) -> None:
+    """Run every hook of ``phase`` in order; the first failure raises."""
+    todo = hooks_for(hooks, phase)
+    if not todo:
+        return
+    import subprocess
+
+    payload = json.dumps(state).encode()
+    for hook in todo:
+        args = hook.args or [hook.path]
+        env = dict(e.split("=", 1) for e in hook.env or [] if "=" in e)
+        try:
+            proc = subprocess.run(
+                args, executable=hook.path, input=payload, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                timeout=hook.timeout if hook.timeout and hook.timeout > 0 else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise FailedPrecondition(
+                f"{phase} hook {hook.path} timed out after {hook.timeout}s") from None
+        except OSError as e:
+            raise FailedPrecondition(
+                f"{phase} hook {hook.path}: {e.strerror.lower()}") from None
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace").strip().splitlines()
+            tail = f": {detail[-1]}" if detail else ""
+            raise FailedPrecondition(
+                f"{phase} hook {hook.path} exited with status {proc.returncode}{tail}")

@@ -1,0 +1,191 @@
+"""The container's init, in two forked stages.
+
+Stage 1 (forked by ``create``) enters the user namespace first (the parent writes
+its id maps), joins namespaces given by path, unshares the rest and forks stage 2,
+which is the container's PID 1. Stage 2 builds the filesystem, pivots into it,
+reports ``ready`` and then blocks on the exec fifo until ``start`` opens it; only
+then does it run startContainer hooks and exec the user's program.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied
+from capsa.linux import syscalls as sc
+from capsa.oci.runtime_spec import Spec
+from capsa.runtime import hooks as hooks_mod
+from capsa.runtime import process as proc_mod
+from capsa.runtime.rootfs import RootfsBuilder
+from capsa.runtime.sync import SyncSocket
+
+if TYPE_CHECKING:
+    from capsa.cgroups import CgroupManager
+
+
+@dataclass
+class InitContext:
+    spec: Spec
+    rootfs: str
+    fifo: str
+    sync: SyncSocket
+    cgroup: CgroupManager | None = None
+    console: socket.socket | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    ns_fds: dict[str, int] = field(default_factory=dict)
+    seccomp: Any = None  # a prepared filter, built by the parent
+    prepared: proc_mod.Prepared | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def open_namespace_paths(spec: Spec) -> dict[str, int]:
+    """Open every namespace given by path before anything changes our view of /proc."""
+    fds: dict[str, int] = {}
+    for ns in (spec.linux.namespaces if spec.linux else None) or []:
+        if ns.path:
+            try:
+                fds[ns.type] = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                for fd in fds.values():
+                    os.close(fd)
+                raise InvalidArgument(f"cannot open {ns.type} namespace {ns.path}: "
+                                      f"{e.strerror.lower()}") from None
+    return fds
+
+
+def _new_namespaces(spec: Spec) -> set[str]:
+    return {ns.type for ns in (spec.linux.namespaces if spec.linux else None) or [] if not ns.path}
+
+
+def stage1(ctx: InitContext) -> NoReturn:
+    try:
+        ctx.sync.expect("go")
+        new = _new_namespaces(ctx.spec)
+        if "user" in ctx.ns_fds:
+            sc.setns(ctx.ns_fds.pop("user"), sc.CLONE_NEWUSER)
+        elif "user" in new:
+            sc.unshare(sc.CLONE_NEWUSER)
+            ctx.sync.send("userns")
+            ctx.sync.expect("userns-ok")
+        if "user" in new or "user" in ctx.ns_fds:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for kind, fd in ctx.ns_fds.items():
+            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            os.close(fd)
+        flags = 0
+        for kind in new - {"user"}:
+            flags |= sc.NAMESPACE_FLAGS[kind]
+        if flags:
+            sc.unshare(flags)
+        if "time" in new:
+            _write_time_offsets(ctx.spec)
+        pid = os.fork()
+        if pid == 0:
+            stage2(ctx)
+        ctx.sync.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - everything goes to the parent
+        ctx.sync.send_error(e)
+        os._exit(1)
+
+
+def _write_time_offsets(spec: Spec) -> None:
+    offsets = (spec.linux.time_offsets if spec.linux else None) or {}
+    lines = []
+    for clock, value in offsets.items():
+        lines.append(f"{clock} {int(value.get('secs', 0))} {int(value.get('nanosecs', 0))}\n")
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+
+
+def stage2(ctx: InitContext) -> NoReturn:
+    started = False
+    try:
+        fifo_fd = _setup(ctx)
+        started = True
+        _wait_for_start(fifo_fd)
+        _exec(ctx)
+    except BaseException as e:  # noqa: BLE001
+        if not started:
+            ctx.sync.send_error(e)
+            os._exit(1)
+        _die_after_start(e)
+
+
+def _setup(ctx: InitContext) -> int:
+    spec = ctx.spec
+    new = _new_namespaces(spec)
+    userns = "user" in new or bool(spec.linux and spec.linux.namespace("user"))
+    builder = RootfsBuilder(spec, ctx.rootfs, userns=userns, cgroup=ctx.cgroup)
+    builder.prepare()
+    ctx.sync.send("pre-pivot")
+    msg = ctx.sync.expect("hooks-done")
+    hooks_mod.run_hooks(spec.hooks, "createContainer", msg["state"])
+    fifo_fd = os.open(ctx.fifo, os.O_PATH | os.O_CLOEXEC)
+    _preload(ctx)
+    builder.pivot(ctx.no_pivot)
+    builder.finish()
+    if spec.hostname is not None:
+        sc.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        sc.setdomainname(spec.domainname)
+    process = spec.process
+    assert process is not None
+    if ctx.console is not None:
+        from capsa.runtime.console import setup_container_tty
+
+        size = process.console_size
+        setup_container_tty(ctx.console, (size.height, size.width) if size else None)
+        ctx.console = None
+    ctx.prepared = proc_mod.prepare(process, ctx.seccomp)
+    ctx.state = msg["state"]
+    ctx.sync.send("ready", warnings=ctx.prepared.warnings)
+    ctx.sync.close()
+    return fifo_fd
+
+
+def _preload(ctx: InitContext) -> None:
+    """Import now what runs after pivot_root: the host's files are gone then."""
+    if ctx.console is not None:
+        import capsa.runtime.console  # noqa: F401
+    if hooks_mod.hooks_for(ctx.spec.hooks, "startContainer"):
+        import subprocess  # noqa: F401
+
+
+def _wait_for_start(fifo_fd: int) -> None:
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def _exec(ctx: InitContext) -> NoReturn:
+    state = dict(ctx.state, status="running")
+    hooks_mod.run_hooks(ctx.spec.hooks, "startContainer", state)
+    assert ctx.spec.process is not None and ctx.prepared is not None
+    proc_mod.finalize_and_exec(ctx.spec.process, ctx.prepared, ctx.preserve_fds)
+    os._exit(127)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, NotFound):
+        return 127
+    if isinstance(exc, PermissionDenied | PermissionError):
+        return 126
+    return 127 if isinstance(exc, FileNotFoundError) else 1
+
+
+def _die_after_start(exc: BaseException) -> NoReturn:
+    msg = str(exc) if isinstance(exc, CapsaError) else f"{type(exc).__name__}: {exc}"
+    try:
+        sys.stderr.write(f"capsa-runtime: {msg}\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(exit_code_for(exc))

@@ -1,0 +1,98 @@
+"""Per-container runtime state under ``--root``: one directory per container.
+
+``state.json`` is written atomically and holds what the runtime needs after the
+creating process is gone: the init pid (with its start time, against pid reuse),
+the bundle, the cgroup path and the config as created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from capsa.errors import AlreadyExists, InvalidArgument, NotFound
+from capsa.linux.atomicfile import write_atomic
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+STATE_FILE = "state.json"
+FIFO_NAME = "exec.fifo"
+
+
+@dataclass
+class ContainerState:
+    id: str
+    bundle: str
+    rootfs: str
+    cgroups_path: str
+    created: str
+    owner: str = ""
+    pid: int = 0
+    pid_start: int = 0
+    created_status: str = "creating"
+    annotations: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    systemd_cgroup: bool = False
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ContainerState:
+        return cls(**json.loads(raw))
+
+
+def validate_id(container_id: str) -> None:
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+
+
+class StateStore:
+    """The directory tree under ``--root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def dir(self, container_id: str) -> str:
+        validate_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def fifo(self, container_id: str) -> str:
+        return os.path.join(self.dir(container_id), FIFO_NAME)
+
+    def reserve(self, container_id: str) -> str:
+        """Create the container's directory; fail if it exists."""
+        path = self.dir(container_id)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise AlreadyExists(f"container {container_id} already exists") from None
+        return path
+
+    def save(self, state: ContainerState) -> None:
+        write_atomic(os.path.join(self.dir(state.id), STATE_FILE), state.to_bytes())
+
+    def load(self, container_id: str) -> ContainerState:
+        path = os.path.join(self.dir(container_id), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                return ContainerState.from_bytes(f.read())
+        except FileNotFoundError:
+            raise NotFound(f"container {container_id} does not exist") from None
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.dir(container_id))
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE)))

@@ -1,0 +1,63 @@
+"""Parent <-> container-init messages over a SOCK_SEQPACKET socketpair.
+
+Each message is one JSON object with a ``type``. An ``error`` message from the child
+carries the error kind and text so the parent can re-raise the same typed error.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from capsa import errors
+
+
+class SyncSocket:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[SyncSocket, SyncSocket]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, type_: str, **fields: Any) -> None:
+        fields["type"] = type_
+        self.sock.send(json.dumps(fields).encode())
+
+    def recv(self) -> dict[str, Any]:
+        raw = self.sock.recv(65536)
+        if not raw:
+            raise errors.Internal("container init exited during setup")
+        msg: dict[str, Any] = json.loads(raw)
+        if msg.get("type") == "error":
+            kind = getattr(errors, str(msg.get("kind")), errors.Internal)
+            if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
+                kind = errors.Internal
+            raise kind(str(msg.get("message")))
+        return msg
+
+    def expect(self, type_: str) -> dict[str, Any]:
+        msg = self.recv()
+        if msg.get("type") != type_:
+            raise errors.Internal(f"container init sent {msg.get('type')!r}, expected {type_!r}")
+        return msg
+
+    def send_error(self, exc: BaseException) -> None:
+        kind = type(exc).__name__ if isinstance(exc, errors.CapsaError) else "Internal"
+        message = str(exc) if isinstance(exc, errors.CapsaError) else _describe(exc)
+        try:
+            self.send("error", kind=kind, message=message)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}".lower()
+    return f"{type(exc).__name__}: {exc}"

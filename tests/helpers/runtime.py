@@ -1,0 +1,157 @@
+"""A thin wrapper running an OCI runtime CLI (capsa-runtime or runc) with a private root.
+
+Output goes to temporary files, never pipes: a container started by ``create`` or
+``run -d`` inherits the runtime's stdout/stderr, and a pipe would then stay open
+until the container exits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+_CREATING_VERBS = ("create", "run")
+
+
+class CommandFailed(AssertionError):
+    """A runtime command failed where the test expected success."""
+
+
+@dataclass
+class Runtime:
+    """Runs ``[binary, --root, root, *args]`` and cleans up what it created."""
+
+    name: str
+    binary: str
+    root: Path
+    token: str = "capsa-test"
+    created: list[str] = field(default_factory=list)
+    spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _serial: int = 0
+
+    @property
+    def is_runc(self) -> bool:
+        return self.name == "runc"
+
+    def new_id(self) -> str:
+        """A fresh container id, unique to this test (``capsa-test-<rand>-<n>``)."""
+        self._serial += 1
+        return f"{self.token}-{self._serial}"
+
+    def command(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.root), *args]
+
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | bytes | None = None,
+        timeout: float = 30,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one verb; ``check`` raises with the runtime's stderr on non-zero exit."""
+        self._remember(args)
+        with _stdin(input) as stdin, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(
+                self.command(*args), stdin=stdin, stdout=out, stderr=err, cwd=cwd
+            )
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+            result = subprocess.CompletedProcess(
+                proc.args, code, _read(out), _read(err)
+            )
+        if check and code != 0:
+            raise CommandFailed(
+                f"{self.name} {' '.join(args)} exited {code}: {result.stderr.strip()}"
+            )
+        return result
+
+    def spawn(
+        self, *args: str, stdout: IO[bytes] | int = subprocess.DEVNULL
+    ) -> subprocess.Popen[bytes]:
+        """Start a verb in the background (e.g. a foreground ``run``); reaped at cleanup."""
+        self._remember(args)
+        proc = subprocess.Popen(
+            self.command(*args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout
+        )
+        self.spawned.append(proc)
+        return proc
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.run("state", container_id).stdout)
+        return data
+
+    def status(self, container_id: str) -> str | None:
+        """The container's status, or None when the runtime does not know it."""
+        proc = self.run("state", container_id, check=False)
+        if proc.returncode != 0:
+            return None
+        return str(json.loads(proc.stdout)["status"])
+
+    def wait_status(self, container_id: str, status: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.status(container_id)
+            if seen == status:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{container_id} is {seen}, not {status}, after {timeout}s")
+
+    def cleanup(self) -> list[str]:
+        """``delete --force`` every container this wrapper created; return failures."""
+        problems = []
+        for cid in reversed(self.created):
+            if self.status(cid) is None:
+                continue
+            if self.status(cid) == "paused":
+                self.run("resume", cid, check=False)
+            proc = self.run("delete", "--force", cid, check=False)
+            if proc.returncode != 0 and self.status(cid) is not None:
+                problems.append(f"{cid}: {proc.stderr.strip()}")
+        self.created.clear()
+        for proc in self.spawned:
+            if proc.poll() is None:
+                proc.kill()
+                problems.append(f"{' '.join(map(str, proc.args))}: still running")
+            proc.wait()
+        self.spawned.clear()
+        return problems
+
+    def _remember(self, args: tuple[str, ...]) -> None:
+        if args and args[0] in _CREATING_VERBS and args[-1] not in self.created:
+            self.created.append(args[-1])
+
+
+def _read(f: IO[bytes]) -> str:
+    f.seek(0)
+    return f.read().decode(errors="replace")
+
+
+class _stdin:
+    """Context manager giving DEVNULL or a temporary file holding ``data``."""
+
+    def __init__(self, data: str | bytes | None) -> None:
+        self._data = data.encode() if isinstance(data, str) else data
+        self._file: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes] | int:
+        if self._data is None:
+            return subprocess.DEVNULL
+        self._file = tempfile.TemporaryFile()
+        self._file.write(self._data)
+        self._file.seek(0)
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
