@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +85,12 @@ def _leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     markers = (str(tmp_path), token)
     before = take_snapshot(markers)
     yield
-    leaked = _only_ours(take_snapshot(markers).minus(before), markers)
+    deadline = time.monotonic() + 3  # killed processes may take a moment to go away
+    while True:
+        leaked = _only_ours(take_snapshot(markers).minus(before), markers)
+        if not leaked.describe() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     if leaked.describe():
         errors = remove(leaked)
         pytest.fail("test leaked:\n  " + "\n  ".join(leaked.describe() + errors))

@@ -96,6 +96,7 @@ def make_layout(root: Path, *, unified: bool = True) -> CgroupLayout:
     if unified:
         (root / "unified").mkdir()
         (root / "unified" / "cgroup.subtree_control").write_text("")
+        (root / "unified" / "cgroup.controllers").write_text("hugetlb\n")
         lines.append(f"60 31 0:60 / {root / 'unified'} rw - cgroup2 cgroup2 rw")
     return parse_mountinfo(
         "\n".join(lines),
@@ -112,6 +113,10 @@ def populate(root: Path, path: str) -> None:
             (d / name).write_text(value)
     u = root / "unified" / path.strip("/")
     if u.is_dir():
+        for level in (u, *u.parents):
+            if level == root / "unified":
+                break
+            (level / "cgroup.subtree_control").write_text("")
         (u / "hugetlb.2MB.max").write_text("max")
         (u / "hugetlb.2MB.current").write_text("0")
 
@@ -144,7 +149,7 @@ def test_create_is_idempotent_and_inherits_cpuset(tmp_path: Path) -> None:
     mgr.create()
     assert (root / "cpuset" / "a" / "cpuset.cpus").read_text() == "0-1"
     assert (root / "cpuset" / "a" / "b" / "cpuset.mems").read_text() == "0"
-    assert all((root / c / "a" / "b").is_dir() for c in CONTROLLERS + ["unified"])
+    assert all((root / c / "a" / "b").is_dir() for c in [*CONTROLLERS, "unified"])
     assert mgr.exists() and mgr.path == "/a/b"
 
 
@@ -196,7 +201,7 @@ def test_apply_writes_limits(cg: tuple[V1Manager, Path]) -> None:
     assert read(root, "blkio", "blkio.throttle.write_iops_device") == "8:16 100"
     # hybrid: hugetlb lives in the unified tree, enabled down the path
     assert read(root, "unified", "hugetlb.2MB.max") == str(4 << 20)
-    assert (root / "unified" / "capsa" / "cgroup.subtree_control").read_text() == "+hugetlb"
+    assert (root / "unified" / "cgroup.subtree_control").read_text() == "+hugetlb"
     assert any("kernel memory" in w for w in warnings)
     assert any("net_cls" in w for w in warnings)
     assert all("\n" not in w for w in warnings)
@@ -231,7 +236,7 @@ def test_failed_apply_is_rolled_back(
 ) -> None:
     mgr, root = cg
     Recorder(monkeypatch, fail_on="pids.max")
-    with pytest.raises(InvalidArgument, match="pids.max"):
+    with pytest.raises(InvalidArgument, match=r"pids\.max"):
         mgr.apply(Resources(memory=MemoryResources(limit=1 << 20), pids=PidsResources(limit=5)))
     assert read(root, "memory", "memory.limit_in_bytes") == BIG
 

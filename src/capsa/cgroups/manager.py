@@ -84,6 +84,19 @@ def make_dirs(
         on_level(parent, current)
 
 
+def enable_controllers(parent: str, child: str) -> None:
+    """Enable in ``parent`` every controller it has, one by one (some may refuse)."""
+    available = (fs.read_optional(parent, "cgroup.controllers") or "").split()
+    enabled = set((fs.read_optional(parent, "cgroup.subtree_control") or "").split())
+    for c in available:
+        if c in enabled:
+            continue
+        try:
+            fs.write(parent, "cgroup.subtree_control", f"+{c}")
+        except CapsaError:
+            continue  # e.g. the parent holds processes; limits on c will warn later
+
+
 def undo_dirs(created: list[str]) -> list[BaseException]:
     errors: list[BaseException] = []
     for d in reversed(created):

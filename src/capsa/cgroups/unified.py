@@ -26,6 +26,12 @@ def _check_key(key: str) -> str:
     return key.split(".", 1)[0]
 
 
+def _add(key: str, value: str, ctx: Context, plan: Plan) -> None:
+    if not ctx.has(UNIFIED, key):
+        raise InvalidArgument(f"unified cgroup key {key!r}: no such cgroup file")
+    plan.add(UNIFIED, key, value, f"unified.{key}")
+
+
 def plan_v1(unified: dict[str, str] | None, ctx: Context, plan: Plan) -> None:
     """Only keys whose controller lives in the hybrid unified tree are accepted."""
     for key, value in (unified or {}).items():
@@ -34,7 +40,7 @@ def plan_v1(unified: dict[str, str] | None, ctx: Context, plan: Plan) -> None:
             raise InvalidArgument(
                 f"unified cgroup key {key!r} needs cgroup v2 ({controller} is a v1 controller here)"
             )
-        plan.add(UNIFIED, key, value, f"unified.{key}")
+        _add(key, value, ctx, plan)
 
 
 def plan_v2(unified: dict[str, str] | None, ctx: Context, plan: Plan) -> None:
@@ -44,4 +50,4 @@ def plan_v2(unified: dict[str, str] | None, ctx: Context, plan: Plan) -> None:
             raise InvalidArgument(
                 f"unified cgroup key {key!r}: {controller} controller not enabled"
             )
-        plan.add(UNIFIED, key, value, f"unified.{key}")
+        _add(key, value, ctx, plan)

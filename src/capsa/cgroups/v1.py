@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from capsa.cgroups import (
@@ -21,6 +22,7 @@ from capsa.cgroups import (
 from capsa.cgroups.layout import CgroupLayout, Hierarchy
 from capsa.cgroups.manager import (
     CgroupMount,
+    enable_controllers,
     execute,
     inside,
     kill_frozen,
@@ -81,8 +83,7 @@ class V1Manager:
         created: list[str] = []
         try:
             for h, _ in self._trees:
-                hook = cpuset.inherit_v1 if "cpuset" in h.controllers else _no_hook
-                make_dirs(h.mountpoint, self.path, created, hook)
+                make_dirs(h.mountpoint, self.path, created, _level_hook(h))
         except CapsaError as e:
             e.causes.extend(undo_dirs(created))
             raise
@@ -124,9 +125,6 @@ class V1Manager:
             return []
         self._require()
         plan = self._plan(resources)
-        needed = {w.file.split(".", 1)[0] for w in plan.writes if w.hierarchy == UNIFIED}
-        if needed:
-            self._enable_unified(needed)
         execute(plan, self._dir)
         return plan.warnings
 
@@ -136,16 +134,6 @@ class V1Manager:
     def read_back(self, resources: Resources) -> list[Enforced]:
         self._require()
         return read_back(self._plan(resources), self._dir)
-
-    def _enable_unified(self, controllers: set[str]) -> None:
-        """Enable controllers in the unified tree's subtree_control down to our parent."""
-        assert self.layout.unified is not None
-        current = self.layout.unified.mountpoint
-        for part in self.path.strip("/").split("/"):
-            enabled = (fs.read_optional(current, "cgroup.subtree_control") or "").split()
-            for c in sorted(controllers - set(enabled)):
-                fs.write(current, "cgroup.subtree_control", f"+{c}")
-            current = os.path.join(current, part)
 
     def _require(self) -> None:
         if not self.exists():
@@ -217,3 +205,10 @@ class V1Manager:
 
 def _no_hook(parent: str, child: str) -> None:
     return None
+
+
+def _level_hook(h: Hierarchy) -> Callable[[str, str], None]:
+    """What each new level needs: cpuset values (v1), enabled controllers (unified tree)."""
+    if h.version == 2:
+        return enable_controllers
+    return cpuset.inherit_v1 if "cpuset" in h.controllers else _no_hook

@@ -23,6 +23,7 @@ from capsa.cgroups import (
 from capsa.cgroups.layout import CgroupLayout
 from capsa.cgroups.manager import (
     CgroupMount,
+    enable_controllers,
     execute,
     inside,
     kill_frozen,
@@ -53,19 +54,6 @@ class _Context:
 
     def read(self, hierarchy: str, file: str) -> str | None:
         return fs.read_optional(self.directory, file)
-
-
-def enable_controllers(parent: str, child: str) -> None:
-    """Enable in ``parent`` every controller it has, one by one (some may refuse)."""
-    available = (fs.read_optional(parent, "cgroup.controllers") or "").split()
-    enabled = set((fs.read_optional(parent, "cgroup.subtree_control") or "").split())
-    for c in available:
-        if c in enabled:
-            continue
-        try:
-            fs.write(parent, "cgroup.subtree_control", f"+{c}")
-        except CapsaError:
-            continue  # e.g. the parent holds processes; limits on c will warn later
 
 
 class V2Manager:

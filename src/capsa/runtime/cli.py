@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(commands, "cmd_" + args.verb)(args, log) or 0)
     except CapsaError as e:
+        detail = getattr(e, "detail", "")
+        if detail:
+            log.debug(f"container init failed at:\n{detail}")
         log.error(str(e))
         return 1
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from capsa.cleanup import CleanupStack
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime.cgroup import open_cgroup
+from capsa.runtime.devices import effective_resources
 from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.init import InitContext, open_namespace_paths, stage1
 from capsa.runtime.state import ContainerState, StateStore
@@ -70,14 +71,14 @@ def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
     assert spec.linux is not None
     state = ContainerState(
         id=cid, bundle=bundle, rootfs=rootfs,
-        cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime/{cid}",
+        cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime-{cid}",
         created=datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
         owner=_owner(), annotations=dict(spec.annotations or {}), config=spec.to_json(),
     )
     cgroup = open_cgroup(state.cgroups_path)
     cgroup.create()
     cleanup.push(cgroup.destroy)
-    warnings = cgroup.apply(spec.linux.resources)
+    warnings = cgroup.apply(effective_resources(spec))
     fifo = store.fifo(cid)
     os.mkfifo(fifo, 0o622)
     console = opts.console

@@ -119,6 +119,7 @@ class RootfsBuilder:
     def _mount_fs(self, m: Mount, kind: str, opts: mountopts.MountOptions) -> None:
         fd = self._target_fd(m.destination, True)
         target = safepath.proc_fd_path(fd)
+        bound_sys = False
         try:
             try:
                 sc.mount(m.source or kind, target, kind, opts.flags, opts.data_str)
@@ -126,15 +127,15 @@ class RootfsBuilder:
                 if kind == "sysfs" and e.errno in (errno.EPERM, errno.EACCES):
                     # no network namespace of our own (rootless): bind the host's /sys
                     sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
-                    self._remount(target, opts.flags | sc.MS_BIND)
+                    bound_sys = True
                 elif kind == "mqueue" and e.errno in (errno.EPERM, errno.EACCES):
                     sc.mount("/dev/mqueue", target, None, sc.MS_BIND | sc.MS_REC)
                 else:
                     raise _mount_error(m, e) from None
-            for p in opts.propagation:
-                sc.mount(None, target, None, p)
         finally:
             os.close(fd)
+        if bound_sys or opts.propagation:
+            self._on_mounted(m.destination, opts.flags if bound_sys else 0, opts.propagation)
 
     def _bind(self, m: Mount, opts: mountopts.MountOptions) -> None:
         source = m.source or ""
@@ -149,10 +150,21 @@ class RootfsBuilder:
                 sc.mount(source, target, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
             except OSError as e:
                 raise _mount_error(m, e) from None
-            extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-            if extra:
-                self._remount(target, extra | sc.MS_BIND)
-            for p in opts.propagation:
+        finally:
+            os.close(fd)
+        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if extra or opts.propagation:
+            self._on_mounted(m.destination, extra, opts.propagation)
+
+    def _on_mounted(self, dest: str, remount_flags: int, propagation: list[int]) -> None:
+        """Change a fresh mount: reopen ``dest`` so the handle names the new mount, not
+        the directory underneath it."""
+        fd = safepath.open_in_root(self.root_fd, dest, os.O_PATH)
+        try:
+            target = safepath.proc_fd_path(fd)
+            if remount_flags:
+                self._remount(target, remount_flags | sc.MS_BIND)
+            for p in propagation:
                 sc.mount(None, target, None, p)
         finally:
             os.close(fd)
@@ -188,7 +200,7 @@ class RootfsBuilder:
         for entry in plan:
             dest = os.path.join(m.destination, entry.name)
             self._bind_cgroup_dir(entry.host_path, dest, ro)
-            for link in entry.links:
+            for link in entry.symlinks:
                 self._symlink(entry.name, os.path.join(m.destination, link))
         if ro:
             fd = safepath.mkdir_all(self.root_fd, m.destination)
@@ -201,12 +213,11 @@ class RootfsBuilder:
     def _bind_cgroup_dir(self, host_path: str, dest: str, ro: int) -> None:
         fd = safepath.mkdir_all(self.root_fd, dest)
         try:
-            target = safepath.proc_fd_path(fd)
-            sc.mount(host_path, target, None, sc.MS_BIND | sc.MS_REC)
-            flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (sc.MS_RDONLY if ro else 0)
-            self._remount(target, flags)
+            sc.mount(host_path, safepath.proc_fd_path(fd), None, sc.MS_BIND | sc.MS_REC)
         finally:
             os.close(fd)
+        flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | (sc.MS_RDONLY if ro else 0)
+        self._on_mounted(dest, flags, [])
 
     def _symlink(self, target: str, link: str) -> None:
         parent_fd = safepath.mkdir_all(self.root_fd, os.path.dirname(link))

@@ -35,7 +35,9 @@ class SyncSocket:
             kind = getattr(errors, str(msg.get("kind")), errors.Internal)
             if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
                 kind = errors.Internal
-            raise kind(str(msg.get("message")))
+            err = kind(str(msg.get("message")))
+            err.detail = str(msg.get("detail") or "")  # type: ignore[attr-defined]
+            raise err
         return msg
 
     def expect(self, type_: str) -> dict[str, Any]:
@@ -48,7 +50,13 @@ class SyncSocket:
         kind = type(exc).__name__ if isinstance(exc, errors.CapsaError) else "Internal"
         message = str(exc) if isinstance(exc, errors.CapsaError) else _describe(exc)
         try:
-            self.send("error", kind=kind, message=message)
+            import traceback  # after pivot_root this may not be importable
+
+            detail = "".join(traceback.format_exception(exc)[-4:])
+        except Exception:  # noqa: BLE001
+            detail = ""
+        try:
+            self.send("error", kind=kind, message=message, detail=detail[-4000:])
         except OSError:
             pass
 
