@@ -43,6 +43,10 @@ class BundleFactory:
         self.token = token
         self._serial = 0
 
+    def next_path(self) -> Path:
+        """Where the next call will make its bundle (for specs naming rootfs paths)."""
+        return self.tmp / f"bundle-{self._serial + 1}"
+
     def spec(self, args: list[str] | None, name: str) -> Spec:
         spec = default_spec(terminal=False, args=args if args is not None else [PROBE_PATH])
         spec.root = Root(path="rootfs", readonly=False)
@@ -58,9 +62,9 @@ class BundleFactory:
         prepare: RootfsEdit | None = None,
         **fields: Any,
     ) -> Path:
+        bundle = self.next_path()
         self._serial += 1
-        name = f"bundle-{self._serial}"
-        bundle = self.tmp / name
+        name = bundle.name
         bundle.mkdir()
         copy_rootfs(self.rootfs, bundle / "rootfs")
         if prepare is not None:

@@ -298,12 +298,13 @@ class RootfsBuilder:
     def finish(self) -> None:
         linux = self.spec.linux
         if linux:
+            # sysctls first: /proc/sys becomes read-only with the readonly paths
+            for key, value in (linux.sysctl or {}).items():
+                _write_sysctl(key, value)
             for path in linux.readonly_paths or []:
                 self._readonly(path)
             for path in linux.masked_paths or []:
                 self._mask(path)
-            for key, value in (linux.sysctl or {}).items():
-                _write_sysctl(key, value)
         if self.spec.root and self.spec.root.readonly:
             self._remount("/", sc.MS_RDONLY)
 

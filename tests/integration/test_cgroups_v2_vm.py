@@ -1,0 +1,37 @@
+"""The cgroup v2 driver, tested for real in a cgroup2-only qemu guest (one boot per module)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # tests/helpers is not a package on the default path
+
+from tests.helpers.cg2vm import GuestResult, run_in_guest  # noqa: E402
+
+pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.timeout(900)]
+
+GUEST_TESTS = REPO / "tests" / "vm" / "guest_cgroups_v2.py"
+
+
+@pytest.fixture(scope="module")
+def guest() -> GuestResult:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    python = shlex.quote(sys.executable)
+    script = (
+        f"cd {shlex.quote(str(REPO))} || exit 98\n"
+        f"{python} -m pytest -q -p no:cacheprovider -o addopts= --timeout=600 "
+        f"{shlex.quote(str(GUEST_TESTS))} -rA\n"
+    )
+    return run_in_guest(script, timeout=840)
+
+
+def test_guest_suite_passes(guest: GuestResult) -> None:
+    assert guest.rc == 0, guest.output
+    assert " passed" in guest.output and "skipped" not in guest.output, guest.output
