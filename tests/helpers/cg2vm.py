@@ -24,10 +24,20 @@ from pathlib import Path
 
 import pytest
 
-MODULES = (
-    "virtio_ring virtio virtio_mmio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci "
-    "netfs fscache 9pnet 9pnet_virtio 9p overlay"
-).split()
+MODULES = [
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "netfs",
+    "fscache",
+    "9pnet",
+    "9pnet_virtio",
+    "9p",
+    "overlay",
+]
 BUSYBOX_APPLETS = ("sh", "mount", "mkdir", "insmod", "cat", "grep", "switch_root", "poweroff")
 
 INIT = """#!/bin/sh

@@ -64,7 +64,8 @@ def podman(tmp_path_factory: pytest.TempPathFactory):
     shutil.rmtree(base, ignore_errors=True)
     if not had_parent:  # podman's cgroupfs parent, created for this test
         for parent in Path("/sys/fs/cgroup").glob("*/libpod_parent"):
-            parent.rmdir()
+            for sub in sorted(parent.glob("**/"), key=lambda p: len(str(p)), reverse=True):
+                sub.rmdir()
 
 
 def _unmount_under(base: Path) -> None:

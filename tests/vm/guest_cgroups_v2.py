@@ -55,8 +55,8 @@ def cg() -> Iterator[CgroupManager]:
         open_manager(parent).destroy()
 
 
-def start_in(cg: CgroupManager, argv: list[str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` after a line on stdin, so it runs inside ``cg`` from its start."""
+def _spawn(cg: CgroupManager, argv: list[str]) -> subprocess.Popen[bytes]:
+    """``argv`` waits for a line on stdin, so it runs inside ``cg`` from its start."""
     proc = subprocess.Popen(
         ["sh", "-c", 'read x; exec "$@"', "sh", *argv],
         stdin=subprocess.PIPE,
@@ -64,9 +64,20 @@ def start_in(cg: CgroupManager, argv: list[str]) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
     )
     cg.add(proc.pid)
+    return proc
+
+
+def run_in(cg: CgroupManager, argv: list[str], timeout: int = 240) -> tuple[int, str]:
+    proc = _spawn(cg, argv)
+    out, _ = proc.communicate(b"go\n", timeout=timeout)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def start_in(cg: CgroupManager, argv: list[str]) -> subprocess.Popen[bytes]:
+    proc = _spawn(cg, argv)
     assert proc.stdin is not None
     proc.stdin.write(b"go\n")
-    proc.stdin.close()
+    proc.stdin.flush()
     return proc
 
 
@@ -92,25 +103,22 @@ def test_limits_read_back(cg: CgroupManager) -> None:
 def test_oom_kill_counted(cg: CgroupManager) -> None:
     cg.apply(Resources(memory=MemoryResources(limit=32 << 20, swap=32 << 20)))
     code = "b = b'x' * (100 << 20); print('NOT KILLED', len(b))"
-    proc = start_in(cg, [sys.executable, "-S", "-c", code])
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == -signal.SIGKILL, out
+    rc, out = run_in(cg, [sys.executable, "-S", "-c", code])
+    assert rc == -signal.SIGKILL, out
     assert cg.oom_kill_count() >= 1
 
 
 def test_pids_limit(cg: CgroupManager) -> None:
     cg.apply(Resources(pids=PidsResources(limit=4)))
     script = "for i in 1 2 3 4 5 6 7 8; do sleep 3 & done 2>/dev/null; wait; echo done"
-    proc = start_in(cg, ["sh", "-c", script])
-    proc.communicate(timeout=120)
+    run_in(cg, ["sh", "-c", script])
     events = open(os.path.join(f"/sys/fs/cgroup{cg.path}", "pids.events")).read()
     assert "max 0" not in events, events
 
 
 def test_cpu_max_throttles(cg: CgroupManager) -> None:
     cg.apply(Resources(cpu=CPUResources(quota=20000, period=100000)))
-    proc = start_in(cg, ["timeout", "1", "sh", "-c", "while :; do :; done"])
-    proc.communicate(timeout=120)
+    run_in(cg, ["timeout", "1", "sh", "-c", "while :; do :; done"])
     stats = cg.stats().to_runc_json()
     assert stats["cpu"]["throttling"]["throttledPeriods"] >= 1, stats["cpu"]
     assert stats["cpu"]["usage"]["total"] > 0
@@ -134,8 +142,7 @@ def test_device_filter(cg: CgroupManager) -> None:
         "    except OSError as e:\n"
         "        print(p, errno.errorcode[e.errno])\n"
     )
-    proc = start_in(cg, [sys.executable, "-S", "-c", code])
-    out = proc.communicate(timeout=120)[0].decode()
+    _, out = run_in(cg, [sys.executable, "-S", "-c", code])
     assert "/dev/null EPERM" in out, out
     assert "/dev/zero ok" in out, out
 
