@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import requires, unique_name
-from helpers.bundle import BundleFactory, remove_parent_cgroups
-from helpers.leaks import Snapshot, remove, take_snapshot
-from helpers.rootfs import BUSYBOX, build_busybox_rootfs
-from helpers.runtime import Runtime
+from tests.helpers import requires, unique_name
+from tests.helpers.bundle import BundleFactory, remove_parent_cgroups
+from tests.helpers.leaks import Snapshot, remove, take_snapshot
+from tests.helpers.rootfs import BUSYBOX, build_busybox_rootfs
+from tests.helpers.runtime import Runtime
 
 __all__ = ["requires"]
 

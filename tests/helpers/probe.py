@@ -32,7 +32,7 @@ class Probe:
     def all(self, key: str) -> list[str]:
         return list(self.values.get(key, []))
 
-    def int(self, key: str) -> int:
+    def number(self, key: str) -> int:
         return int(self.get(key))
 
     def cap(self, kind: str) -> int:
@@ -41,11 +41,11 @@ class Probe:
 
     @property
     def uid(self) -> int:
-        return self.int("uid")
+        return self.number("uid")
 
     @property
     def gid(self) -> int:
-        return self.int("gid")
+        return self.number("gid")
 
     @property
     def groups(self) -> list[int]:

@@ -56,7 +56,11 @@ class Runtime:
     ) -> subprocess.CompletedProcess[str]:
         """Run one verb; ``check`` raises with the runtime's stderr on non-zero exit."""
         self._remember(args)
-        with _stdin(input) as stdin, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with (
+            _stdin(input) as stdin,
+            tempfile.TemporaryFile() as out,
+            tempfile.TemporaryFile() as err,
+        ):
             proc = subprocess.Popen(
                 self.command(*args), stdin=stdin, stdout=out, stderr=err, cwd=cwd
             )
@@ -66,9 +70,7 @@ class Runtime:
                 proc.kill()
                 proc.wait()
                 raise
-            result = subprocess.CompletedProcess(
-                proc.args, code, _read(out), _read(err)
-            )
+            result = subprocess.CompletedProcess(proc.args, code, _read(out), _read(err))
         if check and code != 0:
             raise CommandFailed(
                 f"{self.name} {' '.join(args)} exited {code}: {result.stderr.strip()}"
@@ -111,19 +113,22 @@ class Runtime:
         """``delete --force`` every container this wrapper created; return failures."""
         problems = []
         for cid in reversed(self.created):
-            if self.status(cid) is None:
+            status = self.status(cid)
+            if status is None:
                 continue
-            if self.status(cid) == "paused":
+            if status == "paused":
                 self.run("resume", cid, check=False)
             proc = self.run("delete", "--force", cid, check=False)
             if proc.returncode != 0 and self.status(cid) is not None:
                 problems.append(f"{cid}: {proc.stderr.strip()}")
         self.created.clear()
-        for proc in self.spawned:
-            if proc.poll() is None:
-                proc.kill()
-                problems.append(f"{' '.join(map(str, proc.args))}: still running")
-            proc.wait()
+        for child in self.spawned:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                problems.append(f"{child.args!r} still ran after its container was deleted")
         self.spawned.clear()
         return problems
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # tests/helpers is not a package on the default path
+from helpers.cg2vm import GuestResult, run_in_guest
 
-from tests.helpers.cg2vm import GuestResult, run_in_guest  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.vm, pytest.mark.root, pytest.mark.timeout(900)]
 

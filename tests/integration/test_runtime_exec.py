@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.bundle import BundleFactory, sh
-from helpers.probe import parse_probe
-from helpers.runtime import Runtime
+from tests.helpers.bundle import BundleFactory, sh
+from tests.helpers.probe import parse_probe
+from tests.helpers.runtime import Runtime
 
 pytestmark = pytest.mark.root
 
@@ -34,7 +34,7 @@ def test_exec_joins_the_namespaces(runtime: Runtime, running: str) -> None:
     probe = parse_probe(runtime.run("exec", running, "/probe", "namespaces", "ids").stdout)
     for kind in ("pid", "net", "ipc", "uts", "mnt"):
         assert probe.namespace(kind) == os.readlink(f"/proc/{init}/ns/{kind}")
-    assert probe.int("pid") > 1
+    assert probe.number("pid") > 1
     assert probe.get("hostname") == "runc"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.bundle import BundleFactory, sh
-from helpers.runtime import Runtime
+from tests.helpers.bundle import BundleFactory, SpecEdit, sh
+from tests.helpers.runtime import Runtime
 
 from capsa.oci.runtime_spec import Hook, Hooks, Spec
 
@@ -39,7 +39,7 @@ def _hook(rootfs: Path, name: str) -> Hook:
     return Hook(path=path, args=[path, name, log])
 
 
-def _all_hooks(rootfs: Path):  # type: ignore[no-untyped-def]
+def _all_hooks(rootfs: Path) -> SpecEdit:
     def edit(spec: Spec) -> None:
         spec.hooks = Hooks(
             prestart=[_hook(rootfs, "prestart")],
@@ -140,7 +140,9 @@ def test_hook_gets_args_and_env(runtime: Runtime, bundle: BundleFactory, tmp_pat
 
     def edit(spec: Spec) -> None:
         spec.hooks = Hooks(
-            poststart=[Hook(path="/bin/sh", args=["sh", "-c", script, "zero", "arg1"], env=["HOOK_VAR=v1"])]
+            poststart=[
+                Hook(path="/bin/sh", args=["sh", "-c", script, "zero", "arg1"], env=["HOOK_VAR=v1"])
+            ]
         )
 
     runtime.run("run", "--bundle", str(bundle(["true"], edit=edit)), runtime.new_id())

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.bundle import BundleFactory, sh
-from helpers.probe import Probe, caps_mask, parse_probe
-from helpers.runtime import Runtime
+from tests.helpers.bundle import BundleFactory, SpecEdit, sh
+from tests.helpers.probe import Probe, caps_mask, parse_probe
+from tests.helpers.runtime import Runtime
 
 from capsa.oci.runtime_spec import (
     Capabilities,
@@ -52,7 +52,7 @@ def _host_ns(kind: str) -> str:
     return os.readlink(f"/proc/self/ns/{kind}")
 
 
-def _add_namespace(kind: str):  # type: ignore[no-untyped-def]
+def _add_namespace(kind: str) -> SpecEdit:
     def edit(spec: Spec) -> None:
         assert spec.linux is not None and spec.linux.namespaces is not None
         spec.linux.namespaces.append(Namespace(type=kind))
@@ -91,7 +91,9 @@ def test_domainname(runtime: Runtime, bundle: BundleFactory) -> None:
     assert probe.get("domainname") == "example.test"
 
 
-def test_mount_namespace_hides_host(runtime: Runtime, bundle: BundleFactory, tmp_path: Path) -> None:
+def test_mount_namespace_hides_host(
+    runtime: Runtime, bundle: BundleFactory, tmp_path: Path
+) -> None:
     secret = tmp_path / "host-secret"
     secret.write_text("host only")
     probe = run_probe(runtime, bundle(), "mounts")
@@ -171,7 +173,9 @@ def test_time_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
         assert spec.linux is not None
         spec.linux.time_offsets = {"monotonic": {"secs": 86400 * 365, "nanosecs": 0}}
 
-    out = run_out(runtime, bundle(sh("readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime"), edit=edit))
+    out = run_out(
+        runtime, bundle(sh("readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime"), edit=edit)
+    )
     ns, uptime = out.split()
     assert ns != _host_ns("time")
     assert int(uptime) >= 86400 * 365
@@ -181,7 +185,11 @@ def test_time_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
 
 
 def test_masked_paths(runtime: Runtime, bundle: BundleFactory) -> None:
-    script = "for f in /proc/kcore /proc/keys /proc/timer_list; do echo $f=$(cat $f 2>/dev/null | wc -c); done; echo acpi=$(ls /proc/acpi 2>/dev/null | wc -l)"
+    script = (
+        "for f in /proc/kcore /proc/keys /proc/timer_list; do"
+        " echo $f=$(cat $f 2>/dev/null | wc -c); done;"
+        " echo acpi=$(ls /proc/acpi 2>/dev/null | wc -l)"
+    )
     out = run_out(runtime, bundle(sh(script)))
     for line in out.split():
         assert line.endswith("=0"), out
@@ -199,7 +207,10 @@ def test_readonly_paths(runtime: Runtime, bundle: BundleFactory) -> None:
 
 
 def test_readonly_root(runtime: Runtime, bundle: BundleFactory) -> None:
-    b = bundle(sh("touch /newfile && echo wrote; touch /dev/shm/ok && echo shm-ok"), root=Root("rootfs", True))
+    b = bundle(
+        sh("touch /newfile && echo wrote; touch /dev/shm/ok && echo shm-ok"),
+        root=Root("rootfs", True),
+    )
     assert run_out(runtime, b).split() == ["shm-ok"]
     assert not (b / "rootfs/newfile").exists()
 
@@ -210,11 +221,30 @@ def test_writable_root(runtime: Runtime, bundle: BundleFactory) -> None:
     assert (b / "rootfs/newfile").read_text() == "data\n"
 
 
-DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout", "stderr", "shm", "pts", "mqueue")
+DEVICES = (
+    "null",
+    "zero",
+    "full",
+    "random",
+    "urandom",
+    "tty",
+    "ptmx",
+    "fd",
+    "stdin",
+    "stdout",
+    "stderr",
+    "shm",
+    "pts",
+    "mqueue",
+)
 
 
 def test_default_devices(runtime: Runtime, bundle: BundleFactory) -> None:
-    script = "for d in " + " ".join(DEVICES) + "; do [ -e /dev/$d ] || [ -L /dev/$d ] && echo $d; done; stat -c '%F %t:%T' /dev/null"
+    script = (
+        "for d in "
+        + " ".join(DEVICES)
+        + "; do [ -e /dev/$d ] || [ -L /dev/$d ] && echo $d; done; stat -c '%F %t:%T' /dev/null"
+    )
     out = run_out(runtime, bundle(sh(script))).splitlines()
     assert out[:-1] == list(DEVICES)
     assert out[-1] == "character special file 1:3"
@@ -223,7 +253,9 @@ def test_default_devices(runtime: Runtime, bundle: BundleFactory) -> None:
 def test_extra_device(runtime: Runtime, bundle: BundleFactory) -> None:
     def edit(spec: Spec) -> None:
         assert spec.linux is not None and spec.linux.resources is not None
-        spec.linux.devices = [Device(path="/dev/fulldup", type="c", major=1, minor=7, file_mode=0o666)]
+        spec.linux.devices = [
+            Device(path="/dev/fulldup", type="c", major=1, minor=7, file_mode=0o666)
+        ]
         spec.linux.resources.devices = [
             *(spec.linux.resources.devices or []),
             DeviceCgroup(allow=True, type="c", major=1, minor=7, access="rwm"),
@@ -275,7 +307,7 @@ def test_configured_capabilities(runtime: Runtime, bundle: BundleFactory) -> Non
     def edit(spec: Spec) -> None:
         assert spec.process is not None
         spec.process.capabilities = Capabilities(
-            bounding=names + ["CAP_KILL"], effective=names, permitted=names
+            bounding=[*names, "CAP_KILL"], effective=names, permitted=names
         )
 
     probe = run_probe(runtime, bundle(edit=edit), "status")

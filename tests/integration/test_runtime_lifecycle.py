@@ -7,12 +7,13 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
-from helpers.bundle import BundleFactory, sh
-from helpers.runtime import Runtime
+from tests.helpers import wait_for
+from tests.helpers.bundle import BundleFactory, sh
+from tests.helpers.runtime import Runtime
 
 pytestmark = pytest.mark.root
 
@@ -209,9 +210,7 @@ def _read_until_eof(fd: int, timeout: float) -> bytes:
     raise AssertionError(f"no EOF after {timeout}s; read {data!r}")
 
 
-def test_create_passes_its_stdio_to_the_container(
-    runtime: Runtime, bundle: BundleFactory
-) -> None:
+def test_create_passes_its_stdio_to_the_container(runtime: Runtime, bundle: BundleFactory) -> None:
     b = bundle(sh("echo hello from the container"))
     cid = runtime.new_id()
     r, w = os.pipe()
@@ -262,7 +261,9 @@ def _bad_namespace(b: Path) -> None:
 
 
 @pytest.mark.parametrize("breakage", [_break_root, _break_json, _bad_namespace])
-def test_bad_config_fails_cleanly(runtime: Runtime, bundle: BundleFactory, breakage) -> None:  # type: ignore[no-untyped-def]
+def test_bad_config_fails_cleanly(
+    runtime: Runtime, bundle: BundleFactory, breakage: Callable[[Path], None]
+) -> None:
     b = bundle(["true"])
     breakage(b)
     cid = runtime.new_id()

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import cgroup_dir, wait_for
-from helpers.bundle import BundleFactory, sh
-from helpers.probe import parse_probe
-from helpers.runtime import Runtime
+from tests.helpers import cgroup_dir, wait_for
+from tests.helpers.bundle import BundleFactory, sh
+from tests.helpers.probe import parse_probe
+from tests.helpers.runtime import Runtime
 
 from capsa.oci.runtime_spec import (
     CPUResources,
@@ -65,7 +65,7 @@ def test_memory_limit_oom_kills_a_hog(runtime: Runtime, bundle: BundleFactory) -
 def test_memory_limit_seen_inside(runtime: Runtime, bundle: BundleFactory) -> None:
     b = bundle(["/probe", "cgroups"], edit=_memory_limit)
     proc = runtime.run("run", "--bundle", str(b), runtime.new_id())
-    assert parse_probe(proc.stdout).int("mem_limit") == 32 * MiB
+    assert parse_probe(proc.stdout).number("mem_limit") == 32 * MiB
 
 
 def test_pids_limit_stops_a_fork_loop(runtime: Runtime, bundle: BundleFactory) -> None:
@@ -73,7 +73,9 @@ def test_pids_limit_stops_a_fork_loop(runtime: Runtime, bundle: BundleFactory) -
         _resources(spec).pids = PidsResources(limit=20)
 
     script = "for i in $(seq 40); do sleep 30 & done; echo all-forked"
-    proc = runtime.run("run", "--bundle", str(bundle(sh(script), edit=edit)), runtime.new_id(), check=False)
+    proc = runtime.run(
+        "run", "--bundle", str(bundle(sh(script), edit=edit)), runtime.new_id(), check=False
+    )
     assert proc.returncode != 0
     assert "all-forked" not in proc.stdout
     assert "fork" in proc.stderr
@@ -151,7 +153,9 @@ def test_update_from_resources_file(
 ) -> None:
     cid, pid = _start(runtime, bundle(sh(IDLE)))
     resources = tmp_path / "resources.json"
-    resources.write_text(json.dumps({"cpu": {"quota": 20_000, "period": 100_000}, "pids": {"limit": 50}}))
+    resources.write_text(
+        json.dumps({"cpu": {"quota": 20_000, "period": 100_000}, "pids": {"limit": 50}})
+    )
     runtime.run("update", "--resources", str(resources), cid)
     assert (cgroup_dir(pid, "cpu") / "cpu.cfs_quota_us").read_text().strip() == "20000"
     assert (cgroup_dir(pid, "pids") / "pids.max").read_text().strip() == "50"

@@ -112,7 +112,8 @@ def test_pids_limit(cg: CgroupManager) -> None:
     cg.apply(Resources(pids=PidsResources(limit=4)))
     script = "for i in 1 2 3 4 5 6 7 8; do sleep 3 & done 2>/dev/null; wait; echo done"
     run_in(cg, ["sh", "-c", script])
-    events = open(os.path.join(f"/sys/fs/cgroup{cg.path}", "pids.events")).read()
+    with open(os.path.join(f"/sys/fs/cgroup{cg.path}", "pids.events")) as f:
+        events = f.read()
     assert "max 0" not in events, events
 
 

@@ -1,117 +1,140 @@
-"""JSON <-> dataclass conversion for OCI documents.
+"""JSON <-> record conversion for OCI documents.
 
-OCI documents use camelCase keys; our dataclasses use snake_case fields. A field's
-JSON name is derived from its Python name (``cgroups_path`` -> ``cgroupsPath``) unless
-the field carries ``metadata={"json": "blockIO"}``. Unknown keys are kept in
-``extra`` when a dataclass declares that field, so nothing a newer spec adds is lost
-on a round trip.
+OCI documents use camelCase keys; our records use snake_case fields. A field's JSON
+name is derived from its Python name (``cgroups_path`` -> ``cgroupsPath``) unless the
+field says ``field(json="blockIO")``. Unknown keys are kept in ``extra`` when a record
+declares that field, so nothing a newer spec adds is lost on a round trip.
+
+Field types are read from the annotation strings (``list[Mount] | None``) once per
+class, without ``typing.get_type_hints``, and turned into small converter functions.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from typing import Any, TypeVar, Union, get_args, get_origin
+import sys
 
+from capsa import record as rec
 from capsa.errors import InvalidArgument
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
-_PLAN_CACHE: dict[type, list[tuple[str, str, Any]]] = {}
+    T = TypeVar("T")
+    Converter = Callable[[Any, str], Any]
+
+_PLANS: dict[type, list[tuple[str, str, Converter]]] = {}
 
 
-def json_name(field: dataclasses.Field[Any]) -> str:
-    explicit = field.metadata.get("json")
-    if explicit:
-        return str(explicit)
-    head, *rest = field.name.split("_")
+def json_name(f: rec.Field) -> str:
+    if f.json:
+        return f.json
+    head, *rest = f.name.split("_")
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _plan(cls: type) -> list[tuple[str, str, Any]]:
-    plan = _PLAN_CACHE.get(cls)
+def _split_top(text: str, sep: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _scalar(kind: type, label: str) -> Converter:
+    def convert(value: Any, where: str) -> Any:
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not ok:
+            raise InvalidArgument(f"{where}: expected {label}")
+        return value
+
+    return convert
+
+
+_SCALARS: dict[str, Converter] = {
+    "str": _scalar(str, "a string"),
+    "int": _scalar(int, "an integer"),
+    "bool": _scalar(bool, "true or false"),
+    "float": _scalar(float, "a number"),
+    "Any": lambda value, where: value,
+    "object": lambda value, where: value,
+}
+
+
+def _converter(type_text: str, namespace: dict[str, Any]) -> Converter:
+    options = [p for p in _split_top(type_text, "|") if p != "None"]
+    if len(options) != 1:
+        return _SCALARS["Any"]
+    text = options[0]
+    if text in _SCALARS:
+        return _SCALARS[text]
+    if text.startswith("list[") and text.endswith("]"):
+        item = _converter(text[5:-1], namespace)
+
+        def convert_list(value: Any, where: str) -> Any:
+            if not isinstance(value, list):
+                raise InvalidArgument(f"{where}: expected a list")
+            return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
+        return convert_list
+    if text.startswith("dict[") and text.endswith("]"):
+        _, value_text = _split_top(text[5:-1], ",")
+        val = _converter(value_text, namespace)
+
+        def convert_dict(value: Any, where: str) -> Any:
+            if not isinstance(value, dict):
+                raise InvalidArgument(f"{where}: expected an object")
+            return {str(k): val(v, f"{where}.{k}") for k, v in value.items()}
+
+        return convert_dict
+    target = namespace.get(text)
+    if isinstance(target, type) and rec.is_record(target):
+        return lambda value, where: from_dict(target, value, where)
+    return _SCALARS["Any"]
+
+
+def _plan(cls: type) -> list[tuple[str, str, Converter]]:
+    plan = _PLANS.get(cls)
     if plan is None:
-        hints = typing.get_type_hints(cls)
-        plan = [
-            (f.name, json_name(f), hints[f.name])
-            for f in dataclasses.fields(cls)
-            if f.name != "extra"
-        ]
-        _PLAN_CACHE[cls] = plan
+        namespace = vars(sys.modules[cls.__module__])
+        plan = [(f.name, json_name(f), _converter(f.type, namespace))
+                for f in rec.fields(cls) if f.name != "extra"]
+        _PLANS[cls] = plan
     return plan
 
 
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (Union, types.UnionType)
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    if value is None:
-        return None
-    if _is_union(tp):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return _convert(args[0], value, where)
-        return value
-    origin = get_origin(tp)
-    if origin is list:
-        if not isinstance(value, list):
-            raise InvalidArgument(f"{where}: expected a list")
-        (item,) = get_args(tp)
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise InvalidArgument(f"{where}: expected an object")
-        _, vt = get_args(tp)
-        return {str(k): _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where)  # type: ignore[arg-type]
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise InvalidArgument(f"{where}: expected true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(f"{where}: expected an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidArgument(f"{where}: expected a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise InvalidArgument(f"{where}: expected a string")
-        return value
-    return value
-
-
 def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
-    """Build dataclass ``cls`` from a decoded JSON object, checking types."""
+    """Build record ``cls`` from a decoded JSON object, checking types."""
     if not isinstance(data, dict):
         raise InvalidArgument(f"{where}: expected an object")
     kwargs: dict[str, Any] = {}
     known: set[str] = set()
-    for name, key, tp in _plan(cls):
+    for name, key, convert in _plan(cls):
         known.add(key)
-        if key in data:
-            kwargs[name] = _convert(tp, data[key], f"{where}.{key}")
-    if "extra" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+        if key in data and data[key] is not None:
+            kwargs[name] = convert(data[key], f"{where}.{key}")
+    if any(f.name == "extra" for f in rec.fields(cls)):
         kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
     return cls(**kwargs)
 
 
 def to_dict(obj: Any) -> Any:
-    """Dataclass tree -> JSON-ready structure; ``None`` and empty extras are omitted."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    """Record tree -> JSON-ready structure; ``None`` and empty extras are omitted."""
+    if rec.is_record(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
         for name, key, _ in _plan(type(obj)):
             value = getattr(obj, name)
-            if value is None:
-                continue
-            out[key] = to_dict(value)
+            if value is not None:
+                out[key] = to_dict(value)
         extra = getattr(obj, "extra", None)
         if extra:
             for k, v in extra.items():

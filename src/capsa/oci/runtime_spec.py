@@ -8,12 +8,14 @@ given. Only the Linux platform is modelled.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict, to_dict
+from capsa.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 
@@ -21,16 +23,16 @@ NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "t
 
 
 def _json(name: str) -> Any:
-    return field(default=None, metadata={"json": name})
+    return field(default=None, json=name)
 
 
-@dataclass
+@record
 class Root:
     path: str = "rootfs"
     readonly: bool | None = None
 
 
-@dataclass
+@record
 class Mount:
     destination: str = ""
     type: str | None = None
@@ -40,14 +42,14 @@ class Mount:
     gid_mappings: list[IDMapping] | None = None
 
 
-@dataclass
+@record
 class IDMapping:
     container_id: int = _json("containerID")
     host_id: int = _json("hostID")
     size: int = 0
 
 
-@dataclass
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -56,13 +58,13 @@ class User:
     username: str | None = None
 
 
-@dataclass
+@record
 class ConsoleSize:
     height: int = 0
     width: int = 0
 
 
-@dataclass
+@record
 class Capabilities:
     bounding: list[str] | None = None
     effective: list[str] | None = None
@@ -71,14 +73,14 @@ class Capabilities:
     ambient: list[str] | None = None
 
 
-@dataclass
+@record
 class Rlimit:
     type: str = ""
     hard: int = 0
     soft: int = 0
 
 
-@dataclass
+@record
 class Process:
     args: list[str] | None = None
     cwd: str = "/"
@@ -95,7 +97,7 @@ class Process:
     command_line: str | None = None
 
 
-@dataclass
+@record
 class Hook:
     path: str = ""
     args: list[str] | None = None
@@ -103,7 +105,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass
+@record
 class Hooks:
     prestart: list[Hook] | None = None
     create_runtime: list[Hook] | None = None
@@ -113,13 +115,13 @@ class Hooks:
     poststop: list[Hook] | None = None
 
 
-@dataclass
+@record
 class Namespace:
     type: str = ""
     path: str | None = None
 
 
-@dataclass
+@record
 class Device:
     path: str = ""
     type: str = "c"
@@ -130,7 +132,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass
+@record
 class DeviceCgroup:
     allow: bool = False
     type: str | None = None
@@ -139,7 +141,7 @@ class DeviceCgroup:
     access: str | None = None
 
 
-@dataclass
+@record
 class MemoryResources:
     limit: int | None = None
     reservation: int | None = None
@@ -152,7 +154,7 @@ class MemoryResources:
     check_before_update: bool | None = None
 
 
-@dataclass
+@record
 class CPUResources:
     shares: int | None = None
     quota: int | None = None
@@ -165,12 +167,12 @@ class CPUResources:
     idle: int | None = None
 
 
-@dataclass
+@record
 class PidsResources:
     limit: int = 0
 
 
-@dataclass
+@record
 class WeightDevice:
     major: int = 0
     minor: int = 0
@@ -178,14 +180,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass
+@record
 class ThrottleDevice:
     major: int = 0
     minor: int = 0
     rate: int = 0
 
 
-@dataclass
+@record
 class BlockIOResources:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -196,25 +198,25 @@ class BlockIOResources:
     throttle_write_iops_device: list[ThrottleDevice] | None = _json("throttleWriteIOPSDevice")
 
 
-@dataclass
+@record
 class HugepageLimit:
     page_size: str = ""
     limit: int = 0
 
 
-@dataclass
+@record
 class NetworkPriority:
     name: str = ""
     priority: int = 0
 
 
-@dataclass
+@record
 class NetworkResources:
     class_id: int | None = _json("classID")
     priorities: list[NetworkPriority] | None = None
 
 
-@dataclass
+@record
 class Resources:
     devices: list[DeviceCgroup] | None = None
     memory: MemoryResources | None = None
@@ -226,7 +228,7 @@ class Resources:
     unified: dict[str, str] | None = None
 
 
-@dataclass
+@record
 class SeccompArg:
     index: int = 0
     value: int = 0
@@ -234,7 +236,7 @@ class SeccompArg:
     op: str = ""
 
 
-@dataclass
+@record
 class SeccompSyscall:
     names: list[str] = field(default_factory=list)
     action: str = ""
@@ -242,7 +244,7 @@ class SeccompSyscall:
     args: list[SeccompArg] | None = None
 
 
-@dataclass
+@record
 class Seccomp:
     default_action: str = "SCMP_ACT_ALLOW"
     default_errno_ret: int | None = None
@@ -252,7 +254,7 @@ class Seccomp:
     syscalls: list[SeccompSyscall] | None = None
 
 
-@dataclass
+@record
 class Linux:
     namespaces: list[Namespace] | None = None
     uid_mappings: list[IDMapping] | None = None
@@ -277,7 +279,7 @@ class Linux:
         return None
 
 
-@dataclass
+@record
 class Spec:
     oci_version: str = OCI_VERSION
     root: Root | None = None
@@ -299,11 +301,12 @@ class Spec:
         return out
 
 
-def load_spec(bundle: str | Path) -> Spec:
+def load_spec(bundle: str) -> Spec:
     """Read and type-check ``<bundle>/config.json``."""
-    path = Path(bundle) / "config.json"
+    path = f"{bundle.rstrip('/')}/config.json"
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise InvalidArgument(f"no config.json in bundle {bundle}") from None
     except OSError as e:

@@ -6,14 +6,19 @@ Thin on purpose: parse, call ``Runtime``, print. Errors become one line on stder
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-from typing import Any
+import time
 
-from capsa.errors import CapsaError, InvalidArgument
-from capsa.runtime.log import RuntimeLog
+_STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import json
+import os  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from capsa.errors import CapsaError, InvalidArgument  # noqa: E402
+from capsa.runtime import trace  # noqa: E402
+from capsa.runtime.log import RuntimeLog  # noqa: E402
 
 
 def default_root() -> str:
@@ -123,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verb:
         _parser().print_help()
         return 0
+    if os.environ.get("CAPSA_TRACE"):
+        trace.enable(os.environ["CAPSA_TRACE"], _STARTED)
     from capsa.runtime import commands
 
+    trace.mark("imports")
     try:
         return int(getattr(commands, "cmd_" + args.verb)(args, log) or 0)
     except CapsaError as e:
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        trace.dump()
 
 
 def print_json(data: Any, indent: int | None = 2) -> None:

@@ -14,6 +14,7 @@ from capsa.errors import AlreadyExists, InvalidArgument
 from capsa.runtime.cli import default_root, parse_bytes, print_json
 from capsa.runtime.container import Runtime, signal_number
 from capsa.runtime.create import CreateOptions
+from capsa.runtime import trace
 from capsa.runtime.log import RuntimeLog
 
 Args = argparse.Namespace
@@ -74,16 +75,20 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
         opts.console.close()
         master = receive_master(ours)
         ours.close()
+    trace.mark("create_done")
     try:
         _warn(log, rt.start(args.id))
+        trace.mark("start")
     except BaseException:
         rt.delete(args.id, force=True)
         raise
     if args.detach:
         return 0
     code = foreground.wait_foreground(created.state.pid, master)
+    trace.mark("container_ran")
     if not args.keep:
         _warn(log, rt.delete(args.id, force=True))
+        trace.mark("delete")
     return code
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from capsa.cleanup import CleanupStack
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
 from capsa.runtime import hooks as hooks_mod
+from capsa.runtime import trace
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.devices import effective_resources
 from capsa.runtime.process import prepare_seccomp
@@ -60,6 +61,7 @@ def create(store: StateStore, container_id: str, opts: CreateOptions) -> Created
     spec = load_spec(bundle)
     rootfs = validate(spec, bundle)
     store.reserve(container_id)
+    trace.mark("config")
     with CleanupStack() as cleanup:
         cleanup.push(store.remove, container_id)
         return _create(store, container_id, spec, bundle, rootfs, opts, cleanup)
@@ -79,6 +81,7 @@ def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
     cgroup.create()
     cleanup.push(cgroup.destroy)
     warnings = cgroup.apply(effective_resources(spec))
+    trace.mark("cgroup")
     fifo = store.fifo(cid)
     os.mkfifo(fifo, 0o622)
     console = opts.console
@@ -137,13 +140,16 @@ def _drive(sync: SyncSocket, pid_a: int, state: ContainerState, spec: Spec,
             cleanup.push(_kill, state.pid)
             _reap(pid_a)
             state.pid_start = _start_time(state.pid)
+            trace.mark("namespaces")
         elif kind == "pre-pivot":
+            trace.mark("mounts")
             store.save(state)
             oci = oci_state(state, "creating")
             hooks_mod.run_hooks(spec.hooks, "prestart", oci)
             hooks_mod.run_hooks(spec.hooks, "createRuntime", oci)
             sync.send("hooks-done", state=oci)
         elif kind == "ready":
+            trace.mark("pivot_and_process")
             return list(msg.get("warnings") or [])
 
 
