@@ -54,16 +54,30 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 def split(bundle: Path, state: Path, runs: int) -> dict[str, float]:
     """Median milliseconds of start-up, imports, and of the traced run phases."""
     bare = [timed([str(PYTHON), "-c", "pass"]) for _ in range(runs)]
-    imports = [timed([str(PYTHON), "-c", "import capsa.runtime.cli, capsa.runtime.commands"])
-               for _ in range(runs)]
-    out = {"python_startup_ms": statistics.median(bare) * 1000,
-           "imports_ms": (statistics.median(imports) - statistics.median(bare)) * 1000}
+    imports = [
+        timed([str(PYTHON), "-c", "import capsa.runtime.cli, capsa.runtime.commands"])
+        for _ in range(runs)
+    ]
+    out = {
+        "python_startup_ms": statistics.median(bare) * 1000,
+        "imports_ms": (statistics.median(imports) - statistics.median(bare)) * 1000,
+    }
     phases: dict[str, list[float]] = {}
     for i in range(runs):
         trace = state / f"trace-{i}.json"
         env = dict(os.environ, CAPSA_TRACE=str(trace))
-        timed([str(CAPSA), "--root", str(state / "capsa"), "run", "--bundle", str(bundle),
-               f"capsa-bench-split-{os.getpid()}-{i}"], env)
+        timed(
+            [
+                str(CAPSA),
+                "--root",
+                str(state / "capsa"),
+                "run",
+                "--bundle",
+                str(bundle),
+                f"capsa-bench-split-{os.getpid()}-{i}",
+            ],
+            env,
+        )
         if trace.exists():
             for name, ms in json.loads(trace.read_text()).items():
                 phases.setdefault(name, []).append(ms)
@@ -82,10 +96,10 @@ def main() -> None:
         capsa, runc = [], []
         for i in range(args.runs + 3):
             name = f"capsa-bench-{os.getpid()}-{i}"
-            c = timed([str(CAPSA), "--root", str(base / "capsa"), "run", "--bundle",
-                       str(bundle), name])
-            r = timed(["runc", "--root", str(base / "runc"), "run", "--bundle", str(bundle),
-                       name])
+            c = timed(
+                [str(CAPSA), "--root", str(base / "capsa"), "run", "--bundle", str(bundle), name]
+            )
+            r = timed(["runc", "--root", str(base / "runc"), "run", "--bundle", str(bundle), name])
             if i >= 3:  # warm-up
                 capsa.append(c)
                 runc.append(r)
@@ -100,8 +114,9 @@ def main() -> None:
         result.update(split(bundle, base, max(10, args.runs // 4)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    text = json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                       for k, v in result.items()}, indent=2)
+    text = json.dumps(
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2
+    )
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")

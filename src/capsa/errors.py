@@ -53,3 +53,8 @@ class Unavailable(CapsaError):
 
 class Internal(CapsaError):
     """A bug or an unexpected kernel answer."""
+
+
+def os_reason(e: OSError) -> str:
+    """The kernel's reason for ``e``, lower-case, for one-line messages."""
+    return (e.strerror or str(e)).lower()

@@ -36,8 +36,9 @@ MISSING: Any = _Missing()
 class Field:
     __slots__ = ("default", "factory", "json", "name", "type")
 
-    def __init__(self, default: Any = MISSING, factory: Any = MISSING,
-                 json: str | None = None) -> None:
+    def __init__(
+        self, default: Any = MISSING, factory: Any = MISSING, json: str | None = None
+    ) -> None:
         self.name = ""
         self.type = ""
         self.default = default
@@ -50,8 +51,12 @@ class Field:
         return self.default
 
 
-def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = MISSING,
-          json: str | None = None) -> Any:
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    json: str | None = None,
+) -> Any:
     return Field(default, default_factory, json)
 
 
@@ -106,9 +111,9 @@ def record(cls: type[T]) -> type[T]:
                 delattr(cls, name)
         fields[name] = f
     cls.__record_fields__ = tuple(fields.values())  # type: ignore[attr-defined]
-    cls.__init__ = _init  # type: ignore[assignment,method-assign]
-    cls.__repr__ = _repr  # type: ignore[assignment,method-assign]
-    cls.__eq__ = _eq  # type: ignore[assignment,method-assign]
+    cls.__init__ = _init  # type: ignore[method-assign]
+    cls.__repr__ = _repr  # type: ignore[method-assign]
+    cls.__eq__ = _eq  # type: ignore[method-assign]
     cls.__hash__ = None  # type: ignore[assignment]
     return cls
 

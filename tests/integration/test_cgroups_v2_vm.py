@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from helpers.cg2vm import GuestResult, run_in_guest
+from tests.helpers.cg2vm import GuestResult, run_in_guest
 
 REPO = Path(__file__).resolve().parents[2]
 

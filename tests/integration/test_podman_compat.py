@@ -29,15 +29,30 @@ IMAGE = "localhost/capsa-test-busybox:latest"
 class Podman:
     def __init__(self, base: Path) -> None:
         self.argv = [
-            "podman", "--root", str(base / "storage"), "--runroot", str(base / "run"),
-            "--runtime", str(RUNTIME), "--cgroup-manager", "cgroupfs",
-            "--events-backend", "file", "--tmpdir", str(base / "tmp"),
+            "podman",
+            "--root",
+            str(base / "storage"),
+            "--runroot",
+            str(base / "run"),
+            "--runtime",
+            str(RUNTIME),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--tmpdir",
+            str(base / "tmp"),
         ]
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60,
-                 ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*self.argv, *args], capture_output=True, text=True,
-                              timeout=timeout, check=False)
+    def __call__(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*self.argv, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"podman {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
         return proc
@@ -54,8 +69,12 @@ def podman(tmp_path_factory: pytest.TempPathFactory):
     rootfs = build_busybox_rootfs(base / "rootfs", probe=True)
     pm = Podman(base)
     tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
-    imp = subprocess.run([*pm.argv, "import", "--change", 'CMD ["/bin/sh"]', "-", IMAGE],
-                         input=tar.stdout, capture_output=True, check=False)
+    imp = subprocess.run(
+        [*pm.argv, "import", "--change", 'CMD ["/bin/sh"]', "-", IMAGE],
+        input=tar.stdout,
+        capture_output=True,
+        check=False,
+    )
     assert imp.returncode == 0, imp.stderr.decode()
     yield pm
     pm("rm", "-a", "-f", "-t", "0", check=False)
@@ -81,16 +100,37 @@ def test_run_rm_echo(podman: Podman) -> None:
 
 
 def test_run_exit_code_and_isolation(podman: Podman) -> None:
-    out = podman("run", "--rm", "--network", "none", "--hostname", "podcapsa", IMAGE,
-                 "sh", "-c", "hostname; echo pid=$$; exit 3", check=False)
+    out = podman(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--hostname",
+        "podcapsa",
+        IMAGE,
+        "sh",
+        "-c",
+        "hostname; echo pid=$$; exit 3",
+        check=False,
+    )
     assert out.returncode == 3, out.stderr
     assert out.stdout.splitlines() == ["podcapsa", "pid=1"]
 
 
 def test_detached_exec_stop(podman: Podman) -> None:
     name = unique_name()
-    podman("run", "-d", "--name", name, "--network", "none", IMAGE,
-           "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    )
     try:
         out = podman("exec", name, "sh", "-c", "echo in-exec; cat /proc/1/cmdline | tr '\\0' ' '")
         assert out.stdout.splitlines()[0] == "in-exec"
@@ -108,8 +148,9 @@ def test_detached_exec_stop(podman: Podman) -> None:
 def test_interactive_terminal(podman: Podman) -> None:
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvp(podman.argv[0], [*podman.argv, "run", "--rm", "-it", "--network", "none",
-                                    IMAGE, "sh"])
+        os.execvp(
+            podman.argv[0], [*podman.argv, "run", "--rm", "-it", "--network", "none", IMAGE, "sh"]
+        )
     out = _talk(fd, b"echo tty=$(tty); exit 5\n")
     _, status = os.waitpid(pid, 0)
     os.close(fd)

@@ -171,7 +171,8 @@ def test_time_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
     def edit(spec: Spec) -> None:
         _add_namespace("time")(spec)
         assert spec.linux is not None
-        spec.linux.time_offsets = {"monotonic": {"secs": 86400 * 365, "nanosecs": 0}}
+        year = {"secs": 86400 * 365, "nanosecs": 0}
+        spec.linux.time_offsets = {"boottime": year, "monotonic": year}  # uptime is boottime
 
     out = run_out(
         runtime, bundle(sh("readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime"), edit=edit)

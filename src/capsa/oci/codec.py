@@ -106,8 +106,11 @@ def _plan(cls: type) -> list[tuple[str, str, Converter]]:
     plan = _PLANS.get(cls)
     if plan is None:
         namespace = vars(sys.modules[cls.__module__])
-        plan = [(f.name, json_name(f), _converter(f.type, namespace))
-                for f in rec.fields(cls) if f.name != "extra"]
+        plan = [
+            (f.name, json_name(f), _converter(f.type, namespace))
+            for f in rec.fields(cls)
+            if f.name != "extra"
+        ]
         _PLANS[cls] = plan
     return plan
 

@@ -4,21 +4,23 @@ Thin on purpose: parse, call ``Runtime``, print. Errors become one line on stder
 (and in ``--log``) with exit status 1, as runc does.
 """
 
+# ruff: noqa: E402 - the clock starts before the imports it measures
+
 from __future__ import annotations
 
 import time
 
 _STARTED = time.perf_counter()
 
-import argparse  # noqa: E402
+import argparse
 import json
-import os  # noqa: E402
-import sys  # noqa: E402
-from typing import Any  # noqa: E402
+import os
+import sys
+from typing import Any
 
-from capsa.errors import CapsaError, InvalidArgument  # noqa: E402
-from capsa.runtime import trace  # noqa: E402
-from capsa.runtime.log import RuntimeLog  # noqa: E402
+from capsa.errors import CapsaError, InvalidArgument
+from capsa.runtime import trace
+from capsa.runtime.log import RuntimeLog
 
 
 def default_root() -> str:
@@ -85,10 +87,24 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("update", help="update resource limits")
     s.add_argument("-r", "--resources", default=None)
-    for flag in ("memory", "memory-swap", "memory-reservation", "kernel-memory",
-                 "kernel-memory-tcp", "cpu-shares", "cpu-period", "cpu-quota",
-                 "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems",
-                 "pids-limit", "blkio-weight", "l3-cache-schema", "mem-bw-schema"):
+    for flag in (
+        "memory",
+        "memory-swap",
+        "memory-reservation",
+        "kernel-memory",
+        "kernel-memory-tcp",
+        "cpu-shares",
+        "cpu-period",
+        "cpu-quota",
+        "cpu-rt-period",
+        "cpu-rt-runtime",
+        "cpuset-cpus",
+        "cpuset-mems",
+        "pids-limit",
+        "blkio-weight",
+        "l3-cache-schema",
+        "mem-bw-schema",
+    ):
         s.add_argument(f"--{flag}", default=None)
     s.add_argument("id")
 
@@ -158,7 +174,7 @@ def parse_bytes(value: str) -> int:
         return -1
     units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
     num = text.rstrip("bkmgtpi")
-    suffix = text[len(num):].replace("ib", "").replace("b", "") or ""
+    suffix = text[len(num) :].replace("ib", "").replace("b", "") or ""
     try:
         return int(float(num) * units[suffix])
     except (ValueError, KeyError):

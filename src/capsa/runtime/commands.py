@@ -10,11 +10,11 @@ import sys
 import time
 from typing import Any
 
-from capsa.errors import AlreadyExists, InvalidArgument
+from capsa.errors import AlreadyExists, InvalidArgument, os_reason
+from capsa.runtime import trace
 from capsa.runtime.cli import default_root, parse_bytes, print_json
 from capsa.runtime.container import Runtime, signal_number
 from capsa.runtime.create import CreateOptions
-from capsa.runtime import trace
 from capsa.runtime.log import RuntimeLog
 
 Args = argparse.Namespace
@@ -42,9 +42,13 @@ def cmd_spec(args: Args, log: RuntimeLog) -> int:
 
 
 def _create_options(args: Args) -> CreateOptions:
-    return CreateOptions(bundle=args.bundle, pid_file=args.pid_file,
-                         console_socket=args.console_socket, no_pivot=args.no_pivot,
-                         preserve_fds=args.preserve_fds)
+    return CreateOptions(
+        bundle=args.bundle,
+        pid_file=args.pid_file,
+        console_socket=args.console_socket,
+        no_pivot=args.no_pivot,
+        preserve_fds=args.preserve_fds,
+    )
 
 
 def cmd_create(args: Args, log: RuntimeLog) -> int:
@@ -130,7 +134,7 @@ def cmd_resume(args: Args, log: RuntimeLog) -> int:
 
 
 def cmd_list(args: Args, log: RuntimeLog) -> int:
-    infos = _runtime(args).list()
+    infos = _runtime(args).containers()
     if args.quiet:
         for info in infos:
             print(info.state.id)
@@ -140,8 +144,9 @@ def cmd_list(args: Args, log: RuntimeLog) -> int:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         for i in infos:
             j = i.to_json()
-            rows.append((j["id"], str(j["pid"]), j["status"], j["bundle"], j["created"],
-                         j["owner"]))
+            rows.append(
+                (j["id"], str(j["pid"]), j["status"], j["bundle"], j["created"], j["owner"])
+            )
         widths = [max(len(r[c]) for r in rows) for c in range(6)]
         for r in rows:
             print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
@@ -167,7 +172,7 @@ def cmd_ps(args: Args, log: RuntimeLog) -> int:
         raise InvalidArgument("ps: output has no PID column")
     col = header.index("PID")
     print(lines[0])
-    wanted = set(pids)
+    wanted: set[int] = set(pids)
     for line in lines[1:]:
         fields = line.split()
         if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
@@ -211,13 +216,22 @@ def cmd_events(args: Args, log: RuntimeLog) -> int:
 
 def _resources_from_flags(args: Args) -> dict[str, Any]:
     res: dict[str, Any] = {}
-    mem = {"limit": ("memory", parse_bytes), "swap": ("memory_swap", parse_bytes),
-           "reservation": ("memory_reservation", parse_bytes),
-           "kernel": ("kernel_memory", parse_bytes), "kernelTCP": ("kernel_memory_tcp", parse_bytes)}
-    cpu = {"shares": ("cpu_shares", int), "period": ("cpu_period", int),
-           "quota": ("cpu_quota", int), "realtimePeriod": ("cpu_rt_period", int),
-           "realtimeRuntime": ("cpu_rt_runtime", int), "cpus": ("cpuset_cpus", str),
-           "mems": ("cpuset_mems", str)}
+    mem = {
+        "limit": ("memory", parse_bytes),
+        "swap": ("memory_swap", parse_bytes),
+        "reservation": ("memory_reservation", parse_bytes),
+        "kernel": ("kernel_memory", parse_bytes),
+        "kernelTCP": ("kernel_memory_tcp", parse_bytes),
+    }
+    cpu = {
+        "shares": ("cpu_shares", int),
+        "period": ("cpu_period", int),
+        "quota": ("cpu_quota", int),
+        "realtimePeriod": ("cpu_rt_period", int),
+        "realtimeRuntime": ("cpu_rt_runtime", int),
+        "cpus": ("cpuset_cpus", str),
+        "mems": ("cpuset_mems", str),
+    }
     for section, table in (("memory", mem), ("cpu", cpu)):
         for key, (attr, conv) in table.items():
             value = getattr(args, attr)
@@ -261,20 +275,29 @@ def _exec_process(args: Args, rt: Runtime) -> Any:
             with open(args.process) as f:
                 return from_dict(Process, json.load(f), "process")
         except OSError as e:
-            raise InvalidArgument(f"cannot read {args.process}: {e.strerror.lower()}") from None
+            raise InvalidArgument(f"cannot read {args.process}: {os_reason(e)}") from None
         except ValueError as e:
             raise InvalidArgument(f"{args.process}: invalid JSON: {e}") from None
     command = [a for a in args.command if a != "--"] if args.command[:1] == ["--"] else args.command
     base = rt.spec_of(rt.store.load(args.id)).process or Process()
-    proc = Process(args=command, cwd=args.cwd or base.cwd, env=list(base.env or []) + args.env,
-                   terminal=args.tty, user=base.user, capabilities=base.capabilities,
-                   rlimits=base.rlimits,
-                   no_new_privileges=args.no_new_privs or base.no_new_privileges)
+    proc = Process(
+        args=command,
+        cwd=args.cwd or base.cwd,
+        env=list(base.env or []) + args.env,
+        terminal=args.tty,
+        user=base.user,
+        capabilities=base.capabilities,
+        rlimits=base.rlimits,
+        no_new_privileges=args.no_new_privs or base.no_new_privileges,
+    )
     if args.user:
         uid, _, gid = args.user.partition(":")
         try:
-            proc.user = User(uid=int(uid), gid=int(gid or 0),
-                             additional_gids=[int(g) for g in args.additional_gids] or None)
+            proc.user = User(
+                uid=int(uid),
+                gid=int(gid or 0),
+                additional_gids=[int(g) for g in args.additional_gids] or None,
+            )
         except ValueError:
             raise InvalidArgument(f"invalid --user {args.user!r}") from None
     if args.cap and proc.capabilities is not None:
@@ -290,8 +313,13 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
 
     rt = _runtime(args)
     proc = _exec_process(args, rt)
-    opts = ExecOptions(process=proc, detach=args.detach, pid_file=args.pid_file,
-                       console_socket=args.console_socket, preserve_fds=args.preserve_fds)
+    opts = ExecOptions(
+        process=proc,
+        detach=args.detach,
+        pid_file=args.pid_file,
+        console_socket=args.console_socket,
+        preserve_fds=args.preserve_fds,
+    )
     ours = None
     if not args.detach:
         foreground.become_subreaper()

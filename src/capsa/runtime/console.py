@@ -11,7 +11,7 @@ import struct
 import termios
 import tty
 
-from capsa.errors import InvalidArgument
+from capsa.errors import InvalidArgument, os_reason
 
 
 def connect_console_socket(path: str) -> socket.socket:
@@ -20,7 +20,9 @@ def connect_console_socket(path: str) -> socket.socket:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise InvalidArgument(f"cannot connect to console socket {path}: {e.strerror.lower()}") from None
+        raise InvalidArgument(
+            f"cannot connect to console socket {path}: {os_reason(e)}"
+        ) from None
     return sock
 
 

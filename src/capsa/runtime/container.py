@@ -11,20 +11,20 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
 from capsa.oci.runtime_spec import Resources, Spec
+from capsa.record import record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime.cgroup import open_cgroup
-from capsa.runtime.create import CreateOptions, Created, create, oci_state
+from capsa.runtime.create import Created, CreateOptions, create, oci_state
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.status import Op, Status, check
 
 
-@dataclass
+@record
 class ContainerInfo:
     state: ContainerState
     status: Status
@@ -57,12 +57,12 @@ class Runtime:
         st = self.store.load(cid)
         return ContainerInfo(st, self.status_of(st))
 
-    def list(self) -> list[ContainerInfo]:
+    def containers(self) -> list[ContainerInfo]:
         out = []
         for cid in self.store.ids():
             try:
                 out.append(self.info(cid))
-            except Exception:  # noqa: BLE001 - a container deleted meanwhile
+            except Exception:
                 continue
         return out
 
@@ -228,4 +228,4 @@ def signal_number(name: str) -> int:
     raise InvalidArgument(f"invalid signal {name!r}")
 
 
-__all__ = ["ContainerInfo", "Runtime", "signal_number", "errno"]
+__all__ = ["ContainerInfo", "Runtime", "errno", "signal_number"]

@@ -12,23 +12,23 @@ import pwd
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from capsa.cleanup import CleanupStack
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
+from capsa.record import field, record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import trace
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.devices import effective_resources
-from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.init import InitContext, open_namespace_paths, stage1
+from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.sync import SyncSocket
 from capsa.runtime.validate import validate
 
 
-@dataclass
+@record
 class CreateOptions:
     bundle: str = "."
     pid_file: str | None = None
@@ -39,7 +39,7 @@ class CreateOptions:
     console: socket.socket | None = None
 
 
-@dataclass
+@record
 class Created:
     state: ContainerState
     warnings: list[str] = field(default_factory=list)
@@ -68,14 +68,25 @@ def create(store: StateStore, container_id: str, opts: CreateOptions) -> Created
     raise AssertionError("unreachable")
 
 
-def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
-            opts: CreateOptions, cleanup: CleanupStack) -> Created:
+def _create(
+    store: StateStore,
+    cid: str,
+    spec: Spec,
+    bundle: str,
+    rootfs: str,
+    opts: CreateOptions,
+    cleanup: CleanupStack,
+) -> Created:
     assert spec.linux is not None
     state = ContainerState(
-        id=cid, bundle=bundle, rootfs=rootfs,
+        id=cid,
+        bundle=bundle,
+        rootfs=rootfs,
         cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime-{cid}",
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
-        owner=_owner(), annotations=dict(spec.annotations or {}), config=spec.to_json(),
+        created=datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+        owner=_owner(),
+        annotations=dict(spec.annotations or {}),
+        config=spec.to_json(),
     )
     cgroup = open_cgroup(state.cgroups_path)
     cgroup.create()
@@ -90,10 +101,18 @@ def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
 
         console = connect_console_socket(opts.console_socket)
         cleanup.push(console.close)
-    ctx = InitContext(spec=spec, rootfs=rootfs, fifo=fifo, sync=None,  # type: ignore[arg-type]
-                      cgroup=cgroup, console=console, no_pivot=opts.no_pivot,
-                      preserve_fds=opts.preserve_fds, ns_fds=open_namespace_paths(spec),
-                      seccomp=prepare_seccomp(spec.linux.seccomp))
+    ctx = InitContext(
+        spec=spec,
+        rootfs=rootfs,
+        fifo=fifo,
+        sync=None,  # type: ignore[arg-type]
+        cgroup=cgroup,
+        console=console,
+        no_pivot=opts.no_pivot,
+        preserve_fds=opts.preserve_fds,
+        ns_fds=open_namespace_paths(spec),
+        seccomp=prepare_seccomp(spec.linux.seccomp),
+    )
     parent, child = SyncSocket.pair()
     ctx.sync = child
     sys.stdout.flush()
@@ -123,8 +142,15 @@ def _create(store: StateStore, cid: str, spec: Spec, bundle: str, rootfs: str,
     return Created(state, warnings)
 
 
-def _drive(sync: SyncSocket, pid_a: int, state: ContainerState, spec: Spec,
-           store: StateStore, cgroup: Any, cleanup: CleanupStack) -> list[str]:
+def _drive(
+    sync: SyncSocket,
+    pid_a: int,
+    state: ContainerState,
+    spec: Spec,
+    store: StateStore,
+    cgroup: Any,
+    cleanup: CleanupStack,
+) -> list[str]:
     """Answer the init's messages until it reports ready."""
     cgroup.add(pid_a)
     sync.send("go")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from capsa.errors import InvalidArgument
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Spec
+from capsa.record import record
 from capsa.runtime import process as proc_mod
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.container import Runtime
@@ -21,7 +21,7 @@ from capsa.runtime.sync import SyncSocket
 _ORDER = ("user", "mount", "ipc", "uts", "network", "pid", "cgroup", "time")
 
 
-@dataclass
+@record
 class ExecOptions:
     process: Process
     detach: bool = False
@@ -31,7 +31,7 @@ class ExecOptions:
     console: socket.socket | None = None  # the runtime's own pty proxy
 
 
-@dataclass
+@record
 class Execed:
     pid: int
     warnings: list[str]
@@ -103,8 +103,13 @@ def _reap_quietly(pid: int) -> None:
         pass
 
 
-def _stage1(sync: SyncSocket, ns_fds: list[tuple[str, int]], prepared_filter: Any,
-            opts: ExecOptions, console: socket.socket | None) -> NoReturn:
+def _stage1(
+    sync: SyncSocket,
+    ns_fds: list[tuple[str, int]],
+    prepared_filter: Any,
+    opts: ExecOptions,
+    console: socket.socket | None,
+) -> NoReturn:
     try:
         sync.expect("go")
         for kind, fd in ns_fds:
@@ -115,13 +120,14 @@ def _stage1(sync: SyncSocket, ns_fds: list[tuple[str, int]], prepared_filter: An
             _stage2(sync, prepared_filter, opts, console)
         sync.send("pid", pid=pid)
         os._exit(0)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         sync.send_error(e)
         os._exit(1)
 
 
-def _stage2(sync: SyncSocket, prepared_filter: Any, opts: ExecOptions,
-            console: socket.socket | None) -> NoReturn:
+def _stage2(
+    sync: SyncSocket, prepared_filter: Any, opts: ExecOptions, console: socket.socket | None
+) -> NoReturn:
     try:
         os.chdir("/")
         if console is not None:
@@ -132,11 +138,11 @@ def _stage2(sync: SyncSocket, prepared_filter: Any, opts: ExecOptions,
         prepared = proc_mod.prepare(opts.process, prepared_filter)
         sync.send("ready", warnings=prepared.warnings)
         sync.close()
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         sync.send_error(e)
         os._exit(1)
     try:
         proc_mod.finalize_and_exec(opts.process, prepared, opts.preserve_fds)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         sys.stderr.write(f"capsa-runtime exec: {e}\n")
     os._exit(127)

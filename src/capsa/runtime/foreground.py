@@ -16,8 +16,13 @@ import threading
 from capsa.linux import syscalls as sc
 
 FORWARDED = (
-    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-    signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCONT,
 )
 
 
@@ -40,6 +45,7 @@ def exit_status(status: int) -> int:
 
 def wait_foreground(pid: int, master: int | None = None) -> int:
     """Forward signals to ``pid``, proxy its pty if any, return its exit code."""
+
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(pid, signum)

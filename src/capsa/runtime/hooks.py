@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from capsa.errors import FailedPrecondition
+from capsa.errors import FailedPrecondition, os_reason
 from capsa.oci.runtime_spec import Hook, Hooks
 
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -38,18 +38,23 @@ def run_hooks(hooks: Hooks | None, phase: str, state: dict[str, Any]) -> None:
         env = dict(e.split("=", 1) for e in hook.env or [] if "=" in e)
         try:
             proc = subprocess.run(
-                args, executable=hook.path, input=payload, env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                args,
+                executable=hook.path,
+                input=payload,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 timeout=hook.timeout if hook.timeout and hook.timeout > 0 else None,
             )
         except subprocess.TimeoutExpired:
             raise FailedPrecondition(
-                f"{phase} hook {hook.path} timed out after {hook.timeout}s") from None
+                f"{phase} hook {hook.path} timed out after {hook.timeout}s"
+            ) from None
         except OSError as e:
-            raise FailedPrecondition(
-                f"{phase} hook {hook.path}: {e.strerror.lower()}") from None
+            raise FailedPrecondition(f"{phase} hook {hook.path}: {os_reason(e)}") from None
         if proc.returncode != 0:
             detail = proc.stderr.decode(errors="replace").strip().splitlines()
             tail = f": {detail[-1]}" if detail else ""
             raise FailedPrecondition(
-                f"{phase} hook {hook.path} exited with status {proc.returncode}{tail}")
+                f"{phase} hook {hook.path} exited with status {proc.returncode}{tail}"
+            )

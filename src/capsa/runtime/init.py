@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied
+from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Spec
+from capsa.record import field, record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import process as proc_mod
 from capsa.runtime.rootfs import RootfsBuilder
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from capsa.cgroups import CgroupManager
 
 
-@dataclass
+@record
 class InitContext:
     spec: Spec
     rootfs: str
@@ -53,8 +53,9 @@ def open_namespace_paths(spec: Spec) -> dict[str, int]:
             except OSError as e:
                 for fd in fds.values():
                     os.close(fd)
-                raise InvalidArgument(f"cannot open {ns.type} namespace {ns.path}: "
-                                      f"{e.strerror.lower()}") from None
+                raise InvalidArgument(
+                    f"cannot open {ns.type} namespace {ns.path}: {os_reason(e)}"
+                ) from None
     return fds
 
 
@@ -90,7 +91,7 @@ def stage1(ctx: InitContext) -> NoReturn:
             stage2(ctx)
         ctx.sync.send("pid", pid=pid)
         os._exit(0)
-    except BaseException as e:  # noqa: BLE001 - everything goes to the parent
+    except BaseException as e:
         ctx.sync.send_error(e)
         os._exit(1)
 
@@ -112,7 +113,7 @@ def stage2(ctx: InitContext) -> NoReturn:
         started = True
         _wait_for_start(fifo_fd)
         _exec(ctx)
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         if not started:
             ctx.sync.send_error(e)
             os._exit(1)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from capsa.linux import syscalls as sc
+from capsa.record import field, record
 
 # option -> (clear?, flag)
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -53,7 +52,7 @@ PROPAGATION: dict[str, int] = {
 _IGNORED = {"tmpcopyup", "idmap", "ridmap", "copy-symlink", "z", "Z", "U"}
 
 
-@dataclass
+@record
 class MountOptions:
     flags: int = 0
     propagation: list[int] = field(default_factory=list)

@@ -13,18 +13,18 @@ import os
 import resource
 import signal
 import stat
-from dataclasses import dataclass, field
 from typing import Any
 
-from capsa.errors import InvalidArgument, NotFound, PermissionDenied
+from capsa.errors import InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import capabilities as caps
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Seccomp
+from capsa.record import field, record
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass
+@record
 class Prepared:
     executable: str
     args: list[str]
@@ -55,7 +55,9 @@ def apply_rlimits(process: Process) -> list[str]:
         try:
             resource.setrlimit(res, (soft, hard))
         except ValueError:
-            raise InvalidArgument(f"invalid rlimit {name}: soft {rl.soft} > hard {rl.hard}") from None
+            raise InvalidArgument(
+                f"invalid rlimit {name}: soft {rl.soft} > hard {rl.hard}"
+            ) from None
         except OSError as e:
             if e.errno != errno.EPERM:
                 raise
@@ -117,7 +119,7 @@ def _check_executable(path: str, name: str) -> None:
     except FileNotFoundError:
         raise NotFound(f"no such file or directory: {name}") from None
     except OSError as e:
-        raise PermissionDenied(f"cannot run {name}: {e.strerror.lower()}") from None
+        raise PermissionDenied(f"cannot run {name}: {os_reason(e)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise PermissionDenied(f"cannot run {name}: is a directory")
     if not st.st_mode & 0o111:
@@ -144,10 +146,18 @@ def prepare(process: Process, prepared_filter: Any) -> Prepared:
     try:
         os.chdir(cwd)
     except OSError as e:
-        raise InvalidArgument(f"cannot enter working directory {cwd}: {e.strerror.lower()}") from None
+        raise InvalidArgument(
+            f"cannot enter working directory {cwd}: {os_reason(e)}"
+        ) from None
     exe = find_executable(process.args[0], env, cwd)
-    return Prepared(exe, list(process.args), env, caps.from_spec(process.capabilities),
-                    prepared_filter, warnings)
+    return Prepared(
+        exe,
+        list(process.args),
+        env,
+        caps.from_spec(process.capabilities),
+        prepared_filter,
+        warnings,
+    )
 
 
 def _set_identity(process: Process) -> None:

@@ -13,7 +13,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from capsa.errors import InvalidArgument
+from capsa.errors import InvalidArgument, os_reason
 from capsa.linux import safepath
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Device, Mount, Spec
@@ -142,7 +142,7 @@ class RootfsBuilder:
         try:
             st = os.stat(source)
         except OSError as e:
-            raise InvalidArgument(f"bind mount source {source!r}: {e.strerror.lower()}") from None
+            raise InvalidArgument(f"bind mount source {source!r}: {os_reason(e)}") from None
         fd = self._target_fd(m.destination, stat.S_ISDIR(st.st_mode))
         target = safepath.proc_fd_path(fd)
         try:
@@ -193,8 +193,13 @@ class RootfsBuilder:
             if self.cgroup.version == 2 and len(plan) == 1:
                 self._bind_cgroup_dir(plan[0].host_path, m.destination, ro)
                 return
-            sc.mount("tmpfs", safepath.proc_fd_path(base_fd), "tmpfs",
-                     sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+            sc.mount(
+                "tmpfs",
+                safepath.proc_fd_path(base_fd),
+                "tmpfs",
+                sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                "mode=755",
+            )
         finally:
             os.close(base_fd)
         for entry in plan:
@@ -205,8 +210,10 @@ class RootfsBuilder:
         if ro:
             fd = safepath.mkdir_all(self.root_fd, m.destination)
             try:
-                self._remount(safepath.proc_fd_path(fd), sc.MS_RDONLY | sc.MS_NOSUID
-                              | sc.MS_NODEV | sc.MS_NOEXEC)
+                self._remount(
+                    safepath.proc_fd_path(fd),
+                    sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                )
             finally:
                 os.close(fd)
 
@@ -335,9 +342,9 @@ def _write_sysctl(key: str, value: str) -> None:
     except FileNotFoundError:
         raise InvalidArgument(f"sysctl {key} does not exist") from None
     except OSError as e:
-        raise InvalidArgument(f"cannot set sysctl {key}={value}: {e.strerror.lower()}") from None
+        raise InvalidArgument(f"cannot set sysctl {key}={value}: {os_reason(e)}") from None
 
 
 def _mount_error(m: Mount, e: OSError) -> InvalidArgument:
     what = m.source or m.type or "mount"
-    return InvalidArgument(f"cannot mount {what} on {m.destination}: {e.strerror.lower()}")
+    return InvalidArgument(f"cannot mount {what} on {m.destination}: {os_reason(e)}")

@@ -11,18 +11,18 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from capsa.errors import AlreadyExists, InvalidArgument, NotFound
 from capsa.linux.atomicfile import write_atomic
+from capsa.record import asdict, field, record
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 
 
-@dataclass
+@record
 class ContainerState:
     id: str
     bundle: str

@@ -53,7 +53,7 @@ class SyncSocket:
             import traceback  # after pivot_root this may not be importable
 
             detail = "".join(traceback.format_exception(exc)[-4:])
-        except Exception:  # noqa: BLE001
+        except Exception:
             detail = ""
         try:
             self.send("error", kind=kind, message=message, detail=detail[-4000:])

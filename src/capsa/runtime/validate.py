@@ -35,9 +35,9 @@ def validate(spec: Spec, bundle: str) -> str:
         raise InvalidArgument("config: setting a hostname needs a uts namespace")
     if (linux.uid_mappings or linux.gid_mappings) and "user" not in seen:
         raise InvalidArgument("config: uid/gid mappings need a user namespace")
-    if "user" in seen and not linux.namespace("user").path:  # type: ignore[union-attr]
-        if not linux.uid_mappings or not linux.gid_mappings:
-            raise InvalidArgument("config: a new user namespace needs uidMappings and gidMappings")
+    user_ns = linux.namespace("user")
+    if user_ns and not user_ns.path and not (linux.uid_mappings and linux.gid_mappings):
+        raise InvalidArgument("config: a new user namespace needs uidMappings and gidMappings")
     if linux.time_offsets and "time" not in seen:
         raise InvalidArgument("config: timeOffsets need a time namespace")
     if linux.cgroups_path and ".." in linux.cgroups_path.split("/"):
