@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 
 from capsa.errors import CapsaError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CleanupStack:
@@ -27,7 +30,7 @@ class CleanupStack:
             fn, args = self._steps.pop()
             try:
                 fn(*args)
-            except Exception as e:  # noqa: BLE001 - collected, reported with the cause
+            except Exception as e:
                 failures.append(e)
         return failures
 

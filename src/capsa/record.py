@@ -91,9 +91,26 @@ def _eq(self: Any, other: Any) -> Any:
     return all(getattr(self, f.name) == getattr(other, f.name) for f in self.__record_fields__)
 
 
+def _hash(self: Any) -> int:
+    return hash(tuple(getattr(self, f.name) for f in self.__record_fields__))
+
+
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+
 @dataclass_transform(field_specifiers=(field,))
-def record(cls: type[T]) -> type[T]:
-    """Make ``cls`` a record of its annotated attributes (bases' fields first)."""
+def record(cls: Any = None, *, frozen: bool = False) -> Any:
+    """Make ``cls`` a record of its annotated attributes (bases' fields first).
+
+    ``@record(frozen=True)`` makes instances immutable and hashable.
+    """
+    if cls is None:
+        return lambda c: _make(c, frozen)
+    return _make(cls, frozen)
+
+
+def _make(cls: type[T], frozen: bool) -> type[T]:
     fields: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
         for f in getattr(base, "__record_fields__", ()):
@@ -114,7 +131,11 @@ def record(cls: type[T]) -> type[T]:
     cls.__init__ = _init  # type: ignore[method-assign]
     cls.__repr__ = _repr  # type: ignore[method-assign]
     cls.__eq__ = _eq  # type: ignore[method-assign]
-    cls.__hash__ = None  # type: ignore[assignment]
+    if frozen:
+        cls.__setattr__ = _frozen_setattr  # type: ignore[method-assign]
+        cls.__hash__ = _hash  # type: ignore[method-assign]
+    else:
+        cls.__hash__ = None  # type: ignore[assignment]
     return cls
 
 

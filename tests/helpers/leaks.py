@@ -18,7 +18,7 @@ from pathlib import Path
 from capsa.linux.syscalls import MNT_DETACH, umount2
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_PATTERN = "*capsa-test*"
+CGROUP_MARK = "capsa-test"
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,23 @@ def _mounts(markers: tuple[str, ...]) -> list[str]:
 
 
 def _cgroups() -> list[str]:
-    found = []
-    for depth in ("", "*/", "*/*/"):
-        found += [str(p) for p in CGROUP_ROOT.glob(f"*/{depth}{CGROUP_PATTERN}") if p.is_dir()]
+    """Directories named *capsa-test* up to three levels below each hierarchy."""
+    found: list[str] = []
+    for hierarchy in _subdirs(str(CGROUP_ROOT)):
+        level = [hierarchy]
+        for _ in range(3):
+            level = [d for parent in level for d in _subdirs(parent)]
+            found += [d for d in level if CGROUP_MARK in os.path.basename(d)]
     return found
+
+
+def _subdirs(path: str) -> list[str]:
+    # other tests create and remove cgroups concurrently: a vanished directory is empty
+    try:
+        with os.scandir(path) as entries:
+            return [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
 
 
 def _links() -> list[str]:

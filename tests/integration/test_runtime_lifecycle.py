@@ -274,3 +274,29 @@ def test_bad_config_fails_cleanly(
     assert runtime.status(cid) is None
     assert not (runtime.root / cid).exists()
     assert _cgroups_of(bundle, b) == []
+
+
+def test_state_of_unknown_container_fails(runtime: Runtime) -> None:
+    proc = runtime.run("state", runtime.new_id(), check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip()
+
+
+def test_ps_lists_container_processes(runtime: Runtime, bundle: BundleFactory) -> None:
+    b = bundle(sh("sleep 100 & echo up > /tmp/up; " + LOOP))
+    cid = runtime.new_id()
+    runtime.run("run", "-d", "--bundle", str(b), cid)
+    wait_for(lambda: (b / "rootfs/tmp/up").exists(), what="child started")
+    pids = json.loads(runtime.run("ps", "--format", "json", cid).stdout)
+    init = runtime.state(cid)["pid"]
+    assert init in pids
+    assert len(pids) >= 2  # the shell and its sleep 100
+
+
+def test_features(runtime: Runtime) -> None:
+    features = json.loads(runtime.run("features").stdout)
+    assert features["ociVersionMin"].startswith("1.")
+    assert {"prestart", "poststop"} <= set(features["hooks"])
+    assert {"bind", "ro", "nosuid"} <= set(features["mountOptions"])
+    namespaces = set(features["linux"]["namespaces"])
+    assert {"pid", "network", "ipc", "uts", "mount", "user", "cgroup"} <= namespaces

@@ -27,11 +27,12 @@ __all__ = [
 
 def open_manager(cgroups_path: str, *, layout: CgroupLayout | None = None) -> CgroupManager:
     """The manager of ``cgroups_path`` (taken from the hierarchy root) on this host."""
-    from capsa.cgroups.v1 import V1Manager
-    from capsa.cgroups.v2 import V2Manager
-
     path = normalize_path(cgroups_path)
     layout = layout if layout is not None else detect()
     if layout.version == 2:
+        from capsa.cgroups.v2 import V2Manager
+
         return V2Manager(layout, path)
+    from capsa.cgroups.v1 import V1Manager
+
     return V1Manager(layout, path)

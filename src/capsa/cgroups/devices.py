@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from capsa.cgroups.devices_bpf import Rule
 from capsa.cgroups.plan import Context, Plan
 from capsa.errors import InvalidArgument
 from capsa.oci.runtime_spec import DeviceCgroup
+from capsa.record import record
 
 H = "devices"
+
+
+@record(frozen=True)
+class Rule:
+    type: str  # "a", "b" or "c"
+    major: int  # -1: any
+    minor: int  # -1: any
+    access: str  # subset of "rwm"
+    allow: bool
 
 
 def to_rule(dev: DeviceCgroup) -> Rule:

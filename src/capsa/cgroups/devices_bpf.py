@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import platform
 import resource
 import struct
-from dataclasses import dataclass
 
+from capsa.cgroups.devices import Rule
 from capsa.errors import CapsaError, InvalidArgument, PermissionDenied, Unavailable
+from capsa.record import record
 
 # bpf(2) commands, types and flags (include/uapi/linux/bpf.h)
 BPF_PROG_LOAD = 5
@@ -46,16 +46,7 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390
 _LICENSE = b"Apache\0"
 
 
-@dataclass(frozen=True)
-class Rule:
-    type: str  # "a", "b" or "c"
-    major: int  # -1: any
-    minor: int  # -1: any
-    access: str  # subset of "rwm"
-    allow: bool
-
-
-@dataclass(frozen=True)
+@record(frozen=True)
 class Insn:
     code: int
     dst: int = 0
@@ -129,9 +120,9 @@ def encode(insns: list[Insn]) -> bytes:
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-    nr = _SYS_BPF.get(platform.machine())
+    nr = _SYS_BPF.get(os.uname().machine)
     if nr is None:
-        raise Unavailable(f"bpf syscall number unknown on {platform.machine()}")
+        raise Unavailable(f"bpf syscall number unknown on {os.uname().machine}")
     libc = ctypes.CDLL(None, use_errno=True)
     ret = int(libc.syscall(nr, cmd, attr, ctypes.sizeof(attr)))
     if ret < 0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
 
 from capsa.errors import (
     CapsaError,
@@ -18,6 +17,7 @@ from capsa.errors import (
     NotFound,
     PermissionDenied,
 )
+from capsa.record import field, record
 
 UNLIMITED = (1 << 64) - 1
 
@@ -121,7 +121,7 @@ def read_flat_keyed(directory: str, name: str) -> dict[str, int]:
     return parse_flat_keyed(text) if text is not None else {}
 
 
-@dataclass
+@record
 class WriteLog:
     """Records the old content of each file written, to undo a failed apply."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Literal
 
 from capsa.errors import Unavailable
+from capsa.record import field, record
 
-Mode = Literal["v1", "hybrid", "unified"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Mode = Literal["v1", "hybrid", "unified"]
 
 V1_CONTROLLERS = frozenset(
     {
@@ -30,7 +33,7 @@ V1_CONTROLLERS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Hierarchy:
     """One mounted cgroup hierarchy."""
 
@@ -44,7 +47,7 @@ class Hierarchy:
         return os.path.basename(self.mountpoint)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CgroupLayout:
     mode: Mode
     root: str  # /sys/fs/cgroup

@@ -8,17 +8,22 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from capsa.cgroups import fs
 from capsa.cgroups.plan import Enforced, Plan, compare
 from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, Conflict, InvalidArgument
 from capsa.oci.runtime_spec import Resources
+from capsa.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # the protocol is for type checkers; at run time it is a plain class
+    Protocol = object
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CgroupMount:
     """One cgroup filesystem the runtime mounts at /sys/fs/cgroup[/name] in a container."""
 

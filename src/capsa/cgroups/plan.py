@@ -6,14 +6,19 @@ resource set leaves the cgroup untouched. Drivers execute the writes in order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from capsa.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:  # the protocol is for type checkers; at run time it is a plain class
+    Protocol = object
 
 # hierarchy key of the v2 directory: the only one in v2, the unified tree in hybrid mode
 UNIFIED = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Write:
     hierarchy: str  # v1: a controller of the hierarchy holding the file; UNIFIED for v2
     file: str
@@ -23,7 +28,7 @@ class Write:
     check: bool = True  # compare on read back
 
 
-@dataclass
+@record
 class Plan:
     writes: list[Write] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -52,7 +57,7 @@ class Context(Protocol):
     def read(self, hierarchy: str, file: str) -> str | None: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Enforced:
     """One limit asked for, and what the cgroup file says is in force."""
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from capsa.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass
+@record
 class CpuStats:
     total: int = 0  # nanoseconds
     percpu: list[int] = field(default_factory=list)
@@ -17,7 +20,7 @@ class CpuStats:
     throttled_time: int = 0  # nanoseconds
 
 
-@dataclass
+@record
 class MemoryEntry:
     limit: int = 0
     usage: int = 0
@@ -28,7 +31,7 @@ class MemoryEntry:
         return {"limit": self.limit, "usage": self.usage, "max": self.max, "failcnt": self.failcnt}
 
 
-@dataclass
+@record
 class MemoryStats:
     cache: int = 0
     usage: MemoryEntry = field(default_factory=MemoryEntry)
@@ -39,13 +42,13 @@ class MemoryStats:
     oom_kill: int = 0
 
 
-@dataclass
+@record
 class PidsStats:
     current: int = 0
     limit: int = 0  # 0 = unlimited
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlkioEntry:
     major: int
     minor: int
@@ -56,20 +59,20 @@ class BlkioEntry:
         return {"major": self.major, "minor": self.minor, "op": self.op, "value": self.value}
 
 
-@dataclass
+@record
 class BlkioStats:
     service_bytes: list[BlkioEntry] = field(default_factory=list)
     serviced: list[BlkioEntry] = field(default_factory=list)
 
 
-@dataclass
+@record
 class HugetlbStats:
     usage: int = 0
     max: int = 0
     failcnt: int = 0
 
 
-@dataclass
+@record
 class CgroupStats:
     cpu: CpuStats = field(default_factory=CpuStats)
     memory: MemoryStats = field(default_factory=MemoryStats)

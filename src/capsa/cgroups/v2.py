@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
 
 from capsa.cgroups import (
     blkio,
@@ -37,9 +36,10 @@ from capsa.cgroups.plan import Enforced, Plan
 from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, NotFound, Unavailable
 from capsa.oci.runtime_spec import Resources
+from capsa.record import record
 
 
-@dataclass
+@record
 class _Context:
     directory: str
     hugepage_sizes: tuple[str, ...]

@@ -12,12 +12,12 @@ import ctypes
 import errno
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from capsa.errors import InvalidArgument, PermissionDenied
 from capsa.linux import syscalls
+from capsa.record import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: keep the import of this module light
     from capsa.oci.runtime_spec import Capabilities
 
@@ -109,7 +109,7 @@ class _CapData(ctypes.Structure):
     ]
 
 
-@dataclass
+@record
 class CapSets:
     bounding: int = 0
     effective: int = 0

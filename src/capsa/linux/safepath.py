@@ -146,7 +146,7 @@ def create_file(root_fd: int, path: str, mode: int = 0o644) -> int:
 
 
 def _create_entry(dir_fd: int, name: str, mode: int) -> int:
-    try:  # noqa: SIM105 (contextlib stays off the runtime's import path)
+    try:
         # mknodat(S_IFREG) creates like O_CREAT|O_EXCL but opens nothing (FIFOs, devices).
         os.mknod(name, stat.S_IFREG | (mode & 0o7777), dir_fd=dir_fd)
     except FileExistsError:
@@ -252,7 +252,7 @@ def _open_component(dir_fd: int, name: str, create_mode: int | None) -> int | No
     except FileNotFoundError:
         if create_mode is None:
             return None
-    try:  # noqa: SIM105 (contextlib stays off the runtime's import path)
+    try:
         os.mkdir(name, create_mode, dir_fd=dir_fd)
     except FileExistsError:
         pass  # raced with another creator: use whatever is there now

@@ -18,10 +18,10 @@ import errno
 import os
 import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from capsa.errors import Internal, InvalidArgument, PermissionDenied, Unavailable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: keep the import of this module light
     from capsa.oci.runtime_spec import Seccomp, SeccompArg, SeccompSyscall
 

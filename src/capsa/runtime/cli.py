@@ -12,15 +12,18 @@ import time
 
 _STARTED = time.perf_counter()
 
-import argparse
 import json
 import os
 import sys
-from typing import Any
 
 from capsa.errors import CapsaError, InvalidArgument
 from capsa.runtime import trace
+from capsa.runtime.argv import APPEND, BOOL, INT, Flag, Verb, parse
 from capsa.runtime.log import RuntimeLog
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def default_root() -> str:
@@ -30,119 +33,150 @@ def default_root() -> str:
     return os.path.join(base, "capsa-runtime")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="capsa-runtime", description="capsa's OCI runtime")
-    p.add_argument("--root", default=None, help="state directory")
-    p.add_argument("--log", default=None, help="log file")
-    p.add_argument("--log-format", default="text", choices=("text", "json"))
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true", help="accepted for runc compatibility")
-    p.add_argument("--rootless", default="auto", help="accepted for runc compatibility")
-    p.add_argument("--criu", default=None, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+def _create_flags(run: bool) -> list[Flag]:
+    flags = [
+        Flag(("-b", "--bundle"), default=".", help="the bundle directory"),
+        Flag(("--console-socket",), help="send the pty master to this unix socket"),
+        Flag(("--pid-file",), help="write the init's pid here"),
+        Flag(("--no-pivot",), BOOL, help="use MS_MOVE and chroot instead of pivot_root"),
+        Flag(("--no-new-keyring",), BOOL, help="accepted for runc compatibility"),
+        Flag(("--preserve-fds",), INT, 0, help="pass N extra fds (3...) to the container"),
+    ]
+    if run:
+        flags += [
+            Flag(("-d", "--detach"), BOOL, help="do not wait for the container"),
+            Flag(("--keep",), BOOL, help="do not delete the container after it exits"),
+        ]
+    return flags
 
-    s = sub.add_parser("spec", help="write a default config.json")
-    s.add_argument("-b", "--bundle", default=".")
-    s.add_argument("--rootless", action="store_true")
 
-    for name in ("create", "run"):
-        s = sub.add_parser(name, help=f"{name} a container")
-        s.add_argument("id")
-        s.add_argument("-b", "--bundle", default=".")
-        s.add_argument("--console-socket")
-        s.add_argument("--pid-file")
-        s.add_argument("--no-pivot", action="store_true")
-        s.add_argument("--no-new-keyring", action="store_true")
-        s.add_argument("--preserve-fds", type=int, default=0)
-        if name == "run":
-            s.add_argument("-d", "--detach", action="store_true")
-            s.add_argument("--keep", action="store_true")
+GLOBAL_FLAGS = [
+    Flag(("--root",), help="state directory (default /run/capsa-runtime)"),
+    Flag(("--log",), help="log file"),
+    Flag(("--log-format",), default="text", help="text or json"),
+    Flag(("--debug",), BOOL, help="debug output"),
+    Flag(("--systemd-cgroup",), BOOL, help="accepted for runc compatibility"),
+    Flag(("--rootless",), default="auto", help="accepted for runc compatibility"),
+    Flag(("--criu",), help="accepted for runc compatibility"),
+    Flag(("-v", "--version"), BOOL, help="print the version"),
+    Flag(("-h", "--help"), BOOL, help="show this help"),
+]
 
-    for name in ("start", "state", "pause", "resume"):
-        sub.add_parser(name).add_argument("id")
+_UPDATE_FLAGS = (
+    "memory",
+    "memory-swap",
+    "memory-reservation",
+    "kernel-memory",
+    "kernel-memory-tcp",
+    "cpu-shares",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "pids-limit",
+    "blkio-weight",
+    "l3-cache-schema",
+    "mem-bw-schema",
+)
 
-    s = sub.add_parser("kill", help="send a signal to the container's init")
-    s.add_argument("-a", "--all", action="store_true")
-    s.add_argument("id")
-    s.add_argument("signal", nargs="?", default="SIGTERM")
-
-    s = sub.add_parser("delete", help="delete a container")
-    s.add_argument("-f", "--force", action="store_true")
-    s.add_argument("id")
-
-    s = sub.add_parser("list", help="list containers")
-    s.add_argument("-f", "--format", default="table", choices=("table", "json"))
-    s.add_argument("-q", "--quiet", action="store_true")
-
-    s = sub.add_parser("ps", help="processes running in a container")
-    s.add_argument("-f", "--format", default="table", choices=("table", "json"))
-    s.add_argument("id")
-    s.add_argument("ps_args", nargs=argparse.REMAINDER)
-
-    s = sub.add_parser("events", help="container stats and events")
-    s.add_argument("--stats", action="store_true")
-    s.add_argument("--interval", default="5s")
-    s.add_argument("id")
-
-    s = sub.add_parser("update", help="update resource limits")
-    s.add_argument("-r", "--resources", default=None)
-    for flag in (
-        "memory",
-        "memory-swap",
-        "memory-reservation",
-        "kernel-memory",
-        "kernel-memory-tcp",
-        "cpu-shares",
-        "cpu-period",
-        "cpu-quota",
-        "cpu-rt-period",
-        "cpu-rt-runtime",
-        "cpuset-cpus",
-        "cpuset-mems",
-        "pids-limit",
-        "blkio-weight",
-        "l3-cache-schema",
-        "mem-bw-schema",
-    ):
-        s.add_argument(f"--{flag}", default=None)
-    s.add_argument("id")
-
-    s = sub.add_parser("exec", help="run a process in a container")
-    s.add_argument("--console-socket")
-    s.add_argument("--cwd")
-    s.add_argument("-e", "--env", action="append", default=[])
-    s.add_argument("-t", "--tty", action="store_true")
-    s.add_argument("-u", "--user")
-    s.add_argument("-g", "--additional-gids", action="append", default=[])
-    s.add_argument("-p", "--process")
-    s.add_argument("-d", "--detach", action="store_true")
-    s.add_argument("--pid-file")
-    s.add_argument("--process-label")
-    s.add_argument("--apparmor")
-    s.add_argument("--no-new-privs", action="store_true")
-    s.add_argument("-c", "--cap", action="append", default=[])
-    s.add_argument("--preserve-fds", type=int, default=0)
-    s.add_argument("--ignore-paused", action="store_true")
-    s.add_argument("--cgroup")
-    s.add_argument("id")
-    s.add_argument("command", nargs=argparse.REMAINDER)
-
-    sub.add_parser("features", help="what this runtime supports")
-    return p
+VERBS = [
+    Verb(
+        "spec",
+        "write a default config.json",
+        [Flag(("-b", "--bundle"), default="."), Flag(("--rootless",), BOOL)],
+    ),
+    Verb("create", "create a container; its init waits for start", _create_flags(False), ("id",)),
+    Verb("run", "create and start a container, and wait for it", _create_flags(True), ("id",)),
+    Verb("start", "start a created container", positionals=("id",)),
+    Verb("state", "print the OCI state of a container", positionals=("id",)),
+    Verb("pause", "freeze every process of a container", positionals=("id",)),
+    Verb("resume", "thaw a paused container", positionals=("id",)),
+    Verb(
+        "kill",
+        "send a signal to the container's init (default SIGTERM)",
+        [Flag(("-a", "--all"), BOOL, help="signal every process")],
+        ("id",),
+        (("signal", "SIGTERM"),),
+    ),
+    Verb(
+        "delete",
+        "delete a container and everything it holds",
+        [Flag(("-f", "--force"), BOOL, help="kill it first if it runs")],
+        ("id",),
+    ),
+    Verb(
+        "list",
+        "list containers",
+        [
+            Flag(("-f", "--format"), default="table", help="table or json"),
+            Flag(("-q", "--quiet"), BOOL, help="ids only"),
+        ],
+    ),
+    Verb(
+        "ps",
+        "processes running in a container",
+        [Flag(("-f", "--format"), default="table", help="table or json")],
+        ("id",),
+        rest="ps_args",
+    ),
+    Verb(
+        "events",
+        "stats and OOM events of a container",
+        [
+            Flag(("--stats",), BOOL, help="print stats once"),
+            Flag(("--interval",), default="5s", help="stats interval"),
+        ],
+        ("id",),
+    ),
+    Verb(
+        "update",
+        "change the resource limits of a container",
+        [Flag(("-r", "--resources"), help="a JSON file of linux.resources ('-' for stdin)")]
+        + [Flag((f"--{name}",)) for name in _UPDATE_FLAGS],
+        ("id",),
+    ),
+    Verb(
+        "exec",
+        "run another process in a container",
+        [
+            Flag(("--console-socket",)),
+            Flag(("--cwd",)),
+            Flag(("-e", "--env"), APPEND),
+            Flag(("-t", "--tty"), BOOL),
+            Flag(("-u", "--user"), help="uid[:gid]"),
+            Flag(("-g", "--additional-gids"), APPEND),
+            Flag(("-p", "--process"), help="a JSON process spec"),
+            Flag(("-d", "--detach"), BOOL),
+            Flag(("--pid-file",)),
+            Flag(("--process-label",)),
+            Flag(("--apparmor",)),
+            Flag(("--no-new-privs",), BOOL),
+            Flag(("-c", "--cap"), APPEND),
+            Flag(("--preserve-fds",), INT, 0),
+            Flag(("--ignore-paused",), BOOL),
+            Flag(("--cgroup",)),
+        ],
+        ("id",),
+        rest="command",
+    ),
+    Verb("features", "what this runtime supports"),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = parse("capsa-runtime", sys.argv[1:] if argv is None else argv, GLOBAL_FLAGS, VERBS)
+    except CapsaError as e:
+        sys.stderr.write(f"capsa-runtime: {e}\n")
+        return 1
     log = RuntimeLog(args.log, args.log_format, args.debug)
     if args.version:
         from capsa import __version__
         from capsa.oci.runtime_spec import OCI_VERSION
 
         print(f"capsa-runtime version {__version__}\nspec: {OCI_VERSION}")
-        return 0
-    if not args.verb:
-        _parser().print_help()
         return 0
     if os.environ.get("CAPSA_TRACE"):
         trace.enable(os.environ["CAPSA_TRACE"], _STARTED)

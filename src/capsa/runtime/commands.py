@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import sys
 import time
-from typing import Any
 
 from capsa.errors import AlreadyExists, InvalidArgument, os_reason
 from capsa.runtime import trace
+from capsa.runtime.argv import Args
 from capsa.runtime.cli import default_root, parse_bytes, print_json
 from capsa.runtime.container import Runtime, signal_number
 from capsa.runtime.create import CreateOptions
 from capsa.runtime.log import RuntimeLog
 
-Args = argparse.Namespace
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _runtime(args: Args) -> Runtime:

@@ -20,9 +20,7 @@ def connect_console_socket(path: str) -> socket.socket:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise InvalidArgument(
-            f"cannot connect to console socket {path}: {os_reason(e)}"
-        ) from None
+        raise InvalidArgument(f"cannot connect to console socket {path}: {os_reason(e)}") from None
     return sock
 
 

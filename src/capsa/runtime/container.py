@@ -11,7 +11,6 @@ import os
 import select
 import signal
 import time
-from typing import Any
 
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
@@ -22,6 +21,10 @@ from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.create import Created, CreateOptions, create, oci_state
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.status import Op, Status, check
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record

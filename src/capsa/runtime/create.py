@@ -6,13 +6,10 @@ undone if any step fails, and the error names what went wrong.
 
 from __future__ import annotations
 
-import datetime
 import os
 import pwd
 import signal
-import socket
 import sys
-from typing import Any
 
 from capsa.cleanup import CleanupStack
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
@@ -26,6 +23,11 @@ from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.sync import SyncSocket
 from capsa.runtime.validate import validate
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any
 
 
 @record
@@ -83,7 +85,7 @@ def _create(
         bundle=bundle,
         rootfs=rootfs,
         cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime-{cid}",
-        created=datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z"),
+        created=_utc_now(),
         owner=_owner(),
         annotations=dict(spec.annotations or {}),
         config=spec.to_json(),
@@ -151,9 +153,12 @@ def _drive(
     cgroup: Any,
     cleanup: CleanupStack,
 ) -> list[str]:
-    """Answer the init's messages until it reports ready."""
-    cgroup.add(pid_a)
-    sync.send("go")
+    """Answer the init's messages until it reports ready.
+
+    Stage 1 sends ``pid`` and stage 2 sends ``pre-pivot``: two processes, so the
+    second may arrive first; it is answered once the pid is known.
+    """
+    waiting_pivot = False
     while True:
         msg = sync.recv()
         kind = msg["type"]
@@ -164,19 +169,41 @@ def _drive(
         elif kind == "pid":
             state.pid = int(msg["pid"])
             cleanup.push(_kill, state.pid)
+            # The init joins its cgroup while it builds its mounts: on v1 the first
+            # attach can wait for an RCU grace period, so overlap it with that work.
+            cgroup.add(state.pid)
             _reap(pid_a)
             state.pid_start = _start_time(state.pid)
             trace.mark("namespaces")
+            if waiting_pivot:
+                _answer_pre_pivot(sync, state, spec, store)
         elif kind == "pre-pivot":
             trace.mark("mounts")
-            store.save(state)
-            oci = oci_state(state, "creating")
-            hooks_mod.run_hooks(spec.hooks, "prestart", oci)
-            hooks_mod.run_hooks(spec.hooks, "createRuntime", oci)
-            sync.send("hooks-done", state=oci)
+            waiting_pivot = not state.pid
+            if state.pid:
+                _answer_pre_pivot(sync, state, spec, store)
         elif kind == "ready":
             trace.mark("pivot_and_process")
             return list(msg.get("warnings") or [])
+
+
+def _answer_pre_pivot(
+    sync: SyncSocket, state: ContainerState, spec: Spec, store: StateStore
+) -> None:
+    """The init is in its cgroup and has its mounts: run the runtime-side hooks."""
+    store.save(state)
+    oci = oci_state(state, "creating")
+    hooks_mod.run_hooks(spec.hooks, "prestart", oci)
+    hooks_mod.run_hooks(spec.hooks, "createRuntime", oci)
+    sync.send("hooks-done", state=oci)
+
+
+def _utc_now() -> str:
+    """RFC 3339 with nanoseconds, as runc writes ``created``."""
+    import time
+
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def _start_time(pid: int) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from typing import Any, NoReturn
 
 from capsa.errors import InvalidArgument
 from capsa.linux import syscalls as sc
@@ -16,6 +14,11 @@ from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.container import Runtime
 from capsa.runtime.status import Op, check
 from capsa.runtime.sync import SyncSocket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, NoReturn
 
 # join the user namespace first: it grants the rights to join the others
 _ORDER = ("user", "mount", "ipc", "uts", "network", "pid", "cgroup", "time")
@@ -78,11 +81,7 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
     if console is not None and opts.console is None:
         console.close()
     try:
-        open_cgroup(info.state.cgroups_path).add(pid_c)
-        parent.send("go")
-        pid = int(parent.expect("pid")["pid"])
-        os.waitpid(pid_c, 0)
-        warnings = list(parent.expect("ready").get("warnings") or [])
+        pid, warnings = _drive(parent, pid_c, open_cgroup(info.state.cgroups_path))
     except BaseException:
         _reap_quietly(pid_c)
         raise
@@ -93,6 +92,22 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
 
         write_atomic(os.path.abspath(opts.pid_file), str(pid).encode(), 0o644)
     return Execed(pid, warnings)
+
+
+def _drive(sync: SyncSocket, pid_c: int, cgroup: Any) -> tuple[int, list[str]]:
+    """``pid`` (from the joining process) and ``ready`` (from the new one) in any order."""
+    pid = 0
+    warnings: list[str] | None = None
+    while not pid or warnings is None:
+        msg = sync.recv()
+        if msg["type"] == "pid":
+            pid = int(msg["pid"])
+            cgroup.add(pid)
+            sync.send("attached")
+            os.waitpid(pid_c, 0)
+        elif msg["type"] == "ready":
+            warnings = list(msg.get("warnings") or [])
+    return pid, warnings
 
 
 def _reap_quietly(pid: int) -> None:
@@ -111,7 +126,6 @@ def _stage1(
     console: socket.socket | None,
 ) -> NoReturn:
     try:
-        sync.expect("go")
         for kind, fd in ns_fds:
             sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
             os.close(fd)
@@ -137,6 +151,7 @@ def _stage2(
             setup_container_tty(console, (size.height, size.width) if size else None)
         prepared = proc_mod.prepare(opts.process, prepared_filter)
         sync.send("ready", warnings=prepared.warnings)
+        sync.expect("attached")  # in the container's cgroup before the program runs
         sync.close()
     except BaseException as e:
         sync.send_error(e)

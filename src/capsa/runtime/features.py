@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from capsa.oci.runtime_spec import NAMESPACE_TYPES, OCI_VERSION
 from capsa.runtime import mountopts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def features() -> dict[str, Any]:

@@ -10,9 +10,7 @@ then does it run startContainer hooks and exec the user's program.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import syscalls as sc
@@ -23,7 +21,11 @@ from capsa.runtime import process as proc_mod
 from capsa.runtime.rootfs import RootfsBuilder
 from capsa.runtime.sync import SyncSocket
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
+    from typing import Any, NoReturn
+
     from capsa.cgroups import CgroupManager
 
 
@@ -65,7 +67,6 @@ def _new_namespaces(spec: Spec) -> set[str]:
 
 def stage1(ctx: InitContext) -> NoReturn:
     try:
-        ctx.sync.expect("go")
         new = _new_namespaces(ctx.spec)
         if "user" in ctx.ns_fds:
             sc.setns(ctx.ns_fds.pop("user"), sc.CLONE_NEWUSER)
@@ -80,7 +81,8 @@ def stage1(ctx: InitContext) -> NoReturn:
             sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
             os.close(fd)
         flags = 0
-        for kind in new - {"user"}:
+        # the cgroup namespace is unshared by stage 2 once it is in its cgroup
+        for kind in new - {"user", "cgroup"}:
             flags |= sc.NAMESPACE_FLAGS[kind]
         if flags:
             sc.unshare(flags)
@@ -127,7 +129,9 @@ def _setup(ctx: InitContext) -> int:
     builder = RootfsBuilder(spec, ctx.rootfs, userns=userns, cgroup=ctx.cgroup)
     builder.prepare()
     ctx.sync.send("pre-pivot")
-    msg = ctx.sync.expect("hooks-done")
+    msg = ctx.sync.expect("hooks-done")  # the parent has put us in our cgroup by now
+    if "cgroup" in new:
+        sc.unshare(sc.CLONE_NEWCGROUP)
     hooks_mod.run_hooks(spec.hooks, "createContainer", msg["state"])
     fifo_fd = os.open(ctx.fifo, os.O_PATH | os.O_CLOEXEC)
     _preload(ctx)

@@ -13,13 +13,16 @@ import os
 import resource
 import signal
 import stat
-from typing import Any
 
 from capsa.errors import InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import capabilities as caps
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Seccomp
 from capsa.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -146,9 +149,7 @@ def prepare(process: Process, prepared_filter: Any) -> Prepared:
     try:
         os.chdir(cwd)
     except OSError as e:
-        raise InvalidArgument(
-            f"cannot enter working directory {cwd}: {os_reason(e)}"
-        ) from None
+        raise InvalidArgument(f"cannot enter working directory {cwd}: {os_reason(e)}") from None
     exe = find_executable(process.args[0], env, cwd)
     return Prepared(
         exe,

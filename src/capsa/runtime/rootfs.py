@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from capsa.errors import InvalidArgument, os_reason
 from capsa.linux import safepath
@@ -19,6 +18,7 @@ from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Device, Mount, Spec
 from capsa.runtime import mountopts
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.cgroups import CgroupManager
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-from typing import Any
 
 from capsa.errors import AlreadyExists, InvalidArgument, NotFound
 from capsa.linux.atomicfile import write_atomic
 from capsa.record import asdict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
 STATE_FILE = "state.json"
@@ -88,6 +90,8 @@ class StateStore:
         return os.path.isdir(self.dir(container_id))
 
     def remove(self, container_id: str) -> None:
+        import shutil
+
         shutil.rmtree(self.dir(container_id), ignore_errors=True)
 
     def ids(self) -> list[str]:

@@ -6,20 +6,24 @@ carries the error kind and text so the parent can re-raise the same typed error.
 
 from __future__ import annotations
 
+import _socket
 import json
-import socket
-from typing import Any
 
 from capsa import errors
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class SyncSocket:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[SyncSocket, SyncSocket]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # _socket, not socket: the wrapper module costs milliseconds to import
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def send(self, type_: str, **fields: Any) -> None:
