@@ -7,10 +7,12 @@ until the container exits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -142,21 +144,13 @@ def _read(f: IO[bytes]) -> str:
     return f.read().decode(errors="replace")
 
 
-class _stdin:
-    """Context manager giving DEVNULL or a temporary file holding ``data``."""
-
-    def __init__(self, data: str | bytes | None) -> None:
-        self._data = data.encode() if isinstance(data, str) else data
-        self._file: IO[bytes] | None = None
-
-    def __enter__(self) -> IO[bytes] | int:
-        if self._data is None:
-            return subprocess.DEVNULL
-        self._file = tempfile.TemporaryFile()
-        self._file.write(self._data)
-        self._file.seek(0)
-        return self._file
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
+@contextlib.contextmanager
+def _stdin(data: str | bytes | None) -> Iterator[IO[bytes] | int]:
+    """DEVNULL, or a temporary file holding ``data``."""
+    if data is None:
+        yield subprocess.DEVNULL
+        return
+    with tempfile.TemporaryFile() as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.seek(0)
+        yield f
