@@ -80,29 +80,31 @@ class Runtime:
     def start(self, cid: str) -> list[str]:
         info = self.info(cid)
         check(cid, info.status, Op.START)
-        self._open_fifo(info.state)
-        os.unlink(self.store.fifo(cid))
-        return self._poststart(info.state)
-
-    def _open_fifo(self, st: ContainerState) -> None:
-        fd = os.open(self.store.fifo(st.id), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(self.store.fifo(cid), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    data = os.read(fd, 1)
-                except BlockingIOError:
-                    select.select([fd], [], [], 0.1)
-                    continue
-                if data:
-                    return
-                # no writer yet: the init is between "ready" and opening the fifo
-                if not is_alive(st.pid, st.pid_start or None):
-                    raise FailedPrecondition(f"container {st.id} exited before it was started")
-                time.sleep(0.001)
-            raise FailedPrecondition(f"container {st.id} did not start in time")
+            self._release_init(info.state, fd)
+            os.unlink(self.store.fifo(cid))
+            _wait_eof(fd)  # the init's end closes when it execs the user's program
         finally:
             os.close(fd)
+        return self._poststart(info.state)
+
+    def _release_init(self, st: ContainerState, fd: int) -> None:
+        """Read the init's byte from the exec fifo: it goes on to exec."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                select.select([fd], [], [], 0.1)
+                continue
+            if data:
+                return
+            # no writer yet: the init is between "ready" and opening the fifo
+            if not is_alive(st.pid, st.pid_start or None):
+                raise FailedPrecondition(f"container {st.id} exited before it was started")
+            time.sleep(0.001)
+        raise FailedPrecondition(f"container {st.id} did not start in time")
 
     def _poststart(self, st: ContainerState) -> list[str]:
         try:
@@ -210,6 +212,15 @@ class Runtime:
         st = self.store.load(cid)
         cgroup = open_cgroup(st.cgroups_path)
         return cgroup.oom_kill_count() if cgroup.exists() else 0
+
+
+def _wait_eof(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 64):
+                return
+        except BlockingIOError:
+            select.select([fd], [], [], 1.0)
 
 
 def signal_number(name: str) -> int:

@@ -165,9 +165,11 @@ def _preload(ctx: InitContext) -> None:
 
 
 def _wait_for_start(fifo_fd: int) -> None:
+    """Block until ``start`` opens the fifo. The write end stays open, close-on-exec:
+    ``start`` reads until EOF, so it returns (and runs poststart hooks) only once the
+    user's program has been executed."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo_fd)
 
 
