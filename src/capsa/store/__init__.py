@@ -1,0 +1,1 @@
+"""Images on disk: content store, image index, registry client, layers, snapshots, GC."""
