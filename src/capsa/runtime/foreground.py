@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import threading
 
 from capsa.linux import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 FORWARDED = (
     signal.SIGINT,
@@ -32,6 +34,8 @@ def become_subreaper() -> None:
 
 def console_pair() -> tuple[socket.socket, socket.socket]:
     """(ours, the container's) ends of a socket carrying the pty master."""
+    import socket
+
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
@@ -60,6 +64,8 @@ def wait_foreground(pid: int, master: int | None = None) -> int:
         from capsa.runtime.console import follow_window_size, proxy
 
         follow_window_size(master)
+        import threading
+
         proxy_thread = threading.Thread(target=proxy, args=(master, stop), daemon=True)
         proxy_thread.start()
     code = 255

@@ -90,9 +90,23 @@ class StateStore:
         return os.path.isdir(self.dir(container_id))
 
     def remove(self, container_id: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """Remove the container's directory (a few files: no shutil needed)."""
+        top = self.dir(container_id)
+        for parent, dirs, files in os.walk(top, topdown=False):
+            for name in files:
+                try:
+                    os.unlink(os.path.join(parent, name))
+                except FileNotFoundError:
+                    pass
+            for name in dirs:
+                try:
+                    os.rmdir(os.path.join(parent, name))
+                except FileNotFoundError:
+                    pass
+        try:
+            os.rmdir(top)
+        except FileNotFoundError:
+            pass
 
     def ids(self) -> list[str]:
         try:

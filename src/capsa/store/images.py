@@ -188,7 +188,7 @@ class ImageStore:
                 return None
         try:
             ref = reference.parse(text)
-        except Exception:  # noqa: BLE001 - not a name either
+        except Exception:
             return None
         if ref.digest:
             row = self.conn.execute(
