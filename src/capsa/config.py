@@ -76,8 +76,11 @@ def _registries(raw: Any, path: str) -> dict[str, RegistryConfig]:
         unknown = set(value) - {"mirrors", "insecure", "location"}
         if unknown:
             raise InvalidArgument(f"{path}: registries.{name}: unknown key {sorted(unknown)[0]}")
-        out[name] = RegistryConfig(mirrors=list(mirrors), insecure=bool(value.get("insecure")),
-                                   location=str(value.get("location", "")))
+        out[name] = RegistryConfig(
+            mirrors=list(mirrors),
+            insecure=bool(value.get("insecure")),
+            location=str(value.get("location", "")),
+        )
     return out
 
 
@@ -95,14 +98,25 @@ def _read_file(path: str, required: bool) -> dict[str, Any]:
         raise InvalidArgument(f"{path}: {e}") from None
 
 
-def load(*, root: str | None = None, runroot: str | None = None, config: str | None = None,
-         env: Mapping[str, str] | None = None) -> Settings:
+def load(
+    *,
+    root: str | None = None,
+    runroot: str | None = None,
+    config: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
     """Settings from (in order of precedence) arguments, environment, file, defaults."""
     env = env if env is not None else {}
     path = config or env.get("CAPSA_CONFIG") or DEFAULT_CONFIG
     data = _read_file(path, required=bool(config or env.get("CAPSA_CONFIG")))
-    known = {"root", "runroot", "registries", "auth_file", "max_concurrent_downloads",
-             "max_concurrent_uploads"}
+    known = {
+        "root",
+        "runroot",
+        "registries",
+        "auth_file",
+        "max_concurrent_downloads",
+        "max_concurrent_uploads",
+    }
     unknown = set(data) - known
     if unknown:
         raise InvalidArgument(f"{path}: unknown key {sorted(unknown)[0]}")
@@ -112,8 +126,11 @@ def load(*, root: str | None = None, runroot: str | None = None, config: str | N
         runroot=runroot or env.get("CAPSA_RUNROOT") or str(data.get("runroot") or DEFAULT_RUNROOT),
         config_path=path,
         registries=_registries(data.get("registries", {}), path),
-        auth_file=str(data.get("auth_file") or env.get("CAPSA_AUTH_FILE")
-                      or os.path.join(home, ".docker", "config.json")),
+        auth_file=str(
+            data.get("auth_file")
+            or env.get("CAPSA_AUTH_FILE")
+            or os.path.join(home, ".docker", "config.json")
+        ),
         max_concurrent_downloads=int(data.get("max_concurrent_downloads", 3)),
         max_concurrent_uploads=int(data.get("max_concurrent_uploads", 3)),
     )

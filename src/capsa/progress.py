@@ -19,7 +19,9 @@ else:
 @record
 class ProgressEvent:
     id: str  # what the event is about: a short layer digest, an image name
-    action: str  # "Waiting", "Downloading", "Verifying", "Extracting", "Pushing", "Pull complete"...
+    action: (
+        str  # "Waiting", "Downloading", "Verifying", "Extracting", "Pushing", "Pull complete"...
+    )
     current: int = 0
     total: int | None = None
     done: bool = False

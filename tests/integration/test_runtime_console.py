@@ -71,9 +71,15 @@ def test_console_socket_receives_the_master(
     pid_file = tmp_path / "init.pid"
     with console_socket(tmp_path / "console.sock") as server, adopting_orphans():
         runtime.run(
-            "create", "--console-socket", str(server.getsockname()),
-            "--pid-file", str(pid_file), "--bundle", str(b), cid,
-        )  # fmt: skip
+            "create",
+            "--console-socket",
+            str(server.getsockname()),
+            "--pid-file",
+            str(pid_file),
+            "--bundle",
+            str(b),
+            cid,
+        )
         master = receive_pty_master(server)
     pid = adopted.add(int(pid_file.read_text()))
     assert os.isatty(master)
@@ -96,9 +102,14 @@ def test_console_socket_needs_a_listener(
     cid = runtime.new_id()
     missing = tmp_path / "nobody-listens.sock"
     proc = runtime.run(
-        "create", "--console-socket", str(missing), "--bundle", str(bundle(["sh"], edit=_terminal)),
-        cid, check=False,
-    )  # fmt: skip
+        "create",
+        "--console-socket",
+        str(missing),
+        "--bundle",
+        str(bundle(["sh"], edit=_terminal)),
+        cid,
+        check=False,
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip()
     assert runtime.status(cid) is None

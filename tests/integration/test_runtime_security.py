@@ -61,9 +61,7 @@ def _deny_mkdir(spec: Spec) -> None:
     assert spec.linux is not None
     spec.linux.seccomp = Seccomp(
         default_action="SCMP_ACT_ALLOW",
-        syscalls=[
-            SeccompSyscall(names=["mkdir", "mkdirat"], action="SCMP_ACT_ERRNO", errno_ret=1)
-        ],
+        syscalls=[SeccompSyscall(names=["mkdir", "mkdirat"], action="SCMP_ACT_ERRNO", errno_ret=1)],
     )
 
 
@@ -238,4 +236,3 @@ def test_proc_sys_is_read_only(runtime: Runtime, bundle: BundleFactory) -> None:
     assert "Read-only file system" in out
     assert "write=1" in out
     assert out.splitlines()[-1] == "ro"
-

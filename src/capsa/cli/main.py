@@ -1,18 +1,100 @@
-"""The ``capsa`` command. Later issues add the container, image and network groups."""
+"""The ``capsa`` command: global options, the engine, errors -> exit codes.
+
+Command groups live in their own modules (``images``, later ``containers``,
+``networks``...) and only parse, call the engine and render.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from capsa import __version__
+from capsa.errors import CapsaError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.config import Settings
+    from capsa.engine.local import LocalEngine
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class App:
+    """What every command gets: settings and the engine, built on first use."""
+
+    def __init__(
+        self, root: str | None, runroot: str | None, config: str | None, debug: bool
+    ) -> None:
+        self._args = (root, runroot, config)
+        self.debug = debug
+        self._settings: Settings | None = None
+        self._engine: LocalEngine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from capsa import config
+
+            root, runroot, path = self._args
+            self._settings = config.load(root=root, runroot=runroot, config=path, env=os.environ)
+        return self._settings
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            from capsa.engine.local import LocalEngine
+
+            self._engine = LocalEngine(self.settings)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+class CapsaGroup(click.Group):
+    """Turns capsa errors into one line on stderr and Docker's exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from capsa.cli.errors import exit_code
+
+        try:
+            return super().invoke(ctx)
+        except CapsaError as e:
+            sub = ctx.invoked_subcommand or ""
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            if app is not None and app.debug:
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(exit_code(e, run_like=sub in ("run", "create", "exec", "start")))
+        except BrokenPipeError:
+            sys.stderr.close()
+            ctx.exit(1)
+
+
+@click.group(cls=CapsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-v", "--version", prog_name="capsa")
-def cli() -> None:
+@click.option("--root", envvar="CAPSA_ROOT", help="data root (default /var/lib/capsa)")
+@click.option("--runroot", envvar="CAPSA_RUNROOT", help="run root (default /run/capsa)")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="CAPSA_CONFIG",
+    help="config file (default /etc/capsa/capsa.toml)",
+)
+@click.option("-D", "--debug", is_flag=True, help="show tracebacks")
+@click.pass_context
+def cli(
+    ctx: click.Context, root: str | None, runroot: str | None, config_path: str | None, debug: bool
+) -> None:
     """capsa: a container engine."""
+    ctx.obj = App(root, runroot, config_path, debug)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -22,6 +104,15 @@ def version() -> None:
 
     click.echo(f"capsa version {__version__}")
     click.echo(f"OCI runtime spec {OCI_VERSION}")
+
+
+def _register() -> None:
+    from capsa.cli import images
+
+    images.register(cli)
+
+
+_register()
 
 
 def main() -> None:

@@ -34,9 +34,16 @@ DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzi
 
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
-LAYER_TYPES = frozenset({OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP,
-                         DOCKER_LAYER_FOREIGN,
-                         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"})
+LAYER_TYPES = frozenset(
+    {
+        OCI_LAYER,
+        OCI_LAYER_GZIP,
+        OCI_LAYER_ZSTD,
+        DOCKER_LAYER_GZIP,
+        DOCKER_LAYER_FOREIGN,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    }
+)
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$")
 

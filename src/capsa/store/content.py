@@ -87,8 +87,9 @@ class BlobWriter:
         digest = self.digest
         if self.size is not None and self.offset != self.size:
             self._discard()
-            raise DigestMismatch(f"blob {self.expected or digest}: size {self.offset}, "
-                                 f"expected {self.size}")
+            raise DigestMismatch(
+                f"blob {self.expected or digest}: size {self.offset}, expected {self.size}"
+            )
         if self.expected and digest != self.expected:
             self._discard()
             raise DigestMismatch(f"blob digest mismatch: expected {self.expected}, got {digest}")
@@ -114,8 +115,12 @@ class BlobWriter:
     def __enter__(self) -> BlobWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -151,8 +156,9 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found") from None
 
-    def writer(self, expected: str | None = None, size: int | None = None,
-               key: str | None = None) -> BlobWriter:
+    def writer(
+        self, expected: str | None = None, size: int | None = None, key: str | None = None
+    ) -> BlobWriter:
         """A writer for one blob. ``key`` names the ingest (default: the digest)."""
         if key is None:
             key = (expected or f"anon-{os.getpid()}-{id(self)}").replace(":", "-")

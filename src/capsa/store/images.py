@@ -91,8 +91,12 @@ class ImageStore:
 
     # -- writes -------------------------------------------------------------
 
-    def put(self, image: ImageRecord, tags: list[str] = (),  # type: ignore[assignment]
-            repo_digest: tuple[str, str] | None = None) -> None:
+    def put(
+        self,
+        image: ImageRecord,
+        tags: list[str] = (),  # type: ignore[assignment]
+        repo_digest: tuple[str, str] | None = None,
+    ) -> None:
         """Add (or refresh) ``image`` and point ``tags`` at it, in one transaction."""
         with Transaction(self.conn) as c:
             c.execute(
@@ -100,21 +104,37 @@ class ImageStore:
                 " added, platform) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                 " manifest_digest=excluded.manifest_digest,"
                 " manifest_media_type=excluded.manifest_media_type",
-                (image.id, image.manifest_digest, image.manifest_media_type, image.created,
-                 image.size, image.added or now_rfc3339(), image.platform),
+                (
+                    image.id,
+                    image.manifest_digest,
+                    image.manifest_media_type,
+                    image.created,
+                    image.size,
+                    image.added or now_rfc3339(),
+                    image.platform,
+                ),
             )
             for name in tags:
-                c.execute("INSERT INTO tags(name, image_id) VALUES (?, ?) ON CONFLICT(name)"
-                          " DO UPDATE SET image_id=excluded.image_id", (name, image.id))
+                c.execute(
+                    "INSERT INTO tags(name, image_id) VALUES (?, ?) ON CONFLICT(name)"
+                    " DO UPDATE SET image_id=excluded.image_id",
+                    (name, image.id),
+                )
             if repo_digest:
-                c.execute("INSERT OR REPLACE INTO repo_digests(repository, digest, image_id)"
-                          " VALUES (?,?,?)", (*repo_digest, image.id))
+                c.execute(
+                    "INSERT OR REPLACE INTO repo_digests(repository, digest, image_id)"
+                    " VALUES (?,?,?)",
+                    (*repo_digest, image.id),
+                )
 
     def tag(self, name: str, image_id: str) -> None:
         with Transaction(self.conn) as c:
             self._require(c, image_id)
-            c.execute("INSERT INTO tags(name, image_id) VALUES (?, ?) ON CONFLICT(name)"
-                      " DO UPDATE SET image_id=excluded.image_id", (name, image_id))
+            c.execute(
+                "INSERT INTO tags(name, image_id) VALUES (?, ?) ON CONFLICT(name)"
+                " DO UPDATE SET image_id=excluded.image_id",
+                (name, image_id),
+            )
 
     def untag(self, name: str) -> str:
         with Transaction(self.conn) as c:
@@ -126,8 +146,9 @@ class ImageStore:
 
     def delete(self, image_id: str) -> None:
         with Transaction(self.conn) as c:
-            users = [r[0] for r in c.execute("SELECT holder FROM leases WHERE image_id=?",
-                                             (image_id,))]
+            users = [
+                r[0] for r in c.execute("SELECT holder FROM leases WHERE image_id=?", (image_id,))
+            ]
             if users:
                 raise Conflict(f"image {image_id[7:19]} is in use by {users[0]}")
             c.execute("DELETE FROM images WHERE id=?", (image_id,))
@@ -135,15 +156,17 @@ class ImageStore:
     def lease(self, holder: str, image_id: str) -> None:
         with Transaction(self.conn) as c:
             self._require(c, image_id)
-            c.execute("INSERT OR REPLACE INTO leases(holder, image_id) VALUES (?, ?)",
-                      (holder, image_id))
+            c.execute(
+                "INSERT OR REPLACE INTO leases(holder, image_id) VALUES (?, ?)", (holder, image_id)
+            )
 
     def release(self, holder: str) -> None:
         self.conn.execute("DELETE FROM leases WHERE holder=?", (holder,))
 
     def holders(self, image_id: str) -> list[str]:
-        rows = self.conn.execute("SELECT holder FROM leases WHERE image_id=? ORDER BY holder",
-                                 (image_id,))
+        rows = self.conn.execute(
+            "SELECT holder FROM leases WHERE image_id=? ORDER BY holder", (image_id,)
+        )
         return [r[0] for r in rows]
 
     # -- reads ------------------------------------------------------------
@@ -154,15 +177,30 @@ class ImageStore:
 
     def _record(self, row: sqlite3.Row) -> ImageRecord:
         image_id = row["id"]
-        tags = [r[0] for r in self.conn.execute(
-            "SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
-        digests = [f"{r[0]}@{r[1]}" for r in self.conn.execute(
-            "SELECT repository, digest FROM repo_digests WHERE image_id=? ORDER BY repository",
-            (image_id,))]
-        return ImageRecord(id=image_id, manifest_digest=row["manifest_digest"],
-                           manifest_media_type=row["manifest_media_type"],
-                           created=row["created"], size=row["size"], added=row["added"],
-                           platform=row["platform"], tags=tags, repo_digests=digests)
+        tags = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,)
+            )
+        ]
+        digests = [
+            f"{r[0]}@{r[1]}"
+            for r in self.conn.execute(
+                "SELECT repository, digest FROM repo_digests WHERE image_id=? ORDER BY repository",
+                (image_id,),
+            )
+        ]
+        return ImageRecord(
+            id=image_id,
+            manifest_digest=row["manifest_digest"],
+            manifest_media_type=row["manifest_media_type"],
+            created=row["created"],
+            size=row["size"],
+            added=row["added"],
+            platform=row["platform"],
+            tags=tags,
+            repo_digests=digests,
+        )
 
     def get(self, image_id: str) -> ImageRecord:
         row = self.conn.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
@@ -178,8 +216,9 @@ class ImageStore:
         """The image ``text`` names (tag, name@digest, id or unique id prefix), or None."""
         candidate = text.removeprefix("sha256:")
         if reference.is_short_id(candidate):
-            rows = self.conn.execute("SELECT * FROM images WHERE id LIKE ?",
-                                     (f"sha256:{candidate}%",)).fetchall()
+            rows = self.conn.execute(
+                "SELECT * FROM images WHERE id LIKE ?", (f"sha256:{candidate}%",)
+            ).fetchall()
             if len(rows) > 1:
                 raise Conflict(f"short id {candidate} is ambiguous: it names {len(rows)} images")
             if rows:
@@ -193,13 +232,18 @@ class ImageStore:
         if ref.digest:
             row = self.conn.execute(
                 "SELECT i.* FROM images i JOIN repo_digests d ON d.image_id=i.id"
-                " WHERE d.repository=? AND d.digest=?", (ref.repository, ref.digest)).fetchone()
+                " WHERE d.repository=? AND d.digest=?",
+                (ref.repository, ref.digest),
+            ).fetchone()
             if row is None:
-                row = self.conn.execute("SELECT * FROM images WHERE manifest_digest=?",
-                                        (ref.digest,)).fetchone()
+                row = self.conn.execute(
+                    "SELECT * FROM images WHERE manifest_digest=?", (ref.digest,)
+                ).fetchone()
         else:
-            row = self.conn.execute("SELECT i.* FROM images i JOIN tags t ON t.image_id=i.id"
-                                    " WHERE t.name=?", (ref.name,)).fetchone()
+            row = self.conn.execute(
+                "SELECT i.* FROM images i JOIN tags t ON t.image_id=i.id WHERE t.name=?",
+                (ref.name,),
+            ).fetchone()
         return self._record(row) if row is not None else None
 
     def resolve(self, text: str) -> ImageRecord:
