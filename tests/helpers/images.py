@@ -63,8 +63,19 @@ def busybox_layout(dest: Path, arch: str = "amd64") -> Path:
         (bundle / "rootfs").rmdir()
         build_busybox_rootfs(bundle / "rootfs")
         umoci("repack", "--image", image, str(bundle))
-        umoci("config", "--image", image, "--config.cmd", "/bin/sh", "--config.env", PATH_ENV,
-              "--os", "linux", "--architecture", arch)
+        umoci(
+            "config",
+            "--image",
+            image,
+            "--config.cmd",
+            "/bin/sh",
+            "--config.env",
+            PATH_ENV,
+            "--os",
+            "linux",
+            "--architecture",
+            arch,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
@@ -115,8 +126,15 @@ def _layer_three(tar: tarfile.TarFile) -> None:
 
 
 def add_layer(layout: Path, tar_path: Path, created_by: str) -> None:
-    umoci("raw", "add-layer", "--image", f"{layout}:latest",
-          "--history.created_by", created_by, str(tar_path))
+    umoci(
+        "raw",
+        "add-layer",
+        "--image",
+        f"{layout}:latest",
+        "--history.created_by",
+        created_by,
+        str(tar_path),
+    )
 
 
 def layered_layout(dest: Path) -> Path:
@@ -137,6 +155,7 @@ def deep_layout(dest: Path, n: int = 60) -> Path:
     work = Path(tempfile.mkdtemp(prefix="capsa-test-deep-"))
     try:
         for i in range(1, n):
+
             def build(tar: tarfile.TarFile, i: int = i) -> None:
                 if i == 1:
                     _dir(tar, "layers")
@@ -157,20 +176,34 @@ def _write_blob(layout: Path, data: bytes) -> str:
 def multiplatform_layout(dest: Path) -> Path:
     """``latest`` is an OCI index: linux/amd64 and linux/arm64/v8 manifests."""
     busybox_layout(dest)
-    umoci("config", "--image", f"{dest}:latest", "--tag", "arm64", "--architecture", "arm64",
-          "--config.label", "capsa.test.arch=arm64")
+    umoci(
+        "config",
+        "--image",
+        f"{dest}:latest",
+        "--tag",
+        "arm64",
+        "--architecture",
+        "arm64",
+        "--config.label",
+        "capsa.test.arch=arm64",
+    )
     index = json.loads((dest / "index.json").read_text())
     by_tag = {m["annotations"][REF_NAME]: m for m in index["manifests"]}
-    platforms = {"latest": {"architecture": "amd64", "os": "linux"},
-                 "arm64": {"architecture": "arm64", "os": "linux", "variant": "v8"}}
+    platforms = {
+        "latest": {"architecture": "amd64", "os": "linux"},
+        "arm64": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+    }
     manifests = []
     for tag, platform in platforms.items():
         desc = {k: v for k, v in by_tag[tag].items() if k != "annotations"}
         manifests.append({**desc, "platform": platform})
-    doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                      "manifests": manifests}).encode()
-    top = {"mediaType": OCI_INDEX, "digest": _write_blob(dest, doc), "size": len(doc),
-           "annotations": {REF_NAME: "latest"}}
+    doc = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    top = {
+        "mediaType": OCI_INDEX,
+        "digest": _write_blob(dest, doc),
+        "size": len(doc),
+        "annotations": {REF_NAME: "latest"},
+    }
     (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     return dest
 

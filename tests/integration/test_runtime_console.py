@@ -124,7 +124,7 @@ def test_run_on_a_pty_proxies_the_terminal(
     runtime.created.append(cid)  # for the fixture's cleanup
     proc = PtyProcess(runtime.command("run", "--bundle", str(b), cid), rows=33, cols=101)
     pty_processes.append(proc)
-    proc.term.read_until("33 101\r\n")
+    proc.term.read_until("33 101\r\n", timeout=5)
     proc.term.read_until("/dev/pts/0\r\n")
     # the outer terminal changes size: the runtime gets SIGWINCH and resizes the inner one
     set_winsize(proc.term.fd, 40, 120)
@@ -139,14 +139,19 @@ def test_run_on_a_pty_proxies_the_terminal(
 
 
 def test_exec_tty_from_a_pty(
-    runtime: Runtime, bundle: BundleFactory, pty_processes: list[PtyProcess]
+    runtime: Runtime,
+    bundle: BundleFactory,
+    pty_processes: list[PtyProcess],
+    request: pytest.FixtureRequest,
 ) -> None:
+    if runtime.is_runc:  # it copies the window size only once the process runs: a race
+        request.node.add_marker(pytest.mark.xfail(reason="runc sizes the pty late"))
     cid = runtime.new_id()
     runtime.run("run", "-d", "--bundle", str(bundle(sh(IDLE))), cid)
     argv = runtime.command("exec", "-t", cid, "sh", "-c", "tty; stty size; read l; exit 4")
     proc = PtyProcess(argv, rows=21, cols=77)
     pty_processes.append(proc)
-    proc.term.read_until("21 77\r\n")
+    proc.term.read_until("21 77\r\n", timeout=5)
     assert "/dev/pts/" in proc.term.text
     proc.term.write("done\n")
     assert proc.wait() == 4

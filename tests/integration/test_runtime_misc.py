@@ -102,13 +102,17 @@ SHIFT = 100_000
 
 
 @pytest.fixture
-def shifted_bundle(busybox_rootfs: Path, test_token: str) -> Iterator[BundleFactory]:
-    """Bundles the container's shifted root (host uid 100000) can reach and owns: made
-    under a traversable /tmp directory (pytest's tmp_path is 0700), rootfs ids shifted."""
+def shifted_bundle(
+    runtime: Runtime, busybox_rootfs: Path, test_token: str
+) -> Iterator[BundleFactory]:
+    """Bundles the container's shifted root (host uid 100000) can reach: made under a
+    traversable /tmp directory (pytest's tmp_path is 0700). Removed after the containers."""
     parent = Path("/tmp") / f"{test_token}-userns"
     parent.mkdir(mode=0o711)
     try:
         yield BundleFactory(parent, busybox_rootfs, test_token)
+        problems = runtime.cleanup()
+        assert not problems, problems
     finally:
         shutil.rmtree(parent, ignore_errors=True)
 
@@ -311,7 +315,7 @@ def test_hugepage_limit_in_the_unified_tree(runtime: Runtime, bundle: BundleFact
     if not controllers.exists() or "hugetlb" not in controllers.read_text().split():
         pytest.skip("hugetlb is not a cgroup2 controller here (not a hybrid host)")
     if runtime.is_runc:
-        pytest.xfail("runc 1.1 ignores hugetlb in the cgroup2 tree of a hybrid host")
+        pytest.xfail("runc 1.1 cannot set hugetlb limits on a hybrid host")
 
     def edit(spec: Spec) -> None:
         _resources(spec).hugepage_limits = [HugepageLimit("2MB", 4 * MiB)]
@@ -345,7 +349,7 @@ def test_rlimit_above_the_host_hard_limit_is_clamped(
     if hard >= wanted or _have_cap("CAP_SYS_RESOURCE"):
         pytest.skip("the host would allow the limit")
     if runtime.is_runc:
-        pytest.xfail("runc fails to create the container")
+        pytest.xfail("runc fails: error setting rlimit type 7: operation not permitted")
 
     def edit(spec: Spec) -> None:
         assert spec.process is not None

@@ -3,6 +3,7 @@ the read-only and masked parts of the filesystem."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -148,8 +149,6 @@ def test_device_node_made_by_the_image_is_denied(runtime: Runtime, bundle: Bundl
     """The default rules allow the standard nodes only, whatever the rootfs holds."""
 
     def prepare(rootfs: Path) -> None:
-        import os
-
         os.mknod(rootfs / "tmp/fuse", 0o20666, os.makedev(10, 229))
 
     script = OPEN_SCRIPT.format(paths="/tmp/fuse /dev/null /dev/zero")

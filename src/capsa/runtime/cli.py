@@ -68,7 +68,6 @@ _UPDATE_FLAGS = (
     "memory-reservation",
     "kernel-memory",
     "kernel-memory-tcp",
-    "cpu-shares",
     "cpu-period",
     "cpu-quota",
     "cpu-rt-period",
@@ -134,7 +133,8 @@ VERBS = [
         "update",
         "change the resource limits of a container",
         [Flag(("-r", "--resources"), help="a JSON file of linux.resources ('-' for stdin)")]
-        + [Flag((f"--{name}",)) for name in _UPDATE_FLAGS],
+        + [Flag((f"--{name}",)) for name in _UPDATE_FLAGS]
+        + [Flag(("--cpu-shares", "--cpu-share"), help="runc spells it --cpu-share")],
         ("id",),
     ),
     Verb(

@@ -80,6 +80,7 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
         opts.console.close()
         master = receive_master(ours)
         ours.close()
+        _copy_window_size(master)  # before start: the program sees its size from the first
     trace.mark("create_done")
     try:
         _warn(log, rt.start(args.id))
@@ -95,6 +96,13 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
         _warn(log, rt.delete(args.id, force=True))
         trace.mark("delete")
     return code
+
+
+def _copy_window_size(master: int) -> None:
+    if os.isatty(0):
+        from capsa.runtime.console import get_winsize, set_winsize
+
+        set_winsize(master, *get_winsize(0))
 
 
 def cmd_start(args: Args, log: RuntimeLog) -> int:
@@ -326,6 +334,12 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
         foreground.become_subreaper()
         if proc.terminal and not args.console_socket:
             ours, opts.console = foreground.console_pair()
+            if proc.console_size is None and os.isatty(0):
+                from capsa.oci.runtime_spec import ConsoleSize
+                from capsa.runtime.console import get_winsize
+
+                rows, cols = get_winsize(0)
+                proc.console_size = ConsoleSize(height=rows, width=cols)
     result = exec_process(rt, args.id, opts)
     _warn(log, result.warnings)
     if args.detach:

@@ -97,6 +97,12 @@ def _create(
     trace.mark("cgroup")
     fifo = store.fifo(cid)
     os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # whatever the umask: the init may run as an unprivileged host uid
+    root_ids = _container_root_ids(spec)
+    if root_ids is not None:
+        os.chown(fifo, *root_ids)
+    fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)  # the init reopens it through this fd
+    cleanup.push(os.close, fifo_fd)
     console = opts.console
     if console is None and opts.console_socket and spec.process and spec.process.terminal:
         from capsa.runtime.console import connect_console_socket
@@ -106,7 +112,7 @@ def _create(
     ctx = InitContext(
         spec=spec,
         rootfs=rootfs,
-        fifo=fifo,
+        fifo_fd=fifo_fd,
         sync=None,  # type: ignore[arg-type]
         cgroup=cgroup,
         console=console,
@@ -204,6 +210,21 @@ def _utc_now() -> str:
 
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _container_root_ids(spec: Spec) -> tuple[int, int] | None:
+    """The host uid/gid that root in the container's user namespace maps to."""
+    linux = spec.linux
+    if linux is None or not linux.uid_mappings:
+        return None
+
+    def host_id(maps: list[IDMapping]) -> int:
+        for m in maps:
+            if m.container_id <= 0 < m.container_id + m.size or m.container_id == 0:
+                return m.host_id - m.container_id
+        return 0
+
+    return host_id(linux.uid_mappings), host_id(linux.gid_mappings or [])
 
 
 def _start_time(pid: int) -> int:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 class InitContext:
     spec: Spec
     rootfs: str
-    fifo: str
+    fifo_fd: int
     sync: SyncSocket
     cgroup: CgroupManager | None = None
     console: socket.socket | None = None
@@ -133,7 +133,7 @@ def _setup(ctx: InitContext) -> int:
     if "cgroup" in new:
         sc.unshare(sc.CLONE_NEWCGROUP)
     hooks_mod.run_hooks(spec.hooks, "createContainer", msg["state"])
-    fifo_fd = os.open(ctx.fifo, os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = ctx.fifo_fd
     _preload(ctx)
     builder.pivot(ctx.no_pivot)
     builder.finish()

@@ -55,20 +55,21 @@ def apply_rlimits(process: Process) -> list[str]:
         if res is None:
             raise InvalidArgument(f"unknown rlimit {rl.type}")
         soft, hard = _limit(rl.soft), _limit(rl.hard)
+        if _rank(soft) > _rank(hard):
+            raise InvalidArgument(f"invalid rlimit {name}: soft {rl.soft} > hard {rl.hard}")
         try:
             resource.setrlimit(res, (soft, hard))
-        except ValueError:
-            raise InvalidArgument(
-                f"invalid rlimit {name}: soft {rl.soft} > hard {rl.hard}"
-            ) from None
-        except OSError as e:
-            if e.errno != errno.EPERM:
-                raise
+        except (ValueError, PermissionError):
+            # raising the hard limit needs CAP_SYS_RESOURCE (root here lacks it)
             cur_hard = resource.getrlimit(res)[1]
             clamped = _clamp(hard, cur_hard)
             resource.setrlimit(res, (_clamp(soft, clamped), clamped))
             warnings.append(f"{name} clamped to the host's hard limit {_show(cur_hard)}")
     return warnings
+
+
+def _rank(value: int) -> float:
+    return float("inf") if value == resource.RLIM_INFINITY else value
 
 
 def _limit(value: int) -> int:

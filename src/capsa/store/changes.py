@@ -64,7 +64,8 @@ def apply_changes(changes: Iterable[str], config: ContainerConfig | None = None)
 
 def _lines(change: str) -> list[str]:
     joined = re.sub(r"\\[ \t]*\r?\n", "", change)
-    return [ln for ln in joined.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = re.split(r"\r?\n", joined)
+    return [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 class _State:

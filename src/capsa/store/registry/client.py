@@ -19,11 +19,15 @@ from capsa.store.registry.errors import error_for, unreachable
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Protocol
 
     import aiohttp
-    from capsa.store.credentials import Credentials
 
     from capsa.config import Settings
+
+    class CredentialSource(Protocol):
+        def get(self, host: str) -> tuple[str, str] | None: ...
+
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -66,7 +70,7 @@ def endpoints(settings: Settings, domain: str, *, push: bool = False) -> list[En
 class RegistryHttp:
     """One aiohttp session shared by a client's requests; created on first use."""
 
-    def __init__(self, settings: Settings, credentials: Credentials | None) -> None:
+    def __init__(self, settings: Settings, credentials: CredentialSource | None) -> None:
         self.settings = settings
         self.credentials = credentials
         self.auth = Authenticator(self._lookup)

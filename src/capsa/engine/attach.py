@@ -1,0 +1,52 @@
+"""The monitor's attach socket: framed stdio between a container and its clients.
+
+Frames are ``[type:1][0:3][length:4 big-endian][payload]``, Docker's stream format
+extended with control types, in both directions:
+
+- monitor -> client: STDOUT, STDERR (a terminal's output is all STDOUT), EXIT (JSON
+  ``{"exit_code": N}``, then the monitor closes), ERROR (one-line message).
+- client -> monitor: first a HELLO (JSON: which streams it wants), then STDIN data,
+  STDIN_CLOSE, RESIZE (``"rows cols"``).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+EXIT, ERROR, HELLO, STDIN_CLOSE, RESIZE = 9, 10, 11, 12, 13
+
+_HEADER = struct.Struct(">BxxxI")
+HEADER_SIZE = _HEADER.size
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Incremental parser: feed bytes, get complete (type, payload) frames."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= HEADER_SIZE:
+            kind, size = _HEADER.unpack_from(self._buf)
+            if len(self._buf) < HEADER_SIZE + size:
+                break
+            out.append((kind, bytes(self._buf[HEADER_SIZE:HEADER_SIZE + size])))
+            del self._buf[:HEADER_SIZE + size]
+        return out
+
+
+def hello(stdin: bool, stdout: bool = True, stderr: bool = True) -> bytes:
+    return frame(HELLO, json.dumps({"stdin": stdin, "stdout": stdout,
+                                    "stderr": stderr}).encode())
+
+
+def exit_frame(code: int) -> bytes:
+    return frame(EXIT, json.dumps({"exit_code": code}).encode())

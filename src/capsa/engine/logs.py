@@ -1,0 +1,506 @@
+"""json-file container logs: the writer the monitor uses, the reader behind ``capsa logs``.
+
+One JSON object a line, as Docker writes it::
+
+    {"log":"text\\n","stream":"stdout","time":"2026-11-28T16:20:01.123456789Z"}
+
+A line longer than 16 KiB becomes several entries, all but the last without a trailing
+newline; so does a partial line flushed at end of stream. The current file NAME is
+rotated to NAME.1 ... NAME.<max_file - 1> (NAME.1 the newest, ``.gz`` when compressed)
+before a write would take it past ``max_size``.
+
+The writer runs in every container's monitor: this module imports json, os and time
+only; gzip and re are imported when a file is compressed or a time argument parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from capsa.errors import InvalidArgument, os_reason
+from capsa.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+MAX_LINE = 16 * 1024  # longest "log" text of one entry, newline excluded
+STREAMS = ("stdout", "stderr")
+_BLOCK = 64 * 1024
+_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+@record
+class LogConfig:
+    max_size: int = 10 * 1024 * 1024  # bytes; 0 = unlimited (no rotation)
+    max_file: int = 5
+    compress: bool = False
+
+
+def parse_log_opts(opts: dict[str, str]) -> LogConfig:
+    """Docker's json-file ``--log-opt`` values (``max-size``, ``max-file``, ``compress``)."""
+    config = LogConfig()
+    for key, value in opts.items():
+        if key == "max-size":
+            config.max_size = parse_size(value)
+        elif key == "max-file":
+            if not value.isdigit() or int(value) < 1:
+                raise InvalidArgument(f"invalid max-file {value!r}: want an integer >= 1")
+            config.max_file = int(value)
+        elif key == "compress":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid compress {value!r}: want true or false")
+            config.compress = value.lower() in ("true", "1")
+        else:
+            raise InvalidArgument(f"unknown log opt {key!r} for json-file log driver")
+    if config.compress and (config.max_file < 2 or config.max_size == 0):
+        raise InvalidArgument("compress needs max-file of 2 or more and a max-size")
+    return config
+
+
+def parse_size(text: str) -> int:
+    """Sizes like docker's ``units.RAMInBytes``: "512", "10k", "10m", "1.5g", "10MiB"."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", text.strip(), re.IGNORECASE)
+    if m is None:
+        raise InvalidArgument(f"invalid max-size {text!r}: want a size like 10m")
+    power = "kmgtp".find(m.group(2).lower()) + 1 if m.group(2) else 0
+    return int(float(m.group(1)) * 1024**power)
+
+
+class LogWriter:
+    """Appends a container's output to ``path`` as json-file entries, rotating it.
+
+    I/O errors never reach the monitor: the entries are dropped and counted in
+    ``dropped``, the reason kept in ``last_error``.
+    """
+
+    def __init__(self, path: str, config: LogConfig) -> None:
+        self.path = path
+        self.config = config
+        self.dropped = 0
+        self.last_error = ""
+        self._fd = _open_append(path)
+        self._size = os.fstat(self._fd).st_size
+        self._partial: dict[str, bytes] = {}
+        self._second = -1
+        self._prefix = ""
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Log ``data`` as read from ``stream``'s pipe or pty; keeps a partial last line."""
+        if stream not in STREAMS:
+            raise InvalidArgument(f"unknown log stream {stream!r}")
+        pieces, rest = split_lines(self._partial.pop(stream, b"") + data)
+        if rest:
+            self._partial[stream] = rest
+        if pieces:
+            self._append(stream, pieces)
+
+    def flush_partial(self) -> None:
+        """Log the partial lines kept so far (at end of stream), without a newline."""
+        partial, self._partial = self._partial, {}
+        for stream, rest in partial.items():
+            self._append(stream, [rest])
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush_partial()
+            os.close(self._fd)
+            self._fd = -1
+
+    def _now(self) -> str:
+        second, nanos = divmod(time.time_ns(), 1_000_000_000)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{nanos:09d}Z"
+
+    def _append(self, stream: str, pieces: list[bytes]) -> None:
+        tail = f',"stream":"{stream}","time":"{self._now()}"}}\n'
+        lines = [
+            f'{{"log":{_encode_str(p.decode("utf-8", "replace"))}{tail}'.encode()
+            for p in pieces
+        ]
+        try:
+            self._write_lines(lines)
+        except OSError as e:
+            self.dropped += len(lines)
+            self.last_error = f"log file {self.path}: {os_reason(e)}"
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        limit, batch, size = self.config.max_size, [], 0
+        while lines:
+            line = lines.pop(0)
+            if limit and self._size + size + len(line) > limit and self._size + size > 0:
+                self._write(b"".join(batch))
+                batch, size = [], 0
+                self._rotate()
+            batch.append(line)
+            size += len(line)
+        self._write(b"".join(batch))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            self._size += n
+            view = view[n:]
+
+    def _rotate(self) -> None:
+        path, keep = self.path, self.config.max_file
+        if keep < 2:  # overwrite: a new inode, so that followers notice
+            fd = _open_append(path + ".new", truncate=True)
+            os.replace(path + ".new", path)
+        else:
+            ext = ".gz" if self.config.compress else ""
+            _unlink(f"{path}.{keep - 1}{ext}")
+            for i in range(keep - 2, 0, -1):
+                _rename(f"{path}.{i}{ext}", f"{path}.{i + 1}{ext}")
+            os.rename(path, f"{path}.1")
+            fd = _open_append(path)
+        os.close(self._fd)
+        self._fd, self._size = fd, 0
+        if keep >= 2 and self.config.compress:
+            try:
+                _gzip_file(f"{path}.1")
+            except OSError as e:  # keep the plain file; readers take either
+                self.last_error = f"compress {path}.1: {os_reason(e)}"
+                _unlink(f"{path}.1.gz.tmp")
+
+
+def split_lines(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Entry texts in ``buf`` (lines with their newline, 16 KiB pieces) and the rest."""
+    pieces: list[bytes] = []
+    start, n = 0, len(buf)
+    while start < n:
+        nl = buf.find(b"\n", start, start + MAX_LINE + 1)
+        if nl >= 0:
+            pieces.append(buf[start : nl + 1])
+            start = nl + 1
+        elif n - start > MAX_LINE:
+            cut = _utf8_boundary(buf, start + MAX_LINE)
+            pieces.append(buf[start:cut])
+            start = cut
+        else:
+            break
+    return pieces, buf[start:]
+
+
+def _utf8_boundary(buf: bytes, pos: int) -> int:
+    """``pos`` moved back so as not to split a UTF-8 sequence (if ``buf`` is UTF-8)."""
+    for back in range(4):
+        if buf[pos - back] & 0xC0 != 0x80:
+            return pos - back
+    return pos
+
+
+def _open_append(path: str, truncate: bool = False) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    return os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o640)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rename(src: str, dst: str) -> None:
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        pass
+
+
+def _gzip_file(path: str) -> None:
+    """``path`` -> ``path.gz`` (complete before it appears), then ``path`` removed."""
+    import gzip
+
+    tmp = path + ".gz.tmp"
+    with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    os.replace(tmp, path + ".gz")
+    os.unlink(path)
+
+
+@record
+class LogEntry:
+    stream: str
+    text: str
+    time: str  # RFC 3339, as stored
+    timestamp: float  # epoch seconds, for filtering
+
+
+class _Until(Exception):
+    """An entry later than ``until``: reading is over."""
+
+
+def read_logs(
+    path: str,
+    *,
+    tail: int | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    follow: bool = False,
+    stop: Callable[[], bool] | None = None,
+    poll_interval: float = 0.1,
+) -> Iterator[LogEntry]:
+    """Entries of the log at ``path``, rotated files (oldest first) then the current one.
+
+    ``tail=N`` gives the last N entries within since/until (None or negative: all).
+    Reading ends at the first entry after ``until``. With ``follow`` the reader polls
+    for new entries, across rotations, until ``stop()`` is true; it reads once more
+    after that, so ``stop`` may simply say "the container has exited".
+    """
+    reader = _Reader(path, since, until)
+    try:
+        yield from reader.history(tail)
+        if follow:
+            yield from reader.follow(stop, poll_interval)
+    except _Until:
+        return
+    finally:
+        reader.close()
+
+
+class _Reader:
+    def __init__(self, path: str, since: float | None, until: float | None) -> None:
+        self.path, self.since, self.until = path, since, until
+        self.cursor: _Cursor | None = None
+        self.rotated: list[_Rotated] = []
+        self.last: float | None = None  # timestamp of the newest entry seen
+
+    def close(self) -> None:
+        for src in [*self.rotated, self.cursor]:
+            if src is not None:
+                src.close()
+        self.rotated, self.cursor = [], None
+
+    def history(self, tail: int | None) -> Iterator[LogEntry]:
+        self.cursor = _Cursor.open(self.path)
+        self.rotated = _open_rotated(self.path, self.cursor)
+        if tail is not None and tail >= 0:
+            if self.cursor is not None:
+                self.cursor.offset = self.cursor.complete_end()
+            yield from self._tail(tail)
+        else:
+            for src in self.rotated:
+                if not src.ends_before(self.since):
+                    yield from self._select(src.forward())
+            if self.cursor is not None:
+                yield from self._select(self.cursor.lines())
+        for src in self.rotated:
+            src.close()
+        self.rotated = []
+
+    def follow(self, stop: Callable[[], bool] | None, poll_interval: float) -> Iterator[LogEntry]:
+        while True:
+            stopping = stop is not None and stop()
+            yield from self._drain()
+            if stopping:
+                return
+            time.sleep(poll_interval)
+
+    def _select(self, lines: Iterable[bytes]) -> Iterator[LogEntry]:
+        for line in lines:
+            entry = _decode(line)
+            if entry is None:
+                continue
+            self.last = entry.timestamp
+            if self.until is not None and entry.timestamp > self.until:
+                raise _Until
+            if self.since is None or entry.timestamp >= self.since:
+                yield entry
+
+    def _tail(self, n: int) -> Iterator[LogEntry]:
+        sources = [self.cursor.backward()] if self.cursor is not None else []
+        sources += [src.backward() for src in reversed(self.rotated)]
+        picked: list[LogEntry] = []
+        for lines in sources:
+            for line in lines if len(picked) < n else ():
+                entry = _decode(line)
+                if entry is None:
+                    continue
+                if self.last is None:
+                    self.last = entry.timestamp
+                if self.until is not None and entry.timestamp > self.until:
+                    continue
+                if self.since is not None and entry.timestamp < self.since:
+                    return iter(picked[::-1])
+                picked.append(entry)
+        return iter(picked[::-1])
+
+    def _drain(self) -> Iterator[LogEntry]:
+        """Everything new in the current file; switches to a new one after rotation."""
+        while True:
+            if self.cursor is None:
+                self.cursor = _Cursor.open(self.path)
+                if self.cursor is None:
+                    return
+            yield from self._select(self.cursor.lines())
+            if not self.cursor.replaced(self.path):
+                return
+            yield from self._select(self.cursor.lines())  # written before the rename
+            old, self.cursor = self.cursor, None
+            try:
+                yield from self._catch_up(old)
+            finally:
+                old.close()
+
+    def _catch_up(self, old: _Cursor) -> Iterator[LogEntry]:
+        """Files rotated away between two polls, after ``old`` (the file we read)."""
+        missed: list[_Rotated] = []
+        try:
+            for src in _open_rotated(self.path, old, newest_first=True):
+                first = src.first_timestamp()
+                if self.last is None or first is None or first <= self.last:
+                    src.close()
+                else:
+                    missed.append(src)
+            for src in reversed(missed):
+                yield from self._select(src.forward())
+        finally:
+            for src in missed:
+                src.close()
+
+
+class _Cursor:
+    """Complete lines of a growing plain file, from ``offset`` on."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.offset, self.pending = fd, 0, b""
+
+    @classmethod
+    def open(cls, name: str) -> _Cursor | None:
+        try:
+            return cls(os.open(name, os.O_RDONLY | os.O_CLOEXEC))
+        except FileNotFoundError:
+            return None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def lines(self) -> Iterator[bytes]:
+        if os.fstat(self.fd).st_size < self.offset:  # truncated by another writer
+            self.offset, self.pending = 0, b""
+        while chunk := os.pread(self.fd, _BLOCK, self.offset):
+            self.offset += len(chunk)
+            data = self.pending + chunk
+            end = data.rfind(b"\n") + 1
+            self.pending = data[end:]
+            yield from filter(None, data[:end].split(b"\n"))
+
+    def complete_end(self) -> int:
+        """Offset just after the last newline (a writer may be mid-line)."""
+        size = os.fstat(self.fd).st_size
+        start = max(0, size - _BLOCK)
+        return start + os.pread(self.fd, size - start, start).rfind(b"\n") + 1
+
+    def backward(self) -> Iterator[bytes]:
+        """Lines before ``offset``, newest first."""
+        pos, rest = self.offset, b""
+        while pos > 0:
+            step = min(_BLOCK, pos)
+            pos -= step
+            lines = (os.pread(self.fd, step, pos) + rest).split(b"\n")
+            rest = lines[0]
+            yield from filter(None, reversed(lines[1:]))
+        if rest:
+            yield rest
+
+    def replaced(self, name: str) -> bool:
+        """Whether ``name`` is now another file (rotated or overwritten)."""
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:  # mid-rotation: look again at the next poll
+            return False
+        own = os.fstat(self.fd)
+        return (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino)
+
+
+class _Rotated:
+    """A rotated file, NAME.<i> or NAME.<i>.gz, opened before it can move again."""
+
+    def __init__(self, fd: int, gz: bool) -> None:
+        self.fd, self.gz = fd, gz
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def forward(self) -> Iterator[bytes]:
+        if not self.gz:
+            cursor = _Cursor(self.fd)
+            yield from cursor.lines()
+            return
+        import gzip
+
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        try:
+            with open(self.fd, "rb", closefd=False) as raw, gzip.open(raw) as lines:
+                yield from lines
+        except (OSError, EOFError):  # truncated or corrupt archive: keep what was read
+            return
+
+    def backward(self) -> Iterator[bytes]:
+        if self.gz:
+            return reversed(list(self.forward()))
+        cursor = _Cursor(self.fd)
+        cursor.offset = os.fstat(self.fd).st_size
+        return cursor.backward()
+
+    def first_timestamp(self) -> float | None:
+        entries = (_decode(line) for line in self.forward())
+        return next((e.timestamp for e in entries if e is not None), None)
+
+    def ends_before(self, since: float | None) -> bool:
+        """Whether every entry is older than ``since`` (known cheaply for plain files)."""
+        if since is None or self.gz:
+            return False
+        entries = (_decode(line) for line in self.backward())
+        last = next((e.timestamp for e in entries if e is not None), None)
+        return last is not None and last < since
+
+
+def _open_rotated(path: str, current: _Cursor | None, newest_first: bool = False) -> list[_Rotated]:
+    """NAME.1, NAME.2, ... (plain or .gz) up to the first gap or the ``current`` file."""
+    found: list[_Rotated] = []
+    own = os.fstat(current.fd) if current is not None else None
+    for i in range(1, 1 << 16):
+        src = _open_first(f"{path}.{i}", f"{path}.{i}.gz")
+        if src is None:
+            break
+        st = os.fstat(src.fd)
+        if own is not None and (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+            src.close()  # rotated while we opened: already read as the current file
+            break
+        found.append(src)
+    return found if newest_first else found[::-1]
+
+
+def _open_first(*names: str) -> _Rotated | None:
+    for name in names:
+        try:
+            return _Rotated(os.open(name, os.O_RDONLY | os.O_CLOEXEC), name.endswith(".gz"))
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _decode(line: bytes) -> LogEntry | None:
+    try:
+        obj = json.loads(line)
+        stamp = obj["time"]
+        return LogEntry(obj.get("stream", "stdout"), obj["log"], stamp, _rfc3339(stamp))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def format_entry(entry: LogEntry, timestamps: bool) -> bytes:
+    """What ``capsa logs`` prints for ``entry``; ``-t`` prefixes the time and a space."""
+    text = entry.text.encode("utf-8", "replace")
+    return f"{entry.time} ".encode() + text if timestamps else text

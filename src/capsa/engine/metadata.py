@@ -1,0 +1,148 @@
+"""Container metadata in SQLite (``<root>/containers.db``).
+
+The CLI, the API server and every container's monitor read and write it
+concurrently; each change is one ``BEGIN IMMEDIATE`` transaction. The spec is
+written once at create; the state fields change over the container's life.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
+from capsa.errors import AlreadyExists, Conflict, NotFound
+from capsa.oci.codec import from_dict, to_dict
+from capsa.store.db import Transaction, open_db
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import Any
+
+MIGRATIONS = (
+    """
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL,
+        image_name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    """,
+)
+
+# the fields of ContainerRecord kept in the `status` JSON column
+_STATUS_FIELDS = ("pid", "pid_start", "exit_code", "started_at", "finished_at", "oom_killed",
+                  "error", "restart_count", "health", "monitor_pid", "monitor_start",
+                  "stopped_by_user", "rootfs_key", "chain_ids")
+
+
+def _status_json(rec: ContainerRecord) -> str:
+    return json.dumps({f: getattr(rec, f) for f in _STATUS_FIELDS}, separators=(",", ":"))
+
+
+class ContainerStore:
+    def __init__(self, root: str) -> None:
+        self.path = os.path.join(root, "containers.db")
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_db(self.path, MIGRATIONS)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _record(self, row: sqlite3.Row) -> ContainerRecord:
+        spec = from_dict(ContainerSpec, json.loads(row["spec"]), "spec")
+        rec = ContainerRecord(id=row["id"], name=row["name"], image_id=row["image_id"],
+                              image_name=row["image_name"], created=row["created"], spec=spec,
+                              state=State(row["state"]))
+        for key, value in json.loads(row["status"]).items():
+            if key in _STATUS_FIELDS:
+                setattr(rec, key, value)
+        return rec
+
+    def add(self, rec: ContainerRecord) -> None:
+        try:
+            with Transaction(self.conn) as c:
+                c.execute(
+                    "INSERT INTO containers(id, name, image_id, image_name, created, spec,"
+                    " state, status) VALUES (?,?,?,?,?,?,?,?)",
+                    (rec.id, rec.name, rec.image_id, rec.image_name, rec.created,
+                     json.dumps(to_dict(rec.spec), separators=(",", ":")), rec.state.value,
+                     _status_json(rec)))
+        except Exception as e:
+            if "UNIQUE" in str(e) and "name" in str(e):
+                raise AlreadyExists(
+                    f'the container name "/{rec.name}" is already in use') from None
+            raise
+
+    def get(self, container_id: str) -> ContainerRecord:
+        row = self.conn.execute("SELECT * FROM containers WHERE id=?", (container_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no such container: {container_id}")
+        return self._record(row)
+
+    def find(self, text: str) -> ContainerRecord:
+        """By full id, name (with or without a leading /) or unique id prefix."""
+        name = text.removeprefix("/")
+        row = self.conn.execute("SELECT * FROM containers WHERE id=? OR name=?",
+                                (text, name)).fetchone()
+        if row is None and text and all(c in "0123456789abcdef" for c in text):
+            rows = self.conn.execute("SELECT * FROM containers WHERE id LIKE ?",
+                                     (f"{text}%",)).fetchall()
+            if len(rows) > 1:
+                raise Conflict(f"multiple containers match the prefix {text}")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"no such container: {text}")
+        return self._record(row)
+
+    def list(self) -> list[ContainerRecord]:
+        rows = self.conn.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
+        return [self._record(r) for r in rows]
+
+    def update(self, container_id: str, state: State | None = None, **fields: Any) -> ContainerRecord:
+        """Change state fields in one transaction; return the new record."""
+        with Transaction(self.conn) as c:
+            row = c.execute("SELECT * FROM containers WHERE id=?", (container_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no such container: {container_id}")
+            rec = self._record(row)
+            for key, value in fields.items():
+                if key not in _STATUS_FIELDS:
+                    raise KeyError(key)
+                setattr(rec, key, value)
+            if state is not None:
+                rec.state = state
+            c.execute("UPDATE containers SET state=?, status=? WHERE id=?",
+                      (rec.state.value, _status_json(rec), container_id))
+            return rec
+
+    def update_spec(self, container_id: str, spec: ContainerSpec) -> None:
+        self.conn.execute("UPDATE containers SET spec=? WHERE id=?",
+                          (json.dumps(to_dict(spec), separators=(",", ":")), container_id))
+
+    def rename(self, container_id: str, name: str) -> None:
+        try:
+            self.conn.execute("UPDATE containers SET name=? WHERE id=?", (name, container_id))
+        except Exception as e:
+            if "UNIQUE" in str(e):
+                raise AlreadyExists(f'the container name "/{name}" is already in use') from None
+            raise
+
+    def remove(self, container_id: str) -> None:
+        self.conn.execute("DELETE FROM containers WHERE id=?", (container_id,))
+
+    def names(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM containers")}

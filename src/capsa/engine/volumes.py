@@ -1,0 +1,420 @@
+"""Named volumes with Docker's local driver: create, list, remove, prune, mount.
+
+Data lives in ``root/volumes/<name>/_data`` (the volume's mountpoint, as Docker lays
+it out); metadata and the containers using each volume in ``root/volumes.db``
+(SQLite, so the CLI and the API server can share it). Operations that mount, populate
+or delete one volume hold an ``flock`` on its directory, so two containers starting
+with the same new volume populate it once, and ``rm`` cannot race a mount.
+
+Volumes made with ``-o type=... -o device=...`` (tmpfs, bind, block devices) are
+mounted on their mountpoint when the first container uses them and unmounted when
+the last one releases them. An empty volume is populated from the image the first
+time a container mounts it (Docker's copy-up, unless the mount says ``nocopy``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+
+from capsa.engine.volume_types import (
+    ANONYMOUS_LABEL,
+    Volume,
+    VolumeCreateOptions,
+    VolumePruneReport,
+    check_filters,
+    match_any_label,
+    match_labels,
+    split_mount_options,
+    truthy,
+    validate_driver,
+    validate_name,
+    validate_options,
+)
+from capsa.errors import Conflict, Internal, InvalidArgument, NotFound, os_reason
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterator
+
+    from capsa.config import Settings
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        options TEXT NOT NULL,
+        needs_copy INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE volume_users (
+        name TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        PRIMARY KEY (name, container_id)
+    );
+    CREATE INDEX volume_users_by_container ON volume_users(container_id)
+    """,
+]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class VolumeService:
+    """The local volume driver. Thread-compatible; safe across processes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base = os.path.join(settings.root, "volumes")
+        self._db_path = os.path.join(settings.root, "volumes.db")
+        self._conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            from capsa.store.db import open_db
+
+            self._conn = open_db(self._db_path, _MIGRATIONS)
+        return self._conn
+
+    def mountpoint(self, name: str) -> str:
+        return os.path.join(self.base, name, "_data")
+
+    # -- create / read -------------------------------------------------------------
+
+    def create(self, opts: VolumeCreateOptions) -> Volume:
+        """A new volume, or the existing one of that name (Docker is idempotent)."""
+        from capsa.store.db import Transaction
+
+        validate_driver(opts.driver)
+        validate_options(opts.driver_opts)
+        name = opts.name or secrets.token_hex(32)
+        validate_name(name)
+        labels = dict(opts.labels)
+        if opts.anonymous:
+            labels.setdefault(ANONYMOUS_LABEL, "")
+        with Transaction(self._db()) as conn:
+            row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                conn.execute(
+                    "INSERT INTO volumes (name, driver, created_at, labels, options)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (name, opts.driver, stamp, json.dumps(labels), json.dumps(opts.driver_opts)),
+                )
+                row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        volume = self._volume(row)
+        labels_differ = bool(opts.labels) and volume.labels != labels
+        options_differ = bool(opts.driver_opts) and volume.options != opts.driver_opts
+        if labels_differ or options_differ:
+            raise Conflict(f"volume {name} already exists with different options")
+        self._make_dirs(name)
+        return volume
+
+    def _make_dirs(self, name: str) -> None:
+        os.makedirs(self.base, mode=0o701, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.join(self.base, name), 0o755)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.mountpoint(name), 0o755)
+
+    def _volume(self, row: sqlite3.Row) -> Volume:
+        return Volume(
+            name=row["name"],
+            driver=row["driver"],
+            mountpoint=self.mountpoint(row["name"]),
+            created_at=row["created_at"],
+            labels=json.loads(row["labels"]),
+            options=json.loads(row["options"]),
+        )
+
+    def get(self, name: str) -> Volume:
+        row = self._db().execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"get {name}: no such volume")
+        return self._volume(row)
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[Volume]:
+        """Volumes sorted by name; ``name``/``driver`` are regexps, as Docker's filters."""
+        filters = filters or {}
+        check_filters(filters)
+        rows = self._db().execute("SELECT * FROM volumes ORDER BY name").fetchall()
+        used = {r[0] for r in self._db().execute("SELECT DISTINCT name FROM volume_users")}
+        out = []
+        for row in rows:
+            v = self._volume(row)
+            if "name" in filters and not _match_any(filters["name"], v.name):
+                continue
+            if "driver" in filters and not _match_any(filters["driver"], v.driver):
+                continue
+            if not match_labels(v.labels, filters.get("label", [])):
+                continue
+            if any(truthy(d) == (v.name in used) for d in filters.get("dangling", [])):
+                continue
+            out.append(v)
+        return out
+
+    def users(self, name: str) -> list[str]:
+        rows = self._db().execute(
+            "SELECT container_id FROM volume_users WHERE name = ? ORDER BY container_id", (name,)
+        )
+        return [r[0] for r in rows]
+
+    def volumes_of(self, container_id: str) -> list[str]:
+        rows = self._db().execute(
+            "SELECT name FROM volume_users WHERE container_id = ? ORDER BY name", (container_id,)
+        )
+        return [r[0] for r in rows]
+
+    def size(self, name: str) -> int:
+        """Bytes in the volume (hard links once); -1 for mounted types, as Docker's df."""
+        volume = self.get(name)
+        if volume.needs_mount:
+            return -1
+        return _tree_size(volume.mountpoint)
+
+    # -- remove / prune ------------------------------------------------------------
+
+    def remove(self, name: str, force: bool = False) -> None:
+        """Delete a volume and its data; refused while a container uses it, even forced.
+
+        ``force`` ignores a missing volume and purges the record when the data cannot be
+        deleted.
+        """
+        try:
+            volume = self.get(name)
+        except NotFound:
+            if force:
+                return
+            raise
+        with self._locked(name):
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{' '.join(users)}]")
+            try:
+                self._delete_data(volume)
+            except (OSError, Internal) as e:
+                if not force:
+                    reason = os_reason(e) if isinstance(e, OSError) else str(e)
+                    raise Internal(f"remove {name}: {reason}") from e
+            self._db().execute("DELETE FROM volumes WHERE name = ?", (name,))
+
+    def _delete_data(self, volume: Volume) -> None:
+        path = volume.mountpoint
+        if _is_mountpoint(path):
+            self._unmount(path)
+        if volume.needs_mount:
+            # never recurse into what may be a host directory: _data must be empty now
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(path)
+        shutil.rmtree(os.path.dirname(path), ignore_errors=False, onerror=_missing_ok)
+
+    def prune(
+        self, filters: dict[str, list[str]] | None = None, all_volumes: bool = False
+    ) -> VolumePruneReport:
+        """Remove unused anonymous volumes (Docker 23+), or all unused with ``all_volumes``."""
+        filters = filters or {}
+        check_filters(filters, prune=True)
+        all_volumes = all_volumes or any(truthy(v) for v in filters.get("all", []))
+        report = VolumePruneReport()
+        for volume in self.list():
+            if not (all_volumes or volume.anonymous) or self.users(volume.name):
+                continue
+            if not match_labels(volume.labels, filters.get("label", [])):
+                continue
+            if match_any_label(volume.labels, filters.get("label!", [])):
+                continue
+            size = self.size(volume.name)
+            try:
+                self.remove(volume.name)
+            except (Conflict, NotFound):
+                continue  # a container took it meanwhile, or someone else removed it
+            report.deleted.append(volume.name)
+            report.space_reclaimed += max(size, 0)
+        return report
+
+    # -- use by containers ---------------------------------------------------------
+
+    def mount_source(
+        self, name: str, container_id: str, image_rootfs: str | None, dest: str
+    ) -> str:
+        """The host directory to bind-mount at ``dest`` for ``container_id``.
+
+        Creates the volume when missing, records the container as a user, mounts
+        tmpfs/bind/device volumes, and on first use copies ``dest`` of the image (resolved
+        inside ``image_rootfs``) into an empty volume. ``image_rootfs=None``: no copy.
+        """
+        if not container_id:
+            raise InvalidArgument(f"mount {name}: missing container id")
+        for _ in range(8):  # a concurrent remove may delete the volume under us
+            if not self._exists(name):
+                self.create(VolumeCreateOptions(name=name))
+            with self._locked(name):
+                row = self._db().execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    continue
+                self._use(self._volume(row), container_id, row["needs_copy"], image_rootfs, dest)
+                return self.mountpoint(name)
+        raise Conflict(f"mount {name}: volume keeps being removed")
+
+    def _exists(self, name: str) -> bool:
+        row = self._db().execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone()
+        return row is not None
+
+    def _use(
+        self, volume: Volume, container_id: str, needs_copy: int, rootfs: str | None, dest: str
+    ) -> None:
+        """Called with the volume's lock held."""
+        conn = self._db()
+        added = conn.execute(
+            "INSERT OR IGNORE INTO volume_users (name, container_id) VALUES (?, ?)",
+            (volume.name, container_id),
+        ).rowcount
+        mounted = False
+        try:
+            if volume.needs_mount and not _is_mountpoint(volume.mountpoint):
+                _mount(volume)
+                mounted = True
+            if rootfs is not None and needs_copy:
+                populate(rootfs, dest, volume.mountpoint)
+                conn.execute("UPDATE volumes SET needs_copy = 0 WHERE name = ?", (volume.name,))
+        except BaseException:
+            if mounted:
+                self._unmount(volume.mountpoint)
+            if added:
+                conn.execute(
+                    "DELETE FROM volume_users WHERE name = ? AND container_id = ?",
+                    (volume.name, container_id),
+                )
+            raise
+
+    def release(self, name: str, container_id: str) -> None:
+        """``container_id`` no longer uses the volume; the last user unmounts it."""
+        if not self._exists(name):
+            return
+        with self._locked(name):
+            self._db().execute(
+                "DELETE FROM volume_users WHERE name = ? AND container_id = ?",
+                (name, container_id),
+            )
+            row = self._db().execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+            if row is None or self.users(name):
+                return
+            volume = self._volume(row)
+            if volume.needs_mount and _is_mountpoint(volume.mountpoint):
+                self._unmount(volume.mountpoint)
+
+    def release_all(self, container_id: str) -> list[str]:
+        """Release every volume ``container_id`` uses (container removal); their names."""
+        names = self.volumes_of(container_id)
+        for name in names:
+            self.release(name, container_id)
+        return names
+
+    # -- helpers -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """Hold an exclusive flock on ``volumes/<name>`` (re-created if missing)."""
+        path = os.path.join(self.base, name)
+        for _ in range(8):
+            self._make_dirs(name)
+            fd = os.open(path, _DIR_FLAGS)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we waited: lock the new one
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != (current.st_dev, current.st_ino):
+                    continue
+                yield
+                return
+            finally:
+                os.close(fd)
+        raise Conflict(f"lock volume {name}: directory keeps being replaced")
+
+    def _unmount(self, path: str) -> None:
+        from capsa.linux.mount import unmount
+
+        try:
+            unmount(path)
+        except Conflict:  # busy: let the kernel finish when the last user goes
+            unmount(path, detach=True)
+
+
+def _mount(volume: Volume) -> None:
+    from capsa.linux.mount import Mount, mount_all
+
+    opts = volume.options
+    options = split_mount_options(opts.get("o", ""))
+    try:
+        mount_all(
+            [Mount(type=opts.get("type", "none"), source=opts["device"], options=options)],
+            volume.mountpoint,
+        )
+    except KeyError:
+        raise InvalidArgument(f"mount {volume.name}: missing device in volume options") from None
+
+
+def _is_mountpoint(path: str) -> bool:
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if len(fields) > 4 and _unescape(fields[4]) == real:
+                return True
+    return False
+
+
+def _unescape(text: str) -> str:
+    """mountinfo's octal escapes (``\\040`` for a space)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def _match_any(patterns: list[str], value: str) -> bool:
+    for pattern in patterns:
+        if pattern == value:
+            return True
+        try:
+            if re.search(pattern, value):
+                return True
+        except re.error:
+            continue
+    return False
+
+
+def _tree_size(top: str) -> int:
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        for name in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue  # removed meanwhile
+            if not stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _missing_ok(func: object, path: str, exc_info: tuple[type, BaseException, object]) -> None:
+    err = exc_info[1]
+    if isinstance(err, OSError) and err.errno == errno.ENOENT:
+        return
+    raise err
