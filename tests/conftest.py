@@ -16,6 +16,8 @@ from tests.helpers.leaks import Snapshot, remove, take_snapshot
 from tests.helpers.rootfs import BUSYBOX, build_busybox_rootfs
 from tests.helpers.runtime import Runtime
 
+pytest_plugins = ["tests.helpers.registry", "tests.helpers.images"]
+
 __all__ = ["requires"]
 
 RUNTIMES = ("capsa-runtime", "runc")

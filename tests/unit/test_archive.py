@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from capsa.errors import InvalidArgument
+from capsa.errors import InvalidArgument, NotFound
 from capsa.oci.image_spec import (
     OCI_CONFIG,
     OCI_INDEX,
@@ -402,6 +402,10 @@ def test_not_an_archive(target: ContentStore) -> None:
         archive.load(target, io.BytesIO(make_tar([("hello.txt", b"hi", None)])))
     with pytest.raises(InvalidArgument, match="invalid tar"):
         archive.load(target, io.BytesIO(b"definitely not a tar archive" * 40))
+    with pytest.raises(InvalidArgument, match=r"invalid gzip data|truncated"):
+        archive.load(target, io.BytesIO(gzip.compress(make_tar([("a", b"x" * 5000, None)]))[:-50]))
+    with pytest.raises(InvalidArgument, match="invalid gzip data"):
+        archive.load(target, io.BytesIO(b"\x1f\x8b" + b"junk" * 200))
 
 
 def test_save_errors(content: ContentStore) -> None:
@@ -410,3 +414,31 @@ def test_save_errors(content: ContentStore) -> None:
         archive.save(content, [item], io.BytesIO(), "zip")
     with pytest.raises(InvalidArgument, match="no images"):
         archive.save(content, [], io.BytesIO())
+    out = io.BytesIO()
+    with pytest.raises(InvalidArgument, match="invalid reference"):
+        archive.save(content, [SaveItem(item.manifest_digest, item.config_digest, ["A:b"])], out)
+    with pytest.raises(InvalidArgument, match="is not of image"):
+        archive.save(content, [SaveItem(item.manifest_digest, sha(b"other"), [])], out)
+    manifest = load_manifest(content.read(item.manifest_digest))
+    content.delete(manifest.layers[0].digest)
+    with pytest.raises(NotFound, match="not in the content store"):
+        archive.save(content, [item], out)
+    assert out.getvalue() == b""  # nothing written before the checks passed
+
+
+@pytest.mark.parametrize(
+    ("annotations", "names"),
+    [
+        ({"org.opencontainers.image.ref.name": "busybox:1"}, ["docker.io/library/busybox:1"]),
+        ({"org.opencontainers.image.ref.name": "latest"}, []),
+        ({"org.opencontainers.image.ref.name": "Bad/Name:x"}, []),
+        (
+            {"io.containerd.image.name": "quay.io/a/b:c", "org.opencontainers.image.ref.name": "c"},
+            ["quay.io/a/b:c"],
+        ),
+        (None, []),
+    ],
+)
+def test_oci_names(annotations: dict[str, str] | None, names: list[str]) -> None:
+    desc = Descriptor(media_type=OCI_MANIFEST, digest="sha256:" + "c" * 64, annotations=annotations)
+    assert archive._annotated_names(desc) == names

@@ -14,7 +14,6 @@ a typed ``\\n`` into one before parsing), and ``json`` keeps dict order.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence, Sized
 from typing import Any, NamedTuple
@@ -282,7 +281,7 @@ def _lex_action(src: str, pos: int, start: int) -> tuple[_Action, int, bool]:
         if m is None or m.lastgroup is None:
             raise _Fail(_bad_char(src, pos, start), pos if pos < len(src) else start)
         if m.lastgroup == "number" and re.match(r"[\w.]", src[m.end() : m.end() + 1]):
-            raise _Fail(f"bad number syntax: {src[pos : m.end() + 1]!r}", pos)
+            raise _Fail(f"bad number syntax: {_go_quote(src[pos : m.end() + 1])}", pos)
         tokens.append(_Tok(m.lastgroup, m.group(), pos, spaced))
         spaced, pos = False, m.end()
 
@@ -293,7 +292,7 @@ def _bad_char(src: str, pos: int, start: int) -> str:
     char = src[pos]
     if char in "\"'`":
         return "unterminated quoted string"
-    return f"unexpected {char!r} in command"
+    return f"unexpected {_go_quote(char)} in command"
 
 
 # --- parse tree ----------------------------------------------------------------------
@@ -451,7 +450,7 @@ class _Parser:
         if len(act.tokens) > 1:  # {{else if ...}} / {{else with ...}} share the {{end}}
             nxt = act.tokens[1]
             if nxt.text != word or word == "range":
-                raise _Fail(f"unexpected {nxt.text!r} after {{{{else}}}}", nxt.pos)
+                raise _Fail(f"unexpected {_go_quote(nxt.text)} after {{{{else}}}}", nxt.pos)
             return [self._control(word, act, 2)]
         body, stop = self._list()
         if stop is None:
@@ -463,7 +462,8 @@ class _Parser:
         if act.word != "end":
             raise _Fail(f"expected {{{{end}}}}, found {{{{{act.word}}}}}", act.pos)
         if len(act.tokens) > 1:
-            raise _Fail(f"unexpected {act.tokens[1].text!r} in {{{{end}}}}", act.tokens[1].pos)
+            extra = act.tokens[1]
+            raise _Fail(f"unexpected {_go_quote(extra.text)} in {{{{end}}}}", extra.pos)
 
     def _pipeline(self, s: _Stream, ctx: str, nested: bool = False) -> _Pipe:
         first = s.peek()
@@ -505,7 +505,7 @@ class _Parser:
         s.i += 2 * len(names)
         for name in names if op.text == "=" else []:
             if name not in self.vars:
-                raise _Fail(f"undefined variable {name!r}", op.pos)
+                raise _Fail(f"undefined variable {_go_quote(name)}", op.pos)
         return names, op.text == "="
 
     def _operand(self, s: _Stream) -> _Arg:
@@ -514,7 +514,7 @@ class _Parser:
         nxt = s.peek()
         if nxt is not None and nxt.kind == "field" and not nxt.spaced:
             if not isinstance(node, _Var | _Sub):
-                raise _Fail(f"unexpected {nxt.text!r} after {tok.text!r}", nxt.pos)
+                raise _Fail(f"unexpected {_go_quote(nxt.text)} in operand", nxt.pos)
             return node._replace(names=tuple(s.next().text[1:].split(".")))
         return node
 
@@ -526,7 +526,7 @@ class _Parser:
             return _Dot(pos)
         if kind == "var":
             if text not in self.vars:
-                raise _Fail(f"undefined variable {text!r}", pos)
+                raise _Fail(f"undefined variable {_go_quote(text)}", pos)
             return _Var(text, (), pos)
         if _is(tok, "("):
             pipe = self._pipeline(s, "parenthesized pipeline", nested=True)
@@ -536,7 +536,7 @@ class _Parser:
             return self._ident(tok)
         if kind in ("string", "raw", "char", "number"):
             return _Lit(_literal(kind, text, pos), text, pos)
-        raise _Fail(f"unexpected {text!r} in operand", pos)
+        raise _Fail(f"unexpected {_go_quote(text)} in operand", pos)
 
     def _ident(self, tok: _Tok) -> _Arg:
         consts = {"true": True, "false": False, "nil": None}
@@ -545,14 +545,14 @@ class _Parser:
         if tok.text in _KEYWORDS or tok.text in _UNSUPPORTED:
             raise _Fail(f"unexpected {{{{{tok.text}}}}} in operand", tok.pos)
         if tok.text not in _FUNCS and tok.text not in ("and", "or"):
-            raise _Fail(f"function {tok.text!r} not defined", tok.pos)
+            raise _Fail(f"function {_go_quote(tok.text)} not defined", tok.pos)
         return _Func(tok.text, tok.pos)
 
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _ESCAPE = (
     r"\\(?:([abfnrtv\\'\"])|x([0-9a-fA-F]{2})|([0-7]{3})|u([0-9a-fA-F]{4})"
-    r"|U([0-9a-fA-F]{8})|(.?))",
+    r"|U([0-9a-fA-F]{8})|(.?))"
 )
 
 
@@ -587,7 +587,7 @@ def _literal(kind: str, text: str, pos: int) -> Any:
             return int(digits, 8)
         return float(digits) if re.search(r"[.eE]", digits) else int(digits)
     except ValueError:
-        raise _Fail(f"bad number syntax: {text!r}", pos) from None
+        raise _Fail(f"bad number syntax: {_go_quote(text)}", pos) from None
 
 
 # --- evaluation ----------------------------------------------------------------------
@@ -667,7 +667,7 @@ class _Exec:
         for slot in reversed(self.vars):
             if slot[0] == name:
                 return slot[1]
-        raise _Fail(f"undefined variable {name!r}", pos)
+        raise _Fail(f"undefined variable {_go_quote(name)}", pos)
 
     def pipe(self, pipe: _Pipe, dot: Any, declare: bool = True) -> Any:
         value = _NONE
@@ -897,6 +897,8 @@ def _to_json(value: Any) -> str:
     if isinstance(value, float):
         return _go_float(value, for_json=True)
     if isinstance(value, str):
+        import json  # only when needed: the CLI's import time matters
+
         text = json.dumps(value, ensure_ascii=False)
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     if isinstance(value, Mapping):

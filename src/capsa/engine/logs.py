@@ -10,7 +10,7 @@ rotated to NAME.1 ... NAME.<max_file - 1> (NAME.1 the newest, ``.gz`` when compr
 before a write would take it past ``max_size``.
 
 The writer runs in every container's monitor: this module imports json, os and time
-only; gzip and re are imported when a file is compressed or a time argument parsed.
+only (gzip when a rotated file is compressed or read).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from capsa.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
 MAX_LINE = 16 * 1024  # longest "log" text of one entry, newline excluded
 STREAMS = ("stdout", "stderr")
 _BLOCK = 64 * 1024
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
 @record
@@ -121,8 +121,7 @@ class LogWriter:
     def _append(self, stream: str, pieces: list[bytes]) -> None:
         tail = f',"stream":"{stream}","time":"{self._now()}"}}\n'
         lines = [
-            f'{{"log":{_encode_str(p.decode("utf-8", "replace"))}{tail}'.encode()
-            for p in pieces
+            f'{{"log":{_encode_str(p.decode("utf-8", "replace"))}{tail}'.encode() for p in pieces
         ]
         try:
             self._write_lines(lines)
@@ -131,16 +130,19 @@ class LogWriter:
             self.last_error = f"log file {self.path}: {os_reason(e)}"
 
     def _write_lines(self, lines: list[bytes]) -> None:
-        limit, batch, size = self.config.max_size, [], 0
-        while lines:
-            line = lines.pop(0)
-            if limit and self._size + size + len(line) > limit and self._size + size > 0:
+        """Write ``lines``, rotating before one would overflow; written ones leave ``lines``."""
+        limit, size = self.config.max_size, self._size
+        batch: list[bytes] = []
+        for line in list(lines):
+            if limit and size and size + len(line) > limit:
                 self._write(b"".join(batch))
+                del lines[: len(batch)]
                 batch, size = [], 0
                 self._rotate()
             batch.append(line)
             size += len(line)
         self._write(b"".join(batch))
+        lines.clear()
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -283,7 +285,7 @@ class _Reader:
 
     def history(self, tail: int | None) -> Iterator[LogEntry]:
         self.cursor = _Cursor.open(self.path)
-        self.rotated = _open_rotated(self.path, self.cursor)
+        self.rotated = _open_rotated(self.path, self.cursor)[::-1]
         if tail is not None and tail >= 0:
             if self.cursor is not None:
                 self.cursor.offset = self.cursor.complete_end()
@@ -317,23 +319,20 @@ class _Reader:
             if self.since is None or entry.timestamp >= self.since:
                 yield entry
 
-    def _tail(self, n: int) -> Iterator[LogEntry]:
+    def _tail(self, n: int) -> list[LogEntry]:
+        """The last ``n`` entries within since/until: newest files read first, lazily."""
         sources = [self.cursor.backward()] if self.cursor is not None else []
         sources += [src.backward() for src in reversed(self.rotated)]
+        entries = (e for lines in sources for e in map(_decode, lines) if e is not None)
         picked: list[LogEntry] = []
-        for lines in sources:
-            for line in lines if len(picked) < n else ():
-                entry = _decode(line)
-                if entry is None:
-                    continue
-                if self.last is None:
-                    self.last = entry.timestamp
-                if self.until is not None and entry.timestamp > self.until:
-                    continue
-                if self.since is not None and entry.timestamp < self.since:
-                    return iter(picked[::-1])
+        for entry in entries:
+            if self.last is None:
+                self.last = entry.timestamp
+            if len(picked) >= n or (self.since is not None and entry.timestamp < self.since):
+                break
+            if self.until is None or entry.timestamp <= self.until:
                 picked.append(entry)
-        return iter(picked[::-1])
+        return picked[::-1]
 
     def _drain(self) -> Iterator[LogEntry]:
         """Everything new in the current file; switches to a new one after rotation."""
@@ -354,18 +353,17 @@ class _Reader:
 
     def _catch_up(self, old: _Cursor) -> Iterator[LogEntry]:
         """Files rotated away between two polls, after ``old`` (the file we read)."""
+        rotated = _open_rotated(self.path, None)
         missed: list[_Rotated] = []
         try:
-            for src in _open_rotated(self.path, old, newest_first=True):
-                first = src.first_timestamp()
-                if self.last is None or first is None or first <= self.last:
-                    src.close()
-                else:
-                    missed.append(src)
+            for src in rotated:  # newest first
+                if src.same_file(old.fd) or not src.starts_after(self.last):
+                    break
+                missed.append(src)
             for src in reversed(missed):
                 yield from self._select(src.forward())
         finally:
-            for src in missed:
+            for src in rotated:
                 src.close()
 
 
@@ -432,7 +430,7 @@ class _Rotated:
     def close(self) -> None:
         os.close(self.fd)
 
-    def forward(self) -> Iterator[bytes]:
+    def forward(self) -> Generator[bytes, None, None]:
         if not self.gz:
             cursor = _Cursor(self.fd)
             yield from cursor.lines()
@@ -447,15 +445,26 @@ class _Rotated:
             return
 
     def backward(self) -> Iterator[bytes]:
-        if self.gz:
-            return reversed(list(self.forward()))
+        if self.gz:  # no seeking in gzip: decompress (only when reached)
+            yield from reversed(list(self.forward()))
+            return
         cursor = _Cursor(self.fd)
         cursor.offset = os.fstat(self.fd).st_size
-        return cursor.backward()
+        yield from cursor.backward()
 
-    def first_timestamp(self) -> float | None:
-        entries = (_decode(line) for line in self.forward())
-        return next((e.timestamp for e in entries if e is not None), None)
+    def same_file(self, fd: int) -> bool:
+        a, b = os.fstat(self.fd), os.fstat(fd)
+        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+    def starts_after(self, stamp: float | None) -> bool:
+        """Whether the first entry is later than ``stamp``."""
+        lines = self.forward()
+        try:
+            entries = (e for e in map(_decode, lines) if e is not None)
+            first = next((e.timestamp for e in entries), None)
+        finally:
+            lines.close()
+        return stamp is not None and first is not None and first > stamp
 
     def ends_before(self, since: float | None) -> bool:
         """Whether every entry is older than ``since`` (known cheaply for plain files)."""
@@ -466,20 +475,21 @@ class _Rotated:
         return last is not None and last < since
 
 
-def _open_rotated(path: str, current: _Cursor | None, newest_first: bool = False) -> list[_Rotated]:
-    """NAME.1, NAME.2, ... (plain or .gz) up to the first gap or the ``current`` file."""
+def _open_rotated(path: str, exclude: _Cursor | None) -> list[_Rotated]:
+    """NAME.1, NAME.2, ... (plain or .gz), newest first, up to the first gap.
+
+    ``exclude`` is the current file: skipped if it was rotated while we opened it.
+    """
     found: list[_Rotated] = []
-    own = os.fstat(current.fd) if current is not None else None
     for i in range(1, 1 << 16):
         src = _open_first(f"{path}.{i}", f"{path}.{i}.gz")
         if src is None:
             break
-        st = os.fstat(src.fd)
-        if own is not None and (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
-            src.close()  # rotated while we opened: already read as the current file
-            break
-        found.append(src)
-    return found if newest_first else found[::-1]
+        if exclude is not None and src.same_file(exclude.fd):
+            src.close()
+        else:
+            found.append(src)
+    return found
 
 
 def _open_first(*names: str) -> _Rotated | None:
@@ -504,3 +514,60 @@ def format_entry(entry: LogEntry, timestamps: bool) -> bytes:
     """What ``capsa logs`` prints for ``entry``; ``-t`` prefixes the time and a space."""
     text = entry.text.encode("utf-8", "replace")
     return f"{entry.time} ".encode() + text if timestamps else text
+
+
+_TIME = (
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2})(?::(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?)?"
+    r"([Zz]|[+-]\d{2}:\d{2})?"
+)
+_DURATION = r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+"
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_time_arg(text: str, now: float | None = None) -> float:
+    """Docker's ``--since``/``--until``: RFC 3339 (no zone: local time), a Unix
+    timestamp ("1700000000.5") or a duration before ``now`` ("10m", "1h30m", "2s")."""
+    import re
+
+    value = text.strip()
+    if value != "0" and re.fullmatch(_DURATION, value):
+        parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)([a-zµμ]+)", value)
+        seconds = sum(float(n) * _UNITS[unit] for n, unit in parts)
+        return (time.time() if now is None else now) - (-seconds if value[0] == "-" else seconds)
+    try:
+        return _rfc3339(value)
+    except ValueError:
+        pass
+    if re.fullmatch(r"\d+(?:\.\d{1,9})?", value):
+        return float(value)
+    raise InvalidArgument(f"invalid time {text!r}: want RFC 3339, a unix timestamp or a duration")
+
+
+def _rfc3339(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time; without a zone it is local time."""
+    import re
+
+    m = re.fullmatch(_TIME, text)
+    if m is None:
+        raise ValueError(text)
+    year, month, day, hour, minute, second = (int(g or 0) for g in m.groups()[:6])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise ValueError(text)
+    fraction = float(m.group(7)) if m.group(7) else 0.0
+    zone = m.group(8)
+    if zone is None:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + fraction
+    offset = 0 if zone in "Zz" else (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
+    days = _days_from_civil(year, month, day)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second + fraction
+    return seconds - offset if zone[0] != "-" else seconds + offset
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468

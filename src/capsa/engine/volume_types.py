@@ -17,6 +17,9 @@ from capsa.record import field, record
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 LOCAL_DRIVER = "local"
 
+# filter name -> values, as Docker's API sends them: {"label": ["a=b"], "dangling": ["true"]}
+VolumeFilters = dict[str, list[str]]
+
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 # option -> options it needs, as moby's local driver (volume/local/local_unix.go)
 _REQUIRED_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
@@ -90,18 +93,16 @@ def validate_options(opts: dict[str, str]) -> None:
             for need in needs:
                 if need not in opts:
                     raise InvalidArgument(f'missing required option: "{need}"')
-    if "bind" in split_mount_options(opts.get("o", "")) or "rbind" in split_mount_options(
-        opts.get("o", "")
-    ):
-        if not opts.get("device", "").startswith("/"):
-            raise InvalidArgument(f"bind device must be an absolute path: {opts.get('device')}")
+    binds = {"bind", "rbind"} & set(split_mount_options(opts.get("o", "")))
+    if binds and not opts.get("device", "").startswith("/"):
+        raise InvalidArgument(f"bind device must be an absolute path: {opts.get('device')}")
 
 
 def split_mount_options(text: str) -> list[str]:
     return [o for o in text.split(",") if o]
 
 
-def check_filters(filters: dict[str, list[str]], prune: bool = False) -> None:
+def check_filters(filters: VolumeFilters, prune: bool = False) -> None:
     allowed = _PRUNE_FILTERS if prune else _FILTERS
     for key, values in filters.items():
         if key not in allowed:

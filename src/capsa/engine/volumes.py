@@ -14,6 +14,7 @@ time a container mounts it (Docker's copy-up, unless the mount says ``nocopy``).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -29,6 +30,7 @@ from capsa.engine.volume_types import (
     ANONYMOUS_LABEL,
     Volume,
     VolumeCreateOptions,
+    VolumeFilters,
     VolumePruneReport,
     check_filters,
     match_any_label,
@@ -147,7 +149,7 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return self._volume(row)
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[Volume]:
+    def list(self, filters: VolumeFilters | None = None) -> list[Volume]:
         """Volumes sorted by name; ``name``/``driver`` are regexps, as Docker's filters."""
         filters = filters or {}
         check_filters(filters)
@@ -167,13 +169,13 @@ class VolumeService:
             out.append(v)
         return out
 
-    def users(self, name: str) -> list[str]:
+    def users(self, name: str) -> builtins.list[str]:
         rows = self._db().execute(
             "SELECT container_id FROM volume_users WHERE name = ? ORDER BY container_id", (name,)
         )
         return [r[0] for r in rows]
 
-    def volumes_of(self, container_id: str) -> list[str]:
+    def volumes_of(self, container_id: str) -> builtins.list[str]:
         rows = self._db().execute(
             "SELECT name FROM volume_users WHERE container_id = ? ORDER BY name", (container_id,)
         )
@@ -223,7 +225,7 @@ class VolumeService:
         shutil.rmtree(os.path.dirname(path), ignore_errors=False, onerror=_missing_ok)
 
     def prune(
-        self, filters: dict[str, list[str]] | None = None, all_volumes: bool = False
+        self, filters: VolumeFilters | None = None, all_volumes: bool = False
     ) -> VolumePruneReport:
         """Remove unused anonymous volumes (Docker 23+), or all unused with ``all_volumes``."""
         filters = filters or {}
@@ -317,7 +319,7 @@ class VolumeService:
             if volume.needs_mount and _is_mountpoint(volume.mountpoint):
                 self._unmount(volume.mountpoint)
 
-    def release_all(self, container_id: str) -> list[str]:
+    def release_all(self, container_id: str) -> builtins.list[str]:
         """Release every volume ``container_id`` uses (container removal); their names."""
         names = self.volumes_of(container_id)
         for name in names:
@@ -418,3 +420,168 @@ def _missing_ok(func: object, path: str, exc_info: tuple[type, BaseException, ob
     if isinstance(err, OSError) and err.errno == errno.ENOENT:
         return
     raise err
+
+
+# -- populate from the image (Docker's copy-up) ----------------------------------------
+
+_COPY_FALLBACK = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+_XATTR_SKIP = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES)
+
+
+def populate(rootfs: str, dest: str, target: str) -> bool:
+    """Copy directory ``dest`` of the image at ``rootfs`` into ``target`` if it is empty.
+
+    ``dest`` is resolved inside ``rootfs`` (symlinks re-rooted, ``..`` clamped); below
+    it nothing is followed: symlinks are copied as symlinks. Modes, owners, times,
+    xattrs, hard links, devices and FIFOs are kept; the volume's root takes the owner
+    and mode of ``dest``. Returns whether anything was copied.
+    """
+    from capsa.linux import safepath
+
+    root_fd = safepath.open_root(rootfs)
+    try:
+        src = safepath.open_in_root(root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+    except (NotFound, InvalidArgument):
+        return False  # missing, or not a directory: Docker copies directories only
+    finally:
+        os.close(root_fd)
+    try:
+        dst = os.open(target, _DIR_FLAGS)
+        try:
+            if os.listdir(dst):
+                return False
+            _TreeCopy(dst).copy_dir(src, dst, "")
+            _copy_meta(src, dst, os.fstat(src))
+            return True
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+class _TreeCopy:
+    """A recursive copy between two directory fds; never follows a symlink."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd  # the destination root: hard links are made relative to it
+        self.links: dict[tuple[int, int], str] = {}
+
+    def copy_dir(self, src_fd: int, dst_fd: int, rel: str) -> None:
+        for name in sorted(os.listdir(src_fd)):
+            st = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+            path = f"{rel}/{name}" if rel else name
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                self._dir(src_fd, dst_fd, name, path, st)
+            elif stat.S_ISREG(mode):
+                if not self._link(dst_fd, name, path, st):
+                    _copy_file(src_fd, dst_fd, name, st)
+            elif stat.S_ISLNK(mode):
+                os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+                _set_owner(dst_fd, name, st)
+                os.utime(name, ns=_times(st), dir_fd=dst_fd, follow_symlinks=False)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+                _copy_node(dst_fd, name, st)
+            # sockets are not content: skipped, as Docker does
+
+    def _dir(self, src_fd: int, dst_fd: int, name: str, path: str, st: os.stat_result) -> None:
+        sub_src = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+        try:
+            os.mkdir(name, 0o700, dir_fd=dst_fd)
+            sub_dst = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+            try:
+                self.copy_dir(sub_src, sub_dst, path)
+                _copy_meta(sub_src, sub_dst, st)  # last: the mode may forbid writing
+            finally:
+                os.close(sub_dst)
+        finally:
+            os.close(sub_src)
+
+    def _link(self, dst_fd: int, name: str, path: str, st: os.stat_result) -> bool:
+        """Make ``name`` a hard link to an earlier copy of the same inode, if any."""
+        if st.st_nlink < 2:
+            return False
+        key = (st.st_dev, st.st_ino)
+        first = self.links.get(key)
+        if first is None:
+            self.links[key] = path
+            return False
+        os.link(first, name, src_dir_fd=self.root_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        return True
+
+
+def _copy_file(src_dir: int, dst_dir: int, name: str, st: os.stat_result) -> None:
+    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src_dir)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        dst = os.open(name, flags, 0o600, dir_fd=dst_dir)
+        try:
+            _copy_data(src, dst)
+            _copy_meta(src, dst, st)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _copy_data(src: int, dst: int) -> None:
+    try:
+        while os.copy_file_range(src, dst, 1 << 30):
+            pass
+        return
+    except OSError as e:
+        if e.errno not in _COPY_FALLBACK:
+            raise
+    while os.sendfile(dst, src, None, 1 << 30):
+        pass
+
+
+def _copy_node(dst_dir: int, name: str, st: os.stat_result) -> None:
+    try:
+        os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst_dir)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+        return  # devices need CAP_MKNOD: skipped when rootless
+    _set_owner(dst_dir, name, st)
+    os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst_dir)
+    os.utime(name, ns=_times(st), dir_fd=dst_dir, follow_symlinks=False)
+
+
+def _copy_meta(src: int, dst: int, st: os.stat_result) -> None:
+    """Owner, then xattrs (chown clears security.capability), then mode, then times."""
+    try:
+        os.fchown(dst, st.st_uid, st.st_gid)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+    _copy_xattrs(src, dst)
+    os.fchmod(dst, stat.S_IMODE(st.st_mode))
+    os.utime(dst, ns=_times(st))
+
+
+def _set_owner(dir_fd: int, name: str, st: os.stat_result) -> None:
+    try:
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+
+
+def _copy_xattrs(src: int, dst: int) -> None:
+    try:
+        keys = os.listxattr(src)
+    except OSError as e:
+        if e.errno in _XATTR_SKIP:
+            return
+        raise
+    for key in keys:
+        try:
+            os.setxattr(dst, key, os.getxattr(src, key))
+        except OSError as e:
+            if e.errno not in _XATTR_SKIP:  # trusted.* when rootless, fs without xattrs
+                raise
+
+
+def _times(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_atime_ns, st.st_mtime_ns)

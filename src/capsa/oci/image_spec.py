@@ -143,16 +143,16 @@ class ContainerConfig:
 @record
 class RootFS:
     type: str = "layers"
-    diff_ids: list[str] = field(default_factory=list)
+    diff_ids: list[str] = field(default_factory=list, json="diff_ids")
 
 
 @record
 class History:
     created: str | None = None
-    created_by: str | None = None
+    created_by: str | None = field(default=None, json="created_by")
     author: str | None = None
     comment: str | None = None
-    empty_layer: bool | None = None
+    empty_layer: bool | None = field(default=None, json="empty_layer")
 
 
 @record

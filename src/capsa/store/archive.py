@@ -16,6 +16,7 @@ tar member order is not fixed; images are built once the whole archive is read.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -23,7 +24,7 @@ import secrets
 import tarfile
 import tempfile
 
-from capsa.errors import FailedPrecondition, InvalidArgument
+from capsa.errors import FailedPrecondition, InvalidArgument, NotFound
 from capsa.oci import reference
 from capsa.oci.image_spec import (
     INDEX_TYPES,
@@ -50,6 +51,7 @@ from capsa.oci.image_spec import (
 from capsa.record import field, record
 from capsa.store.importer import (
     CHUNK,
+    decompress_errors,
     detect_compression,
     discard,
     open_decompressed,
@@ -124,8 +126,6 @@ class _TarOut:
         self.tar.addfile(self._info(name, 0, tarfile.DIRTYPE))
 
     def data(self, name: str, data: bytes) -> None:
-        import io
-
         self.file(name, io.BytesIO(data), len(data))
 
     def file(self, name: str, f: BinaryIO, size: int) -> None:
@@ -152,12 +152,29 @@ def save(
         raise InvalidArgument(f"unsupported archive format {fmt!r} (use {' or '.join(FORMATS)})")
     if not images:
         raise InvalidArgument("save: no images given")
+    for item in images:  # fail before the first byte is written
+        _check_item(content, item)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as stream:
         tar = _TarOut(stream)
         if fmt == OCI_ARCHIVE:
             _save_oci(content, images, tar)
         else:
             _save_docker(content, images, tar)
+
+
+def _check_item(content: ContentStore, item: SaveItem) -> None:
+    tagged_refs(item.names)
+    _, _, manifest, _ = _read_image(content, item)
+    if manifest.config.digest != item.config_digest:
+        raise InvalidArgument(
+            f"save: manifest {item.manifest_digest} is not of image {item.config_digest}"
+        )
+    for layer in manifest.layers:
+        if not content.has(layer.digest):
+            raise NotFound(
+                f"save: layer {layer.digest} of image {item.config_digest} "
+                "is not in the content store"
+            )
 
 
 def _read_image(content: ContentStore, item: SaveItem) -> tuple[bytes, str, Manifest, bytes]:
@@ -175,11 +192,11 @@ def _save_oci(content: ContentStore, items: list[SaveItem], tar: _TarOut) -> Non
     tar.directory("blobs/sha256/")
     descriptors: list[Descriptor] = []
     for item in items:
-        raw, media_type, manifest, _ = _read_image(content, item)
+        raw, media_type, manifest, config_raw = _read_image(content, item)
         for blob in (manifest.config, *manifest.layers):
             tar.stored_blob(content, blob.digest)
         tar.data(blob_path(item.manifest_digest), raw)
-        config = load_config(content.read(manifest.config.digest))
+        config = load_config(config_raw)
         base = Descriptor(
             media_type=media_type,
             digest=item.manifest_digest,
@@ -329,8 +346,6 @@ class _Staged:
         return "sha256:" + hashlib.sha256(self.read(real)).hexdigest()
 
     def open(self, path: str) -> BinaryIO:
-        import io
-
         real = self.resolve(path)
         if real in self.spooled:
             return self.content.open(self.spooled[real])
@@ -365,13 +380,15 @@ def load(content: ContentStore, stream: BinaryIO) -> list[LoadedImage]:
 
 def _stage(content: ContentStore, stream: BinaryIO) -> _Staged:
     staged = _Staged(content)
-    _, plain = open_decompressed(stream)
+    kind, plain = open_decompressed(stream)
     try:
         with tarfile.open(fileobj=plain, mode="r|") as tar:
             for member in tar:
                 _stage_member(staged, tar, member)
     except tarfile.TarError as e:
         raise InvalidArgument(f"load: invalid tar archive: {e}") from None
+    except decompress_errors(kind) as e:
+        raise InvalidArgument(f"load: invalid {kind} data: {e}") from None
     except EOFError as e:
         raise InvalidArgument(f"load: archive is truncated: {e}") from None
     return staged

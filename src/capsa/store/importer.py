@@ -114,14 +114,16 @@ def read_chunk(stream: BinaryIO, kind: str, what: str, size: int = CHUNK) -> byt
     """Up to ``size`` decompressed bytes; corrupt input becomes InvalidArgument."""
     try:
         return read_exact(stream, size)
-    except _errors(kind) as e:
+    except decompress_errors(kind) as e:
         raise InvalidArgument(f"{what}: invalid {kind} data: {e}") from None
 
 
-def _errors(kind: str) -> tuple[type[BaseException], ...]:
+def decompress_errors(kind: str) -> tuple[type[BaseException], ...]:
     """What a decompressor of ``kind`` raises on corrupt or truncated input."""
     if kind == "gzip":
-        return (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+        import gzip
+
+        return (gzip.BadGzipFile, EOFError, zlib.error)
     if kind == "zstd":
         from backports import zstd
 

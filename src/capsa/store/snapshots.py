@@ -154,6 +154,7 @@ class SnapshotStore:
                 "SELECT id, size FROM snapshots WHERE chain_id = ?", (chain_id,)
             ).fetchone()
             if row is None:
+                lock.unlink()  # made by this call
                 raise NotFound(f"snapshot {_short(chain_id)} not found")
             child = db.execute(
                 "SELECT chain_id FROM snapshots WHERE parent = ? LIMIT 1", (chain_id,)
@@ -265,6 +266,11 @@ class SnapshotStore:
                     f"not match {diff_id} from the image config"
                 )
             self._commit(tmp, chain, parent, diff_id, disk_usage(fs))
+        except InvalidArgument as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if layer.digest in err.message:
+                raise
+            raise InvalidArgument(f"layer {layer.digest}: {err.message}") from err
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

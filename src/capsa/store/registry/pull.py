@@ -50,6 +50,10 @@ class PullResult:
     platform: spec.Platform
 
 
+class _StalePartial(Exception):
+    """Data resumed from an earlier ingest did not verify; it has been dropped."""
+
+
 def short_id(digest: str) -> str:
     return digest.partition(":")[2][:12]
 
@@ -204,28 +208,43 @@ class Puller:
         show: bool,
     ) -> None:
         """Fetch one blob into the store; retried, resumed, verified."""
-        for fresh in (False, True):
-            writer = await asyncio.to_thread(self.content.writer, desc.digest, desc.size)
+        fetched = False
+        if not self.content.has(desc.digest):
             try:
-                if writer.exists:
-                    if show:
-                        self._emit(desc.digest, "Already exists", done=True)
-                    return
-                resumed = writer.offset > 0
-                await self._fetch(eps, ref, desc, writer, scopes, show)
-                if show:
-                    self._emit(desc.digest, "Verifying checksum", desc.size, desc.size)
-                try:
-                    await asyncio.to_thread(writer.commit)
-                except DigestMismatch:
-                    if resumed and not fresh:
-                        continue  # stale partial data: once more from zero
-                    raise
-            finally:
-                writer.close()
+                fetched = await self._ingest(eps, ref, desc, scopes, show)
+            except _StalePartial:
+                fetched = await self._ingest(eps, ref, desc, scopes, show)
+        if show and fetched:
+            self._emit(desc.digest, "Download complete", desc.size, desc.size, True)
+        elif show:
+            self._emit(desc.digest, "Already exists", desc.size, desc.size, True)
+
+    async def _ingest(
+        self,
+        eps: list[Endpoint],
+        ref: Reference,
+        desc: spec.Descriptor,
+        scopes: list[str],
+        show: bool,
+    ) -> bool:
+        """Download into an ingest and commit it; False if another writer got there first."""
+        writer = await asyncio.to_thread(self.content.writer, desc.digest, desc.size)
+        try:
+            if writer.exists:
+                return False
+            resumed = writer.offset > 0
+            await self._fetch(eps, ref, desc, writer, scopes, show)
             if show:
-                self._emit(desc.digest, "Download complete", desc.size, desc.size, True)
-            return
+                self._emit(desc.digest, "Verifying checksum", desc.size, desc.size)
+            try:
+                await asyncio.to_thread(writer.commit)
+            except DigestMismatch:
+                if resumed:
+                    raise _StalePartial() from None  # the commit dropped it: start over
+                raise
+            return True
+        finally:
+            writer.close()
 
     async def _fetch(
         self,

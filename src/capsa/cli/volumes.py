@@ -1,0 +1,203 @@
+"""Volume commands: ``volume create/ls/inspect/rm/prune`` with docker's flags and output."""
+
+from __future__ import annotations
+
+import click
+
+from capsa.cli import render
+from capsa.errors import CapsaError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.volume_types import Volume
+    from capsa.engine.volumes import VolumeService
+
+
+def _service(ctx: click.Context) -> VolumeService:
+    service: VolumeService = ctx.find_root().obj.engine.volumes
+    return service
+
+
+def _key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or (what == "option" and not eq):
+            raise InvalidArgument(f"invalid {what} {item!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _filters(items: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def inspect_doc(v: Volume) -> dict[str, Any]:
+    """Docker's ``volume inspect`` shape (belongs in ``capsa.api.wire``)."""
+    return {
+        "CreatedAt": v.created_at,
+        "Driver": v.driver,
+        "Labels": dict(v.labels),
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": dict(v.options),
+        "Scope": v.scope,
+    }
+
+
+def _row(v: Volume) -> dict[str, Any]:
+    """The fields ``volume ls --format`` knows, rendered as docker's formatter does."""
+    return {
+        "Availability": "N/A",
+        "Driver": v.driver,
+        "Group": "N/A",
+        "Labels": ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
+        "Links": "N/A",
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Scope": v.scope,
+        "Size": "N/A",
+        "Status": "N/A",
+    }
+
+
+@click.command("create")
+@click.argument("name", required=False)
+@click.option("--name", "name_opt", hidden=True, help="volume name (deprecated form)")
+@click.option("-d", "--driver", default="local", show_default=True, help="volume driver")
+@click.option("--label", "labels", multiple=True, help="set metadata (key=value)")
+@click.option("-o", "--opt", "opts", multiple=True, help="driver options (key=value)")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    name: str | None,
+    name_opt: str | None,
+    driver: str,
+    labels: tuple[str, ...],
+    opts: tuple[str, ...],
+) -> None:
+    """Create a volume."""
+    from capsa.engine.volume_types import VolumeCreateOptions
+
+    if name and name_opt and name != name_opt:
+        raise InvalidArgument(f"conflicting options: either specify --name or provide {name}")
+    options = VolumeCreateOptions(
+        name=name or name_opt,
+        driver=driver,
+        labels=_key_values(labels, "label"),
+        driver_opts=_key_values(opts, "option"),
+    )
+    click.echo(_service(ctx).create(options).name)
+
+
+@click.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="only display volume names")
+@click.option("-f", "--filter", "filters", multiple=True, help="filter output (name=value)")
+@click.option("--format", "fmt", help="'table', 'json' or a Go template")
+@click.pass_context
+def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+    """List volumes."""
+    volumes = _service(ctx).list(_filters(filters))
+    if quiet:
+        for v in volumes:
+            click.echo(v.name)
+        return
+    if fmt and fmt != "table":
+        render.render_format(fmt, [_row(v) for v in volumes], {"Name": "VOLUME NAME"})
+        return
+    render.print_table(["DRIVER", "VOLUME NAME"], [[v.driver, v.name] for v in volumes])
+
+
+@click.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="a Go template")
+@click.pass_context
+def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
+    """Show details of volumes."""
+    from capsa.errors import NotFound
+
+    service = _service(ctx)
+    docs, errors = [], []
+    for name in names:
+        try:
+            docs.append(inspect_doc(service.get(name)))
+        except NotFound:
+            errors.append(f"No such volume: {name}")
+    if fmt:
+        render.render_format(fmt, docs)
+    else:
+        render.print_json(docs)
+    _fail(ctx, errors)
+
+
+@click.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="ignore volumes that do not exist")
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Remove volumes."""
+    service = _service(ctx)
+    errors = []
+    for name in names:
+        try:
+            service.remove(name, force=force)
+        except CapsaError as e:
+            errors.append(str(e))
+            continue
+        click.echo(name)
+    _fail(ctx, errors)
+
+
+def _fail(ctx: click.Context, errors: list[str]) -> None:
+    """Each error on stderr, then exit 1 (docker reports all, fails once)."""
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        ctx.exit(1)
+
+
+@click.command("prune")
+@click.option("-a", "--all", "all_volumes", is_flag=True, help="all unused, not only anonymous")
+@click.option("-f", "--force", is_flag=True, help="do not ask for confirmation")
+@click.option("--filter", "filters", multiple=True, help="label=<key>[=<value>], label!=...")
+@click.pass_context
+def prune(ctx: click.Context, all_volumes: bool, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove unused volumes."""
+    parsed = _filters(filters)
+    if not force:
+        what = "all local volumes" if all_volumes else "anonymous local volumes"
+        if not click.confirm(
+            f"WARNING! This will remove {what} not used by at least one container.\n"
+            "Are you sure you want to continue?",
+            default=False,
+        ):
+            return
+    report = _service(ctx).prune(parsed, all_volumes=all_volumes)
+    if report.deleted:
+        click.echo("Deleted Volumes:")
+        for name in report.deleted:
+            click.echo(name)
+        click.echo()
+    click.echo(f"Total reclaimed space: {render.human_size(report.space_reclaimed)}")
+
+
+def register(cli: click.Group) -> None:
+    group = click.Group("volume", help="Manage volumes.")
+    for cmd, names in (
+        (create, ("create",)),
+        (ls, ("ls", "list")),
+        (inspect, ("inspect",)),
+        (rm, ("rm", "remove")),
+        (prune, ("prune",)),
+    ):
+        for name in names:
+            group.add_command(cmd, name)
+    cli.add_command(group)

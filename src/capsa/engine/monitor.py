@@ -1,0 +1,315 @@
+"""A container's monitor: ``python -m capsa.engine.monitor ARGS_JSON``.
+
+One monitor per container, started detached (its own session) by ``capsa start`` or
+``run``, so containers outlive the CLI. It runs in two phases that replace each other
+with ``execv`` (same pid, so the container stays its child):
+
+- this module, *setup*: mount the rootfs, write the bundle, create and start the
+  container through the runtime backend, report to whoever started it, then exec the
+  lean supervision loop (``capsa.engine.monitor_loop``), which holds only stdio,
+  logs and the attach socket in memory while the container runs;
+- this module again, *finish* (``"phase": "finish"``): record the exit status and OOM
+  kill, delete the runtime container, unmount, tell attached clients the exit code,
+  then apply the restart policy (back to setup) or ``--rm``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from capsa.engine import attach
+from capsa.engine.container_types import ContainerRecord, State
+from capsa.errors import CapsaError, NotFound, PermissionDenied
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.paths import ContainerPaths
+    from capsa.engine.service_context import ServiceContext
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _exit_code_for(err: BaseException) -> int:
+    if isinstance(err, NotFound):
+        return 127
+    if isinstance(err, PermissionDenied):
+        return 126
+    return 125
+
+
+class Setup:
+    def __init__(self, args: dict[str, Any]) -> None:
+        from capsa.engine.service_context import ServiceContext
+
+        self.args = args
+        self.ctx: ServiceContext = ServiceContext.from_args(args)
+        self.rec: ContainerRecord = self.ctx.store.get(args["id"])
+        self.paths: ContainerPaths = self.ctx.paths(self.rec.id)
+        self.clients: list[int] = list(args.get("clients") or [])
+
+    def report(self, message: dict[str, Any]) -> None:
+        fd = int(self.args.get("ready_fd", -1))
+        if fd >= 0:
+            try:
+                os.write(fd, json.dumps(message).encode() + b"\n")
+                os.close(fd)
+            except OSError:
+                pass
+            self.args["ready_fd"] = -1
+
+    def start(self) -> None:
+        """Create and start the container, then become the supervision loop."""
+        from capsa.cleanup import CleanupStack
+
+        with CleanupStack() as cleanup:
+            launch = self._launch(cleanup)
+            cleanup.release()
+        self.report({"ok": True, "pid": launch["pid"]})
+        _exec_loop(launch)
+
+    def _launch(self, cleanup: Any) -> dict[str, Any]:
+        from capsa.engine import bundle
+        from capsa.engine.backend import Stdio
+
+        rec, ctx = self.rec, self.ctx
+        bundle.build(rec, self.paths, ctx.content, ctx.snapshots, ctx.volumes, cleanup)
+        backend = ctx.backend(rec.spec.runtime)
+        stdio, ours = _stdio(rec.spec.tty, rec.spec.stdin_open)
+        created = backend.create(rec.id, self.paths.bundle, stdio)
+        cleanup.push(backend.delete, rec.id, True)
+        for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
+            if fd > 2:
+                os.close(fd)
+        if created.master >= 0:
+            ours = {"master": created.master}
+        listener = _listen(self.paths.attach_socket)
+        if self.args.get("wait_attach"):
+            self.clients.append(_accept_one(listener, timeout=30.0))
+        backend.start(rec.id)
+        from capsa.linux.proc import start_time
+
+        started = now_rfc3339()
+        ctx.store.update(rec.id, State.RUNNING, pid=created.pid,
+                         pid_start=start_time(created.pid) or 0, started_at=started,
+                         monitor_pid=os.getpid(), monitor_start=start_time(os.getpid()) or 0,
+                         error="", stopped_by_user=False, oom_killed=False)
+        ctx.events.emit("container", "start", rec.id, {"name": rec.name, "image": rec.image_name})
+        for warning in created.warnings or []:
+            _log_monitor(self.paths, f"warning: {warning}")
+        return {**self.args, **ours, "phase": "loop", "pid": created.pid, "listener": listener,
+                "clients": self.clients, "tty": rec.spec.tty, "started": time.time(),
+                "log": self.paths.log, "log_opts": rec.spec.log_opts,
+                "health": _health_args(rec, ctx), "runtime_root": ctx.runtime_root}
+
+    def fail(self, err: BaseException) -> None:
+        message = str(err) if isinstance(err, CapsaError) else f"{type(err).__name__}: {err}"
+        code = _exit_code_for(err)
+        try:
+            self.ctx.store.update(self.rec.id, State.EXITED if self.rec.started_at
+                                  else State.CREATED, error=message, exit_code=code)
+        except CapsaError:
+            pass
+        self.report({"error": message, "kind": type(err).__name__, "exit_code": code})
+        for fd in self.clients:
+            _send(fd, attach.frame(attach.ERROR, message.encode()))
+            _send(fd, attach.exit_frame(code))
+
+
+def _health_args(rec: ContainerRecord, ctx: ServiceContext) -> dict[str, Any] | None:
+    from capsa.engine.healthspec import effective
+
+    cfg = effective(rec, ctx.content)
+    return cfg
+
+
+def _stdio(tty: bool, stdin_open: bool) -> tuple[Any, dict[str, Any]]:
+    from capsa.engine.backend import Stdio
+
+    if tty:
+        return Stdio(terminal=True), {}
+    if stdin_open:
+        in_r, in_w = os.pipe()
+    else:
+        in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    for fd in (in_w, out_r, err_r):
+        if fd >= 0:
+            os.set_inheritable(fd, False)
+    return Stdio(stdin=in_r, stdout=out_w, stderr=err_w), {
+        "stdin": in_w, "stdout": out_r, "stderr": err_r}
+
+
+def _listen(path: str) -> int:
+    import socket
+
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    return sock.detach()
+
+
+def _accept_one(listener: int, timeout: float) -> int:
+    import select
+    import socket
+
+    ready, _, _ = select.select([listener], [], [], timeout)
+    if not ready:
+        raise CapsaError("no client attached in time")
+    sock = socket.socket(fileno=os.dup(listener))
+    conn, _ = sock.accept()
+    sock.close()
+    return conn.detach()
+
+
+def _send(fd: int, data: bytes) -> None:
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def _log_monitor(paths: ContainerPaths, line: str) -> None:
+    try:
+        with open(paths.monitor_log, "a") as f:
+            f.write(f"{now_rfc3339()} {line}\n")
+    except OSError:
+        pass
+
+
+def _exec_loop(launch: dict[str, Any]) -> None:
+    keep = [launch[k] for k in ("master", "stdin", "stdout", "stderr", "listener")
+            if isinstance(launch.get(k), int) and launch[k] >= 0]
+    keep += launch["clients"]
+    for fd in keep:
+        os.set_inheritable(fd, True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "capsa.engine.monitor_loop",
+                              json.dumps(launch)])
+
+
+class Finish(Setup):
+    """The container's init exited: record it, clean up, restart or remove."""
+
+    def run(self) -> None:
+        args = self.args
+        code = int(args["exit_code"])
+        oom = self._oom_killed()
+        backend = self.ctx.backend(self.rec.spec.runtime)
+        backend.delete(self.rec.id, True)
+        from capsa.linux.mount import unmount
+
+        try:
+            unmount(self.paths.rootfs, detach=True)
+        except OSError:
+            pass
+        self._release_volumes()
+        rec = self.ctx.store.get(self.rec.id)
+        ran_for = time.time() - float(args.get("started") or time.time())
+        restart, delay = self._restart_decision(rec, code, ran_for)
+        state = State.RESTARTING if restart else State.EXITED
+        self.ctx.store.update(rec.id, state, exit_code=code, oom_killed=oom,
+                              finished_at=now_rfc3339(), pid=0,
+                              restart_count=rec.restart_count + (1 if restart else 0))
+        self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
+        self.ctx.events.emit("container", "die", rec.id, {"name": rec.name,
+                                                          "exitCode": str(code)})
+        if restart:
+            self._wait(delay)
+            rec = self.ctx.store.get(rec.id)
+            if not rec.stopped_by_user:
+                self.rec = rec
+                self.args["clients"] = self.clients
+                self.start()
+                return
+            self.ctx.store.update(rec.id, State.EXITED)
+        for fd in self.clients:
+            _send(fd, attach.exit_frame(code))
+            os.close(fd)
+        if rec.spec.auto_remove:
+            from capsa.engine.removal import remove_container
+
+            remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
+
+    def _oom_killed(self) -> bool:
+        try:
+            from capsa.runtime.cgroup import open_cgroup
+
+            cgroup = open_cgroup(f"/capsa-{self.rec.id}")
+            return cgroup.exists() and cgroup.oom_kill_count() > 0
+        except Exception:  # noqa: BLE001 - best effort: the cgroup may be gone
+            return False
+
+    def _release_volumes(self) -> None:
+        for m in self.rec.spec.mounts:
+            if m.type == "volume" and m.source:
+                try:
+                    self.ctx.volumes.release(m.source, self.rec.id)
+                except CapsaError:
+                    pass
+
+    def _restart_decision(self, rec: ContainerRecord, code: int, ran_for: float,
+                          ) -> tuple[bool, float]:
+        from capsa.engine.restart import RestartManager, parse_restart
+
+        manager = RestartManager(parse_restart(rec.spec.restart), rec.restart_count)
+        health_kill = bool(self.args.get("health_restart"))
+        if health_kill:
+            return True, 0.1
+        return manager.should_restart(code, rec.stopped_by_user, ran_for)
+
+    def _wait(self, delay: float) -> None:
+        deadline = time.time() + delay
+        while time.time() < deadline:
+            if self.ctx.store.get(self.rec.id).stopped_by_user:
+                return
+            time.sleep(min(0.1, max(0.0, deadline - time.time())))
+
+
+def main(argv: list[str]) -> int:
+    args: dict[str, Any] = json.loads(argv[1])
+    _process_setup(args)
+    phase = args.get("phase", "setup")
+    runner = Finish(args) if phase == "finish" else Setup(args)
+    try:
+        if isinstance(runner, Finish):
+            runner.run()
+        else:
+            runner.start()
+    except BaseException as e:  # noqa: BLE001 - recorded for the user
+        if isinstance(runner, Finish):
+            _log_monitor(runner.paths, f"finish failed: {e!r}")
+            return 1
+        runner.fail(e)
+        return 1
+    return 0
+
+
+def _process_setup(args: dict[str, Any]) -> None:
+    from capsa.linux import syscalls as sc
+
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(f"capsa-monitor {args.get('name', args['id'][:12])}")
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
