@@ -7,7 +7,8 @@ Expected outputs were checked against the docker 28 CLI (``docker context ls/ins
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import enum
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -108,6 +109,41 @@ def test_objects_expose_public_attributes_and_methods() -> None:
     assert "can't evaluate field _secret" in fails("{{._secret}}", rec)
     assert "can't evaluate field Nope in type Record" in fails("{{.Nope}}", rec)
     assert "is not a method but has arguments" in fails('{{.State "x"}}')
+
+
+class Port(NamedTuple):
+    private: int
+    kind: str
+
+
+class Status(enum.Enum):
+    RUNNING = "running"
+
+
+class Exploding:
+    @property
+    def Boom(self) -> str:
+        raise RuntimeError("kaput")
+
+
+def test_named_tuples_enums_and_failing_properties() -> None:
+    port = Port(80, "tcp")
+    assert (
+        r("{{.Private}}/{{.Kind}} {{.}} {{json .}}", port)
+        == '80/tcp {80 tcp} {"private":80,"kind":"tcp"}'
+    )
+    assert r('{{.State}} {{eq .State "running"}}', {"State": Status.RUNNING}) == ("running true")
+    assert r("{{.S.State.Status}}", {"S": Record("x", [], {"Status": "up"})}) == "up"
+    assert (
+        fails("{{.Boom}}", Exploding()) == "template: can't evaluate field Boom: kaput at column 3"
+    )
+
+
+def test_no_access_to_python_internals() -> None:
+    for template in ("{{.Names.upper}}", "{{.Mounts.append}}", "{{.Size.real}}"):
+        assert "can't evaluate field" in fails(template, CONTAINER)
+    assert r("{{.__class__}}", CONTAINER) == "<no value>"  # only keys of a map
+    assert "can't evaluate field __class__" in fails("{{.__class__}}", Record("x", [], {}))
 
 
 def test_go_printing_of_values() -> None:
@@ -315,12 +351,12 @@ def test_pipelines() -> None:
         ("{{(1}}", "unclosed left paren at column 4"),
         ("{{1)}}", "unexpected right paren at column 4"),
         ('{{"abc}}', "unterminated quoted string at column 3"),
-        ("{{if}}x{{end}}", "missing value for if at column 5"),
+        ("{{if}}x{{end}}", "missing value for if at column 1"),
         ("{{end}}", "unexpected {{end}} at column 1"),
         ("{{else}}", "unexpected {{else}} at column 1"),
         ("{{if 1}}x", "missing {{end}} for {{if}} at column 1"),
-        ("{{}}", "missing value for command at column 3"),
-        ("{{.X |}}", "missing value for command at column 8"),
+        ("{{}}", "missing value for command at column 1"),
+        ("{{.X |}}", "missing value for command at column 3"),
         ("{{nil}}", "nil is not a command at column 3"),
         ("{{1 2}}", "can't give argument to non-function 1 at column 3"),
         ("{{.Names.X 2}}", "can't evaluate field X in type string at column 3"),
@@ -331,7 +367,7 @@ def test_pipelines() -> None:
         ('{{define "x"}}{{end}}', "{{define}} is not supported at column 3"),
         ("{{/* open", "unclosed comment at column 1"),
         ("{{if 1}}{{else}}{{else}}{{end}}", "expected {{end}}, found {{else}} at column 17"),
-        ("{{range 1}}{{else if 1}}{{end}}", 'unexpected "if" after {{else}} at column 18'),
+        ("{{range 1}}{{else if 1}}{{end}}", 'unexpected "if" after {{else}} at column 19'),
     ],
 )
 def test_errors_name_what_and_where(template: str, message: str) -> None:
@@ -340,7 +376,7 @@ def test_errors_name_what_and_where(template: str, message: str) -> None:
 
 def test_error_positions_count_lines_and_typed_escapes() -> None:
     assert fails("a\nb {{.Names.X}}") == (
-        "template: can't evaluate field X in type string at line 2, column 6"
+        "template: can't evaluate field X in type string at line 2, column 5"
     )
     assert fails(r"{{.ID}}\t{{foo}}").endswith("at column 12")  # as the user typed it
 
@@ -383,7 +419,7 @@ def test_table_columns_have_minimum_width_ten_and_padding_three() -> None:
 def test_table_headers_default_to_upper_case_words() -> None:
     rows = [{"CreatedAt": "now", "NetIO": "1kB", "State": {"Status": "up"}}]
     out = table(r"table {{.CreatedAt}}\t{{upper .NetIO}}\t{{.State.Status}}", rows, {})
-    assert out.split("\n") == ["CREATED AT   NET IO     STATUS", "now          1KB        up"]
+    assert out.split("\n") == ["CREATED AT   NET IO    STATUS", "now          1KB       up"]
     out = table("table {{.State.Status}}", rows, {"State.Status": "STATE"})
     assert out == "STATE\nup"
 
@@ -404,9 +440,28 @@ def test_format_rows_dispatch() -> None:
         '{"ID":"3f4e1b2c9a7d","Names":"web","Image":"busybox","Status":"Up 2 minutes"}'
     )
     assert format_rows("{{.Names}}", ROWS) == "web\ndb-primary"
-    assert format_rows("  table {{.Names}}  ", ROWS, PS_HEADERS) == "NAMES\nweb\ndb-primary"
+    assert format_rows("table {{.Names}}  ", ROWS, PS_HEADERS) == "NAMES\nweb\ndb-primary"
     default = r"table {{.ID}}\t{{.Names}}"
     assert format_rows("", ROWS, PS_HEADERS, default=default) == table(default, ROWS, PS_HEADERS)
     assert format_rows("table", ROWS, PS_HEADERS, default=default) == table(
         default, ROWS, PS_HEADERS
     )
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_go_float_text_round_trips(x: float) -> None:
+    from capsa.cli.template import _go_float
+
+    assert float(_go_float(x)) == x
+    assert float(_go_float(x, for_json=True)) == x
+
+
+@given(
+    st.lists(st.lists(st.text(alphabet="ab c", max_size=12), min_size=2, max_size=2), max_size=6)
+)
+def test_table_columns_line_up(rows: list[list[str]]) -> None:
+    data = [{"A": a, "B": b} for a, b in rows]
+    lines = table("table {{.A}}\t{{.B}}", data).split("\n")
+    width = max([10] + [len(a) + 3 for a, _ in [("A", "B"), *rows]])
+    assert lines[0] == "A".ljust(width) + "B"
+    assert lines[1:] == [a.ljust(width) + b for a, b in rows]

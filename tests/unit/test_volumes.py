@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from capsa.errors import Conflict, InvalidArgument, NotFound
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> VolumeService:
+def service(tmp_path: Path) -> Iterator[VolumeService]:
     svc = VolumeService(Settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run")))
     yield svc
     svc.close()
@@ -221,7 +222,7 @@ def test_populate_resolves_dest_inside_rootfs(tmp_path: Path) -> None:
     assert not populate(str(rootfs), "/escape", str(target))  # re-rooted: missing
     assert os.listdir(target) == []
     os.symlink("/srv/data", rootfs / "alias")  # a symlink inside the rootfs is followed
-    assert populate(str(rootfs), "/alias/../data/../../escape/../srv/data", str(target))
+    assert populate(str(rootfs), "/alias/../../../../srv/data", str(target))
     assert (target / "file.txt").read_text() == "hello"
 
 
@@ -362,3 +363,30 @@ def test_failed_mount_leaves_no_user(service: VolumeService, tmp_path: Path) -> 
         service.mount_source(name, "c1", None, "/data")
     assert service.users(name) == []
     service.remove(name)
+
+
+def test_concurrent_first_use_populates_once(tmp_path: Path) -> None:
+    import threading
+
+    rootfs = _image(tmp_path / "rootfs")
+    settings = Settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"))
+    services = [VolumeService(settings) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def use(i: int) -> None:
+        try:
+            services[i].mount_source("shared", f"c{i}", str(rootfs), "/srv/data")
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert services[0].users("shared") == ["c0", "c1", "c2", "c3"]
+    path = Path(services[0].get("shared").mountpoint)
+    assert (path / "file.txt").read_text() == "hello"
+    for svc in services:
+        svc.close()

@@ -107,9 +107,11 @@ def version() -> None:
 
 
 def _register() -> None:
-    from capsa.cli import images
+    from capsa.cli import containers, images, volumes
 
     images.register(cli)
+    volumes.register(cli)
+    containers.register(cli)
 
 
 _register()

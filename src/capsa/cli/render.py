@@ -77,7 +77,8 @@ def ago(stamp: str | None) -> str:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Columns padded like Go's tabwriter (padding 3), as the docker CLI prints."""
     all_rows = [list(headers), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(headers))]
+    # tabwriter with minwidth 10 and padding 3: a column is at least 7 + 3 wide
+    widths = [max(7, *(len(r[i]) for r in all_rows)) for i in range(len(headers))]
     for r in all_rows:
         cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
         click.echo("   ".join(cells).rstrip())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence, Sized
+from enum import Enum
 from typing import Any, NamedTuple
 
 from capsa.errors import InvalidArgument
@@ -279,14 +280,14 @@ def _lex_action(src: str, pos: int, start: int) -> tuple[_Action, int, bool]:
             continue
         m = re.compile(_TOKEN, re.VERBOSE | re.DOTALL).match(src, pos)  # re caches it
         if m is None or m.lastgroup is None:
-            raise _Fail(_bad_char(src, pos, start), pos if pos < len(src) else start)
+            raise _Fail(_bad_char(src, pos), pos if pos < len(src) else start)
         if m.lastgroup == "number" and re.match(r"[\w.]", src[m.end() : m.end() + 1]):
             raise _Fail(f"bad number syntax: {_go_quote(src[pos : m.end() + 1])}", pos)
         tokens.append(_Tok(m.lastgroup, m.group(), pos, spaced))
         spaced, pos = False, m.end()
 
 
-def _bad_char(src: str, pos: int, start: int) -> str:
+def _bad_char(src: str, pos: int) -> str:
     if pos >= len(src):
         return "unclosed action"
     char = src[pos]
@@ -501,7 +502,8 @@ class _Parser:
             names, op = [toks[0].text, toks[2].text], toks[3]
         else:
             return [], False
-        assert op is not None
+        if op is None:  # unreachable: _is() checked it; this narrows the type
+            return [], False
         s.i += 2 * len(names)
         for name in names if op.text == "=" else []:
             if name not in self.vars:
@@ -752,14 +754,11 @@ def _field(obj: Any, name: str, argv: list[Any], pos: int) -> Any:
     if isinstance(obj, Mapping):
         if argv:
             raise _Fail(f"{name} is not a method but has arguments", pos)
-        return obj.get(name, _MISSING)
+        value = obj.get(name, _MISSING)
+        return value.value if isinstance(value, Enum) else value
     if obj is None:
         raise _Fail(f"nil pointer evaluating {name}", pos)
-    value = _MISSING
-    if not isinstance(obj, str | bytes | int | float | Sequence) and not name.startswith("_"):
-        value = getattr(obj, name, _MISSING)
-        if value is _MISSING:
-            value = getattr(obj, "_".join(_words(name)).lower(), _MISSING)
+    value = _attribute(obj, name, pos)
     if value is _MISSING:
         raise _Fail(f"can't evaluate field {name} in type {_go_type(obj)}", pos)
     if callable(value) and not isinstance(value, type):
@@ -770,6 +769,30 @@ def _field(obj: Any, name: str, argv: list[Any], pos: int) -> Any:
     if argv:
         raise _Fail(f"{name} has arguments but cannot be invoked as function", pos)
     return value
+
+
+def _attribute(obj: Any, name: str, pos: int) -> Any:
+    """A public attribute of a record (``CreatedAt`` also finds ``created_at``)."""
+    if name.startswith("_") or (_record(obj) is None and isinstance(obj, _BASIC)):
+        return _MISSING
+    try:
+        value = getattr(obj, name, _MISSING)
+        if value is _MISSING:
+            value = getattr(obj, "_".join(_words(name)).lower(), _MISSING)
+    except Exception as e:
+        raise _Fail(f"can't evaluate field {name}: {e}", pos) from None
+    return value.value if isinstance(value, Enum) else value
+
+
+def _record(value: Any) -> dict[str, Any] | None:
+    """The fields of a dataclass or named tuple; None for anything else."""
+    fields = getattr(type(value), "__dataclass_fields__", None)
+    if fields is not None:
+        return {f: getattr(value, f) for f in fields}
+    return value._asdict() if isinstance(value, tuple) and hasattr(value, "_asdict") else None
+
+
+_BASIC = (str, bytes, int, float, complex, list, tuple, set, frozenset)
 
 
 def _iterate(value: Any, pos: int) -> list[tuple[Any, Any]]:
@@ -828,14 +851,15 @@ def _go_str(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return _go_float(value)
+    if (record := _record(value)) is not None:  # a Go struct prints as {field field}
+        return "{" + " ".join(map(_go_str, record.values())) + "}"
     if isinstance(value, Mapping):
         pairs = (f"{_go_str(k)}:{_go_str(value[k])}" for k in _sorted_keys(value))
         return "map[" + " ".join(pairs) + "]"
     if isinstance(value, list | tuple | set | frozenset):
         return "[" + " ".join(map(_go_str, value)) + "]"
-    fields = getattr(type(value), "__dataclass_fields__", None)
-    if fields is not None:
-        return "{" + " ".join(_go_str(getattr(value, f)) for f in fields) + "}"
+    if isinstance(value, Enum):
+        return _go_str(value.value)
     return str(value)
 
 
@@ -903,11 +927,12 @@ def _to_json(value: Any) -> str:
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{_to_json(str(k))}:{_to_json(v)}" for k, v in value.items()) + "}"
+    if (record := _record(value)) is not None:
+        return _to_json(record)
     if isinstance(value, list | tuple | set | frozenset):
         return "[" + ",".join(map(_to_json, value)) + "]"
-    fields = getattr(type(value), "__dataclass_fields__", None)
-    if fields is not None:
-        return _to_json({f: getattr(value, f) for f in fields})
+    if isinstance(value, Enum):
+        return _to_json(value.value)
     return _to_json(str(value))
 
 
@@ -1101,7 +1126,7 @@ def _format_verb(verb: str, flags: str, prec: int | None, arg: Any) -> str:
         return _go_quote(text) if verb == "q" else text
     if verb in "sq" and isinstance(arg, list | tuple):
         return "[" + " ".join(_format_verb(verb, "", prec, a) for a in arg) + "]"
-    if verb == "s" and (isinstance(arg, Mapping) or hasattr(arg, "__dataclass_fields__")):
+    if verb == "s" and (isinstance(arg, Mapping) or _record(arg) is not None):
         return _go_str(arg)
     if isinstance(arg, int) and not isinstance(arg, bool):
         if verb in "dxXob":

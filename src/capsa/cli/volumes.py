@@ -40,15 +40,22 @@ def _filters(items: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
+def _natural(name: str) -> list[Any]:
+    """Sort key putting "v2" before "v10", as the docker CLI's ``sortorder.NaturalLess``."""
+    import re
+
+    return [int(part) if part[:1].isdigit() else part for part in re.split(r"([0-9]+)", name)]
+
+
 def inspect_doc(v: Volume) -> dict[str, Any]:
     """Docker's ``volume inspect`` shape (belongs in ``capsa.api.wire``)."""
     return {
         "CreatedAt": v.created_at,
         "Driver": v.driver,
-        "Labels": dict(v.labels),
+        "Labels": dict(sorted(v.labels.items())),  # Go marshals maps sorted
         "Mountpoint": v.mountpoint,
         "Name": v.name,
-        "Options": dict(v.options),
+        "Options": dict(sorted(v.options.items())),
         "Scope": v.scope,
     }
 
@@ -105,7 +112,7 @@ def create(
 @click.pass_context
 def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List volumes."""
-    volumes = _service(ctx).list(_filters(filters))
+    volumes = sorted(_service(ctx).list(_filters(filters)), key=lambda v: _natural(v.name))
     if quiet:
         for v in volumes:
             click.echo(v.name)

@@ -19,6 +19,8 @@ from capsa.oci.codec import to_dict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from capsa.engine.container_types import ContainerRecord, MountSpec
     from capsa.engine.paths import ContainerPaths
     from capsa.store.content import ContentStore
@@ -127,13 +129,27 @@ def _user_mount(rec: ContainerRecord, paths: ContainerPaths, m: MountSpec,
     return _bind(m.target, m.source, m.readonly, extra)
 
 
+def rootfs_mounts(snapshots: SnapshotStore, key: str, chain_ids: list[str]) -> list[Any]:
+    """The overlay of a container's existing rw layer on its image's layers."""
+    from capsa.linux.mount import Mount, lowerdir_option
+
+    rw = snapshots.rw_dir_of(key)
+    lowers = snapshots.layer_dirs(chain_ids)[::-1]
+    if not lowers:
+        lowers = [os.path.join(rw, "empty")]
+        os.makedirs(lowers[0], exist_ok=True)
+    return [Mount("overlay", "overlay", [lowerdir_option(lowers),
+                                         f"upperdir={os.path.join(rw, 'upper')}",
+                                         f"workdir={os.path.join(rw, 'work')}"])]
+
+
 def build(rec: ContainerRecord, paths: ContainerPaths, content: ContentStore,
           snapshots: SnapshotStore, volumes: object, cleanup: CleanupStack) -> oci.Spec:
     """Mount the rootfs, resolve everything, write ``bundle/config.json``."""
     from capsa.linux.mount import mount_all, unmount
 
     paths.make()
-    mounts = snapshots.prepare(rec.rootfs_key or rec.id, rec.chain_ids)
+    mounts = rootfs_mounts(snapshots, rec.rootfs_key or rec.id, rec.chain_ids)
     try:
         mount_all(mounts, paths.rootfs)
     except OSError as e:

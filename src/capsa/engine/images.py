@@ -100,7 +100,7 @@ class ImageService:
         return self.images.get(record.id)
 
     def _chain_sizes(self) -> dict[str, int]:
-        return {u.chain_id: u.size for u in self.snapshots.usage()}
+        return {u.chain_id: u.size for u in self.snapshots.usage() if u.kind == "layer"}
 
     def resolve(self, text: str) -> ImageRecord:
         return self.images.resolve(text)

@@ -5,7 +5,10 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.config import Settings
+    from capsa.engine.containers import ContainerService
     from capsa.engine.images import ImageService
+    from capsa.engine.service_context import ServiceContext
+    from capsa.engine.volumes import VolumeService
 
 
 class LocalEngine:
@@ -13,22 +16,39 @@ class LocalEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._ctx: ServiceContext | None = None
         self._images: ImageService | None = None
+        self._containers: ContainerService | None = None
+
+    @property
+    def ctx(self) -> ServiceContext:
+        if self._ctx is None:
+            from capsa.engine.service_context import ServiceContext
+
+            self._ctx = ServiceContext(self.settings)
+        return self._ctx
 
     @property
     def images(self) -> ImageService:
         if self._images is None:
             from capsa.engine.images import ImageService
-            from capsa.store.content import ContentStore
-            from capsa.store.images import ImageStore
-            from capsa.store.snapshots import SnapshotStore
 
-            root = self.settings.root
-            self._images = ImageService(
-                self.settings, ContentStore(root), ImageStore(root), SnapshotStore(root)
-            )
+            ctx = self.ctx
+            self._images = ImageService(self.settings, ctx.content, ctx.images, ctx.snapshots)
         return self._images
 
+    @property
+    def containers(self) -> ContainerService:
+        if self._containers is None:
+            from capsa.engine.containers import ContainerService
+
+            self._containers = ContainerService(self.ctx, self.images)
+        return self._containers
+
+    @property
+    def volumes(self) -> VolumeService:
+        return self.ctx.volumes
+
     def close(self) -> None:
-        if self._images is not None:
-            self._images.images.close()
+        if self._ctx is not None:
+            self._ctx.close()

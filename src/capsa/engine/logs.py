@@ -159,7 +159,8 @@ class LogWriter:
         else:
             ext = ".gz" if self.config.compress else ""
             _unlink(f"{path}.{keep - 1}{ext}")
-            for i in range(keep - 2, 0, -1):
+            last = next(i for i in range(1, keep) if not os.path.exists(f"{path}.{i}{ext}"))
+            for i in range(last - 1, 0, -1):
                 _rename(f"{path}.{i}{ext}", f"{path}.{i + 1}{ext}")
             os.rename(path, f"{path}.1")
             fd = _open_append(path)
@@ -296,8 +297,7 @@ class _Reader:
                     yield from self._select(src.forward())
             if self.cursor is not None:
                 yield from self._select(self.cursor.lines())
-        for src in self.rotated:
-            src.close()
+        _close_all(self.rotated)
         self.rotated = []
 
     def follow(self, stop: Callable[[], bool] | None, poll_interval: float) -> Iterator[LogEntry]:
@@ -341,23 +341,28 @@ class _Reader:
                 self.cursor = _Cursor.open(self.path)
                 if self.cursor is None:
                     return
+                yield from self._catch_up(None)
             yield from self._select(self.cursor.lines())
             if not self.cursor.replaced(self.path):
                 return
             yield from self._select(self.cursor.lines())  # written before the rename
-            old, self.cursor = self.cursor, None
+            # Open the new file before listing the rotated ones: a rotation after
+            # this point moves it into the list, where it marks the end of the gap.
+            old, self.cursor = self.cursor, _Cursor.open(self.path)
             try:
                 yield from self._catch_up(old)
             finally:
                 old.close()
 
-    def _catch_up(self, old: _Cursor) -> Iterator[LogEntry]:
-        """Files rotated away between two polls, after ``old`` (the file we read)."""
-        rotated = _open_rotated(self.path, None)
+    def _catch_up(self, old: _Cursor | None) -> Iterator[LogEntry]:
+        """Files rotated away unread: after ``old`` (the file read last), before ours."""
+        rotated = _open_rotated(self.path, self.cursor)
         missed: list[_Rotated] = []
         try:
             for src in rotated:  # newest first
-                if src.same_file(old.fd) or not src.starts_after(self.last):
+                if old is not None and src.same_file(old.fd):
+                    break
+                if self.last is not None and not src.starts_after(self.last):
                     break
                 missed.append(src)
             for src in reversed(missed):
@@ -417,8 +422,7 @@ class _Cursor:
             st = os.stat(name)
         except FileNotFoundError:  # mid-rotation: look again at the next poll
             return False
-        own = os.fstat(self.fd)
-        return (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino)
+        return (st.st_dev, st.st_ino) != _file_id(self.fd)
 
 
 class _Rotated:
@@ -453,8 +457,7 @@ class _Rotated:
         yield from cursor.backward()
 
     def same_file(self, fd: int) -> bool:
-        a, b = os.fstat(self.fd), os.fstat(fd)
-        return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        return _file_id(self.fd) == _file_id(fd)
 
     def starts_after(self, stamp: float | None) -> bool:
         """Whether the first entry is later than ``stamp``."""
@@ -475,21 +478,52 @@ class _Rotated:
         return last is not None and last < since
 
 
-def _open_rotated(path: str, exclude: _Cursor | None) -> list[_Rotated]:
-    """NAME.1, NAME.2, ... (plain or .gz), newest first, up to the first gap.
+def _open_rotated(path: str, current: _Cursor | None) -> list[_Rotated]:
+    """NAME.1, NAME.2, ... (plain or .gz), newest first, each file once.
 
-    ``exclude`` is the current file: skipped if it was rotated while we opened it.
+    A rotating writer moves files to higher numbers while we scan upwards, so every
+    file is seen (some twice: dropped by inode); files newer than ``current`` (rotated
+    after it was opened) are left to the next poll.
     """
     found: list[_Rotated] = []
-    for i in range(1, 1 << 16):
+    seen: set[tuple[int, int]] = set()
+    own = _file_id(current.fd) if current is not None else None
+    for i in range(1, _top_index(path) + 2):
         src = _open_first(f"{path}.{i}", f"{path}.{i}.gz")
         if src is None:
-            break
-        if exclude is not None and src.same_file(exclude.fd):
+            continue
+        key = _file_id(src.fd)
+        if key in seen or key == own:
             src.close()
+            if key == own:
+                _close_all(found)
+                found = []
         else:
+            seen.add(key)
             found.append(src)
     return found
+
+
+def _top_index(path: str) -> int:
+    """The highest N of the NAME.N[.gz] files next to ``path``."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except FileNotFoundError:
+        return 0
+    prefix = base + "."
+    numbers = (n[len(prefix) :].removesuffix(".gz") for n in names if n.startswith(prefix))
+    return max((int(n) for n in numbers if n.isdigit()), default=0)
+
+
+def _file_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _close_all(sources: list[_Rotated]) -> None:
+    for src in sources:
+        src.close()
 
 
 def _open_first(*names: str) -> _Rotated | None:

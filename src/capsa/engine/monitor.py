@@ -78,7 +78,6 @@ class Setup:
 
     def _launch(self, cleanup: Any) -> dict[str, Any]:
         from capsa.engine import bundle
-        from capsa.engine.backend import Stdio
 
         rec, ctx = self.rec, self.ctx
         bundle.build(rec, self.paths, ctx.content, ctx.snapshots, ctx.volumes, cleanup)
@@ -108,7 +107,8 @@ class Setup:
         return {**self.args, **ours, "phase": "loop", "pid": created.pid, "listener": listener,
                 "clients": self.clients, "tty": rec.spec.tty, "started": time.time(),
                 "log": self.paths.log, "log_opts": rec.spec.log_opts,
-                "health": _health_args(rec, ctx), "runtime_root": ctx.runtime_root}
+                "health": _health_args(rec, ctx), "runtime_root": ctx.runtime_root,
+                "runtime_name": rec.spec.runtime, "name": rec.name}
 
     def fail(self, err: BaseException) -> None:
         message = str(err) if isinstance(err, CapsaError) else f"{type(err).__name__}: {err}"
@@ -249,7 +249,7 @@ class Finish(Setup):
 
             cgroup = open_cgroup(f"/capsa-{self.rec.id}")
             return cgroup.exists() and cgroup.oom_kill_count() > 0
-        except Exception:  # noqa: BLE001 - best effort: the cgroup may be gone
+        except Exception:
             return False
 
     def _release_volumes(self) -> None:
@@ -265,10 +265,10 @@ class Finish(Setup):
         from capsa.engine.restart import RestartManager, parse_restart
 
         manager = RestartManager(parse_restart(rec.spec.restart), rec.restart_count)
-        health_kill = bool(self.args.get("health_restart"))
-        if health_kill:
+        if self.args.get("health_restart"):
             return True, 0.1
-        return manager.should_restart(code, rec.stopped_by_user, ran_for)
+        stopped = rec.stopped_by_user or bool(self.args.get("health_stop"))
+        return manager.should_restart(code, stopped, ran_for)
 
     def _wait(self, delay: float) -> None:
         deadline = time.time() + delay
@@ -288,7 +288,7 @@ def main(argv: list[str]) -> int:
             runner.run()
         else:
             runner.start()
-    except BaseException as e:  # noqa: BLE001 - recorded for the user
+    except BaseException as e:
         if isinstance(runner, Finish):
             _log_monitor(runner.paths, f"finish failed: {e!r}")
             return 1

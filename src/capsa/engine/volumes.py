@@ -440,7 +440,8 @@ def populate(rootfs: str, dest: str, target: str) -> bool:
 
     root_fd = safepath.open_root(rootfs)
     try:
-        src = safepath.open_in_root(root_fd, dest, os.O_RDONLY | os.O_DIRECTORY)
+        # mode 0: safepath tests O_TMPFILE's bits loosely and would pass 0o644 to openat2
+        src = safepath.open_in_root(root_fd, dest, os.O_RDONLY | os.O_DIRECTORY, 0)
     except (NotFound, InvalidArgument):
         return False  # missing, or not a directory: Docker copies directories only
     finally:

@@ -156,7 +156,7 @@ def _create_entry(dir_fd: int, name: str, mode: int) -> int:
 
 def _openat2_in_root(root_fd: int, path: str, flags: int, mode: int) -> int | None:
     """openat2 in the root; None when the kernel or a seccomp filter refuses the call."""
-    if not flags & (os.O_CREAT | os.O_TMPFILE):
+    if not (flags & os.O_CREAT or (flags & os.O_TMPFILE) == os.O_TMPFILE):
         mode = 0  # openat2 rejects a mode it would not use
     for _ in range(_EAGAIN_RETRIES):
         try:

@@ -1,0 +1,428 @@
+"""The container service: create, start (a monitor), stop, kill, remove, list, wait.
+
+State lives in the metadata store and is observed, not assumed: a container whose
+monitor and init are both gone is reported exited even if nobody recorded it (a
+monitor killed with SIGKILL), and cleaned up on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from capsa.cleanup import CleanupStack
+from capsa.engine.container_types import (
+    Action,
+    ContainerRecord,
+    ContainerSpec,
+    MountSpec,
+    PsOptions,
+    State,
+    check,
+    is_live,
+)
+from capsa.engine.names import generate_name, validate_name
+from capsa.errors import CapsaError, Conflict, Internal, InvalidArgument, NotFound
+from capsa.linux.proc import is_alive
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.images import ImageService
+    from capsa.engine.service_context import ServiceContext
+    from capsa.progress import ProgressSink
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+class ContainerService:
+    def __init__(self, ctx: ServiceContext, images: ImageService) -> None:
+        self.ctx = ctx
+        self.images = images
+
+    # -- lookup and observed state -------------------------------------------
+
+    def get(self, text: str) -> ContainerRecord:
+        return self.observe(self.ctx.store.find(text))
+
+    def observe(self, rec: ContainerRecord) -> ContainerRecord:
+        """Correct the recorded state with what the kernel says."""
+        if not is_live(rec.state):
+            return rec
+        monitor = rec.monitor_pid > 0 and is_alive(rec.monitor_pid, rec.monitor_start or None)
+        init = rec.pid > 0 and is_alive(rec.pid, rec.pid_start or None)
+        if monitor or init:
+            return rec
+        # both gone without a word: the monitor was killed; finish its work here
+        self._cleanup_runtime(rec)
+        return self.ctx.store.update(rec.id, State.EXITED, exit_code=rec.exit_code or 255,
+                                     finished_at=rec.finished_at or now_rfc3339(), pid=0)
+
+    def _cleanup_runtime(self, rec: ContainerRecord) -> None:
+        from capsa.linux.mount import unmount
+
+        try:
+            self.ctx.backend(rec.spec.runtime).delete(rec.id, True)
+        except CapsaError:
+            pass
+        rootfs = self.ctx.paths(rec.id).rootfs
+        if os.path.ismount(rootfs):
+            try:
+                unmount(rootfs, detach=True)
+            except OSError:
+                pass
+
+    def list_containers(self, opts: PsOptions | None = None) -> list[ContainerRecord]:
+        from capsa.engine.filters import container_matches
+
+        opts = opts or PsOptions()
+        out = []
+        for rec in self.ctx.store.list():
+            rec = self.observe(rec)
+            if not opts.all and not opts.last and rec.state is not State.RUNNING and \
+                    rec.state is not State.PAUSED and rec.state is not State.RESTARTING:
+                continue
+            if container_matches(rec, opts.filters, self.ctx):
+                out.append(rec)
+        if opts.last:
+            out = out[:opts.last]
+        return out
+
+    # -- create ------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec, progress: ProgressSink | None = None) -> ContainerRecord:
+        image = self._image(spec.image, progress)
+        name = spec.name or generate_name(self.ctx.store.names())
+        validate_name(name)
+        container_id = secrets.token_hex(32)
+        chain_ids = self.images.chain_ids(image)
+        spec.mounts = self._volume_mounts(spec, image)
+        self._validate(spec)
+        with CleanupStack() as cleanup:
+            self.ctx.snapshots.prepare(container_id, chain_ids)
+            cleanup.push(self.ctx.snapshots.remove_rw, container_id)
+            self._create_volumes(spec)
+            self.ctx.images.lease(container_id, image.id)
+            cleanup.push(self.ctx.images.release, container_id)
+            rec = ContainerRecord(id=container_id, name=name, image_id=image.id,
+                                  image_name=spec.image, created=now_rfc3339(), spec=spec,
+                                  rootfs_key=container_id, chain_ids=chain_ids)
+            self.ctx.store.add(rec)
+            cleanup.push(self.ctx.store.remove, container_id)
+            os.makedirs(self.ctx.paths(container_id).data, mode=0o700, exist_ok=True)
+            self.ctx.events.emit("container", "create", container_id,
+                                 {"name": name, "image": spec.image})
+        return rec
+
+    def _image(self, text: str, progress: ProgressSink | None) -> Any:
+        found = self.ctx.images.find(text)
+        if found is not None:
+            return found
+        from capsa.engine.image_types import PullOptions
+
+        self.images.pull(text, PullOptions(), progress)
+        return self.ctx.images.resolve(text)
+
+    def _volume_mounts(self, spec: ContainerSpec, image: Any) -> list[MountSpec]:
+        """Give anonymous volumes a name; add the image's VOLUMEs nobody mounts over."""
+        from capsa.oci import image_spec
+
+        mounts = []
+        for m in spec.mounts:
+            if m.type == "volume" and not m.source:
+                m.source = secrets.token_hex(32)
+                m.options = [*m.options, "anonymous"]
+            mounts.append(m)
+        for m in self._volumes_from(spec):
+            if not any(x.target == m.target for x in mounts):
+                mounts.append(m)
+        config = image_spec.load_config(self.ctx.content.read(image.id))
+        declared = sorted(((config.config.volumes if config.config else None) or {}).keys())
+        for target in declared:
+            if not any(os.path.normpath(m.target) == os.path.normpath(target) for m in mounts):
+                mounts.append(MountSpec(type="volume", target=target,
+                                        source=secrets.token_hex(32), options=["anonymous"]))
+        return mounts
+
+    def _volumes_from(self, spec: ContainerSpec) -> list[MountSpec]:
+        out = []
+        for item in spec.volumes_from:
+            name, _, mode = item.partition(":")
+            other = self.ctx.store.find(name)
+            for m in other.spec.mounts:
+                if m.type in ("volume", "bind"):
+                    copy = MountSpec(type=m.type, target=m.target, source=m.source,
+                                     readonly=(mode == "ro") or (m.readonly and mode != "rw"),
+                                     propagation=m.propagation)
+                    out.append(copy)
+        return out
+
+    def _create_volumes(self, spec: ContainerSpec) -> None:
+        from capsa.engine.volume_types import VolumeCreateOptions
+
+        for m in spec.mounts:
+            if m.type == "volume":
+                anonymous = "anonymous" in m.options
+                self.ctx.volumes.create(VolumeCreateOptions(name=m.source, anonymous=anonymous))
+
+    def _validate(self, spec: ContainerSpec) -> None:
+        from capsa.engine import specgen
+        from capsa.engine.restart import parse_restart
+
+        policy = parse_restart(spec.restart)
+        if spec.auto_remove and policy.name != "no":
+            raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+        specgen.capabilities(spec)  # unknown capability names fail now, not at start
+        specgen.resources(spec)
+        if spec.healthcheck and spec.healthcheck.on_failure not in ("none", "kill", "restart",
+                                                                    "stop"):
+            raise InvalidArgument(f"invalid health on-failure action "
+                                  f"'{spec.healthcheck.on_failure}'")
+        for m in spec.mounts:
+            if not m.target.startswith("/"):
+                raise InvalidArgument(f"invalid mount path: '{m.target}' mount path must be "
+                                      "absolute")
+
+    # -- start / stop ---------------------------------------------------------------
+
+    def start(self, text: str, wait_attach: bool = False) -> tuple[ContainerRecord, Any]:
+        """Start the container's monitor. With ``wait_attach`` the monitor creates the
+        container and waits for one attach client before starting it; the caller gets a
+        ``Launch`` to connect through before calling ``Launch.wait_ready``."""
+        rec = self.get(text)
+        if rec.state in (State.RUNNING, State.PAUSED):
+            return rec, None
+        check(Action.START, rec.state, rec.name, rec.id)
+        self.ctx.store.update(rec.id, stopped_by_user=False)
+        launch = Launch(self, rec, wait_attach)
+        if not wait_attach:
+            launch.wait_ready()
+            rec = self.ctx.store.get(rec.id)
+        return rec, launch
+
+    def stop(self, text: str, timeout: int | None = None) -> ContainerRecord:
+        rec = self.get(text)
+        if not is_live(rec.state):
+            if rec.state is not State.EXITED:
+                self.ctx.store.update(rec.id, stopped_by_user=True)
+            return rec
+        self.ctx.store.update(rec.id, stopped_by_user=True)
+        if rec.state is State.RESTARTING:
+            return self._wait_down(rec, 10.0)
+        from capsa.engine.specgen import stop_signal
+        from capsa.oci import image_spec
+
+        config = image_spec.load_config(self.ctx.content.read(rec.image_id))
+        sig = stop_signal(rec.spec, config)
+        grace = timeout if timeout is not None else (
+            rec.spec.stop_timeout if rec.spec.stop_timeout is not None else 10)
+        backend = self.ctx.backend(rec.spec.runtime)
+        if rec.state is State.PAUSED:
+            backend.resume(rec.id)
+        self._signal(rec, sig)
+        if not self._wait_exit(rec, float(grace)):
+            self._signal(rec, signal.SIGKILL, all_processes=True)
+        self.ctx.events.emit("container", "stop", rec.id, {"name": rec.name})
+        return self._wait_down(rec, 10.0)
+
+    def _signal(self, rec: ContainerRecord, sig: int, all_processes: bool = False) -> None:
+        try:
+            self.ctx.backend(rec.spec.runtime).kill(rec.id, sig, all_processes)
+        except CapsaError:
+            if rec.pid and is_alive(rec.pid, rec.pid_start or None):
+                os.kill(rec.pid, sig)
+
+    def _wait_exit(self, rec: ContainerRecord, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not (rec.pid and is_alive(rec.pid, rec.pid_start or None)):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _wait_down(self, rec: ContainerRecord, timeout: float) -> ContainerRecord:
+        """Until the monitor has recorded the exit (and is gone, unless restarting)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get(rec.id)
+            if not is_live(current.state) and not (
+                    current.monitor_pid and is_alive(current.monitor_pid,
+                                                     current.monitor_start or None)):
+                return current
+            if time.monotonic() > deadline:
+                return current
+            time.sleep(0.02)
+
+    def kill(self, text: str, sig: int) -> ContainerRecord:
+        rec = self.get(text)
+        check(Action.KILL, rec.state, rec.name, rec.id)
+        self.ctx.store.update(rec.id, stopped_by_user=True)
+        self._signal(rec, sig)
+        self.ctx.events.emit("container", "kill", rec.id, {"name": rec.name,
+                                                           "signal": str(sig)})
+        return rec
+
+    def restart(self, text: str, timeout: int | None = None) -> ContainerRecord:
+        rec = self.stop(text, timeout)
+        rec, _ = self.start(rec.id)
+        self.ctx.events.emit("container", "restart", rec.id, {"name": rec.name})
+        return rec
+
+    def pause(self, text: str) -> None:
+        rec = self.get(text)
+        check(Action.PAUSE, rec.state, rec.name, rec.id)
+        self.ctx.backend(rec.spec.runtime).pause(rec.id)
+        self.ctx.store.update(rec.id, State.PAUSED)
+        self.ctx.events.emit("container", "pause", rec.id, {"name": rec.name})
+
+    def unpause(self, text: str) -> None:
+        rec = self.get(text)
+        check(Action.UNPAUSE, rec.state, rec.name, rec.id)
+        self.ctx.backend(rec.spec.runtime).resume(rec.id)
+        self.ctx.store.update(rec.id, State.RUNNING)
+        self.ctx.events.emit("container", "unpause", rec.id, {"name": rec.name})
+
+    def wait(self, text: str, condition: str = "not-running") -> int:
+        rec = self.get(text)
+        if condition == "removed":
+            while True:
+                try:
+                    rec = self.get(rec.id)
+                except NotFound:
+                    return rec.exit_code
+                time.sleep(0.05)
+        while is_live(rec.state) or (rec.monitor_pid and is_alive(
+                rec.monitor_pid, rec.monitor_start or None) and rec.state is not State.CREATED):
+            time.sleep(0.05)
+            try:
+                rec = self.get(rec.id)
+            except NotFound:
+                break
+        return rec.exit_code
+
+    # -- remove ------------------------------------------------------------------------
+
+    def remove(self, text: str, force: bool = False, volumes: bool = False) -> str:
+        from capsa.engine.removal import remove_container
+
+        rec = self.get(text)
+        if is_live(rec.state):
+            if not force:
+                check(Action.REMOVE, rec.state, rec.name, rec.id)
+            self.ctx.store.update(rec.id, stopped_by_user=True)
+            if rec.state is State.PAUSED:
+                self.ctx.backend(rec.spec.runtime).resume(rec.id)
+            self._signal(rec, signal.SIGKILL, all_processes=True)
+            rec = self._wait_down(rec, 15.0)
+            if is_live(rec.state):
+                raise Conflict(f"could not kill container {rec.name}")
+        remove_container(self.ctx, rec, volumes)
+        return rec.name
+
+    def rename(self, text: str, name: str) -> None:
+        validate_name(name)
+        rec = self.get(text)
+        self.ctx.store.rename(rec.id, name)
+        self.ctx.events.emit("container", "rename", rec.id, {"name": name,
+                                                             "oldName": rec.name})
+
+    def prune(self) -> tuple[list[str], int]:
+        from capsa.engine.removal import remove_container
+
+        deleted, freed = [], 0
+        for rec in self.list_containers(PsOptions(all=True)):
+            if is_live(rec.state):
+                continue
+            freed += self.rw_size(rec)
+            remove_container(self.ctx, rec, volumes=False)
+            deleted.append(rec.id)
+        return deleted, freed
+
+    def rw_size(self, rec: ContainerRecord) -> int:
+        from capsa.store.snapshots import disk_usage
+
+        return int(disk_usage(os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id),
+                                           "upper")))
+
+    def health(self, rec: ContainerRecord) -> dict[str, Any] | None:
+        path = os.path.join(self.ctx.paths(rec.id).run, "health.json")
+        try:
+            with open(path) as f:
+                data: dict[str, Any] = json.load(f)
+                return data
+        except (OSError, ValueError):
+            return None
+
+
+class Launch:
+    """A monitor being started, and the pipe it reports readiness on."""
+
+    def __init__(self, service: ContainerService, rec: ContainerRecord, wait_attach: bool):
+        self.service = service
+        self.rec = rec
+        ctx = service.ctx
+        r, w = os.pipe()
+        args = {**ctx.monitor_args(), "id": rec.id, "name": rec.name, "ready_fd": w,
+                "wait_attach": wait_attach}
+        paths = ctx.paths(rec.id)
+        os.makedirs(paths.run, mode=0o700, exist_ok=True)
+        log = os.open(paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                      0o600)
+        try:
+            subprocess.Popen([sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w,),
+                             start_new_session=True, close_fds=True)
+        finally:
+            os.close(w)
+            os.close(log)
+        self.ready = r
+        self.attach_socket = paths.attach_socket
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        import select
+
+        ready, _, _ = select.select([self.ready], [], [], timeout)
+        data = os.read(self.ready, 65536) if ready else b""
+        os.close(self.ready)
+        if not data:
+            raise Internal(f"the monitor of {self.rec.name} exited without a word (see "
+                           f"{self.service.ctx.paths(self.rec.id).monitor_log})")
+        message: dict[str, Any] = json.loads(data.splitlines()[0])
+        if "error" in message:
+            from capsa import errors
+
+            kind = getattr(errors, message.get("kind", ""), None)
+            if not (isinstance(kind, type) and issubclass(kind, CapsaError)):
+                kind = errors.FailedPrecondition
+            err = kind(message["error"])
+            err.exit_code = message.get("exit_code", 125)  # type: ignore[attr-defined]
+            raise err
+        return message
+
+    def connect(self, timeout: float = 30.0) -> int:
+        """Connect to the attach socket once the monitor has made it; return the fd."""
+        import select
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.attach_socket):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(self.attach_socket)
+                    return sock.detach()
+                except OSError:
+                    sock.close()
+            ready, _, _ = select.select([self.ready], [], [], 0.01)
+            if ready:  # the monitor failed before listening
+                self.wait_ready()
+        raise Internal(f"the monitor of {self.rec.name} did not open its attach socket")

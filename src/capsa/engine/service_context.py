@@ -1,0 +1,105 @@
+"""The collaborators a container operation needs, built lazily from settings.
+
+Shared by the container service (in the CLI or API process) and the monitor, which
+rebuilds it from its arguments after each exec.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.config import Settings
+    from capsa.engine.backend import RuntimeBackend
+    from capsa.engine.events import EventLog
+    from capsa.engine.metadata import ContainerStore
+    from capsa.engine.paths import ContainerPaths
+    from capsa.engine.volumes import VolumeService
+    from capsa.store.content import ContentStore
+    from capsa.store.images import ImageStore
+    from capsa.store.snapshots import SnapshotStore
+
+
+class ServiceContext:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> ServiceContext:
+        from capsa.config import Settings, load
+
+        try:
+            settings = load(root=args["root"], runroot=args["runroot"],
+                            config=args.get("config") or None, env={})
+        except Exception:
+            settings = Settings(root=args["root"], runroot=args["runroot"])
+        return cls(settings)
+
+    def monitor_args(self) -> dict[str, Any]:
+        return {"root": self.settings.root, "runroot": self.settings.runroot,
+                "config": self.settings.config_path}
+
+    def _get(self, key: str, make: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def store(self) -> ContainerStore:
+        from capsa.engine.metadata import ContainerStore
+
+        return self._get("store", lambda: ContainerStore(self.settings.root))
+
+    @property
+    def images(self) -> ImageStore:
+        from capsa.store.images import ImageStore
+
+        return self._get("images", lambda: ImageStore(self.settings.root))
+
+    @property
+    def content(self) -> ContentStore:
+        from capsa.store.content import ContentStore
+
+        return self._get("content", lambda: ContentStore(self.settings.root))
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        from capsa.store.snapshots import SnapshotStore
+
+        return self._get("snapshots", lambda: SnapshotStore(self.settings.root))
+
+    @property
+    def volumes(self) -> VolumeService:
+        from capsa.engine.volumes import VolumeService
+
+        return self._get("volumes", lambda: VolumeService(self.settings))
+
+    @property
+    def events(self) -> EventLog:
+        from capsa.engine.events import EventLog
+
+        return self._get("events", lambda: EventLog(self.settings.root))
+
+    @property
+    def runtime_root(self) -> str:
+        from capsa.engine.paths import runtime_root
+
+        return runtime_root(self.settings.runroot)
+
+    def backend(self, name: str = "") -> RuntimeBackend:
+        from capsa.engine.backend import make_backend
+
+        return self._get(f"backend:{name}", lambda: make_backend(name, self.runtime_root))
+
+    def paths(self, container_id: str) -> ContainerPaths:
+        from capsa.engine.paths import ContainerPaths
+
+        return ContainerPaths(self.settings.root, self.settings.runroot, container_id)
+
+    def close(self) -> None:
+        for key in ("store", "images"):
+            obj = self._cache.get(key)
+            if obj is not None:
+                obj.close()
