@@ -74,10 +74,12 @@ def build_image(content: ContentStore, layers: list[bytes]) -> tuple[Manifest, I
     descs = []
     for tar in layers:
         blob = gzip.compress(tar, compresslevel=1)
-        descs.append(Descriptor(media_type=OCI_LAYER_GZIP, digest=content.put(blob),
-                                size=len(blob)))
-    config = ImageConfig(architecture="amd64", os="linux",
-                         rootfs=RootFS(diff_ids=[sha256_digest(t) for t in layers]))
+        descs.append(
+            Descriptor(media_type=OCI_LAYER_GZIP, digest=content.put(blob), size=len(blob))
+        )
+    config = ImageConfig(
+        architecture="amd64", os="linux", rootfs=RootFS(diff_ids=[sha256_digest(t) for t in layers])
+    )
     raw = dump(config)
     desc = Descriptor(media_type=OCI_CONFIG, digest=content.put(raw), size=len(raw))
     return Manifest(media_type=OCI_MANIFEST, config=desc, layers=descs), config
@@ -85,9 +87,16 @@ def build_image(content: ContentStore, layers: list[bytes]) -> tuple[Manifest, I
 
 def three_layers() -> list[bytes]:
     return [
-        make_tar(d("etc/"), entry("etc/a", b"a"), entry("etc/b", b"b"), d("opq/"),
-                 entry("opq/old1", b"1"), d("opq/sub/"), entry("opq/sub/old2", b"2"),
-                 entry("bin/tool", b"tool", mode=0o4755)),
+        make_tar(
+            d("etc/"),
+            entry("etc/a", b"a"),
+            entry("etc/b", b"b"),
+            d("opq/"),
+            entry("opq/old1", b"1"),
+            d("opq/sub/"),
+            entry("opq/sub/old2", b"2"),
+            entry("bin/tool", b"tool", mode=0o4755),
+        ),
         make_tar(d("etc/"), entry("etc/.wh.a"), entry("new", b"new")),
         make_tar(d("opq/"), entry("opq/.wh..wh..opq"), entry("opq/fresh", b"f")),
     ]
@@ -115,8 +124,9 @@ def mounted(mounts: list[Mount], target: Path) -> Iterator[Path]:
         unmount(str(target), detach=True)
 
 
-def test_three_layers_merged_view(tmp_path: Path, store: SnapshotStore,
-                                  content: ContentStore) -> None:
+def test_three_layers_merged_view(
+    tmp_path: Path, store: SnapshotStore, content: ContentStore
+) -> None:
     manifest, config = build_image(content, three_layers())
     progress = RecordingProgress()
     chains = store.ensure(content, manifest, config, progress)
@@ -146,8 +156,7 @@ def test_sixty_layers_mount(tmp_path: Path, content: ContentStore) -> None:
     n = 60
     long_root = tmp_path / ("capsa-" + "r" * 60)  # absolute lowerdirs well past one page
     store = SnapshotStore(str(long_root))
-    layers = [make_tar(d("layers/"), entry(f"layers/{i:03d}", f"{i}\n".encode()))
-              for i in range(n)]
+    layers = [make_tar(d("layers/"), entry(f"layers/{i:03d}", f"{i}\n".encode())) for i in range(n)]
     manifest, config = build_image(content, layers)
     chains = store.ensure(content, manifest, config)
     assert len(store.layer_dirs(chains)) == n
@@ -215,12 +224,20 @@ print(json.dumps(sink.done))
 """
 
 
-def run_child(tmp_path: Path, manifest: Manifest, config: ImageConfig,
-              kill_at: str = "") -> subprocess.Popen[str]:
+def run_child(
+    tmp_path: Path, manifest: Manifest, config: ImageConfig, kill_at: str = ""
+) -> subprocess.Popen[str]:
     (tmp_path / "m.json").write_bytes(dump(manifest))
     (tmp_path / "c.json").write_bytes(dump(config))
-    args = [sys.executable, "-c", CHILD, str(tmp_path / "capsa-root"), str(tmp_path / "m.json"),
-            str(tmp_path / "c.json"), kill_at]
+    args = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(tmp_path / "capsa-root"),
+        str(tmp_path / "m.json"),
+        str(tmp_path / "c.json"),
+        kill_at,
+    ]
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
@@ -234,8 +251,9 @@ def test_processes_unpack_each_layer_once(tmp_path: Path, content: ContentStore)
     assert sorted(done) == sorted(layer.digest[7:19] for layer in manifest.layers)
 
 
-def test_kill_midway_leaves_no_half_snapshot(tmp_path: Path, store: SnapshotStore,
-                                             content: ContentStore) -> None:
+def test_kill_midway_leaves_no_half_snapshot(
+    tmp_path: Path, store: SnapshotStore, content: ContentStore
+) -> None:
     layers = [make_tar(entry("small", b"s")), make_tar(entry("big", os.urandom(3 << 20)))]
     manifest, config = build_image(content, layers)
     chains = chain_ids(config.rootfs.diff_ids)
@@ -260,8 +278,9 @@ def test_diff_id_mismatch_is_rejected(store: SnapshotStore, content: ContentStor
     assert store.usage() == [] and os.listdir(store.tmp_dir) == []
 
 
-def test_prepare_remove_and_refusals(tmp_path: Path, store: SnapshotStore,
-                                     content: ContentStore) -> None:
+def test_prepare_remove_and_refusals(
+    tmp_path: Path, store: SnapshotStore, content: ContentStore
+) -> None:
     manifest, config = build_image(content, three_layers()[:2])
     low, top = store.ensure(content, manifest, config)
     store.prepare("c1", [low, top])
@@ -285,8 +304,9 @@ def test_prepare_remove_and_refusals(tmp_path: Path, store: SnapshotStore,
     assert os.listdir(store.lock_dir) == []
 
 
-def test_readonly_and_empty_images(tmp_path: Path, store: SnapshotStore,
-                                   content: ContentStore) -> None:
+def test_readonly_and_empty_images(
+    tmp_path: Path, store: SnapshotStore, content: ContentStore
+) -> None:
     manifest, config = build_image(content, [make_tar(entry("f", b"1"))])
     chains = store.ensure(content, manifest, config)
     ro = store.prepare("ro", chains, readonly=True)
@@ -329,8 +349,7 @@ def _describe(root: Path) -> dict[str, tuple[int, int, int, str]]:
     return result
 
 
-def test_matches_umoci_unpack(tmp_path: Path, store: SnapshotStore,
-                              content: ContentStore) -> None:
+def test_matches_umoci_unpack(tmp_path: Path, store: SnapshotStore, content: ContentStore) -> None:
     images = pytest.importorskip("tests.helpers.images")
     layout = images.layered_layout(tmp_path / "layout")
     manifest, config = _import_layout(layout, content)

@@ -73,7 +73,11 @@ def host_files() -> dict[str, tuple[int, int, str]]:
     for path in ("/etc/passwd", "/etc/shadow", "/etc/hostname"):
         if os.path.exists(path):
             st = os.lstat(path)
-            result[path] = (st.st_mode, st.st_nlink, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            result[path] = (
+                st.st_mode,
+                st.st_nlink,
+                hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+            )
     return result
 
 
@@ -100,35 +104,50 @@ def cases(outside: Path) -> dict[str, tuple[list[Entry], Callable[[Path], None] 
         return check
 
     return {
-        "dotdot": ([entry("../../escape", b"x"), entry("a/../../../outside/canary.txt", b"x")],
-                   contains("escape", "outside/canary.txt")),
-        "absolute": ([entry(f"{o}/canary.txt", b"pwned"), entry(f"{o}/new", b"x")],
-                     contains(f"{o[1:]}/canary.txt", f"{o[1:]}/new")),
-        "abs_symlink_dir": ([sym("evil", o), entry("evil/canary.txt", b"pwned"),
-                             entry("evil/sub/new", b"x")],
-                            contains(f"{o[1:]}/canary.txt", f"{o[1:]}/sub/new")),
-        "rel_symlink_dir": ([sym("up", "../../.."), entry("up/x", b"x"),
-                             entry("up/outside/canary.txt", b"pwned")],
-                            contains("x", "outside/canary.txt")),
-        "symlink_chain": ([sym("a", "b"), sym("b", "c/../d"), sym("d", o),
-                           entry("a/canary.txt", b"pwned")],
-                          contains(f"{o[1:]}/canary.txt")),
-        "symlink_final": ([sym("f", f"{o}/canary.txt"), entry("f", b"pwned")],
-                          contains("f")),
+        "dotdot": (
+            [entry("../../escape", b"x"), entry("a/../../../outside/canary.txt", b"x")],
+            contains("escape", "outside/canary.txt"),
+        ),
+        "absolute": (
+            [entry(f"{o}/canary.txt", b"pwned"), entry(f"{o}/new", b"x")],
+            contains(f"{o[1:]}/canary.txt", f"{o[1:]}/new"),
+        ),
+        "abs_symlink_dir": (
+            [sym("evil", o), entry("evil/canary.txt", b"pwned"), entry("evil/sub/new", b"x")],
+            contains(f"{o[1:]}/canary.txt", f"{o[1:]}/sub/new"),
+        ),
+        "rel_symlink_dir": (
+            [sym("up", "../../.."), entry("up/x", b"x"), entry("up/outside/canary.txt", b"pwned")],
+            contains("x", "outside/canary.txt"),
+        ),
+        "symlink_chain": (
+            [sym("a", "b"), sym("b", "c/../d"), sym("d", o), entry("a/canary.txt", b"pwned")],
+            contains(f"{o[1:]}/canary.txt"),
+        ),
+        "symlink_final": ([sym("f", f"{o}/canary.txt"), entry("f", b"pwned")], contains("f")),
         "hardlink_etc_passwd": ([hard("pw", "/etc/passwd")], None),
         "hardlink_dotdot": ([hard("c", "../../outside/canary.txt")], None),
         "hardlink_via_symlink": ([sym("l", o), hard("stolen", "l/secret.txt")], None),
-        "device_outside": ([entry("../../outside/null", type=tarfile.CHRTYPE, devmajor=1,
-                                  devminor=3),
-                            sym("e", o),
-                            entry("e/fifo", type=tarfile.FIFOTYPE)],
-                           contains("outside/null", f"{o[1:]}/fifo")),
-        "whiteout_via_symlink": ([sym("e", o), entry("e/.wh.canary.txt"),
-                                  entry("e/sub/.wh..wh..opq")],
-                                 contains(f"{o[1:]}/canary.txt")),
-        "dir_mode_via_symlink": ([sym("e", o), entry("e", type=tarfile.DIRTYPE, mode=0o777),
-                                  entry("e/sub/", type=tarfile.DIRTYPE, mode=0o777)],
-                                 contains("e/sub")),
+        "device_outside": (
+            [
+                entry("../../outside/null", type=tarfile.CHRTYPE, devmajor=1, devminor=3),
+                sym("e", o),
+                entry("e/fifo", type=tarfile.FIFOTYPE),
+            ],
+            contains("outside/null", f"{o[1:]}/fifo"),
+        ),
+        "whiteout_via_symlink": (
+            [sym("e", o), entry("e/.wh.canary.txt"), entry("e/sub/.wh..wh..opq")],
+            contains(f"{o[1:]}/canary.txt"),
+        ),
+        "dir_mode_via_symlink": (
+            [
+                sym("e", o),
+                entry("e", type=tarfile.DIRTYPE, mode=0o777),
+                entry("e/sub/", type=tarfile.DIRTYPE, mode=0o777),
+            ],
+            contains("e/sub"),
+        ),
     }
 
 
@@ -155,8 +174,13 @@ def test_malicious_layer_is_contained(tmp_path: Path, canary: Path, case: str) -
 def test_hard_link_inside_the_layer_still_works(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
-    data = make_tar([entry("etc/passwd", b"root:x:0:0::/:/bin/sh\n"), hard("pw", "/etc/passwd"),
-                     hard("pw2", "../../etc/passwd")])
+    data = make_tar(
+        [
+            entry("etc/passwd", b"root:x:0:0::/:/bin/sh\n"),
+            hard("pw", "/etc/passwd"),
+            hard("pw2", "../../etc/passwd"),
+        ]
+    )
     apply_layer(io.BytesIO(data), str(dest))
     ino = (dest / "etc/passwd").stat().st_ino
     assert (dest / "pw").stat().st_ino == ino == (dest / "pw2").stat().st_ino

@@ -50,7 +50,7 @@ def make_tar(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
 
 
 def d(name: str, mode: int = 0o755, **attrs: object) -> tuple[tarfile.TarInfo, bytes]:
-    return entry(name, type=tarfile.DIRTYPE, mode=mode, **attrs)
+    return entry(name, b"", type=tarfile.DIRTYPE, mode=mode, **attrs)
 
 
 def sym(name: str, target: str) -> tuple[tarfile.TarInfo, bytes]:
@@ -145,15 +145,22 @@ def test_implied_parents_copy_the_lower_layer(tmp_path: Path) -> None:
     os.chmod(lower / "tmp", 0o1777)
     dest = tmp_path / "dest"
     dest.mkdir()
-    apply_layer(io.BytesIO(make_tar(entry("tmp/x", b"x"), entry("new/y", b"y"))), str(dest),
-                parents=[str(lower)])
+    apply_layer(
+        io.BytesIO(make_tar(entry("tmp/x", b"x"), entry("new/y", b"y"))),
+        str(dest),
+        parents=[str(lower)],
+    )
     assert stat.S_IMODE((dest / "tmp").stat().st_mode) == 0o1777
     assert stat.S_IMODE((dest / "new").stat().st_mode) == 0o755
 
 
 def test_paths_stay_inside_dest(tmp_path: Path) -> None:
-    data = make_tar(entry("../../escape", b"e"), entry("/abs/file", b"a"), sym("up", "../.."),
-                    entry("up/under", b"u"))
+    data = make_tar(
+        entry("../../escape", b"e"),
+        entry("/abs/file", b"a"),
+        sym("up", "../.."),
+        entry("up/under", b"u"),
+    )
     dest = unpack(tmp_path, data, "a/b/dest")
     assert (dest / "escape").read_bytes() == b"e"
     assert (dest / "abs/file").read_bytes() == b"a"
@@ -266,9 +273,16 @@ def test_devices_and_ownership(tmp_path: Path) -> None:
         entry("dev/null", type=tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666),
         entry("dev/loop9", type=tarfile.BLKTYPE, devmajor=7, devminor=9, mode=0o660, gid=6),
         sym("link", "/target"),
-        entry("capbin", b"x", uid=0, gid=0, mode=0o755,
-              pax_headers={"SCHILY.xattr.security.capability":
-                           "\x01\x00\x00\x02\x00\x20\x00\x00" + "\x00" * 12}),
+        entry(
+            "capbin",
+            b"x",
+            uid=0,
+            gid=0,
+            mode=0o755,
+            pax_headers={
+                "SCHILY.xattr.security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00" + "\x00" * 12
+            },
+        ),
     )
     dest = unpack(tmp_path, data)
     null = (dest / "dev/null").lstat()
@@ -277,3 +291,33 @@ def test_devices_and_ownership(tmp_path: Path) -> None:
     loop = (dest / "dev/loop9").lstat()
     assert stat.S_ISBLK(loop.st_mode) and loop.st_gid == 6
     assert os.getxattr(dest / "capbin", "security.capability")[:4] == b"\x01\x00\x00\x02"
+
+
+def test_device_nodes_skipped_when_not_permitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_mknod = os.mknod
+
+    def mknod(path: str, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            raise PermissionError(1, "Operation not permitted")
+        real_mknod(path, mode, device, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mknod", mknod)
+    data = make_tar(
+        entry("dev/null", type=tarfile.CHRTYPE, devmajor=1, devminor=3), entry("dev/ok", b"ok")
+    )
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    stats = apply_layer(io.BytesIO(data), str(dest))
+    assert os.listdir(dest / "dev") == ["ok"]
+    assert any("dev/null" in w for w in stats.warnings)
+
+
+def test_closing_a_layer_early_stops_the_reader(tmp_path: Path) -> None:
+    blob = gzip.compress(os.urandom(8 << 20), compresslevel=1)
+    content, desc = _store(tmp_path, blob, OCI_LAYER_GZIP)
+    stream = open_layer(content, desc)
+    assert len(stream.read(1000)) == 1000
+    stream.close()
+    assert stream.closed

@@ -38,14 +38,13 @@ class FrameReader:
             kind, size = _HEADER.unpack_from(self._buf)
             if len(self._buf) < HEADER_SIZE + size:
                 break
-            out.append((kind, bytes(self._buf[HEADER_SIZE:HEADER_SIZE + size])))
-            del self._buf[:HEADER_SIZE + size]
+            out.append((kind, bytes(self._buf[HEADER_SIZE : HEADER_SIZE + size])))
+            del self._buf[: HEADER_SIZE + size]
         return out
 
 
 def hello(stdin: bool, stdout: bool = True, stderr: bool = True) -> bytes:
-    return frame(HELLO, json.dumps({"stdin": stdin, "stdout": stdout,
-                                    "stderr": stderr}).encode())
+    return frame(HELLO, json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr}).encode())
 
 
 def exit_frame(code: int) -> bytes:

@@ -52,8 +52,13 @@ class RuntimeBackend(Protocol):
     def update(self, container_id: str, resources: Resources) -> list[str]: ...
     def stats(self, container_id: str) -> dict[str, Any]: ...
     def pids(self, container_id: str) -> list[int]: ...
-    def exec(self, container_id: str, process: Process, stdio: Stdio, detach: bool,
-             ) -> Created: ...
+    def exec(
+        self,
+        container_id: str,
+        process: Process,
+        stdio: Stdio,
+        detach: bool,
+    ) -> Created: ...
 
 
 class _Redirect:
@@ -139,8 +144,13 @@ class CapsaBackend:
     def pids(self, container_id: str) -> list[int]:
         return self.runtime.pids(container_id)
 
-    def exec(self, container_id: str, process: Process, stdio: Stdio, detach: bool,
-             ) -> Created:
+    def exec(
+        self,
+        container_id: str,
+        process: Process,
+        stdio: Stdio,
+        detach: bool,
+    ) -> Created:
         from capsa.runtime.exec import ExecOptions, exec_process
 
         ours = theirs = None
@@ -148,8 +158,11 @@ class CapsaBackend:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             with _Redirect(stdio):
-                done = exec_process(self.runtime, container_id,
-                                    ExecOptions(process=process, detach=detach, console=theirs))
+                done = exec_process(
+                    self.runtime,
+                    container_id,
+                    ExecOptions(process=process, detach=detach, console=theirs),
+                )
             master = -1
             if ours is not None:
                 from capsa.runtime.console import receive_master
@@ -180,9 +193,11 @@ class BinaryBackend:
 
         kwargs: dict[str, Any] = {"capture_output": stdio is None}
         if stdio is not None:
-            kwargs.update(stdin=stdio.stdin if stdio.stdin >= 0 else subprocess.DEVNULL,
-                          stdout=stdio.stdout if stdio.stdout >= 0 else subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+            kwargs.update(
+                stdin=stdio.stdin if stdio.stdin >= 0 else subprocess.DEVNULL,
+                stdout=stdio.stdout if stdio.stdout >= 0 else subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         proc = subprocess.run([self.binary, "--root", self.root, *args], check=False, **kwargs)
         if check and proc.returncode != 0:
             err = (proc.stderr or b"").decode(errors="replace").strip().splitlines()
@@ -206,8 +221,11 @@ class BinaryBackend:
             server, path = self._console(bundle)
             args += ["--console-socket", path]
         try:
-            self._run(*args, container_id, stdio=Stdio(stdin=stdio.stdin, stdout=stdio.stdout,
-                                                          stderr=stdio.stderr))
+            self._run(
+                *args,
+                container_id,
+                stdio=Stdio(stdin=stdio.stdin, stdout=stdio.stdout, stderr=stdio.stderr),
+            )
             master = -1
             if server is not None:
                 conn, _ = server.accept()
@@ -259,8 +277,13 @@ class BinaryBackend:
 
         return [int(p) for p in json.loads(self._run("ps", "--format", "json", container_id))]
 
-    def exec(self, container_id: str, process: Process, stdio: Stdio, detach: bool,
-             ) -> Created:
+    def exec(
+        self,
+        container_id: str,
+        process: Process,
+        stdio: Stdio,
+        detach: bool,
+    ) -> Created:
         """``exec --detach``: the process is re-parented to our subreaper; the caller
         waits for it (``detach`` only changes who waits)."""
         import json

@@ -40,9 +40,14 @@ def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) 
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of the container (kept in its data dir)."""
     os.makedirs(paths.data, exist_ok=True)
     write_atomic(paths.hostname, f"{hostname}\n".encode(), 0o644)
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-             "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
-             "ff02::2\tip6-allrouters"]
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "ff00::0\tip6-mcastprefix",
+        "ff02::1\tip6-allnodes",
+        "ff02::2\tip6-allrouters",
+    ]
     for item in rec.spec.extra_hosts:
         host, _, ip = item.partition(":")
         lines.append(f"{ip}\t{host}")
@@ -53,12 +58,17 @@ def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) 
 
 
 def resolv_conf(rec: ContainerRecord) -> str:
-    servers, search, options = list(rec.spec.dns), list(rec.spec.dns_search), list(
-        rec.spec.dns_options)
+    servers, search, options = (
+        list(rec.spec.dns),
+        list(rec.spec.dns_search),
+        list(rec.spec.dns_options),
+    )
     host = _host_resolv()
     if not servers:
-        servers = [s for s in host["nameserver"] if not s.startswith("127.")] or ["8.8.8.8",
-                                                                                  "8.8.4.4"]
+        servers = [s for s in host["nameserver"] if not s.startswith("127.")] or [
+            "8.8.8.8",
+            "8.8.4.4",
+        ]
     search = search or host["search"]
     options = options or host["options"]
     out = [f"nameserver {s}" for s in servers]
@@ -97,15 +107,19 @@ def user_mounts(rec: ContainerRecord, paths: ContainerPaths, volumes: object) ->
     out = []
     for m in rec.spec.mounts:
         out.append(_user_mount(rec, paths, m, volumes))
-    for dest, source in (("/etc/hostname", paths.hostname), ("/etc/hosts", paths.hosts),
-                         ("/etc/resolv.conf", paths.resolv_conf)):
+    for dest, source in (
+        ("/etc/hostname", paths.hostname),
+        ("/etc/hosts", paths.hosts),
+        ("/etc/resolv.conf", paths.resolv_conf),
+    ):
         if not any(os.path.normpath(m.target) == dest for m in rec.spec.mounts):
             out.append(_bind(dest, source, rec.spec.read_only, ["nosuid", "nodev", "noexec"]))
     return out
 
 
-def _user_mount(rec: ContainerRecord, paths: ContainerPaths, m: MountSpec,
-                volumes: object) -> oci.Mount:
+def _user_mount(
+    rec: ContainerRecord, paths: ContainerPaths, m: MountSpec, volumes: object
+) -> oci.Mount:
     if m.type == "tmpfs":
         opts = ["nosuid", "nodev", "noexec", *m.options]
         if m.tmpfs_size:
@@ -120,12 +134,17 @@ def _user_mount(rec: ContainerRecord, paths: ContainerPaths, m: MountSpec,
         source = volumes.mount_source(m.source, rec.id, image_root, m.target)  # type: ignore[attr-defined]
         return _bind(m.target, source, m.readonly)
     if not os.path.exists(m.source):
-        raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does "
-                              f"not exist: {m.source}")
+        raise InvalidArgument(
+            f'invalid mount config for type "bind": bind source path does not exist: {m.source}'
+        )
     extra = [m.propagation] if m.propagation else ["rprivate"]
     if not m.bind_recursive:
-        return oci.Mount(destination=m.target, type="bind", source=m.source,
-                         options=["bind", "ro" if m.readonly else "rw", *extra])
+        return oci.Mount(
+            destination=m.target,
+            type="bind",
+            source=m.source,
+            options=["bind", "ro" if m.readonly else "rw", *extra],
+        )
     return _bind(m.target, m.source, m.readonly, extra)
 
 
@@ -138,13 +157,27 @@ def rootfs_mounts(snapshots: SnapshotStore, key: str, chain_ids: list[str]) -> l
     if not lowers:
         lowers = [os.path.join(rw, "empty")]
         os.makedirs(lowers[0], exist_ok=True)
-    return [Mount("overlay", "overlay", [lowerdir_option(lowers),
-                                         f"upperdir={os.path.join(rw, 'upper')}",
-                                         f"workdir={os.path.join(rw, 'work')}"])]
+    return [
+        Mount(
+            "overlay",
+            "overlay",
+            [
+                lowerdir_option(lowers),
+                f"upperdir={os.path.join(rw, 'upper')}",
+                f"workdir={os.path.join(rw, 'work')}",
+            ],
+        )
+    ]
 
 
-def build(rec: ContainerRecord, paths: ContainerPaths, content: ContentStore,
-          snapshots: SnapshotStore, volumes: object, cleanup: CleanupStack) -> oci.Spec:
+def build(
+    rec: ContainerRecord,
+    paths: ContainerPaths,
+    content: ContentStore,
+    snapshots: SnapshotStore,
+    volumes: object,
+    cleanup: CleanupStack,
+) -> oci.Spec:
     """Mount the rootfs, resolve everything, write ``bundle/config.json``."""
     from capsa.linux.mount import mount_all, unmount
 
@@ -156,16 +189,28 @@ def build(rec: ContainerRecord, paths: ContainerPaths, content: ContentStore,
         raise InvalidArgument(f"cannot mount the root filesystem: {os_reason(e)}") from None
     cleanup.push(unmount, paths.rootfs, True)
     image = image_spec.load_config(content.read(rec.image_id))
-    hostname = rec.spec.hostname or (os.uname().nodename if rec.spec.network_mode == "host"
-                                     else rec.id[:12])
+    hostname = rec.spec.hostname or (
+        os.uname().nodename if rec.spec.network_mode == "host" else rec.id[:12]
+    )
     write_etc_files(rec, paths, hostname)
-    uid, gid, gids = users.resolve(paths.rootfs, rec.spec.user or (
-        (image.config.user if image.config else None) or ""), rec.spec.group_add)
-    inputs = specgen.Inputs(container_id=rec.id, rootfs=paths.rootfs, image=image, uid=uid,
-                            gid=gid, additional_gids=gids, hostname=hostname,
-                            mounts=user_mounts(rec, paths, volumes),
-                            init_binary=find_init() if rec.spec.init else "")
+    uid, gid, gids = users.resolve(
+        paths.rootfs,
+        rec.spec.user or ((image.config.user if image.config else None) or ""),
+        rec.spec.group_add,
+    )
+    inputs = specgen.Inputs(
+        container_id=rec.id,
+        rootfs=paths.rootfs,
+        image=image,
+        uid=uid,
+        gid=gid,
+        additional_gids=gids,
+        hostname=hostname,
+        mounts=user_mounts(rec, paths, volumes),
+        init_binary=find_init() if rec.spec.init else "",
+    )
     spec = specgen.generate(rec.spec, inputs)
-    write_atomic(os.path.join(paths.bundle, "config.json"),
-                 json.dumps(to_dict(spec)).encode(), 0o600)
+    write_atomic(
+        os.path.join(paths.bundle, "config.json"), json.dumps(to_dict(spec)).encode(), 0o600
+    )
     return spec

@@ -64,7 +64,7 @@ _MESSAGES = {
     Action.UNPAUSE: "cannot unpause container {name}: container {id} is not paused",
     Action.EXEC: "container {id} is not running",
     Action.REMOVE: "cannot remove container {name}: container is {state}: stop the container "
-                   "before removing or force remove",
+    "before removing or force remove",
     Action.START: "cannot start container {name}: container is {state}",
 }
 
@@ -74,8 +74,9 @@ def check(action: Action, state: State, name: str, container_id: str) -> None:
     if state in ALLOWED[action]:
         return
     template = _MESSAGES.get(action, "cannot {action} container {name}: container is {state}")
-    raise Conflict(template.format(name=name, id=container_id[:12], state=state.value,
-                                   action=action.value))
+    raise Conflict(
+        template.format(name=name, id=container_id[:12], state=state.value, action=action.value)
+    )
 
 
 def is_live(state: State) -> bool:

@@ -64,8 +64,13 @@ class ContainerService:
             return rec
         # both gone without a word: the monitor was killed; finish its work here
         self._cleanup_runtime(rec)
-        return self.ctx.store.update(rec.id, State.EXITED, exit_code=rec.exit_code or 255,
-                                     finished_at=rec.finished_at or now_rfc3339(), pid=0)
+        return self.ctx.store.update(
+            rec.id,
+            State.EXITED,
+            exit_code=rec.exit_code or 255,
+            finished_at=rec.finished_at or now_rfc3339(),
+            pid=0,
+        )
 
     def _cleanup_runtime(self, rec: ContainerRecord) -> None:
         from capsa.linux.mount import unmount
@@ -88,13 +93,18 @@ class ContainerService:
         out = []
         for rec in self.ctx.store.list():
             rec = self.observe(rec)
-            if not opts.all and not opts.last and rec.state is not State.RUNNING and \
-                    rec.state is not State.PAUSED and rec.state is not State.RESTARTING:
+            if (
+                not opts.all
+                and not opts.last
+                and rec.state is not State.RUNNING
+                and rec.state is not State.PAUSED
+                and rec.state is not State.RESTARTING
+            ):
                 continue
             if container_matches(rec, opts.filters, self.ctx):
                 out.append(rec)
         if opts.last:
-            out = out[:opts.last]
+            out = out[: opts.last]
         return out
 
     # -- create ------------------------------------------------------------------
@@ -113,14 +123,22 @@ class ContainerService:
             self._create_volumes(spec)
             self.ctx.images.lease(container_id, image.id)
             cleanup.push(self.ctx.images.release, container_id)
-            rec = ContainerRecord(id=container_id, name=name, image_id=image.id,
-                                  image_name=spec.image, created=now_rfc3339(), spec=spec,
-                                  rootfs_key=container_id, chain_ids=chain_ids)
+            rec = ContainerRecord(
+                id=container_id,
+                name=name,
+                image_id=image.id,
+                image_name=spec.image,
+                created=now_rfc3339(),
+                spec=spec,
+                rootfs_key=container_id,
+                chain_ids=chain_ids,
+            )
             self.ctx.store.add(rec)
             cleanup.push(self.ctx.store.remove, container_id)
             os.makedirs(self.ctx.paths(container_id).data, mode=0o700, exist_ok=True)
-            self.ctx.events.emit("container", "create", container_id,
-                                 {"name": name, "image": spec.image})
+            self.ctx.events.emit(
+                "container", "create", container_id, {"name": name, "image": spec.image}
+            )
         return rec
 
     def _image(self, text: str, progress: ProgressSink | None) -> Any:
@@ -149,8 +167,14 @@ class ContainerService:
         declared = sorted(((config.config.volumes if config.config else None) or {}).keys())
         for target in declared:
             if not any(os.path.normpath(m.target) == os.path.normpath(target) for m in mounts):
-                mounts.append(MountSpec(type="volume", target=target,
-                                        source=secrets.token_hex(32), options=["anonymous"]))
+                mounts.append(
+                    MountSpec(
+                        type="volume",
+                        target=target,
+                        source=secrets.token_hex(32),
+                        options=["anonymous"],
+                    )
+                )
         return mounts
 
     def _volumes_from(self, spec: ContainerSpec) -> list[MountSpec]:
@@ -160,9 +184,13 @@ class ContainerService:
             other = self.ctx.store.find(name)
             for m in other.spec.mounts:
                 if m.type in ("volume", "bind"):
-                    copy = MountSpec(type=m.type, target=m.target, source=m.source,
-                                     readonly=(mode == "ro") or (m.readonly and mode != "rw"),
-                                     propagation=m.propagation)
+                    copy = MountSpec(
+                        type=m.type,
+                        target=m.target,
+                        source=m.source,
+                        readonly=(mode == "ro") or (m.readonly and mode != "rw"),
+                        propagation=m.propagation,
+                    )
                     out.append(copy)
         return out
 
@@ -183,14 +211,20 @@ class ContainerService:
             raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
         specgen.capabilities(spec)  # unknown capability names fail now, not at start
         specgen.resources(spec)
-        if spec.healthcheck and spec.healthcheck.on_failure not in ("none", "kill", "restart",
-                                                                    "stop"):
-            raise InvalidArgument(f"invalid health on-failure action "
-                                  f"'{spec.healthcheck.on_failure}'")
+        if spec.healthcheck and spec.healthcheck.on_failure not in (
+            "none",
+            "kill",
+            "restart",
+            "stop",
+        ):
+            raise InvalidArgument(
+                f"invalid health on-failure action '{spec.healthcheck.on_failure}'"
+            )
         for m in spec.mounts:
             if not m.target.startswith("/"):
-                raise InvalidArgument(f"invalid mount path: '{m.target}' mount path must be "
-                                      "absolute")
+                raise InvalidArgument(
+                    f"invalid mount path: '{m.target}' mount path must be absolute"
+                )
 
     # -- start / stop ---------------------------------------------------------------
 
@@ -223,8 +257,11 @@ class ContainerService:
 
         config = image_spec.load_config(self.ctx.content.read(rec.image_id))
         sig = stop_signal(rec.spec, config)
-        grace = timeout if timeout is not None else (
-            rec.spec.stop_timeout if rec.spec.stop_timeout is not None else 10)
+        grace = (
+            timeout
+            if timeout is not None
+            else (rec.spec.stop_timeout if rec.spec.stop_timeout is not None else 10)
+        )
         backend = self.ctx.backend(rec.spec.runtime)
         if rec.state is State.PAUSED:
             backend.resume(rec.id)
@@ -255,8 +292,8 @@ class ContainerService:
         while True:
             current = self.get(rec.id)
             if not is_live(current.state) and not (
-                    current.monitor_pid and is_alive(current.monitor_pid,
-                                                     current.monitor_start or None)):
+                current.monitor_pid and is_alive(current.monitor_pid, current.monitor_start or None)
+            ):
                 return current
             if time.monotonic() > deadline:
                 return current
@@ -267,8 +304,7 @@ class ContainerService:
         check(Action.KILL, rec.state, rec.name, rec.id)
         self.ctx.store.update(rec.id, stopped_by_user=True)
         self._signal(rec, sig)
-        self.ctx.events.emit("container", "kill", rec.id, {"name": rec.name,
-                                                           "signal": str(sig)})
+        self.ctx.events.emit("container", "kill", rec.id, {"name": rec.name, "signal": str(sig)})
         return rec
 
     def restart(self, text: str, timeout: int | None = None) -> ContainerRecord:
@@ -300,8 +336,11 @@ class ContainerService:
                 except NotFound:
                     return rec.exit_code
                 time.sleep(0.05)
-        while is_live(rec.state) or (rec.monitor_pid and is_alive(
-                rec.monitor_pid, rec.monitor_start or None) and rec.state is not State.CREATED):
+        while is_live(rec.state) or (
+            rec.monitor_pid
+            and is_alive(rec.monitor_pid, rec.monitor_start or None)
+            and rec.state is not State.CREATED
+        ):
             time.sleep(0.05)
             try:
                 rec = self.get(rec.id)
@@ -332,8 +371,7 @@ class ContainerService:
         validate_name(name)
         rec = self.get(text)
         self.ctx.store.rename(rec.id, name)
-        self.ctx.events.emit("container", "rename", rec.id, {"name": name,
-                                                             "oldName": rec.name})
+        self.ctx.events.emit("container", "rename", rec.id, {"name": name, "oldName": rec.name})
 
     def prune(self) -> tuple[list[str], int]:
         from capsa.engine.removal import remove_container
@@ -350,8 +388,11 @@ class ContainerService:
     def rw_size(self, rec: ContainerRecord) -> int:
         from capsa.store.snapshots import disk_usage
 
-        return int(disk_usage(os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id),
-                                           "upper")))
+        return int(
+            disk_usage(
+                os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id), "upper")
+            )
+        )
 
     def health(self, rec: ContainerRecord) -> dict[str, Any] | None:
         path = os.path.join(self.ctx.paths(rec.id).run, "health.json")
@@ -371,16 +412,28 @@ class Launch:
         self.rec = rec
         ctx = service.ctx
         r, w = os.pipe()
-        args = {**ctx.monitor_args(), "id": rec.id, "name": rec.name, "ready_fd": w,
-                "wait_attach": wait_attach}
+        args = {
+            **ctx.monitor_args(),
+            "id": rec.id,
+            "name": rec.name,
+            "ready_fd": w,
+            "wait_attach": wait_attach,
+        }
         paths = ctx.paths(rec.id)
         os.makedirs(paths.run, mode=0o700, exist_ok=True)
-        log = os.open(paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-                      0o600)
+        log = os.open(
+            paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+        )
         try:
-            subprocess.Popen([sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(w,),
-                             start_new_session=True, close_fds=True)
+            subprocess.Popen(
+                [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(w,),
+                start_new_session=True,
+                close_fds=True,
+            )
         finally:
             os.close(w)
             os.close(log)
@@ -394,8 +447,10 @@ class Launch:
         data = os.read(self.ready, 65536) if ready else b""
         os.close(self.ready)
         if not data:
-            raise Internal(f"the monitor of {self.rec.name} exited without a word (see "
-                           f"{self.service.ctx.paths(self.rec.id).monitor_log})")
+            raise Internal(
+                f"the monitor of {self.rec.name} exited without a word (see "
+                f"{self.service.ctx.paths(self.rec.id).monitor_log})"
+            )
         message: dict[str, Any] = json.loads(data.splitlines()[0])
         if "error" in message:
             from capsa import errors

@@ -23,12 +23,20 @@ class EventLog:
     def __init__(self, root: str) -> None:
         self.path = os.path.join(root, "events.log")
 
-    def emit(self, kind: str, action: str, actor_id: str,
-             attributes: dict[str, str] | None = None) -> None:
+    def emit(
+        self, kind: str, action: str, actor_id: str, attributes: dict[str, str] | None = None
+    ) -> None:
         ns = time.time_ns()
-        event = {"Type": kind, "Action": action, "status": action, "id": actor_id,
-                 "Actor": {"ID": actor_id, "Attributes": attributes or {}},
-                 "scope": "local", "time": ns // 10**9, "timeNano": ns}
+        event = {
+            "Type": kind,
+            "Action": action,
+            "status": action,
+            "id": actor_id,
+            "Actor": {"ID": actor_id, "Attributes": attributes or {}},
+            "scope": "local",
+            "time": ns // 10**9,
+            "timeNano": ns,
+        }
         if kind == "container" and attributes and "image" in attributes:
             event["from"] = attributes["image"]
         line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
@@ -54,9 +62,14 @@ class EventLog:
 
         write_atomic(self.path, rest)
 
-    def read(self, since: float | None = None, until: float | None = None,
-             match: Callable[[dict[str, Any]], bool] | None = None, follow: bool = False,
-             stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+    def read(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+        follow: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
             try:

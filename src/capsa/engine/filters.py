@@ -11,8 +11,22 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.engine.service_context import ServiceContext
 
-KNOWN = ("id", "name", "label", "status", "exited", "ancestor", "before", "since", "health",
-         "volume", "is-task", "network", "publish", "expose")
+KNOWN = (
+    "id",
+    "name",
+    "label",
+    "status",
+    "exited",
+    "ancestor",
+    "before",
+    "since",
+    "health",
+    "volume",
+    "is-task",
+    "network",
+    "publish",
+    "expose",
+)
 
 
 def parse(items: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
@@ -37,8 +51,9 @@ def _labels(rec: ContainerRecord, wanted: list[str]) -> bool:
     return True
 
 
-def container_matches(rec: ContainerRecord, filters: dict[str, list[str]],
-                      ctx: ServiceContext) -> bool:
+def container_matches(
+    rec: ContainerRecord, filters: dict[str, list[str]], ctx: ServiceContext
+) -> bool:
     checks = {
         "id": lambda v: rec.id.startswith(v),
         "name": lambda v: v in rec.name or fnmatch.fnmatch(rec.name, v),

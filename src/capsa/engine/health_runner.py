@@ -33,11 +33,14 @@ def runtime_command(args: dict[str, Any]) -> list[str]:
 class HealthRunner:
     def __init__(self, args: dict[str, Any], init_pid: int) -> None:
         spec = args["health"]
-        self.cfg = health.HealthConfig(test=spec["test"], interval=spec["interval"],
-                                       timeout=spec["timeout"],
-                                       start_period=spec["start_period"],
-                                       start_interval=spec["start_interval"],
-                                       retries=spec["retries"])
+        self.cfg = health.HealthConfig(
+            test=spec["test"],
+            interval=spec["interval"],
+            timeout=spec["timeout"],
+            start_period=spec["start_period"],
+            start_interval=spec["start_interval"],
+            retries=spec["retries"],
+        )
         self.on_failure = spec.get("on_failure", "none")
         self.state = health.HealthState(self.cfg, time.time())
         self.argv = [*runtime_command(args), "exec", args["id"], *(health.command(self.cfg) or [])]
@@ -100,8 +103,14 @@ class HealthRunner:
                 os._exit(127)
         os.close(w)
         os.set_blocking(r, False)
-        self.probe = {"pid": pid, "fd": r, "out": b"", "start": now,
-                      "deadline": now + self.cfg.timeout, "timed_out": False}
+        self.probe = {
+            "pid": pid,
+            "fd": r,
+            "out": b"",
+            "start": now,
+            "deadline": now + self.cfg.timeout,
+            "timed_out": False,
+        }
 
     def reaped(self, pid: int, status: int) -> None:
         probe = self.probe
@@ -116,8 +125,9 @@ class HealthRunner:
             result = health.timeout_result(probe["start"], end, self.cfg.timeout)
         else:
             code = os.waitstatus_to_exitcode(status)
-            result = health.probe_result(probe["start"], end, code if code >= 0 else 1,
-                                         probe["out"])
+            result = health.probe_result(
+                probe["start"], end, code if code >= 0 else 1, probe["out"]
+            )
         self.probe = None
         changed = self.state.record(result, probe["start"])
         self.due = self.state.next_due(end)

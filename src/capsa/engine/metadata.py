@@ -37,9 +37,22 @@ MIGRATIONS = (
 )
 
 # the fields of ContainerRecord kept in the `status` JSON column
-_STATUS_FIELDS = ("pid", "pid_start", "exit_code", "started_at", "finished_at", "oom_killed",
-                  "error", "restart_count", "health", "monitor_pid", "monitor_start",
-                  "stopped_by_user", "rootfs_key", "chain_ids")
+_STATUS_FIELDS = (
+    "pid",
+    "pid_start",
+    "exit_code",
+    "started_at",
+    "finished_at",
+    "oom_killed",
+    "error",
+    "restart_count",
+    "health",
+    "monitor_pid",
+    "monitor_start",
+    "stopped_by_user",
+    "rootfs_key",
+    "chain_ids",
+)
 
 
 def _status_json(rec: ContainerRecord) -> str:
@@ -64,9 +77,15 @@ class ContainerStore:
 
     def _record(self, row: sqlite3.Row) -> ContainerRecord:
         spec = from_dict(ContainerSpec, json.loads(row["spec"]), "spec")
-        rec = ContainerRecord(id=row["id"], name=row["name"], image_id=row["image_id"],
-                              image_name=row["image_name"], created=row["created"], spec=spec,
-                              state=State(row["state"]))
+        rec = ContainerRecord(
+            id=row["id"],
+            name=row["name"],
+            image_id=row["image_id"],
+            image_name=row["image_name"],
+            created=row["created"],
+            spec=spec,
+            state=State(row["state"]),
+        )
         for key, value in json.loads(row["status"]).items():
             if key in _STATUS_FIELDS:
                 setattr(rec, key, value)
@@ -78,13 +97,20 @@ class ContainerStore:
                 c.execute(
                     "INSERT INTO containers(id, name, image_id, image_name, created, spec,"
                     " state, status) VALUES (?,?,?,?,?,?,?,?)",
-                    (rec.id, rec.name, rec.image_id, rec.image_name, rec.created,
-                     json.dumps(to_dict(rec.spec), separators=(",", ":")), rec.state.value,
-                     _status_json(rec)))
+                    (
+                        rec.id,
+                        rec.name,
+                        rec.image_id,
+                        rec.image_name,
+                        rec.created,
+                        json.dumps(to_dict(rec.spec), separators=(",", ":")),
+                        rec.state.value,
+                        _status_json(rec),
+                    ),
+                )
         except Exception as e:
             if "UNIQUE" in str(e) and "name" in str(e):
-                raise AlreadyExists(
-                    f'the container name "/{rec.name}" is already in use') from None
+                raise AlreadyExists(f'the container name "/{rec.name}" is already in use') from None
             raise
 
     def get(self, container_id: str) -> ContainerRecord:
@@ -96,11 +122,13 @@ class ContainerStore:
     def find(self, text: str) -> ContainerRecord:
         """By full id, name (with or without a leading /) or unique id prefix."""
         name = text.removeprefix("/")
-        row = self.conn.execute("SELECT * FROM containers WHERE id=? OR name=?",
-                                (text, name)).fetchone()
+        row = self.conn.execute(
+            "SELECT * FROM containers WHERE id=? OR name=?", (text, name)
+        ).fetchone()
         if row is None and text and all(c in "0123456789abcdef" for c in text):
-            rows = self.conn.execute("SELECT * FROM containers WHERE id LIKE ?",
-                                     (f"{text}%",)).fetchall()
+            rows = self.conn.execute(
+                "SELECT * FROM containers WHERE id LIKE ?", (f"{text}%",)
+            ).fetchall()
             if len(rows) > 1:
                 raise Conflict(f"multiple containers match the prefix {text}")
             row = rows[0] if rows else None
@@ -112,7 +140,9 @@ class ContainerStore:
         rows = self.conn.execute("SELECT * FROM containers ORDER BY created DESC").fetchall()
         return [self._record(r) for r in rows]
 
-    def update(self, container_id: str, state: State | None = None, **fields: Any) -> ContainerRecord:
+    def update(
+        self, container_id: str, state: State | None = None, **fields: Any
+    ) -> ContainerRecord:
         """Change state fields in one transaction; return the new record."""
         with Transaction(self.conn) as c:
             row = c.execute("SELECT * FROM containers WHERE id=?", (container_id,)).fetchone()
@@ -125,13 +155,17 @@ class ContainerStore:
                 setattr(rec, key, value)
             if state is not None:
                 rec.state = state
-            c.execute("UPDATE containers SET state=?, status=? WHERE id=?",
-                      (rec.state.value, _status_json(rec), container_id))
+            c.execute(
+                "UPDATE containers SET state=?, status=? WHERE id=?",
+                (rec.state.value, _status_json(rec), container_id),
+            )
             return rec
 
     def update_spec(self, container_id: str, spec: ContainerSpec) -> None:
-        self.conn.execute("UPDATE containers SET spec=? WHERE id=?",
-                          (json.dumps(to_dict(spec), separators=(",", ":")), container_id))
+        self.conn.execute(
+            "UPDATE containers SET spec=? WHERE id=?",
+            (json.dumps(to_dict(spec), separators=(",", ":")), container_id),
+        )
 
     def rename(self, container_id: str, name: str) -> None:
         try:

@@ -55,6 +55,7 @@ class Setup:
         self.rec: ContainerRecord = self.ctx.store.get(args["id"])
         self.paths: ContainerPaths = self.ctx.paths(self.rec.id)
         self.clients: list[int] = list(args.get("clients") or [])
+        self.wants: dict[str, dict[str, bool]] = dict(args.get("wants") or {})
 
     def report(self, message: dict[str, Any]) -> None:
         fd = int(self.args.get("ready_fd", -1))
@@ -92,30 +93,56 @@ class Setup:
             ours = {"master": created.master}
         listener = _listen(self.paths.attach_socket)
         if self.args.get("wait_attach"):
-            self.clients.append(_accept_one(listener, timeout=30.0))
+            fd, wants = _accept_one(listener, timeout=30.0)
+            self.clients.append(fd)
+            self.wants[str(fd)] = wants
         backend.start(rec.id)
         from capsa.linux.proc import start_time
 
         started = now_rfc3339()
-        ctx.store.update(rec.id, State.RUNNING, pid=created.pid,
-                         pid_start=start_time(created.pid) or 0, started_at=started,
-                         monitor_pid=os.getpid(), monitor_start=start_time(os.getpid()) or 0,
-                         error="", stopped_by_user=False, oom_killed=False)
+        ctx.store.update(
+            rec.id,
+            State.RUNNING,
+            pid=created.pid,
+            pid_start=start_time(created.pid) or 0,
+            started_at=started,
+            monitor_pid=os.getpid(),
+            monitor_start=start_time(os.getpid()) or 0,
+            error="",
+            stopped_by_user=False,
+            oom_killed=False,
+        )
         ctx.events.emit("container", "start", rec.id, {"name": rec.name, "image": rec.image_name})
         for warning in created.warnings or []:
             _log_monitor(self.paths, f"warning: {warning}")
-        return {**self.args, **ours, "phase": "loop", "pid": created.pid, "listener": listener,
-                "clients": self.clients, "tty": rec.spec.tty, "started": time.time(),
-                "log": self.paths.log, "log_opts": rec.spec.log_opts,
-                "health": _health_args(rec, ctx), "runtime_root": ctx.runtime_root,
-                "runtime_name": rec.spec.runtime, "name": rec.name}
+        return {
+            **self.args,
+            **ours,
+            "phase": "loop",
+            "pid": created.pid,
+            "listener": listener,
+            "clients": self.clients,
+            "wants": self.wants,
+            "tty": rec.spec.tty,
+            "started": time.time(),
+            "log": self.paths.log,
+            "log_opts": rec.spec.log_opts,
+            "health": _health_args(rec, ctx),
+            "runtime_root": ctx.runtime_root,
+            "runtime_name": rec.spec.runtime,
+            "name": rec.name,
+        }
 
     def fail(self, err: BaseException) -> None:
         message = str(err) if isinstance(err, CapsaError) else f"{type(err).__name__}: {err}"
         code = _exit_code_for(err)
         try:
-            self.ctx.store.update(self.rec.id, State.EXITED if self.rec.started_at
-                                  else State.CREATED, error=message, exit_code=code)
+            self.ctx.store.update(
+                self.rec.id,
+                State.EXITED if self.rec.started_at else State.CREATED,
+                error=message,
+                exit_code=code,
+            )
         except CapsaError:
             pass
         self.report({"error": message, "kind": type(err).__name__, "exit_code": code})
@@ -146,7 +173,10 @@ def _stdio(tty: bool, stdin_open: bool) -> tuple[Any, dict[str, Any]]:
         if fd >= 0:
             os.set_inheritable(fd, False)
     return Stdio(stdin=in_r, stdout=out_w, stderr=err_w), {
-        "stdin": in_w, "stdout": out_r, "stderr": err_r}
+        "stdin": in_w,
+        "stdout": out_r,
+        "stderr": err_r,
+    }
 
 
 def _listen(path: str) -> int:
@@ -161,7 +191,8 @@ def _listen(path: str) -> int:
     return sock.detach()
 
 
-def _accept_one(listener: int, timeout: float) -> int:
+def _accept_one(listener: int, timeout: float) -> tuple[int, dict[str, bool]]:
+    """The client `run` attaches before the start, with the streams it asked for."""
     import select
     import socket
 
@@ -171,7 +202,18 @@ def _accept_one(listener: int, timeout: float) -> int:
     sock = socket.socket(fileno=os.dup(listener))
     conn, _ = sock.accept()
     sock.close()
-    return conn.detach()
+    conn.settimeout(timeout)
+    reader = attach.FrameReader()
+    frames: list[tuple[int, bytes]] = []
+    while not frames:
+        data = conn.recv(4096)
+        if not data:
+            raise CapsaError("the attached client went away")
+        frames = reader.feed(data)
+    kind, payload = frames[0]
+    wants = json.loads(payload) if kind == attach.HELLO else {}
+    conn.setblocking(True)
+    return conn.detach(), wants
 
 
 def _send(fd: int, data: bytes) -> None:
@@ -190,14 +232,18 @@ def _log_monitor(paths: ContainerPaths, line: str) -> None:
 
 
 def _exec_loop(launch: dict[str, Any]) -> None:
-    keep = [launch[k] for k in ("master", "stdin", "stdout", "stderr", "listener")
-            if isinstance(launch.get(k), int) and launch[k] >= 0]
+    keep = [
+        launch[k]
+        for k in ("master", "stdin", "stdout", "stderr", "listener")
+        if isinstance(launch.get(k), int) and launch[k] >= 0
+    ]
     keep += launch["clients"]
     for fd in keep:
         os.set_inheritable(fd, True)
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "capsa.engine.monitor_loop",
-                              json.dumps(launch)])
+    os.execv(
+        sys.executable, [sys.executable, "-m", "capsa.engine.monitor_loop", json.dumps(launch)]
+    )
 
 
 class Finish(Setup):
@@ -220,12 +266,17 @@ class Finish(Setup):
         ran_for = time.time() - float(args.get("started") or time.time())
         restart, delay = self._restart_decision(rec, code, ran_for)
         state = State.RESTARTING if restart else State.EXITED
-        self.ctx.store.update(rec.id, state, exit_code=code, oom_killed=oom,
-                              finished_at=now_rfc3339(), pid=0,
-                              restart_count=rec.restart_count + (1 if restart else 0))
+        self.ctx.store.update(
+            rec.id,
+            state,
+            exit_code=code,
+            oom_killed=oom,
+            finished_at=now_rfc3339(),
+            pid=0,
+            restart_count=rec.restart_count + (1 if restart else 0),
+        )
         self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
-        self.ctx.events.emit("container", "die", rec.id, {"name": rec.name,
-                                                          "exitCode": str(code)})
+        self.ctx.events.emit("container", "die", rec.id, {"name": rec.name, "exitCode": str(code)})
         if restart:
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
@@ -260,8 +311,12 @@ class Finish(Setup):
                 except CapsaError:
                     pass
 
-    def _restart_decision(self, rec: ContainerRecord, code: int, ran_for: float,
-                          ) -> tuple[bool, float]:
+    def _restart_decision(
+        self,
+        rec: ContainerRecord,
+        code: int,
+        ran_for: float,
+    ) -> tuple[bool, float]:
         from capsa.engine.restart import RestartManager, parse_restart
 
         manager = RestartManager(parse_restart(rec.spec.restart), rec.restart_count)

@@ -49,9 +49,14 @@ class Loop:
         for fd in self.outputs:
             os.set_blocking(fd, False)
         self.listener = int(args["listener"])
-        self.clients: dict[int, Client] = {fd: Client(fd) for fd in args.get("clients", [])}
-        for c in self.clients.values():
-            c.greeted = False
+        self.clients: dict[int, Client] = {}
+        for fd in args.get("clients", []):
+            c = Client(fd)
+            wants = (args.get("wants") or {}).get(str(fd))
+            if wants is not None:  # greeted before the start (run's own client)
+                c.wants.update(wants)
+                c.greeted = True
+            self.clients[fd] = c
         self.log = LogWriter(args["log"], parse_log_opts(args.get("log_opts") or {}))
         self.exit_code: int | None = None
         self.wake_r, wake_w = os.pipe()
@@ -223,8 +228,9 @@ def main(argv: list[str]) -> int:
                 os.close(fd)
             except OSError:
                 pass
-    finish = {k: v for k, v in args.items()
-              if k in ("id", "name", "root", "runroot", "config", "started")}
+    finish = {
+        k: v for k, v in args.items() if k in ("id", "name", "root", "runroot", "config", "started")
+    }
     finish.update(result, phase="finish", clients=list(loop.clients))
     for fd in loop.clients:
         os.set_inheritable(fd, True)

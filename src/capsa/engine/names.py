@@ -9,21 +9,83 @@ from capsa.errors import InvalidArgument
 
 _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
-_LEFT = ("admiring", "bold", "brave", "calm", "clever", "dazzling", "eager", "elegant",
-         "festive", "focused", "gallant", "gifted", "happy", "hopeful", "jolly", "keen",
-         "loving", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed",
-         "serene", "sharp", "stoic", "tender", "trusting", "upbeat", "vibrant", "wizardly",
-         "youthful", "zealous")
-_RIGHT = ("albattani", "babbage", "bohr", "curie", "darwin", "dijkstra", "einstein", "euler",
-          "faraday", "fermi", "galileo", "goodall", "hamilton", "hopper", "hypatia", "johnson",
-          "kepler", "knuth", "lamport", "lovelace", "mayer", "meitner", "newton", "noether",
-          "pasteur", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak", "yalow")
+_LEFT = (
+    "admiring",
+    "bold",
+    "brave",
+    "calm",
+    "clever",
+    "dazzling",
+    "eager",
+    "elegant",
+    "festive",
+    "focused",
+    "gallant",
+    "gifted",
+    "happy",
+    "hopeful",
+    "jolly",
+    "keen",
+    "loving",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "trusting",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
+)
+_RIGHT = (
+    "albattani",
+    "babbage",
+    "bohr",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euler",
+    "faraday",
+    "fermi",
+    "galileo",
+    "goodall",
+    "hamilton",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamport",
+    "lovelace",
+    "mayer",
+    "meitner",
+    "newton",
+    "noether",
+    "pasteur",
+    "ritchie",
+    "shannon",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wozniak",
+    "yalow",
+)
 
 
 def validate_name(name: str) -> None:
     if not _VALID.match(name):
-        raise InvalidArgument(f'invalid container name "{name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                              "are allowed")
+        raise InvalidArgument(
+            f'invalid container name "{name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
+        )
 
 
 def generate_name(taken: set[str]) -> str:

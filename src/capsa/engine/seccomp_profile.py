@@ -49,15 +49,19 @@ def parse_docker_profile(text: str, caps: set[str]) -> Seccomp:
         if not _applies(rule, caps, arch):
             continue
         names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
-        entry = {k: v for k, v in rule.items() if k not in ("includes", "excludes", "name",
-                                                              "comment")}
+        entry = {
+            k: v for k, v in rule.items() if k not in ("includes", "excludes", "name", "comment")
+        }
         entry["names"] = names
         rules.append(from_dict(SeccompSyscall, entry, f"seccomp.syscalls[{i}]"))
     arches = list(data.get("architectures") or [])
     for item in data.get("archMap") or []:
         if item.get("architecture") == _ARCH.get(machine):
             arches = [item["architecture"], *item.get("subArchitectures", [])]
-    return Seccomp(default_action=str(data.get("defaultAction") or "SCMP_ACT_ERRNO"),
-                   default_errno_ret=data.get("defaultErrnoRet"),
-                   architectures=arches or None, flags=data.get("flags"),
-                   syscalls=rules or None)
+    return Seccomp(
+        default_action=str(data.get("defaultAction") or "SCMP_ACT_ERRNO"),
+        default_errno_ret=data.get("defaultErrnoRet"),
+        architectures=arches or None,
+        flags=data.get("flags"),
+        syscalls=rules or None,
+    )

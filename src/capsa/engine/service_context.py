@@ -31,15 +31,22 @@ class ServiceContext:
         from capsa.config import Settings, load
 
         try:
-            settings = load(root=args["root"], runroot=args["runroot"],
-                            config=args.get("config") or None, env={})
+            settings = load(
+                root=args["root"],
+                runroot=args["runroot"],
+                config=args.get("config") or None,
+                env={},
+            )
         except Exception:
             settings = Settings(root=args["root"], runroot=args["runroot"])
         return cls(settings)
 
     def monitor_args(self) -> dict[str, Any]:
-        return {"root": self.settings.root, "runroot": self.settings.runroot,
-                "config": self.settings.config_path}
+        return {
+            "root": self.settings.root,
+            "runroot": self.settings.runroot,
+            "config": self.settings.config_path,
+        }
 
     def _get(self, key: str, make: Any) -> Any:
         if key not in self._cache:

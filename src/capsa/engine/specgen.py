@@ -24,9 +24,18 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH = "/sbin/docker-init"
 MASKED_PATHS = [
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
@@ -67,9 +76,13 @@ def command_line(spec: ContainerSpec, image: ImageConfig) -> list[str]:
 
 def environment(spec: ContainerSpec, image: ImageConfig, hostname: str) -> list[str]:
     merged: dict[str, str] = {}
-    for item in [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}",
-                 *((image.config.env if image.config else None) or []),
-                 *(["TERM=xterm"] if spec.tty else []), *spec.env]:
+    for item in [
+        f"PATH={DEFAULT_PATH}",
+        f"HOSTNAME={hostname}",
+        *((image.config.env if image.config else None) or []),
+        *(["TERM=xterm"] if spec.tty else []),
+        *spec.env,
+    ]:
         key, _, value = item.partition("=")
         merged[key] = value
     return [f"{k}={v}" for k, v in merged.items()]
@@ -98,8 +111,12 @@ def stop_signal(spec: ContainerSpec, image: ImageConfig) -> int:
 
 
 def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespace]:
-    modes = {"pid": spec.pid_mode, "ipc": spec.ipc_mode, "uts": spec.uts_mode,
-             "network": spec.network_mode}
+    modes = {
+        "pid": spec.pid_mode,
+        "ipc": spec.ipc_mode,
+        "uts": spec.uts_mode,
+        "network": spec.network_mode,
+    }
     out = [oci.Namespace(type="mount")]
     for kind in ("pid", "ipc", "uts", "network"):
         mode = modes[kind]
@@ -114,27 +131,51 @@ def _base_mounts(spec: ContainerSpec) -> list[oci.Mount]:
     shm = spec.shm_size or 64 * 1024 * 1024
     sys_opts = ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"]
     mounts = [
-        oci.Mount(destination="/proc", type="proc", source="proc",
-                  options=["nosuid", "noexec", "nodev"]),
-        oci.Mount(destination="/dev", type="tmpfs", source="tmpfs",
-                  options=["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        oci.Mount(destination="/dev/pts", type="devpts", source="devpts",
-                  options=["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                           "gid=5"]),
+        oci.Mount(
+            destination="/proc", type="proc", source="proc", options=["nosuid", "noexec", "nodev"]
+        ),
+        oci.Mount(
+            destination="/dev",
+            type="tmpfs",
+            source="tmpfs",
+            options=["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        oci.Mount(
+            destination="/dev/pts",
+            type="devpts",
+            source="devpts",
+            options=["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
         oci.Mount(destination="/sys", type="sysfs", source="sysfs", options=sys_opts),
-        oci.Mount(destination="/sys/fs/cgroup", type="cgroup", source="cgroup",
-                  options=["nosuid", "noexec", "nodev", "relatime",
-                           "rw" if spec.privileged else "ro"]),
-        oci.Mount(destination="/dev/mqueue", type="mqueue", source="mqueue",
-                  options=["nosuid", "noexec", "nodev"]),
+        oci.Mount(
+            destination="/sys/fs/cgroup",
+            type="cgroup",
+            source="cgroup",
+            options=["nosuid", "noexec", "nodev", "relatime", "rw" if spec.privileged else "ro"],
+        ),
+        oci.Mount(
+            destination="/dev/mqueue",
+            type="mqueue",
+            source="mqueue",
+            options=["nosuid", "noexec", "nodev"],
+        ),
     ]
     if spec.ipc_mode not in ("host", "none") and not spec.ipc_mode.startswith("container:"):
-        mounts.append(oci.Mount(destination="/dev/shm", type="tmpfs", source="shm",
-                                options=["nosuid", "noexec", "nodev", "mode=1777",
-                                         f"size={shm}"]))
+        mounts.append(
+            oci.Mount(
+                destination="/dev/shm",
+                type="tmpfs",
+                source="shm",
+                options=["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
+            )
+        )
     if spec.network_mode == "host":  # sysfs of the host's network namespace: bind it
-        mounts[3] = oci.Mount(destination="/sys", type="bind", source="/sys",
-                              options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+        mounts[3] = oci.Mount(
+            destination="/sys",
+            type="bind",
+            source="/sys",
+            options=["rbind", "nosuid", "noexec", "nodev", "ro"],
+        )
     return mounts
 
 
@@ -151,8 +192,9 @@ def _rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
         except ValueError:
             raise InvalidArgument(f"invalid ulimit argument: {item}") from None
         if soft > hard:
-            raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard "
-                                  f"limit: {soft} > {hard}")
+            raise InvalidArgument(
+                f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )
         out.append(oci.Rlimit(type=f"RLIMIT_{name.upper()}", soft=soft, hard=hard))
     return out or None
 
@@ -163,8 +205,10 @@ def _device_numbers(path: str) -> tuple[str, int, int]:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise InvalidArgument(f"error gathering device information while adding custom "
-                              f"device {path!r}: {(e.strerror or '').lower()}") from None
+        raise InvalidArgument(
+            f"error gathering device information while adding custom "
+            f"device {path!r}: {(e.strerror or '').lower()}"
+        ) from None
     if stat.S_ISCHR(st.st_mode):
         kind = "c"
     elif stat.S_ISBLK(st.st_mode):
@@ -188,12 +232,15 @@ def resources(spec: ContainerSpec) -> oci.Resources:
     if r.memory or r.memory_reservation or r.oom_kill_disable or r.memory_swap:
         swap = r.memory_swap or (r.memory * 2 if r.memory else None)
         if r.memory_swap and r.memory_swap != -1 and r.memory and r.memory_swap < r.memory:
-            raise InvalidArgument("minimum memoryswap limit should be larger than memory "
-                                  "limit, see usage")
-        res.memory = oci.MemoryResources(limit=r.memory or None,
-                                         reservation=r.memory_reservation or None,
-                                         swap=swap,
-                                         disable_oom_killer=r.oom_kill_disable or None)
+            raise InvalidArgument(
+                "minimum memoryswap limit should be larger than memory limit, see usage"
+            )
+        res.memory = oci.MemoryResources(
+            limit=r.memory or None,
+            reservation=r.memory_reservation or None,
+            swap=swap,
+            disable_oom_killer=r.oom_kill_disable or None,
+        )
     cpu = oci.CPUResources()
     if r.nano_cpus:
         if r.cpu_quota or r.cpu_period:
@@ -212,11 +259,18 @@ def resources(spec: ContainerSpec) -> oci.Resources:
         throttle_read_bps_device=_throttles(r.device_read_bps),
         throttle_write_bps_device=_throttles(r.device_write_bps),
         throttle_read_iops_device=_throttles(r.device_read_iops),
-        throttle_write_iops_device=_throttles(r.device_write_iops))
-    if any(v is not None for v in (blkio.weight, blkio.throttle_read_bps_device,
-                                   blkio.throttle_write_bps_device,
-                                   blkio.throttle_read_iops_device,
-                                   blkio.throttle_write_iops_device)):
+        throttle_write_iops_device=_throttles(r.device_write_iops),
+    )
+    if any(
+        v is not None
+        for v in (
+            blkio.weight,
+            blkio.throttle_read_bps_device,
+            blkio.throttle_write_bps_device,
+            blkio.throttle_read_iops_device,
+            blkio.throttle_write_iops_device,
+        )
+    ):
         res.block_io = blkio
     return res
 
@@ -225,11 +279,23 @@ def _devices(spec: ContainerSpec, res: oci.Resources) -> list[oci.Device]:
     out = []
     for d in spec.devices:
         kind, major, minor = _device_numbers(d.host)
-        out.append(oci.Device(path=d.container or d.host, type=kind, major=major, minor=minor,
-                              file_mode=0o666, uid=0, gid=0))
+        out.append(
+            oci.Device(
+                path=d.container or d.host,
+                type=kind,
+                major=major,
+                minor=minor,
+                file_mode=0o666,
+                uid=0,
+                gid=0,
+            )
+        )
         assert res.devices is not None
-        res.devices.append(oci.DeviceCgroup(allow=True, type=kind, major=major, minor=minor,
-                                            access=d.permissions or "rwm"))
+        res.devices.append(
+            oci.DeviceCgroup(
+                allow=True, type=kind, major=major, minor=minor, access=d.permissions or "rwm"
+            )
+        )
     return out
 
 
@@ -255,32 +321,44 @@ def generate(spec: ContainerSpec, inputs: Inputs) -> oci.Spec:
     if spec.init:
         args = [INIT_PATH, "--", *args]
     process = oci.Process(
-        args=args, env=environment(spec, image, hostname),
+        args=args,
+        env=environment(spec, image, hostname),
         cwd=spec.workdir or ((image.config.working_dir if image.config else None) or "/"),
         terminal=spec.tty,
-        user=oci.User(uid=inputs.uid, gid=inputs.gid,
-                      additional_gids=inputs.additional_gids or None),
+        user=oci.User(
+            uid=inputs.uid, gid=inputs.gid, additional_gids=inputs.additional_gids or None
+        ),
         capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
-        rlimits=_rlimits(spec), no_new_privileges=spec.no_new_privileges or None,
+        rlimits=_rlimits(spec),
+        no_new_privileges=spec.no_new_privileges or None,
         oom_score_adj=spec.oom_score_adj,
     )
     mounts = _base_mounts(spec) + list(inputs.mounts)
     if spec.init and inputs.init_binary:
-        mounts.append(oci.Mount(destination=INIT_PATH, type="bind", source=inputs.init_binary,
-                                options=["rbind", "ro", "nosuid", "nodev"]))
+        mounts.append(
+            oci.Mount(
+                destination=INIT_PATH,
+                type="bind",
+                source=inputs.init_binary,
+                options=["rbind", "ro", "nosuid", "nodev"],
+            )
+        )
     linux = oci.Linux(
         namespaces=_namespaces(spec, inputs.namespace_paths),
         devices=devices or None,
         cgroups_path=inputs.cgroups_path or f"/capsa-{inputs.container_id}",
-        resources=res, seccomp=_seccomp(spec, caps),
+        resources=res,
+        seccomp=_seccomp(spec, caps),
         sysctl=dict(spec.sysctls) or None,
         masked_paths=None if spec.privileged else list(MASKED_PATHS),
         readonly_paths=None if spec.privileged else list(READONLY_PATHS),
     )
     return oci.Spec(
         root=oci.Root(path=inputs.rootfs, readonly=spec.read_only or None),
-        mounts=mounts, process=process,
+        mounts=mounts,
+        process=process,
         hostname=None if spec.uts_mode == "host" else hostname,
         domainname=spec.domainname or None,
-        annotations=dict(spec.annotations) or None, linux=linux,
+        annotations=dict(spec.annotations) or None,
+        linux=linux,
     )

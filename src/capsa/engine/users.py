@@ -18,8 +18,9 @@ def _read_in_root(rootfs: str, path: str) -> list[list[str]]:
     finally:
         os.close(root_fd)
     with os.fdopen(fd, "r", errors="replace") as f:
-        return [line.rstrip("\n").split(":") for line in f if line.strip()
-                and not line.startswith("#")]
+        return [
+            line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")
+        ]
 
 
 def resolve(rootfs: str, user: str, group_add: list[str]) -> tuple[int, int, list[int]]:
@@ -32,8 +33,11 @@ def resolve(rootfs: str, user: str, group_add: list[str]) -> tuple[int, int, lis
         gid = _group(group, groups)
     extra = []
     if username:
-        extra = [int(g[2]) for g in groups
-                 if len(g) > 3 and username in g[3].split(",") and g[2].isdigit()]
+        extra = [
+            int(g[2])
+            for g in groups
+            if len(g) > 3 and username in g[3].split(",") and g[2].isdigit()
+        ]
     extra += [_group(g, groups) for g in group_add]
     return uid, gid, sorted(set(extra) - {gid}) if extra else []
 

@@ -198,32 +198,35 @@ def _mount_overlay(m: Mount, target: str) -> None:
 
 
 def _overlay_new_api(fs_fd: int, ovl: _Overlay, target: str) -> bool:
-    """Mount through ``fs_fd``; False when the kernel lacks ``lowerdir+``."""
-    what = f"mount overlay on {target}"
-    try:
-        _fsconfig(fs_fd, FSCONFIG_SET_STRING, "source", "overlay")
+    """Mount through ``fs_fd``; False when the kernel lacks ``lowerdir+`` (before 6.8)."""
+    steps: list[tuple[int, str | None, str | None]] = [
+        (FSCONFIG_SET_STRING, "source", "overlay"),
+        *((FSCONFIG_SET_STRING, "lowerdir+", lower) for lower in ovl.lowers),
+        *(
+            (FSCONFIG_SET_STRING, k, v)
+            for k, v in (("upperdir", ovl.upper), ("workdir", ovl.work))
+            if v
+        ),
+        *((FSCONFIG_SET_FLAG if v is None else FSCONFIG_SET_STRING, k, v) for k, v in ovl.params),
+        (FSCONFIG_CMD_CREATE, None, None),
+    ]
+    for cmd, key, value in steps:
         try:
-            _fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir+", ovl.lowers[0])
+            _fsconfig(fs_fd, cmd, key, value)
         except OSError as err:
-            if err.errno == errno.EINVAL:
-                return False  # "unknown parameter": kernel before 6.8
-            raise
-        for lower in ovl.lowers[1:]:
-            _fsconfig(fs_fd, FSCONFIG_SET_STRING, "lowerdir+", lower)
-        for key, value in [("upperdir", ovl.upper), ("workdir", ovl.work)]:
-            if value:
-                _fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value)
-        for key, param in ovl.params:
-            cmd = FSCONFIG_SET_FLAG if param is None else FSCONFIG_SET_STRING
-            _fsconfig(fs_fd, cmd, key, param)
-        _fsconfig(fs_fd, FSCONFIG_CMD_CREATE, None, None)
+            log = _fs_log(fs_fd)
+            if key == "lowerdir+" and err.errno == errno.EINVAL and "nknown parameter" in log:
+                return False
+            detail = log or (f"{key} {value}" if key else "")
+            raise _error(f"mount overlay on {target}", err, detail) from err
+    try:
         mnt_fd = _fsmount(fs_fd, ovl.attrs)
         try:
             _move_mount(mnt_fd, target)
         finally:
             os.close(mnt_fd)
     except OSError as err:
-        raise _error(what, err, _fs_log(fs_fd)) from err
+        raise _error(f"mount overlay on {target}", err, _fs_log(fs_fd)) from err
     return True
 
 

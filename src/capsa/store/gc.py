@@ -44,8 +44,9 @@ def collect(content: ContentStore, images: ImageStore, snapshots: SnapshotStore)
         if digest not in blobs:
             freed += content.delete(digest)
     freed += content.clean_ingest()
-    pending = [u.chain_id for u in snapshots.usage()
-               if u.kind == "layer" and u.chain_id not in chains]
+    pending = [
+        u.chain_id for u in snapshots.usage() if u.kind == "layer" and u.chain_id not in chains
+    ]
     while pending:  # children before parents: retry what a child still held
         still = []
         for chain_id in pending:

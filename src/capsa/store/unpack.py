@@ -15,16 +15,19 @@ overlayfs form: ``.wh.<name>`` becomes a 0:0 character device ``<name>`` and
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import logging
 import os
 import posixpath
+import queue
 import shutil
 import stat
 import sys
 import tarfile
+import threading
 import zlib
 
 from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied, os_reason
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from capsa.store.content import ContentStore
 
 _CHUNK = 1 << 20
+_AHEAD = 4  # chunks decompressed ahead of the tar reader
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
@@ -64,13 +68,19 @@ class LayerStats:
 def open_layer(
     content: ContentStore, layer: Descriptor, on_read: Callable[[int], None] | None = None
 ) -> BinaryIO:
-    """The uncompressed tar stream of ``layer``; ``on_read(n)`` counts compressed bytes."""
+    """The uncompressed tar stream of ``layer``; ``on_read(n)`` counts compressed bytes.
+
+    Decompression runs a few chunks ahead in a helper thread (zlib and zstd release the
+    GIL), so inflating overlaps with writing files; ``on_read`` is still called from
+    the reading thread. Close the stream to stop the helper.
+    """
     raw = content.open(layer.digest)
     try:
         kind = compression_of(layer.media_type)
         if kind == "none":
             kind = _sniff(raw)
-        source: BinaryIO = raw if on_read is None else _Counting(raw, on_read)  # type: ignore[assignment]
+        counting = _Counting(raw)
+        source: BinaryIO = counting  # type: ignore[assignment]
         if kind == "gzip":
             import gzip
 
@@ -79,7 +89,8 @@ def open_layer(
             inner = _zstd().ZstdFile(source, mode="rb")
         else:
             inner = source
-        return _LayerStream(inner, raw, f"layer {layer.digest}")  # type: ignore[return-value]
+        stream = _LayerStream(inner, counting, f"layer {layer.digest}", on_read)
+        return stream  # type: ignore[return-value]
     except BaseException:
         raw.close()
         raise
@@ -130,15 +141,15 @@ def _zstd() -> ModuleType:
 
 
 class _Counting:
-    """Reports how many bytes were read from the compressed blob (progress)."""
+    """Counts the bytes read from the compressed blob (progress)."""
 
-    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None]) -> None:
+    def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
-        self.on_read = on_read
+        self.count = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
-        self.on_read(len(data))
+        self.count += len(data)
         return data
 
     def close(self) -> None:
@@ -166,26 +177,72 @@ class _Hashing:
 
 
 class _LayerStream(io.RawIOBase):
-    """A decompressed layer: closes the blob with it, names the layer in errors."""
+    """A decompressed layer read ahead by a helper thread; closes the blob with it."""
 
-    def __init__(self, inner: BinaryIO, raw: BinaryIO, what: str) -> None:
+    def __init__(
+        self,
+        inner: BinaryIO,
+        counting: _Counting,
+        what: str,
+        on_read: Callable[[int], None] | None,
+    ) -> None:
         super().__init__()
         self._inner = inner
-        self._raw = raw
+        self._counting = counting
         self._what = what
+        self._on_read = on_read
+        self._queue: queue.Queue[tuple[bytes, int] | BaseException] = queue.Queue(_AHEAD)
+        self._stop = threading.Event()
+        self._buf = memoryview(b"")
+        self._eof = False
+        self._thread = threading.Thread(target=self._produce, name="capsa-unpack", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        reported = 0
+        try:
+            while not self._stop.is_set():
+                chunk = self._inner.read(_CHUNK)
+                count = self._counting.count
+                self._put((chunk, count - reported))
+                reported = count
+                if not chunk:
+                    return
+        except BaseException as err:
+            self._put(self._corrupt(err))
+
+    def _put(self, item: tuple[bytes, int] | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _corrupt(self, err: BaseException) -> BaseException:
+        if isinstance(err, OSError | EOFError | zlib.error) or type(err).__name__ == "ZstdError":
+            return InvalidArgument(f"{self._what}: corrupt compressed data: {err}")
+        return err
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        try:
-            return self._inner.read(-1 if size is None else size)
-        except (OSError, EOFError, zlib.error) as err:
-            raise InvalidArgument(f"{self._what}: corrupt compressed data: {err}") from err
-        except Exception as err:
-            if type(err).__name__ == "ZstdError":
-                raise InvalidArgument(f"{self._what}: corrupt compressed data: {err}") from err
-            raise
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
+        if not self._buf and not self._eof:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            chunk, consumed = item
+            if self._on_read is not None:
+                self._on_read(consumed)
+            self._eof = not chunk
+            self._buf = memoryview(chunk)
+        data = bytes(self._buf[:size])
+        self._buf = self._buf[size:]
+        return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
@@ -194,10 +251,14 @@ class _LayerStream(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
+            self._stop.set()
+            while self._thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get(timeout=0.05)  # unblock the helper
             try:
                 self._inner.close()
             finally:
-                self._raw.close()
+                self._counting.close()
         super().close()
 
 

@@ -1,0 +1,260 @@
+"""Docker's JSON shape of a container (``docker inspect``, ``GET /containers/{id}/json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from capsa.engine.container_types import State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.container_types import ContainerRecord
+    from capsa.engine.containers import ContainerService
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _state(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "Status": rec.state.value,
+        "Running": rec.state in (State.RUNNING, State.PAUSED),
+        "Paused": rec.state is State.PAUSED,
+        "Restarting": rec.state is State.RESTARTING,
+        "OOMKilled": rec.oom_killed,
+        "Dead": rec.state is State.DEAD,
+        "Pid": rec.pid if rec.state in (State.RUNNING, State.PAUSED) else 0,
+        "ExitCode": rec.exit_code,
+        "Error": rec.error,
+        "StartedAt": rec.started_at or _ZERO_TIME,
+        "FinishedAt": rec.finished_at or _ZERO_TIME,
+    }
+    health = service.health(rec)
+    if health is not None:
+        state["Health"] = health
+    return state
+
+
+def _image_config(service: ContainerService, rec: ContainerRecord) -> Any:
+    from capsa.oci import image_spec
+
+    return image_spec.load_config(service.ctx.content.read(rec.image_id))
+
+
+def _config(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+    spec = rec.spec
+    try:
+        image = _image_config(service, rec)
+    except Exception:
+        image = None
+    icfg = image.config if image else None
+    from capsa.engine.specgen import environment
+
+    env = environment(spec, image, spec.hostname or rec.id[:12]) if image else spec.env
+    config: dict[str, Any] = {
+        "Hostname": spec.hostname or rec.id[:12],
+        "Domainname": spec.domainname,
+        "User": spec.user or ((icfg.user if icfg else None) or ""),
+        "AttachStdin": spec.stdin_open,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": spec.tty,
+        "OpenStdin": spec.stdin_open,
+        "StdinOnce": spec.stdin_open,
+        "Env": env,
+        "Cmd": spec.command
+        if spec.command is not None
+        else (None if spec.entrypoint is not None else (icfg.cmd if icfg else None)),
+        "Image": spec.image,
+        "Volumes": {m.target: {} for m in spec.mounts if m.type == "volume"} or None,
+        "WorkingDir": spec.workdir or ((icfg.working_dir if icfg else None) or ""),
+        "Entrypoint": spec.entrypoint
+        if spec.entrypoint is not None
+        else (icfg.entrypoint if icfg else None),
+        "OnBuild": None,
+        "Labels": dict(spec.labels),
+    }
+    if spec.stop_signal:
+        config["StopSignal"] = spec.stop_signal
+    if spec.stop_timeout is not None:
+        config["StopTimeout"] = spec.stop_timeout
+    hc = spec.healthcheck
+    if hc is not None:
+        config["Healthcheck"] = {
+            "Test": hc.test,
+            "Interval": int(hc.interval * 1e9),
+            "Timeout": int(hc.timeout * 1e9),
+            "StartPeriod": int(hc.start_period * 1e9),
+            "Retries": hc.retries,
+        }
+    return config
+
+
+def _host_config(rec: ContainerRecord) -> dict[str, Any]:
+    spec, r = rec.spec, rec.spec.resources
+    name, _, count = spec.restart.partition(":")
+    return {
+        "Binds": [
+            f"{m.source}:{m.target}{':ro' if m.readonly else ''}"
+            for m in spec.mounts
+            if m.type == "bind"
+        ]
+        or None,
+        "NetworkMode": spec.network_mode,
+        "PortBindings": {},
+        "RestartPolicy": {
+            "Name": "" if name == "no" else name,
+            "MaximumRetryCount": int(count or 0),
+        },
+        "AutoRemove": spec.auto_remove,
+        "VolumesFrom": spec.volumes_from or None,
+        "CapAdd": spec.cap_add or None,
+        "CapDrop": spec.cap_drop or None,
+        "Dns": spec.dns,
+        "DnsOptions": spec.dns_options,
+        "DnsSearch": spec.dns_search,
+        "ExtraHosts": spec.extra_hosts or None,
+        "GroupAdd": spec.group_add or None,
+        "IpcMode": spec.ipc_mode or "private",
+        "PidMode": spec.pid_mode,
+        "Privileged": spec.privileged,
+        "ReadonlyRootfs": spec.read_only,
+        "SecurityOpt": (["no-new-privileges"] if spec.no_new_privileges else [])
+        + (["seccomp=unconfined"] if spec.seccomp == "unconfined" else [])
+        or None,
+        "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
+        "UTSMode": spec.uts_mode,
+        "ShmSize": spec.shm_size or 67108864,
+        "Runtime": spec.runtime or "capsa",
+        "Init": spec.init,
+        "Memory": r.memory,
+        "MemorySwap": r.memory_swap or (r.memory * 2 if r.memory else 0),
+        "MemoryReservation": r.memory_reservation,
+        "NanoCpus": r.nano_cpus,
+        "CpuShares": r.cpu_shares,
+        "CpuPeriod": r.cpu_period,
+        "CpuQuota": r.cpu_quota,
+        "CpusetCpus": r.cpuset_cpus,
+        "CpusetMems": r.cpuset_mems,
+        "PidsLimit": r.pids_limit or None,
+        "BlkioWeight": r.blkio_weight,
+        "OomKillDisable": r.oom_kill_disable,
+        "OomScoreAdj": spec.oom_score_adj or 0,
+        "Devices": [
+            {
+                "PathOnHost": d.host,
+                "PathInContainer": d.container,
+                "CgroupPermissions": d.permissions,
+            }
+            for d in spec.devices
+        ],
+        "Ulimits": [_ulimit(u) for u in spec.ulimits] or None,
+        "Sysctls": spec.sysctls or None,
+        "LogConfig": {"Type": "json-file", "Config": dict(spec.log_opts)},
+    }
+
+
+def _ulimit(text: str) -> dict[str, Any]:
+    name, _, value = text.partition("=")
+    soft, _, hard = value.partition(":")
+    return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+
+
+def _mounts(service: ContainerService, rec: ContainerRecord) -> list[dict[str, Any]]:
+    out = []
+    for m in rec.spec.mounts:
+        if m.type == "volume":
+            source = os.path.join(service.ctx.settings.root, "volumes", m.source, "_data")
+            out.append(
+                {
+                    "Type": "volume",
+                    "Name": m.source,
+                    "Source": source,
+                    "Destination": m.target,
+                    "Driver": "local",
+                    "Mode": "z" if not m.readonly else "ro",
+                    "RW": not m.readonly,
+                    "Propagation": "",
+                }
+            )
+        elif m.type == "bind":
+            out.append(
+                {
+                    "Type": "bind",
+                    "Source": m.source,
+                    "Destination": m.target,
+                    "Mode": "",
+                    "RW": not m.readonly,
+                    "Propagation": m.propagation or "rprivate",
+                }
+            )
+        else:
+            out.append(
+                {
+                    "Type": "tmpfs",
+                    "Source": "",
+                    "Destination": m.target,
+                    "Mode": "",
+                    "RW": not m.readonly,
+                    "Propagation": "",
+                }
+            )
+    return out
+
+
+def container_inspect(
+    service: ContainerService, rec: ContainerRecord, size: bool = False
+) -> dict[str, Any]:
+    paths = service.ctx.paths(rec.id)
+    config = _config(service, rec)
+    args = (config["Entrypoint"] or []) + (config["Cmd"] or [])
+    rw = service.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id)
+    lowers = service.ctx.snapshots.layer_dirs(rec.chain_ids)[::-1]
+    doc: dict[str, Any] = {
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": _state(service, rec),
+        "Image": rec.image_id,
+        "ResolvConfPath": paths.resolv_conf,
+        "HostnamePath": paths.hostname,
+        "HostsPath": paths.hosts,
+        "LogPath": paths.log,
+        "Name": f"/{rec.name}",
+        "RestartCount": rec.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": _host_config(rec),
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": ":".join(lowers),
+                "UpperDir": os.path.join(rw, "upper"),
+                "WorkDir": os.path.join(rw, "work"),
+                "MergedDir": paths.rootfs,
+            },
+        },
+        "Mounts": _mounts(service, rec),
+        "Config": config,
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "Ports": {},
+            "SandboxKey": f"/proc/{rec.pid}/ns/net" if rec.pid else "",
+            "Networks": {rec.spec.network_mode: {}},
+        },
+    }
+    if size:
+        doc["SizeRw"] = service.rw_size(rec)
+    return doc
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=4)

@@ -1,0 +1,148 @@
+"""The client end of a monitor's attach socket: relay our terminal or pipes.
+
+With ``-t`` our terminal goes raw, its size follows SIGWINCH, and Ctrl-P Ctrl-Q
+(the detach keys) leaves the container running. Returns the container's exit code
+when the monitor reports it, or None after a detach.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+
+from capsa.engine import attach
+
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+
+
+def _window(fd: int) -> bytes | None:
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        return None
+    return f"{rows} {cols}".encode()
+
+
+class AttachSession:
+    def __init__(self, sock: int, *, tty: bool, stdin: bool, detach_keys: bytes = DETACH_KEYS):
+        self.sock = sock
+        self.tty = tty
+        self.stdin = stdin
+        self.detach_keys = detach_keys
+        self.reader = attach.FrameReader()
+        self.exit_code: int | None = None
+        self.error = ""
+        self._pending = b""
+
+    def hello(self) -> None:
+        os.write(self.sock, attach.hello(self.stdin))
+        if self.tty and os.isatty(0):
+            size = _window(0)
+            if size:
+                os.write(self.sock, attach.frame(attach.RESIZE, size))
+
+    def run(self) -> int | None:
+        saved = None
+        if self.tty and self.stdin and os.isatty(0):
+            import termios
+            import tty
+
+            saved = termios.tcgetattr(0)
+            tty.setraw(0)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        old_winch = signal.signal(signal.SIGWINCH, lambda *_: None)
+        try:
+            return self._loop(wake_r)
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            signal.signal(signal.SIGWINCH, old_winch)
+            os.close(wake_r)
+            os.close(wake_w)
+            if saved is not None:
+                import termios
+
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+    def _loop(self, wake_r: int) -> int | None:
+        fds = [self.sock, wake_r] + ([0] if self.stdin else [])
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                os.read(wake_r, 512)
+                if self.tty and os.isatty(0):
+                    size = _window(0)
+                    if size:
+                        self._send(attach.frame(attach.RESIZE, size))
+            if 0 in ready and not self._from_stdin():
+                if self.exit_code is None and self._detached:
+                    return None
+                fds.remove(0)
+            if self.sock in ready and not self._from_monitor():
+                return self.exit_code
+
+    _detached = False
+
+    def _send(self, data: bytes) -> None:
+        try:
+            os.write(self.sock, data)
+        except OSError:
+            pass
+
+    def _from_stdin(self) -> bool:
+        data = os.read(0, 65536)
+        if not data:
+            self._send(attach.frame(attach.STDIN_CLOSE, b""))
+            return False
+        if self.tty and self.detach_keys:
+            data = self._pending + data
+            if self.detach_keys in data:
+                before = data[: data.index(self.detach_keys)]
+                if before:
+                    self._send(attach.frame(attach.STDIN, before))
+                self._detached = True
+                return False
+            keep = 1 if data.endswith(self.detach_keys[:1]) else 0
+            self._pending = data[len(data) - keep :] if keep else b""
+            data = data[: len(data) - keep] if keep else data
+        if data:
+            self._send(attach.frame(attach.STDIN, data))
+        return True
+
+    def _from_monitor(self) -> bool:
+        try:
+            data = os.read(self.sock, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return False
+        import json
+
+        for kind, payload in self.reader.feed(data):
+            if kind == attach.STDOUT:
+                _write(sys.stdout.buffer, payload)
+            elif kind == attach.STDERR:
+                _write(sys.stderr.buffer, payload)
+            elif kind == attach.ERROR:
+                self.error = payload.decode(errors="replace")
+            elif kind == attach.EXIT:
+                self.exit_code = int(json.loads(payload)["exit_code"])
+        return True
+
+
+def _write(stream: object, data: bytes) -> None:
+    try:
+        stream.write(data)  # type: ignore[attr-defined]
+        stream.flush()  # type: ignore[attr-defined]
+    except BrokenPipeError:
+        pass

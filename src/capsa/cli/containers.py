@@ -1,0 +1,680 @@
+"""Container lifecycle commands: run, create, start, stop, restart, kill, rm, ps, logs,
+exec, attach, inspect, wait, pause, unpause, rename, container prune."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from capsa.cli import render
+from capsa.cli.runflags import build_spec, run_options
+from capsa.errors import CapsaError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.cli.main import App
+    from capsa.engine.container_types import ContainerRecord
+
+RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
+
+
+def _app(ctx: click.Context) -> App:
+    obj: App = ctx.find_root().obj
+    return obj
+
+
+def _signal(text: str) -> int:
+    from capsa.runtime.container import signal_number
+
+    return signal_number(text)
+
+
+# -- create / run / start ------------------------------------------------------
+
+
+def _create(
+    ctx: click.Context,
+    image: str,
+    command: tuple[str, ...],
+    kw: dict[str, Any],
+) -> ContainerRecord:
+    from capsa.cli.progress import make_progress
+
+    spec = build_spec(image, command, kw)
+    engine = _app(ctx).engine
+    if kw["pull"] == "always":
+        from capsa.engine.image_types import PullOptions
+
+        progress = make_progress(kw["quiet"])
+        try:
+            engine.images.pull(image, PullOptions(platform=kw["platform"]), progress)
+        finally:
+            progress.close()
+    elif kw["pull"] == "never" and engine.ctx.images.find(image) is None:
+        raise InvalidArgument(f"no such image: {image}")
+    elif engine.ctx.images.find(image) is None and not kw["quiet"]:
+        click.echo(f"Unable to find image '{image}' locally", err=True)
+    progress = make_progress(kw["quiet"])
+    try:
+        rec = engine.containers.create(spec, progress)
+    finally:
+        progress.close()
+    if kw["cidfile"]:
+        from capsa.linux.atomicfile import write_atomic
+
+        if os.path.exists(kw["cidfile"]):
+            raise InvalidArgument(
+                f"container ID file found, make sure the other container "
+                f"isn't running or delete {kw['cidfile']}"
+            )
+        write_atomic(kw["cidfile"], rec.id.encode(), 0o644)
+    return rec
+
+
+@click.command(context_settings=RUN_SETTINGS)
+@run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def create(ctx: click.Context, image: str, command: tuple[str, ...], **kw: Any) -> None:
+    """Create a container."""
+    click.echo(_create(ctx, image, command, kw).id)
+
+
+@click.command(context_settings=RUN_SETTINGS)
+@run_options
+@click.option("-d", "--detach", is_flag=True, help="run in the background, print the id")
+@click.option("-a", "--attach", "attach_streams", multiple=True)
+@click.option("--detach-keys")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    image: str,
+    command: tuple[str, ...],
+    detach: bool,
+    attach_streams: tuple[str, ...],
+    detach_keys: str | None,
+    **kw: Any,
+) -> None:
+    """Create and start a container."""
+    rec = _create(ctx, image, command, kw)
+    containers = _app(ctx).engine.containers
+    if detach:
+        containers.start(rec.id)
+        click.echo(rec.id)
+        return
+    code = _start_attached(ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys)
+    ctx.exit(code)
+
+
+def _start_attached(
+    ctx: click.Context, rec: ContainerRecord, stdin: bool, detach_keys: str | None
+) -> int:
+    from capsa.cli.attachio import DETACH_KEYS, AttachSession
+
+    containers = _app(ctx).engine.containers
+    _, launch = containers.start(rec.id, wait_attach=True)
+    if launch is None:
+        return 0
+    sock = launch.connect()
+    session = AttachSession(
+        sock,
+        tty=rec.spec.tty,
+        stdin=stdin,
+        detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
+    )
+    session.hello()
+    launch.wait_ready()
+    code = session.run()
+    os.close(sock)
+    if code is None:  # detached with ctrl-p ctrl-q
+        return 0
+    if session.error:
+        click.echo(f"Error: {session.error}", err=True)
+    return code
+
+
+def _keys(spec: str) -> bytes:
+    out = bytearray()
+    for part in spec.split(","):
+        part = part.strip()
+        if part.startswith("ctrl-") and len(part) == 6:
+            out.append(ord(part[5].lower()) - ord("a") + 1)
+        elif len(part) == 1:
+            out.append(ord(part))
+        else:
+            raise InvalidArgument(f"invalid detach keys: {spec}")
+    return bytes(out)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-a", "--attach", "attach_flag", is_flag=True)
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("--detach-keys")
+@click.pass_context
+def start(
+    ctx: click.Context,
+    containers: tuple[str, ...],
+    attach_flag: bool,
+    interactive: bool,
+    detach_keys: str | None,
+) -> None:
+    """Start stopped containers."""
+    service = _app(ctx).engine.containers
+    if attach_flag or interactive:
+        if len(containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        rec = service.get(containers[0])
+        ctx.exit(_start_attached(ctx, rec, stdin=interactive, detach_keys=detach_keys))
+    failed = False
+    for name in containers:
+        try:
+            service.start(name)
+            click.echo(name)
+        except CapsaError as e:
+            click.echo(f"Error response from daemon: {e}", err=True)
+            failed = True
+    if failed:
+        click.echo("Error: failed to start containers: " + " ".join(containers), err=True)
+        ctx.exit(1)
+
+
+def _each(ctx: click.Context, names: tuple[str, ...], fn: Any, echo: bool = True) -> None:
+    failed = False
+    for name in names:
+        try:
+            fn(name)
+            if echo:
+                click.echo(name)
+        except CapsaError as e:
+            click.echo(f"Error response from daemon: {e}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(1)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-t", "--time", "timeout", type=int, default=None)
+@click.option("-s", "--signal", "sig")
+@click.pass_context
+def stop(
+    ctx: click.Context, containers: tuple[str, ...], timeout: int | None, sig: str | None
+) -> None:
+    """Stop running containers (SIGTERM, then SIGKILL after the timeout)."""
+    service = _app(ctx).engine.containers
+    _each(ctx, containers, lambda n: service.stop(n, timeout))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-t", "--time", "timeout", type=int, default=None)
+@click.pass_context
+def restart(ctx: click.Context, containers: tuple[str, ...], timeout: int | None) -> None:
+    """Restart containers."""
+    service = _app(ctx).engine.containers
+    _each(ctx, containers, lambda n: service.restart(n, timeout))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-s", "--signal", "sig", default="KILL")
+@click.pass_context
+def kill(ctx: click.Context, containers: tuple[str, ...], sig: str) -> None:
+    """Send a signal to containers (default SIGKILL)."""
+    service = _app(ctx).engine.containers
+    number = _signal(sig)
+    _each(ctx, containers, lambda n: service.kill(n, number))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True)
+@click.option("-v", "--volumes", is_flag=True, help="remove anonymous volumes too")
+@click.option("-l", "--link", is_flag=True, hidden=True)
+@click.pass_context
+def rm(
+    ctx: click.Context, containers: tuple[str, ...], force: bool, volumes: bool, link: bool
+) -> None:
+    """Remove containers."""
+    service = _app(ctx).engine.containers
+    _each(ctx, containers, lambda n: service.remove(n, force, volumes))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def pause(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Freeze all processes of containers."""
+    service = _app(ctx).engine.containers
+    _each(ctx, containers, service.pause)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def unpause(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Thaw paused containers."""
+    service = _app(ctx).engine.containers
+    _each(ctx, containers, service.unpause)
+
+
+@click.command()
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_context
+def rename(ctx: click.Context, container: str, new_name: str) -> None:
+    """Rename a container."""
+    _app(ctx).engine.containers.rename(container, new_name)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.option(
+    "--condition", default="not-running", type=click.Choice(["not-running", "next-exit", "removed"])
+)
+@click.pass_context
+def wait(ctx: click.Context, containers: tuple[str, ...], condition: str) -> None:
+    """Block until containers stop; print their exit codes."""
+    service = _app(ctx).engine.containers
+    for name in containers:
+        click.echo(service.wait(name, condition))
+
+
+# -- ps ----------------------------------------------------------------------------
+
+
+def status_text(rec: ContainerRecord, health: dict[str, Any] | None) -> str:
+    from capsa.engine.container_types import State
+
+    if rec.state in (State.RUNNING, State.PAUSED):
+        text = "Up " + render.human_duration(_since(rec.started_at))
+        if rec.state is State.PAUSED:
+            text += " (Paused)"
+        elif health and health.get("Status"):
+            text += (
+                f" ({health['Status'] if health['Status'] != 'starting' else 'health: starting'})"
+            )
+        return text
+    if rec.state is State.RESTARTING:
+        return (
+            f"Restarting ({rec.exit_code}) "
+            + render.human_duration(_since(rec.finished_at))
+            + " ago"
+        )
+    if rec.state is State.EXITED:
+        return f"Exited ({rec.exit_code}) {render.human_duration(_since(rec.finished_at))} ago"
+    return rec.state.value.capitalize()
+
+
+def _since(stamp: str) -> float:
+    import time
+
+    when = render.parse_time(stamp)
+    return time.time() - when if when else 0.0
+
+
+def ps_rows(
+    app: App,
+    recs: list[ContainerRecord],
+    no_trunc: bool,
+    size: bool,
+) -> list[dict[str, Any]]:
+    import shlex
+
+    service = app.engine.containers
+    rows = []
+    for rec in recs:
+        cmd = (
+            " ".join(shlex.quote(a) for a in (rec.spec.entrypoint or []) + (rec.spec.command or []))
+            or ""
+        )
+        if not cmd:
+            cmd = _image_command(app, rec)
+        if not no_trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        row = {
+            "ID": rec.id if no_trunc else rec.short_id,
+            "Image": rec.image_name,
+            "Command": f'"{cmd}"',
+            "CreatedAt": rec.created,
+            "RunningFor": render.ago(rec.created),
+            "Ports": "",
+            "Status": status_text(rec, service.health(rec)),
+            "State": rec.state.value,
+            "Names": rec.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in rec.spec.labels.items()),
+            "Mounts": ",".join(m.source or m.target for m in rec.spec.mounts),
+            "Networks": rec.spec.network_mode,
+        }
+        if size:
+            row["Size"] = render.human_size(service.rw_size(rec))
+        rows.append(row)
+    return rows
+
+
+def _image_command(app: App, rec: ContainerRecord) -> str:
+    import shlex
+
+    from capsa.oci import image_spec
+
+    try:
+        cfg = image_spec.load_config(app.engine.ctx.content.read(rec.image_id)).config
+    except CapsaError:
+        return ""
+    args = ((cfg.entrypoint if cfg else None) or []) + ((cfg.cmd if cfg else None) or [])
+    return " ".join(shlex.quote(a) for a in args)
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-s", "--size", is_flag=True)
+@click.option("-n", "--last", type=int, default=0)
+@click.option("-l", "--latest", is_flag=True)
+@click.option("--no-trunc", is_flag=True)
+@click.option("-f", "--filter", "filters", multiple=True)
+@click.option("--format", "fmt")
+@click.pass_context
+def ps(
+    ctx: click.Context,
+    show_all: bool,
+    quiet: bool,
+    size: bool,
+    last: int,
+    latest: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+) -> None:
+    """List containers."""
+    from capsa.engine import filters as flt
+    from capsa.engine.container_types import PsOptions
+
+    app = _app(ctx)
+    opts = PsOptions(
+        all=show_all, last=1 if latest else last, size=size, filters=flt.parse(filters)
+    )
+    recs = app.engine.containers.list_containers(opts)
+    if quiet:
+        for rec in recs:
+            click.echo(rec.id if no_trunc else rec.short_id)
+        return
+    rows = ps_rows(app, recs, no_trunc, size)
+    if fmt:
+        render.render_format(
+            fmt, rows, {"ID": "CONTAINER ID", "RunningFor": "CREATED", "Names": "NAMES"}
+        )
+        return
+    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    table = [
+        [r["ID"], r["Image"], r["Command"], r["RunningFor"], r["Status"], r["Ports"], r["Names"]]
+        for r in rows
+    ]
+    if size:
+        headers.append("SIZE")
+        for t, r in zip(table, rows, strict=True):
+            t.append(r["Size"])
+    render.print_table(headers, table)
+
+
+# -- logs ---------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("container")
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-n", "--tail", default="all")
+@click.option("--since")
+@click.option("--until")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.option("--details", is_flag=True, hidden=True)
+@click.pass_context
+def logs(
+    ctx: click.Context,
+    container: str,
+    follow: bool,
+    tail: str,
+    since: str | None,
+    until: str | None,
+    timestamps: bool,
+    details: bool,
+) -> None:
+    """Show a container's output (json-file log)."""
+    from capsa.engine.container_types import is_live
+    from capsa.engine.logs import format_entry, parse_time_arg, read_logs
+
+    app = _app(ctx)
+    service = app.engine.containers
+    rec = service.get(container)
+    if tail != "all" and not tail.isdigit():
+        raise InvalidArgument(f"invalid value for tail: {tail}")
+    path = app.engine.ctx.paths(rec.id).log
+
+    def stopped() -> bool:
+        try:
+            return not is_live(service.get(rec.id).state)
+        except CapsaError:
+            return True
+
+    entries = read_logs(
+        path,
+        tail=None if tail == "all" else int(tail),
+        since=parse_time_arg(since) if since else None,
+        until=parse_time_arg(until) if until else None,
+        follow=follow,
+        stop=stopped,
+    )
+    for entry in entries:
+        out = sys.stdout.buffer if entry.stream == "stdout" else sys.stderr.buffer
+        out.write(format_entry(entry, timestamps))
+        out.flush()
+
+
+# -- attach / exec ----------------------------------------------------------------
+
+
+@click.command()
+@click.argument("container")
+@click.option("--no-stdin", is_flag=True)
+@click.option("--detach-keys")
+@click.option("--sig-proxy/--no-sig-proxy", default=True)
+@click.pass_context
+def attach(
+    ctx: click.Context, container: str, no_stdin: bool, detach_keys: str | None, sig_proxy: bool
+) -> None:
+    """Attach to a running container's stdio."""
+    import socket
+
+    from capsa.cli.attachio import DETACH_KEYS, AttachSession
+    from capsa.engine.container_types import Action, check
+
+    app = _app(ctx)
+    rec = app.engine.containers.get(container)
+    check(Action.ATTACH, rec.state, rec.name, rec.id)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(app.engine.ctx.paths(rec.id).attach_socket)
+    except OSError as e:
+        raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
+    fd = sock.detach()
+    session = AttachSession(
+        fd,
+        tty=rec.spec.tty,
+        stdin=rec.spec.stdin_open and not no_stdin,
+        detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
+    )
+    session.hello()
+    code = session.run()
+    os.close(fd)
+    ctx.exit(code or 0)
+
+
+@click.command("exec", context_settings=RUN_SETTINGS)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-e", "--env", multiple=True)
+@click.option("--env-file", multiple=True)
+@click.option("-u", "--user")
+@click.option("-w", "--workdir")
+@click.option("--privileged", is_flag=True)
+@click.option("--detach-keys", hidden=True)
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(
+    ctx: click.Context,
+    detach: bool,
+    interactive: bool,
+    tty: bool,
+    env: tuple[str, ...],
+    env_file: tuple[str, ...],
+    user: str | None,
+    workdir: str | None,
+    privileged: bool,
+    detach_keys: str | None,
+    container: str,
+    command: tuple[str, ...],
+) -> None:
+    """Run a command in a running container."""
+    from capsa.cli.runflags import env_list
+    from capsa.engine.container_types import ExecSpec
+    from capsa.engine.execs import run_exec
+
+    app = _app(ctx)
+    spec = ExecSpec(
+        command=list(command),
+        tty=tty,
+        interactive=interactive,
+        detach=detach,
+        env=env_list(env, env_file),
+        user=user or "",
+        workdir=workdir or "",
+        privileged=privileged,
+    )
+    ctx.exit(run_exec(app.engine.containers, container, spec))
+
+
+# -- inspect ----------------------------------------------------------------------
+
+
+@click.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt")
+@click.option("-s", "--size", is_flag=True)
+@click.pass_context
+def container_inspect(
+    ctx: click.Context, containers: tuple[str, ...], fmt: str | None, size: bool
+) -> None:
+    """Show low-level information about containers (Docker's JSON)."""
+    from capsa.api import wire_containers
+
+    app = _app(ctx)
+    docs = [
+        wire_containers.container_inspect(app.engine.containers, app.engine.containers.get(c), size)
+        for c in containers
+    ]
+    if fmt:
+        render.render_format(fmt, docs)
+    else:
+        render.print_json(docs)
+
+
+@click.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt")
+@click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]))
+@click.pass_context
+def inspect_any(
+    ctx: click.Context, names: tuple[str, ...], fmt: str | None, kind: str | None
+) -> None:
+    """Show low-level information about containers, images or volumes."""
+    from capsa.api import wire, wire_containers
+    from capsa.errors import NotFound
+
+    app = _app(ctx)
+    docs = []
+    for name in names:
+        try:
+            if kind in (None, "container"):
+                try:
+                    rec = app.engine.containers.get(name)
+                    docs.append(wire_containers.container_inspect(app.engine.containers, rec))
+                    continue
+                except NotFound:
+                    if kind == "container":
+                        raise
+            if kind in (None, "image"):
+                try:
+                    docs.append(wire.image_inspect(app.engine.images.inspect(name)))
+                    continue
+                except NotFound:
+                    if kind == "image":
+                        raise
+            from capsa.cli.volumes import inspect_doc
+
+            docs.append(inspect_doc(app.engine.volumes.get(name)))
+        except NotFound:
+            raise NotFound(f"no such object: {name}") from None
+    if fmt:
+        render.render_format(fmt, docs)
+    else:
+        render.print_json(docs)
+
+
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True)
+@click.pass_context
+def container_prune(ctx: click.Context, force: bool) -> None:
+    """Remove all stopped containers."""
+    if not force and not click.confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        default=False,
+    ):
+        return
+    deleted, freed = _app(ctx).engine.containers.prune()
+    if deleted:
+        click.echo("Deleted Containers:")
+        for cid in deleted:
+            click.echo(cid)
+        click.echo()
+    click.echo(f"Total reclaimed space: {render.human_size(freed)}")
+
+
+def register(cli: click.Group) -> None:
+    container = click.Group("container", help="Manage containers.")
+    commands = {
+        "run": run,
+        "create": create,
+        "start": start,
+        "stop": stop,
+        "restart": restart,
+        "kill": kill,
+        "rm": rm,
+        "ps": ps,
+        "logs": logs,
+        "attach": attach,
+        "exec": exec_cmd,
+        "wait": wait,
+        "pause": pause,
+        "unpause": unpause,
+        "rename": rename,
+    }
+    for name, cmd in commands.items():
+        cli.add_command(cmd, name)
+        container.add_command(cmd, name)
+    container.add_command(ps, "ls")
+    container.add_command(ps, "list")
+    container.add_command(rm, "remove")
+    container.add_command(container_inspect, "inspect")
+    container.add_command(container_prune, "prune")
+    cli.add_command(inspect_any, "inspect")
+    cli.add_command(container)

@@ -1,0 +1,88 @@
+"""``exec``: another process in a running container, from the container's own process
+spec (env, capabilities, user) with the exec's overrides, in the foreground."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from capsa.engine.container_types import Action, ExecSpec, check
+from capsa.errors import InvalidArgument
+from capsa.oci.codec import from_dict
+from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from capsa.engine.containers import ContainerService
+
+
+def exec_process_spec(service: ContainerService, container_id: str, spec: ExecSpec) -> Process:
+    from capsa.engine import users
+    from capsa.engine.specgen import capabilities
+
+    paths = service.ctx.paths(container_id)
+    try:
+        with open(os.path.join(paths.bundle, "config.json")) as f:
+            base = from_dict(Process, json.load(f)["process"], "process")
+    except (OSError, KeyError, ValueError):
+        raise InvalidArgument(f"container {container_id[:12]} has no process spec") from None
+    rec = service.ctx.store.get(container_id)
+    env = dict(e.partition("=")[::2] for e in base.env or [])
+    for item in spec.env:
+        key, _, value = item.partition("=")
+        env[key] = value
+    user = base.user
+    if spec.user:
+        uid, gid, gids = users.resolve(paths.rootfs, spec.user, [])
+        user = User(uid=uid, gid=gid, additional_gids=gids or None)
+    caps = base.capabilities
+    if spec.privileged:
+        rec.spec.privileged = True
+        every = capabilities(rec.spec)
+        caps = Capabilities(bounding=every, effective=every, permitted=every)
+    return Process(
+        args=list(spec.command),
+        env=[f"{k}={v}" for k, v in env.items()],
+        cwd=spec.workdir or base.cwd,
+        terminal=spec.tty,
+        user=user,
+        capabilities=caps,
+        rlimits=base.rlimits,
+        no_new_privileges=base.no_new_privileges,
+    )
+
+
+def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
+    """Run the exec; return its exit code (0 for --detach)."""
+    from capsa.engine.backend import Stdio
+    from capsa.runtime import foreground
+
+    rec = service.get(text)
+    check(Action.EXEC, rec.state, rec.name, rec.id)
+    process = exec_process_spec(service, rec.id, spec)
+    if spec.tty and os.isatty(0):
+        from capsa.runtime.console import get_winsize
+
+        rows, cols = get_winsize(0)
+        process.console_size = ConsoleSize(height=rows, width=cols)
+    if not spec.detach:
+        foreground.become_subreaper()
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        stdio = Stdio(
+            stdin=0 if spec.interactive else devnull,
+            stdout=devnull if spec.detach else 1,
+            stderr=devnull if spec.detach else 2,
+            terminal=spec.tty,
+        )
+        done = service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
+    finally:
+        os.close(devnull)
+    service.ctx.events.emit(
+        "container", "exec_start: " + " ".join(spec.command), rec.id, {"name": rec.name}
+    )
+    if spec.detach:
+        if done.master >= 0:
+            os.close(done.master)
+        return 0
+    return foreground.wait_foreground(done.pid, done.master if done.master >= 0 else None)
