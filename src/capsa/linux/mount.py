@@ -138,12 +138,17 @@ def _mount_one(m: Mount, target: str) -> None:
 def _mount_bind(m: Mount, target: str) -> None:
     flags, _ = _legacy_flags(m.options)
     rec = syscalls.MS_REC if "rbind" in m.options else 0
+    what = f"bind mount {m.source} on {target}"
     try:
         syscalls.mount(m.source, target, None, syscalls.MS_BIND | rec)
-        if flags:  # a bind mount ignores flags until remounted
-            syscalls.mount(None, target, None, syscalls.MS_BIND | syscalls.MS_REMOUNT | flags)
     except OSError as err:
-        raise _error(f"bind mount {m.source} on {target}", err) from err
+        raise _error(what, err) from err
+    if flags:  # a bind mount ignores flags until remounted
+        try:
+            syscalls.mount(None, target, None, syscalls.MS_BIND | syscalls.MS_REMOUNT | flags)
+        except OSError as err:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+            raise _error(what, err) from err
 
 
 def _legacy_flags(options: list[str]) -> tuple[int, list[str]]:

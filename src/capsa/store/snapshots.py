@@ -236,6 +236,8 @@ class SnapshotStore:
                     path = os.path.join(self.tmp_dir, name)
                     freed += disk_usage(path)
                     shutil.rmtree(path, ignore_errors=True)
+                    if not self.exists(chain):
+                        lock.unlink()
                 finally:
                     lock.release()
         return freed
@@ -327,13 +329,18 @@ class _ChainLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, mode)
-                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                    self.fd = fd
-                    return True
-            except (BlockingIOError, FileNotFoundError) as err:
-                if isinstance(err, BlockingIOError):
-                    os.close(fd)
-                    return False
+                current = os.stat(self.path).st_ino
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except FileNotFoundError:
+                current = -1
+            except BaseException:
+                os.close(fd)
+                raise
+            if os.fstat(fd).st_ino == current:
+                self.fd = fd
+                return True
             os.close(fd)  # unlinked by a remove() while we waited: lock the new file
 
     def release(self) -> None:
