@@ -330,11 +330,7 @@ def _import_layout(layout: Path, content: ContentStore) -> tuple[Manifest, Image
         content.put(blob.read_bytes())
     index = json.loads((layout / "index.json").read_text())
     manifest = load_manifest(content.read(index["manifests"][0]["digest"]))
-    raw = content.read(manifest.config.digest)
-    config = load_config(raw)
-    if not config.rootfs.diff_ids:  # image_spec.RootFS lacks json="diff_ids" (reported)
-        config.rootfs.diff_ids = json.loads(raw)["rootfs"]["diff_ids"]
-    return manifest, config
+    return manifest, load_config(content.read(manifest.config.digest))
 
 
 def _describe(root: Path) -> dict[str, tuple[int, int, int, str]]:
