@@ -39,7 +39,7 @@ def find_init() -> str:
 def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of the container (kept in its data dir)."""
     os.makedirs(paths.data, exist_ok=True)
-    write_atomic(paths.hostname, f"{hostname}\n".encode(), 0o644)
+    write_atomic(paths.hostname, f"{hostname}\n".encode(), 0o644, durable=False)
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
@@ -53,8 +53,8 @@ def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) 
         lines.append(f"{ip}\t{host}")
     if rec.spec.network_mode != "host":
         lines.append(f"127.0.1.1\t{hostname}")
-    write_atomic(paths.hosts, ("\n".join(lines) + "\n").encode(), 0o644)
-    write_atomic(paths.resolv_conf, resolv_conf(rec).encode(), 0o644)
+    write_atomic(paths.hosts, ("\n".join(lines) + "\n").encode(), 0o644, durable=False)
+    write_atomic(paths.resolv_conf, resolv_conf(rec).encode(), 0o644, durable=False)
 
 
 def resolv_conf(rec: ContainerRecord) -> str:
@@ -211,6 +211,9 @@ def build(
     )
     spec = specgen.generate(rec.spec, inputs)
     write_atomic(
-        os.path.join(paths.bundle, "config.json"), json.dumps(to_dict(spec)).encode(), 0o600
+        os.path.join(paths.bundle, "config.json"),
+        json.dumps(to_dict(spec)).encode(),
+        0o600,
+        durable=False,
     )
     return spec

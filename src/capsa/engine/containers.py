@@ -404,6 +404,44 @@ class ContainerService:
             return None
 
 
+def _single_threaded() -> bool:
+    import threading
+
+    return threading.active_count() == 1
+
+
+def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
+    """Start the monitor by forking this (single-threaded) process: it already has the
+    engine imported, which saves a fresh interpreter's start and imports. A threaded
+    caller (the API server) must not fork; it spawns ``python -m capsa.engine.monitor``."""
+    pid = os.fork()
+    if pid != 0:
+        return
+    code = 1
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        for fd in range(3, 1024):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        sys.stdin = open(0)  # noqa: SIM115
+        from capsa.engine import monitor
+
+        code = monitor.main(["monitor", json.dumps(args)])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 class Launch:
     """A monitor being started, and the pipe it reports readiness on."""
 
@@ -421,22 +459,41 @@ class Launch:
         }
         paths = ctx.paths(rec.id)
         os.makedirs(paths.run, mode=0o700, exist_ok=True)
+        self.client = -1
+        listener = -1
+        if wait_attach:
+            # make the attach socket here and connect at once: no waiting for the
+            # monitor to get there (the connection waits in the listen backlog)
+            from capsa.engine.monitor import listen
+
+            listener = listen(paths.attach_socket)
+            import socket
+
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(paths.attach_socket)
+            self.client = sock.detach()
+            args["listener_fd"] = listener
+        passed = tuple(fd for fd in (w, listener) if fd >= 0)
         log = os.open(
             paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
         )
         try:
-            subprocess.Popen(
-                [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=(w,),
-                start_new_session=True,
-                close_fds=True,
-            )
+            if _single_threaded():
+                ctx.close()
+                _fork_monitor(args, log, passed)
+            else:
+                subprocess.Popen(
+                    [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=passed,
+                    start_new_session=True,
+                    close_fds=True,
+                )
         finally:
-            os.close(w)
-            os.close(log)
+            for fd in (*passed, log):
+                os.close(fd)
         self.ready = r
         self.attach_socket = paths.attach_socket
 
@@ -464,7 +521,9 @@ class Launch:
         return message
 
     def connect(self, timeout: float = 30.0) -> int:
-        """Connect to the attach socket once the monitor has made it; return the fd."""
+        """The attach connection: made at launch for ``wait_attach``, else now."""
+        if self.client >= 0:
+            return self.client
         import select
         import socket
 

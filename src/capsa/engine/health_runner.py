@@ -42,20 +42,30 @@ class HealthRunner:
             retries=spec["retries"],
         )
         self.on_failure = spec.get("on_failure", "none")
-        self.state = health.HealthState(self.cfg, time.time())
+        self.state = health.HealthState(self.cfg, float(args.get("started") or time.time()))
         self.argv = [*runtime_command(args), "exec", args["id"], *(health.command(self.cfg) or [])]
         self.path = os.path.join(args["runroot"], "containers", args["id"], "health.json")
         self.init_pid = init_pid
+        self._resume()
         self.due = self.state.next_due(time.time())
         self.probe: dict[str, Any] | None = None
         self.restart = False
         self.stop = False
         self._save()
 
+    def _resume(self) -> None:
+        """A monitor handing over to a fresh process keeps the health it had."""
+        try:
+            with open(self.path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return
+        self.state = health.HealthState.from_json(saved, self.cfg, self.state.started_at)
+
     def _save(self) -> None:
         from capsa.linux.atomicfile import write_atomic
 
-        write_atomic(self.path, json.dumps(self.state.to_json()).encode(), 0o644)
+        write_atomic(self.path, json.dumps(self.state.to_json()).encode(), 0o644, durable=False)
 
     def next_due(self) -> float:
         if self.probe is not None:

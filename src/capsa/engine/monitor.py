@@ -38,6 +38,9 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
+HANDOFF_AFTER = 3.0  # seconds a container runs before its monitor execs the lean loop
+
+
 def _exit_code_for(err: BaseException) -> int:
     if isinstance(err, NotFound):
         return 127
@@ -67,20 +70,33 @@ class Setup:
                 pass
             self.args["ready_fd"] = -1
 
-    def start(self) -> None:
-        """Create and start the container, then become the supervision loop."""
+    def start(self) -> dict[str, Any]:
+        """Create and start the container and supervise it. A short-lived container is
+        supervised right here (its exit goes straight to the finish phase, returned); a
+        container still running after HANDOFF_AFTER seconds is handed to a fresh, lean
+        process (``exec``), so idle containers cost little memory."""
         from capsa.cleanup import CleanupStack
+        from capsa.engine.monitor_loop import Loop, exec_module
 
         with CleanupStack() as cleanup:
             launch = self._launch(cleanup)
             cleanup.release()
         self.report({"ok": True, "pid": launch["pid"]})
-        _exec_loop(launch)
+        loop = Loop(launch)
+        result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
+        if result is None:
+            exec_module("capsa.engine.monitor_loop", loop.handoff_args())
+        loop.close()
+        return loop.finish_args(result or {})
 
     def _launch(self, cleanup: Any) -> dict[str, Any]:
         from capsa.engine import bundle
 
         rec, ctx = self.rec, self.ctx
+        try:  # a fresh start: the previous run's health does not carry over
+            os.unlink(os.path.join(self.paths.run, "health.json"))
+        except FileNotFoundError:
+            pass
         bundle.build(rec, self.paths, ctx.content, ctx.snapshots, ctx.volumes, cleanup)
         backend = ctx.backend(rec.spec.runtime)
         stdio, ours = _stdio(rec.spec.tty, rec.spec.stdin_open)
@@ -91,7 +107,9 @@ class Setup:
                 os.close(fd)
         if created.master >= 0:
             ours = {"master": created.master}
-        listener = _listen(self.paths.attach_socket)
+        listener = int(self.args.pop("listener_fd", -1))
+        if listener < 0:
+            listener = listen(self.paths.attach_socket)
         if self.args.get("wait_attach"):
             fd, wants = _accept_one(listener, timeout=30.0)
             self.clients.append(fd)
@@ -179,7 +197,7 @@ def _stdio(tty: bool, stdin_open: bool) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def _listen(path: str) -> int:
+def listen(path: str) -> int:
     import socket
 
     if os.path.exists(path):
@@ -231,25 +249,11 @@ def _log_monitor(paths: ContainerPaths, line: str) -> None:
         pass
 
 
-def _exec_loop(launch: dict[str, Any]) -> None:
-    keep = [
-        launch[k]
-        for k in ("master", "stdin", "stdout", "stderr", "listener")
-        if isinstance(launch.get(k), int) and launch[k] >= 0
-    ]
-    keep += launch["clients"]
-    for fd in keep:
-        os.set_inheritable(fd, True)
-    sys.stdout.flush()
-    os.execv(
-        sys.executable, [sys.executable, "-m", "capsa.engine.monitor_loop", json.dumps(launch)]
-    )
-
-
 class Finish(Setup):
     """The container's init exited: record it, clean up, restart or remove."""
 
-    def run(self) -> None:
+    def run(self) -> dict[str, Any] | None:
+        """Record the exit; return the setup arguments when the policy restarts."""
         args = self.args
         code = int(args["exit_code"])
         oom = self._oom_killed()
@@ -281,10 +285,13 @@ class Finish(Setup):
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
             if not rec.stopped_by_user:
-                self.rec = rec
-                self.args["clients"] = self.clients
-                self.start()
-                return
+                keep = ("root", "runroot", "config", "id", "name")
+                return {
+                    **{k: self.args[k] for k in keep if k in self.args},
+                    "phase": "setup",
+                    "clients": self.clients,
+                    "ready_fd": -1,
+                }
             self.ctx.store.update(rec.id, State.EXITED)
         for fd in self.clients:
             _send(fd, attach.exit_frame(code))
@@ -293,6 +300,7 @@ class Finish(Setup):
             from capsa.engine.removal import remove_container
 
             remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
+        return None
 
     def _oom_killed(self) -> bool:
         try:
@@ -334,21 +342,20 @@ class Finish(Setup):
 
 
 def main(argv: list[str]) -> int:
-    args: dict[str, Any] = json.loads(argv[1])
-    _process_setup(args)
-    phase = args.get("phase", "setup")
-    runner = Finish(args) if phase == "finish" else Setup(args)
-    try:
-        if isinstance(runner, Finish):
-            runner.run()
-        else:
-            runner.start()
-    except BaseException as e:
-        if isinstance(runner, Finish):
-            _log_monitor(runner.paths, f"finish failed: {e!r}")
+    args: dict[str, Any] | None = json.loads(argv[1])
+    _process_setup(args or {})
+    while args is not None:
+        runner: Setup = Finish(args) if args.get("phase") == "finish" else Setup(args)
+        try:
+            args = runner.run() if isinstance(runner, Finish) else runner.start()
+        except BaseException as e:
+            if isinstance(runner, Finish):
+                _log_monitor(runner.paths, f"finish failed: {e!r}")
+            else:
+                runner.fail(e)
             return 1
-        runner.fail(e)
-        return 1
+        finally:
+            runner.ctx.close()
     return 0
 
 

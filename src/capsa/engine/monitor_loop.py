@@ -171,10 +171,17 @@ class Loop:
 
     # -- main loop ----------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self, until: float | None = None) -> dict[str, Any] | None:
+        """Relay until the init exits (the result), or until ``until`` (None: hand off)."""
         self._reap()
         while self.exit_code is None:
-            self._step(self._timeout())
+            if until is not None and time.monotonic() >= until:
+                return None
+            timeout = self._timeout()
+            if until is not None:
+                left = max(0.0, until - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            self._step(timeout)
         deadline = time.monotonic() + 2.0  # drain what the container wrote before it died
         while self.outputs and time.monotonic() < deadline:
             self._step(0.05, draining=True)
@@ -217,24 +224,48 @@ class Loop:
         if self.health is not None and not draining:
             self.health.tick(time.time())
 
+    def close(self) -> None:
+        for fd in (self.master, self.stdin, self.listener):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        signal.set_wakeup_fd(-1)
+
+    def finish_args(self, result: dict[str, Any]) -> dict[str, Any]:
+        keep = ("id", "name", "root", "runroot", "config", "started")
+        finish = {k: v for k, v in self.args.items() if k in keep}
+        finish.update(result, phase="finish", clients=list(self.clients))
+        return finish
+
+    def handoff_args(self) -> dict[str, Any]:
+        """The loop's state for a fresh process (``exec`` of this module)."""
+        self.log.flush_partial()
+        self.log.close()
+        args = dict(self.args)
+        args["clients"] = list(self.clients)
+        args["wants"] = {str(fd): c.wants for fd, c in self.clients.items() if c.greeted}
+        for fd in [*self.clients, *self.outputs, self.master, self.stdin, self.listener]:
+            if fd >= 0:
+                os.set_inheritable(fd, True)
+        return args
+
+
+def exec_module(module: str, args: dict[str, Any]) -> None:
+    for fd in args.get("clients") or []:
+        os.set_inheritable(fd, True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, json.dumps(args)])
+
 
 def main(argv: list[str]) -> int:
     args: dict[str, Any] = json.loads(argv[1])
     loop = Loop(args)
     result = loop.run()
-    for fd in (loop.master, loop.stdin, loop.listener):
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    finish = {
-        k: v for k, v in args.items() if k in ("id", "name", "root", "runroot", "config", "started")
-    }
-    finish.update(result, phase="finish", clients=list(loop.clients))
-    for fd in loop.clients:
-        os.set_inheritable(fd, True)
-    os.execv(sys.executable, [sys.executable, "-m", "capsa.engine.monitor", json.dumps(finish)])
+    assert result is not None
+    loop.close()
+    exec_module("capsa.engine.monitor", loop.finish_args(result))
     return 0
 
 

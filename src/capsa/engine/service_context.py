@@ -106,7 +106,9 @@ class ServiceContext:
         return ContainerPaths(self.settings.root, self.settings.runroot, container_id)
 
     def close(self) -> None:
-        for key in ("store", "images"):
-            obj = self._cache.get(key)
+        """Close every database handle (before a fork: SQLite handles must not cross
+        one). The services are rebuilt on next use."""
+        for key in ("store", "images", "snapshots", "volumes"):
+            obj = self._cache.pop(key, None)
             if obj is not None:
                 obj.close()

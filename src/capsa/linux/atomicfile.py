@@ -8,12 +8,15 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+    """Readers see the old or the new content, never a mix. ``durable`` also survives a
+    power loss (fsync); files rebuilt at every start (run state) do without."""
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

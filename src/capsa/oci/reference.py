@@ -22,11 +22,22 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
-_TAG_RE = re.compile(rf"^{_TAG}$")
-_DIGEST_RE = re.compile(rf"^{_DIGEST}$")
-_ID_RE = re.compile(r"^[a-f0-9]{64}$")
+_PATTERNS = {
+    "path": rf"^{_COMPONENT}(?:/{_COMPONENT})*$",
+    "domain": rf"^{_DOMAIN}$",
+    "tag": rf"^{_TAG}$",
+    "digest": rf"^{_DIGEST}$",
+    "id": r"^[a-f0-9]{64}$",
+}
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+def _match(kind: str, text: str) -> bool:
+    """Compiled on first use: the CLI's start-up should not pay for every pattern."""
+    pattern = _COMPILED.get(kind)
+    if pattern is None:
+        pattern = _COMPILED[kind] = re.compile(_PATTERNS[kind])
+    return pattern.match(text) is not None
 
 
 @record(frozen=True)
@@ -68,7 +79,7 @@ class Reference:
         return out
 
     def with_tag(self, tag: str) -> Reference:
-        if not _TAG_RE.match(tag):
+        if not _match("tag", tag):
             raise InvalidArgument(f"invalid tag {tag!r}")
         return Reference(self.domain, self.path, tag, None)
 
@@ -100,19 +111,19 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     name, digest = raw, None
     if "@" in raw:
         name, _, digest = raw.partition("@")
-        if not _DIGEST_RE.match(digest):
+        if not _match("digest", digest):
             raise InvalidArgument(f"invalid reference format: bad digest in {text!r}")
     tag = None
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
         name, tag = name[:colon], name[colon + 1 :]
-        if not _TAG_RE.match(tag):
+        if not _match("tag", tag):
             raise InvalidArgument(f"invalid reference format: bad tag in {text!r}")
     domain, path = _split_domain(name)
-    if not _DOMAIN_RE.match(domain):
+    if not _match("domain", domain):
         raise InvalidArgument(f"invalid reference format: bad registry host in {text!r}")
-    if not _PATH_RE.match(path):
+    if not _match("path", path):
         hint = " (repository names must be lowercase)" if path != path.lower() else ""
         raise InvalidArgument(f"invalid reference format: {text!r}{hint}")
     if len(f"{domain}/{path}") > 255:
@@ -124,7 +135,7 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
 
 def is_image_id(text: str) -> bool:
     """A full or ``sha256:``-prefixed 64-hex image id."""
-    return bool(_ID_RE.match(text.removeprefix("sha256:")))
+    return bool(_match("id", text.removeprefix("sha256:")))
 
 
 def is_short_id(text: str) -> bool:

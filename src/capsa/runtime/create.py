@@ -119,7 +119,7 @@ def _create(
         no_pivot=opts.no_pivot,
         preserve_fds=opts.preserve_fds,
         ns_fds=open_namespace_paths(spec),
-        seccomp=prepare_seccomp(spec.linux.seccomp),
+        seccomp=prepare_seccomp(spec.linux.seccomp, store.root),
     )
     parent, child = SyncSocket.pair()
     ctx.sync = child
@@ -270,4 +270,4 @@ def _owner() -> str:
 def _write_pid_file(path: str, pid: int) -> None:
     from capsa.linux.atomicfile import write_atomic
 
-    write_atomic(os.path.abspath(path), str(pid).encode(), 0o644)
+    write_atomic(os.path.abspath(path), str(pid).encode(), 0o644, durable=False)

@@ -67,7 +67,9 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
         console = connect_console_socket(opts.console_socket)
     if console is not None:
         import capsa.runtime.console  # noqa: F401 - the child runs it after entering the container
-    prepared_filter = proc_mod.prepare_seccomp(spec.linux.seccomp if spec.linux else None)
+    prepared_filter = proc_mod.prepare_seccomp(
+        spec.linux.seccomp if spec.linux else None, runtime.store.root
+    )
     parent, child = SyncSocket.pair()
     sys.stdout.flush()
     sys.stderr.flush()

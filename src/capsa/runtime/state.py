@@ -76,7 +76,7 @@ class StateStore:
         return path
 
     def save(self, state: ContainerState) -> None:
-        write_atomic(os.path.join(self.dir(state.id), STATE_FILE), state.to_bytes())
+        write_atomic(os.path.join(self.dir(state.id), STATE_FILE), state.to_bytes(), durable=False)
 
     def load(self, container_id: str) -> ContainerState:
         path = os.path.join(self.dir(container_id), STATE_FILE)

@@ -28,7 +28,6 @@ from capsa.linux.mount import Mount, lowerdir_option
 from capsa.progress import NullProgress, ProgressEvent
 from capsa.record import record
 from capsa.store.db import Transaction, open_db
-from capsa.store.unpack import apply_layer, open_layer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -260,6 +259,8 @@ class SnapshotStore:
         os.chmod(tmp, 0o700)
         progress = _Extracting(sink, layer)
         try:
+            from capsa.store.unpack import apply_layer, open_layer  # only unpacking pays
+
             with open_layer(content, layer, on_read=progress.read) as stream:
                 stats = apply_layer(stream, fs, parents)
             if stats.diff_id != diff_id:

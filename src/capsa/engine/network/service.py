@@ -1,0 +1,433 @@
+"""NetworkService: networks, and the endpoints that plug containers into them.
+
+Networks are records in ``root/networks.db``; a network's bridge, firewall rules and
+DNS server exist only while it has endpoints (set up by the first ``attach``, torn
+down after the last ``detach`` or by ``remove``). A per-network lock file orders the
+two: attaches hold it shared, teardown holds it exclusive and re-checks for users.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+import time
+
+from pyroute2 import IPRoute
+
+from capsa.cleanup import CleanupStack
+from capsa.engine.network import bridge, ipam, pools, tc, veth
+from capsa.engine.network.store import NetworkStore
+from capsa.engine.network.types import (
+    BRIDGE_DRIVER,
+    DEFAULT_BRIDGE,
+    DEFAULT_NETWORK,
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    AttachRequest,
+    Endpoint,
+    Network,
+    NetworkCreateOptions,
+    NetworkFilters,
+)
+from capsa.errors import (
+    AlreadyExists,
+    CapsaError,
+    Conflict,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
+
+    from capsa.config import Settings
+
+_RESERVED = {"host", "none"}
+_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _hook(name: str) -> ModuleType | None:
+    """H20's firewall/dns modules; absent ones are skipped (the engine still works)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"capsa.engine.network.{name}")
+    except ImportError:
+        return None
+
+
+def _call(module: str, function: str, *args: object) -> None:
+    mod = _hook(module)
+    fn = getattr(mod, function, None) if mod is not None else None
+    if fn is not None:
+        fn(*args)
+
+
+class NetworkService:
+    def __init__(
+        self, settings: Settings, container_exists: Callable[[str], bool] | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = NetworkStore(settings.root)
+        # lets a full subnet reclaim the leases of containers that are gone
+        self._is_live = container_exists
+        self._lock_dir = os.path.join(settings.runroot, "networks")
+
+    # networks
+
+    def create(self, opts: NetworkCreateOptions) -> Network:
+        name = opts.name
+        if name in _RESERVED or name == DEFAULT_NETWORK:
+            raise Conflict(f"network name {name} is reserved for a pre-defined network")
+        _check_name(name)
+        if opts.driver not in ("", BRIDGE_DRIVER):
+            raise InvalidArgument(f"network driver {opts.driver} is not supported")
+        net = _new_network(opts, secrets.token_hex(32))
+        routes = self._routes() if not opts.subnet else []
+        user_pools = pools.pools_from(getattr(self.settings, "default_address_pools", None))
+
+        def check(existing: list[Network]) -> None:
+            if not net.subnet:
+                used = [n.subnet for n in existing]
+                net.subnet = pools.choose(user_pools or pools.USER_POOLS, used, routes)
+                net.gateway = ipam.default_gateway(ipam.parse_subnet(net.subnet))
+            _check_conflicts(net, existing)
+
+        self.store.add_network(net, check)
+        return net
+
+    def default(self) -> Network:
+        """The ``bridge`` network, created (record only) on first use."""
+        found = self.store.find_network(DEFAULT_NETWORK)
+        if found is not None:
+            return found
+        net = Network(
+            id=secrets.token_hex(32),
+            name=DEFAULT_NETWORK,
+            bridge=DEFAULT_BRIDGE,
+            created=now_rfc3339(),
+            default=True,
+            options={OPT_BRIDGE_NAME: DEFAULT_BRIDGE},
+        )
+        routes = self._routes()
+
+        def check(existing: list[Network]) -> None:
+            used = [n.subnet for n in existing]
+            net.subnet = pools.choose(pools.DEFAULT_BRIDGE_POOLS, used, routes)
+            net.gateway = ipam.default_gateway(ipam.parse_subnet(net.subnet))
+
+        try:
+            self.store.add_network(net, check)
+        except AlreadyExists:  # another process won the race
+            return self.get(DEFAULT_NETWORK)
+        return net
+
+    def get(self, name_or_id: str) -> Network:
+        if name_or_id == DEFAULT_NETWORK:
+            return self.default()
+        net = self.store.find_network(name_or_id)
+        if net is None:
+            raise NotFound(f"network {name_or_id} not found")
+        return net
+
+    def list(self, filters: NetworkFilters | None = None) -> list[Network]:
+        self.default()
+        filters = filters or {}
+        unknown = set(filters) - _FILTERS
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        nets = self.store.networks()
+        used = {ep.network_id for ep in self.store.endpoints()}
+        return [n for n in nets if _matches(n, filters, n.id in used)]
+
+    def endpoints_of(self, network: Network) -> list[Endpoint]:
+        return self.store.endpoints(network_id=network.id)
+
+    def remove(self, name_or_id: str) -> None:
+        net = self.get(name_or_id)
+        if net.default:
+            raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+        self._drop_dead_endpoints(net)
+        with self._users(net, exclusive=True):
+            self.store.remove_network(net)
+            self._teardown(net)
+
+    def prune(self, filters: NetworkFilters | None = None) -> list[str]:
+        removed = []
+        for net in self.list({k: v for k, v in (filters or {}).items() if k == "label"}):
+            if net.default or self.store.endpoints(network_id=net.id):
+                continue
+            try:
+                self.remove(net.id)
+            except (Conflict, NotFound):
+                continue
+            removed.append(net.name)
+        return removed
+
+    # endpoints
+
+    def attach(self, req: AttachRequest) -> Endpoint:
+        net = self.get(req.network)
+        if any(ep.network_id == net.id for ep in self.store.endpoints(req.container_id)):
+            raise AlreadyExists(
+                f"endpoint with name {req.container_name} already exists in network {net.name}"
+            )
+        with self._users(net, exclusive=False), CleanupStack() as undo:
+            ip = self.store.lease(net, req.container_id, req.ip, 4, self._is_live)
+            undo.push(self.store.release, net.id, req.container_id)
+            ip6 = self.store.lease(net, req.container_id, "", 6) if net.ipv6 else ""
+            ep = _endpoint(net, req, ip, ip6)
+            with IPRoute() as ipr:
+                bridge_index = self._setup(ipr, net, undo)
+                undo.push(_delete_veth, ep.host_ifname)
+                self._plumb(ipr, ep, net, bridge_index)
+            self.store.put_endpoint(ep)
+            undo.push(self.store.remove_endpoint, ep.container_id, net.id)
+            _call("firewall", "publish", ep, list(req.ports))
+            undo.push(_call, "firewall", "unpublish", ep)
+            if not net.default:
+                _call("dns", "register", net, ep.container_name, ep.dns_names[1:], ep.ip)
+        return ep
+
+    def _plumb(self, ipr: IPRoute, ep: Endpoint, net: Network, bridge_index: int) -> None:
+        """veth pair, container side configured and limited, host side on the bridge."""
+        with veth.netns_iproute(ep.pid) as ns:
+            ep.ifname = veth.free_ifname(ns)
+            veth.create(ipr, ep.host_ifname, ep.pid, ep.ifname, net.mtu)
+            addresses = [(ep.ip, ep.prefix_len)]
+            gateways = [] if net.internal else [net.gateway]
+            if ep.ip6:
+                addresses.append((ep.ip6, int(net.subnet6.split("/")[1])))
+                gateways += [] if net.internal else [net.gateway6]
+            index = veth.configure(ns, ep.ifname, ep.mac, addresses, gateways)
+            tc.limit(ns, index, ep.rate_out_bps)
+        host_index = veth.plug(ipr, ep.host_ifname, bridge_index)
+        tc.limit(ipr, host_index, ep.rate_in_bps)
+
+    def detach(self, container_id: str, network: str | None = None) -> None:
+        """Undo ``attach`` for one or all networks of the container; idempotent."""
+        eps = self.store.endpoints(container_id)
+        if network is not None:
+            net = self.get(network)
+            eps = [ep for ep in eps if ep.network_id == net.id]
+        failures: list[BaseException] = []
+        for ep in eps:
+            failures += self._detach_one(ep)
+        for net_id, _ip, holder in self.store.leases():
+            if holder == container_id and (network is None or net_id in {e.network_id for e in eps}):
+                self.store.release(net_id, container_id)
+        if failures:
+            raise Internal(f"detach container {container_id[:12]}", causes=failures)
+
+    def _detach_one(self, ep: Endpoint) -> list[BaseException]:
+        net = self.store.find_network(ep.network_id)
+        with CleanupStack() as steps:  # run every step, keep every error
+            if net is not None and not net.default:
+                steps.push(_call, "dns", "unregister", net, ep.container_name, ep.dns_names[1:], ep.ip)
+            steps.push(_call, "firewall", "unpublish", ep)
+            steps.push(_delete_veth, ep.host_ifname)
+        failures = steps.unwind()
+        self.store.remove_endpoint(ep.container_id, ep.network_id)
+        self.store.release(ep.network_id, ep.container_id)
+        if net is not None:
+            try:
+                self._teardown_if_unused(net)
+            except CapsaError as e:
+                failures.append(e)
+        return failures
+
+    def connect(
+        self,
+        network: str,
+        container_id: str,
+        container_name: str,
+        pid: int,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+    ) -> Endpoint:
+        req = AttachRequest(container_id, container_name, pid, network, list(aliases), ip)
+        return self.attach(req)
+
+    def disconnect(self, network: str, container_id: str, pid: int = 0) -> None:
+        net = self.get(network)
+        if not any(ep.network_id == net.id for ep in self.store.endpoints(container_id)):
+            raise NotFound(f"container {container_id[:12]} is not connected to network {net.name}")
+        self.detach(container_id, net.id)
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        return self.store.endpoints(container_id)
+
+    def set_rate(self, container_id: str, rate_in_bps: int, rate_out_bps: int) -> None:
+        eps = self.store.endpoints(container_id)
+        if not eps:
+            raise FailedPrecondition(f"container {container_id[:12]} has no network endpoint")
+        with IPRoute() as ipr:
+            for ep in eps:
+                host_index = bridge.lookup(ipr, ep.host_ifname)
+                if host_index is None:
+                    raise FailedPrecondition(f"container {container_id[:12]} is not running")
+                tc.limit(ipr, host_index, rate_in_bps)
+                with veth.netns_iproute(ep.pid) as ns:
+                    index = bridge.lookup(ns, ep.ifname)
+                    if index is None:
+                        raise FailedPrecondition(f"interface {ep.ifname} missing in the container")
+                    tc.limit(ns, index, rate_out_bps)
+                ep.rate_in_bps, ep.rate_out_bps = rate_in_bps, rate_out_bps
+                self.store.put_endpoint(ep)
+
+    def interface_stats(self, container_id: str) -> dict[str, dict[str, int]]:
+        """Counters as the container sees them (the host end's rx is the container's tx)."""
+        out: dict[str, dict[str, int]] = {}
+        with IPRoute() as ipr:
+            for ep in self.store.endpoints(container_id):
+                stats = veth.link_stats(ipr, ep.host_ifname)
+                if stats is not None:
+                    out[ep.ifname] = {
+                        "rx_bytes": stats["tx_bytes"],
+                        "tx_bytes": stats["rx_bytes"],
+                        "rx_packets": stats["tx_packets"],
+                        "tx_packets": stats["rx_packets"],
+                    }
+        return out
+
+    def cleanup_stale(self, live_ids: set[str]) -> None:
+        """Detach and forget every container not in ``live_ids`` (after a crash)."""
+        failures: list[BaseException] = []
+        for container_id in sorted(self.store.holders() - set(live_ids)):
+            try:
+                self.detach(container_id)
+            except CapsaError as e:
+                failures.append(e)
+            self.store.forget_container(container_id)
+        if failures:
+            raise Internal("clean up stale network endpoints", causes=failures)
+
+    def resolv_conf(self, endpoint_networks: Sequence[Network | Endpoint | str]) -> dict | None:
+        """The embedded DNS (the gateway of the first user network), None on the default bridge."""
+        for item in endpoint_networks:
+            if isinstance(item, Endpoint):
+                net = self.store.find_network(item.network_id)
+            else:
+                net = item if isinstance(item, Network) else self.get(item)
+            if net is not None and not net.default:
+                return {"nameservers": [net.gateway], "search": [], "options": []}
+        return None
+
+    def close(self) -> None:
+        self.store.close()
+
+    # bridge lifecycle
+
+    def _setup(self, ipr: IPRoute, net: Network, undo: CleanupStack) -> int:
+        """Bridge, firewall, DNS of ``net`` (first user only; holding the users lock)."""
+        with self._flock(net, "setup", fcntl.LOCK_EX):
+            existed = bridge.lookup(ipr, net.bridge) is not None
+            addresses = [(net.gateway, net.prefix_len)]
+            if net.ipv6:
+                addresses.append((net.gateway6, int(net.subnet6.split("/")[1])))
+            index = bridge.ensure(ipr, net.bridge, net.mtu, addresses)
+            marker = os.path.join(self._lock_dir, f"{net.id}.up")
+            if existed and os.path.exists(marker):
+                return index
+            undo.push(self._teardown_if_unused, net)
+            _call("firewall", "ensure_base")
+            _call("firewall", "add_network", net)
+            if not net.default:
+                _call("dns", "start_dns", net, self.settings)
+            with open(marker, "w"):
+                pass
+            return index
+
+    def _teardown_if_unused(self, net: Network) -> None:
+        with self._users(net, exclusive=True):
+            if not self.store.endpoints(network_id=net.id):
+                self._teardown(net)
+
+    def _teardown(self, net: Network) -> None:
+        """Remove DNS, firewall rules and bridge of ``net``; caller holds the users lock."""
+        with CleanupStack() as steps:
+            if not net.default:
+                steps.push(_call, "dns", "stop_dns", net)
+            steps.push(_call, "firewall", "remove_network", net)
+            steps.push(_remove_bridge, net.bridge)
+        failures = steps.unwind()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._lock_dir, f"{net.id}.up"))
+        if failures:
+            raise Internal(f"tear down network {net.name}", causes=failures)
+
+    def _drop_dead_endpoints(self, net: Network) -> None:
+        if self._is_live is None:
+            return
+        for ep in self.store.endpoints(network_id=net.id):
+            if not self._is_live(ep.container_id):
+                self.detach(ep.container_id, net.id)
+
+    @contextlib.contextmanager
+    def _users(self, net: Network, exclusive: bool) -> Iterator[None]:
+        with self._flock(net, "lock", fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def _flock(self, net: Network, kind: str, mode: int) -> Iterator[None]:
+        os.makedirs(self._lock_dir, exist_ok=True)
+        path = os.path.join(self._lock_dir, f"{net.id}.{kind}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _routes() -> list[str]:
+        with IPRoute() as ipr:
+            return pools.host_routes(ipr)
+
+
+def _delete_veth(host_ifname: str) -> None:
+    with IPRoute() as ipr:
+        veth.delete(ipr, host_ifname)
+
+
+def _remove_bridge(name: str) -> None:
+    with IPRoute() as ipr:
+        bridge.remove(ipr, name)
+
+
+def _endpoint(net: Network, req: AttachRequest, ip: str, ip6: str) -> Endpoint:
+    mac = ipam.check_mac(req.mac) if req.mac else ipam.mac_for(ip)
+    names = [req.container_name, req.container_id[:12], *req.aliases]
+    return Endpoint(
+        network_id=net.id,
+        network_name=net.name,
+        container_id=req.container_id,
+        container_name=req.container_name,
+        ifname="",
+        host_ifname=veth.host_ifname(req.container_id, net.id),
+        mac=mac,
+        ip=ip,
+        prefix_len=net.prefix_len,
+        gateway=net.gateway,
+        ip6=ip6,
+        aliases=list(req.aliases),
+        dns_names=[n for i, n in enumerate(names) if n and n not in names[:i]],
+        bridge=net.bridge,
+        internal=net.internal,
+        rate_in_bps=req.rate_in_bps,
+        rate_out_bps=req.rate_out_bps,
+        pid=req.pid,
+        id=hashlib.sha256(f"{req.container_id}/{net.id}".encode()).hexdigest(),
+    )
