@@ -281,11 +281,12 @@ def busybox_tarball(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFacto
 def capsa_module(busybox_tarball: Path) -> Iterator[CapsaCli]:
     """Private roots for one test module, with ``capsa-test/busybox:latest`` imported.
 
-    Short paths under /tmp: a container's attach socket lives below the run root."""
+    A short base under /tmp: a container's attach socket lives below the run root and a
+    unix socket path has at most 107 bytes."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    base = Path(tempfile.mkdtemp(prefix="capsa-test-cli-", dir="/tmp"))
-    cli = CapsaCli(base / "root", base / "run")
+    base = Path(tempfile.mkdtemp(prefix="ct", dir="/tmp"))
+    cli = CapsaCli(base / "root", base / "r")
     cli.run("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tarball), IMAGE, timeout=120)
     yield cli
     problems = cli.cleanup()

@@ -501,7 +501,9 @@ def attach(
     check(Action.ATTACH, rec.state, rec.name, rec.id)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(app.engine.ctx.paths(rec.id).attach_socket)
+        from capsa.engine.attach import connect_unix
+
+        connect_unix(sock, app.engine.ctx.paths(rec.id).attach_socket)
     except OSError as e:
         raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
     fd = sock.detach()

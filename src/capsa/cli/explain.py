@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         CapabilityReport,
         CgroupReport,
         Explanation,
+        Limit,
         MountReport,
         Namespace,
         RootfsReport,
@@ -84,21 +85,19 @@ def _caps(names: Iterable[str]) -> list[str]:
 
 def _header(r: Explanation) -> None:
     state = f"{r.state}, init pid {r.pid}" if r.running else r.state
-    _table(
-        [
-            ("Container", f"{r.name} ({r.id[:12]})", state),
-            ("Image", r.image, _short(r.image_id)),
-            ("Host view", r.host),
-        ],
-        indent=0,
-    )
+    click.echo(f"Container {r.name} ({r.id[:12]}): {state}")
+    click.echo(f"Image     {r.image} ({_short(r.image_id)})")
+    click.echo(f"Host      {r.host}")
     for note in r.notes:
         click.echo(f"note: {note}")
 
 
 def _namespaces(rows: list[Namespace]) -> None:
-    _heading("NAMESPACES", "CONTAINER", "HOST", "", "ASKED")
-    _table([(n.kind, str(n.container or "-"), str(n.host or "-"), n.status, n.asked) for n in rows])
+    click.echo("")
+    _table(
+        [(n.kind, str(n.container or "-"), str(n.host or "-"), n.status, n.asked) for n in rows],
+        ("NAMESPACES", "CONTAINER", "HOST", "", "ASKED"),
+    )
 
 
 def _limit_value(name: str, value: str | None) -> str:
@@ -109,126 +108,146 @@ def _limit_value(name: str, value: str | None) -> str:
     return value
 
 
+def _verdict(x: Limit) -> str:
+    if x.ok:
+        return "ok"
+    if not x.file:
+        return ""  # not running: nothing to compare with
+    return "not enforced (no such file)" if x.in_force is None else "MISMATCH"
+
+
 def _cgroup(c: CgroupReport) -> None:
-    _heading(f"CGROUP v{c.version}", c.path)
-    members = [d for d in c.dirs if d.member is not None]
-    outside = [d.hierarchy for d in members if not d.member]
-    hierarchies = " ".join(d.hierarchy for d in c.dirs)
-    where = f"init in all {len(c.dirs)}" if members and not outside else ""
-    where = f"init NOT in: {' '.join(outside)}" if outside else where
-    _table([("hierarchies", hierarchies, where)])
+    outside = [d.hierarchy for d in c.dirs if d.member is False]
+    where = f"init NOT in: {' '.join(outside)}" if outside else ""
+    if not outside and any(d.member for d in c.dirs):
+        where = f"init in all {len(c.dirs)}"
+    click.echo("")
+    _table(
+        [("hierarchies", " ".join(d.hierarchy for d in c.dirs), where)],
+        (f"CGROUP v{c.version}", c.path),
+    )
     for d in c.dirs[:1]:
         _table([("directories", d.host_path.replace(f"/{d.hierarchy}/", "/<hierarchy>/", 1))])
-    rows = [("LIMIT", "FILE", "ASKED", "IN FORCE", "")]
-    for x in c.limits:
-        verdict = "ok" if x.ok else ("-" if x.in_force is None and not x.file else "MISMATCH")
-        verdict = "not enforced (file missing)" if x.file and x.in_force is None else verdict
-        asked, in_force = _limit_value(x.name, x.asked), _limit_value(x.name, x.in_force)
-        rows.append((x.name, x.file or "-", asked, in_force, verdict))
-    if c.limits:
-        _table(rows)
+    rows = [
+        (
+            x.name,
+            x.file or "-",
+            _limit_value(x.name, x.asked),
+            _limit_value(x.name, x.in_force),
+            _verdict(x),
+        )
+        for x in c.limits
+    ]
+    if rows:
+        _table(rows, ("  LIMIT", "FILE", "ASKED", "IN FORCE", ""))
     else:
         _table([("limits", "none asked")])
     for w in c.warnings:
         click.echo(f"  warning: {w}")
     u = c.usage
     if u is not None:
-        cpu = f"{(u.cpu_ns or 0) / 1e9:.3f}s"
         limit = _bytes(u.memory_limit) if u.memory_limit else "unlimited"
-        pids_limit = str(u.pids_limit) if u.pids_limit else "unlimited"
         _table(
             [
                 ("memory", f"{_bytes(u.memory)} of {limit}", f"peak {_bytes(u.memory_max)}"),
-                ("pids", f"{u.pids} of {pids_limit}"),
-                ("cpu", cpu, f"oom kills {u.oom_kills}"),
-            ]
+                ("pids", f"{u.pids} of {u.pids_limit or 'unlimited'}"),
+                ("cpu", f"{(u.cpu_ns or 0) / 1e9:.3f}s", f"oom kills {u.oom_kills}"),
+            ],
+            ("  USAGE",),
         )
 
 
 def _capabilities(c: CapabilityReport) -> None:
-    _heading("CAPABILITIES", "CONTAINER", "HOST")
-    _table([(s.name, str(len(s.container)), str(len(s.host))) for s in c.sets])
-    bounding = next((s.container for s in c.sets if s.name == "bounding"), [])
-    _wrapped("bounding set", _caps(bounding))
-    effective = next((s.container for s in c.sets if s.name == "effective"), [])
-    if effective != bounding:
-        _wrapped("effective set", _caps(effective))
-    _wrapped(
-        "vs docker",
-        [f"dropped {' '.join(_caps(c.dropped)) or 'none'};", "added"]
-        + (_caps(c.added) or ["none"]),
+    click.echo("")
+    _table(
+        [(s.name, str(len(s.container)), str(len(s.host))) for s in c.sets],
+        ("CAPABILITIES", "CONTAINER", "HOST"),
     )
-    _wrapped(
-        "not granted",
-        [f"{len(c.not_granted)} of the kernel's {c.kernel_total}:", *_caps(c.not_granted)],
-    )
+    sets = {s.name: s.container for s in c.sets}
+    _wrapped("bounding set", _caps(sets.get("bounding", [])))
+    if sets.get("effective") != sets.get("bounding"):
+        _wrapped("effective set", _caps(sets.get("effective", [])))
+    dropped = " ".join(_caps(c.dropped)) or "none"
+    _wrapped("vs docker", [f"dropped {dropped};", "added", *(_caps(c.added) or ["none"])])
+    head = f"{len(c.not_granted)} of the kernel's {c.kernel_total}:"
+    _wrapped("not granted", [head, *_caps(c.not_granted)])
+
+
+def _yes(v: bool | None) -> str:
+    return "-" if v is None else ("yes" if v else "no")
 
 
 def _seccomp(s: SeccompReport) -> None:
-    _heading("SECCOMP", "CONTAINER", "HOST")
     mode = s.mode_name if s.mode is None else f"{s.mode_name} ({s.mode})"
-    host_mode = s.host_mode_name if s.host_mode is None else f"{s.host_mode_name} ({s.host_mode})"
-
-    def yes(v: bool | None) -> str:
-        return "-" if v is None else ("yes" if v else "no")
-
-    nnp_asked = "asked" if s.no_new_privs_asked else ""
+    host = s.host_mode_name if s.host_mode is None else f"{s.host_mode_name} ({s.host_mode})"
+    profile = s.profile
+    if s.profile in ("default", "custom"):
+        profile += f": {s.default_action} by default, {s.rules} rules over {s.syscalls} syscalls"
+    click.echo("")
     _table(
         [
-            ("mode", mode, host_mode),
+            ("mode", mode, host),
             ("filters", "-" if s.filters is None else str(s.filters)),
-            ("no_new_privs", yes(s.no_new_privs), yes(s.host_no_new_privs), nnp_asked),
-        ]
+            (
+                "no_new_privs",
+                _yes(s.no_new_privs),
+                _yes(s.host_no_new_privs),
+                "asked" if s.no_new_privs_asked else "",
+            ),
+        ],
+        ("SECCOMP", "CONTAINER", "HOST"),
     )
-    if s.profile in ("default", "custom"):
-        what = f"{s.default_action} by default, {s.rules} rules over {s.syscalls} syscalls"
-        _table([("profile", s.profile, what)])
-    else:
-        _table([("profile", s.profile)])
+    _table([("profile", profile)])
+
+
+def _mount_rows(m: MountReport) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    cgroups = [r for r in m.rows if r.kind == "cgroup" and r.target.startswith("/sys/fs/cgroup/")]
+    for r in m.rows:
+        if r.kind in ("masked", "readonly") or r in cgroups:
+            continue
+        source = r.source if r.source not in (r.fstype, "none") else ""
+        if r.kind in ("bind", "volume", "etc") and source:
+            source = f"<- {source}"
+        rows.append(
+            (r.target, r.fstype, r.mode, r.kind, " ".join(x for x in (r.detail, source) if x))
+        )
+    if cgroups:
+        names = " ".join(r.target.rsplit("/", 1)[1] for r in cgroups)
+        modes = "/".join(sorted({r.mode for r in cgroups}))
+        rows.append(("/sys/fs/cgroup/*", "cgroup", modes, "cgroup", names))
+    return rows
 
 
 def _mounts(m: MountReport) -> None:
-    _heading("MOUNTS", "TYPE", "MODE", "KIND", "SOURCE / DETAIL")
-    rows, cgroups = [], []
-    for r in m.rows:
-        if r.kind in ("masked", "readonly"):
-            continue
-        if r.kind == "cgroup" and r.target.startswith("/sys/fs/cgroup/"):
-            cgroups.append(r)
-            continue
-        detail = " ".join(x for x in (r.detail, r.source if r.source != r.fstype else "") if x)
-        if r.kind in ("bind", "volume", "etc") and r.source:
-            detail = " ".join(x for x in (r.detail, f"<- {r.source}") if x)
-        rows.append((r.target, r.fstype, r.mode, r.kind, detail))
-    if cgroups:
-        modes = sorted({r.mode for r in cgroups})
-        names = " ".join(r.target.rsplit("/", 1)[1] for r in cgroups)
-        rows.append(("/sys/fs/cgroup/*", "cgroup", "/".join(modes), "cgroup", names))
-    _table(rows)
+    click.echo("")
+    title = "MOUNTS" if m.mounted else "MOUNTS (configured)"
+    _table(_mount_rows(m), (title, "TYPE", "MODE", "KIND", "SOURCE / DETAIL"))
     masked = [
         f"{r.target}({r.detail})" if r.detail else r.target for r in m.rows if r.kind == "masked"
     ]
     _wrapped("masked", masked)
     _wrapped("read-only", [r.target for r in m.rows if r.kind == "readonly"])
-    if m.masked_absent:
-        _wrapped("not present", m.masked_absent)
+    absent = sorted(m.masked_absent + m.readonly_absent)
+    if absent:
+        _wrapped("not present", absent)
 
 
 def _rootfs(r: RootfsReport) -> None:
-    mode = "read-only" if r.readonly else "read-write"
-    plural = "s" if len(r.layers) != 1 else ""
-    _heading("ROOT FILESYSTEM", f"{r.driver}, {mode}, {len(r.layers)} layer{plural} + rw layer")
-    rows = [("LAYER", "CHAIN ID", "SIZE", "DIRECTORY", "CREATED BY")]
+    rows = []
     for layer in r.layers:
-        size = _bytes(layer.size)
         made = layer.created_by if len(layer.created_by) <= 40 else layer.created_by[:37] + "..."
-        rows.append((str(layer.index), _short(layer.chain_id), size, layer.directory, made))
-    rows.append(("rw", "", _bytes(r.upper_size), r.upper, "the container's changes"))
-    _table(rows)
+        size = _bytes(layer.size)
+        rows.append((str(layer.index), _short(layer.chain_id), size, made, layer.directory))
+    rows.append(("rw", "", _bytes(r.upper_size), "(the container's changes)", r.upper))
+    click.echo("")
+    _table(rows, ("ROOT FILESYSTEM", "CHAIN ID", "SIZE", "CREATED BY", "DIRECTORY"))
+    mode = "read-only" if r.readonly else "read-write"
+    count = f"{len(r.layers)} image layer{'s' if len(r.layers) != 1 else ''}"
+    _table([("driver", f"{r.driver} ({mode}): {count} below the rw layer")])
 
 
 def _user(u: UserReport, user_ns: str) -> None:
-    _heading("USER", "CONTAINER", "HOST")
     uid = "-" if u.uid is None else (f"{u.uid} ({u.name})" if u.name else str(u.uid))
     rows = [
         ("uid", uid, "-" if u.host_uid is None else str(u.host_uid)),
@@ -242,7 +261,8 @@ def _user(u: UserReport, user_ns: str) -> None:
     ]
     if u.uid_map:
         rows.append(("uid_map", ", ".join(u.uid_map)))
-    _table(rows)
+    click.echo("")
+    _table(rows, ("USER", "CONTAINER", "HOST"))
     if user_ns == "shared with host" and u.uid == 0:
         click.echo("  note: no user namespace: root in the container is root on the host")
 

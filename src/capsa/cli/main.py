@@ -75,6 +75,15 @@ class CapsaGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
+        except OSError as e:  # a kernel refusal nobody translated: one line, no traceback
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            if app is not None and app.debug:
+                import traceback
+
+                traceback.print_exc()
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"Error: {(e.strerror or str(e)).lower()}{where}", err=True)
+            ctx.exit(125)
 
 
 @click.group(cls=CapsaGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -470,7 +470,9 @@ class Launch:
             import socket
 
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(paths.attach_socket)
+            from capsa.engine.attach import connect_unix
+
+            connect_unix(sock, paths.attach_socket)
             self.client = sock.detach()
             args["listener_fd"] = listener
         passed = tuple(fd for fd in (w, listener) if fd >= 0)
@@ -532,7 +534,9 @@ class Launch:
             if os.path.exists(self.attach_socket):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 try:
-                    sock.connect(self.attach_socket)
+                    from capsa.engine.attach import connect_unix
+
+                    connect_unix(sock, self.attach_socket)
                     return sock.detach()
                 except OSError:
                     sock.close()

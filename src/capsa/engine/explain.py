@@ -137,6 +137,7 @@ class MountReport:
     mounted: bool  # rows read from /proc/<pid>/mountinfo (else from the config)
     rows: list[MountRow] = field(default_factory=list)
     masked_absent: list[str] = field(default_factory=list)  # asked, not present here
+    readonly_absent: list[str] = field(default_factory=list)
 
 
 @record
@@ -471,6 +472,10 @@ def overlay_dirs(super_options: str) -> tuple[list[str], str]:
     return lowers, upper
 
 
+def _layers(count: int) -> str:
+    return f"{count} layer{'' if count == 1 else 's'}"
+
+
 def _mode(options: list[str] | str) -> str:
     items = options.split(",") if isinstance(options, str) else options
     return "ro" if "ro" in items else "rw"
@@ -502,7 +507,7 @@ def _classify(e: MountInfo, ctx: _MountContext) -> MountRow:
     mode = _mode(e.options)
     if e.target == "/":
         lowers, upper = overlay_dirs(e.super_options)
-        detail = f"{len(lowers)} layers, upper {upper}" if e.fstype == "overlay" else ""
+        detail = f"{_layers(len(lowers))}, upper {upper}" if e.fstype == "overlay" else ""
         return MountRow("/", e.fstype, e.source, mode, "root", detail)
     if e.target in ctx.masked or (e.root.endswith("/null") and e.target.startswith("/proc/")):
         how = "/dev/null" if e.root.endswith("/null") else f"{mode} {e.fstype}"
@@ -540,8 +545,12 @@ def mount_report(
         return _configured_mounts(spec, ctx, layers)
     rows = [_classify(e, ctx) for e in parse_mountinfo(mountinfo)]
     present = {r.target for r in rows}
-    absent = sorted(p for p in ctx.masked if p not in present)
-    return MountReport(True, rows, absent)
+    return MountReport(
+        True,
+        rows,
+        sorted(p for p in ctx.masked if p not in present),
+        sorted(p for p in ctx.readonly if p not in present),
+    )
 
 
 def _configured_mounts(spec: oci.Spec | None, ctx: _MountContext, layers: int) -> MountReport:
@@ -549,7 +558,7 @@ def _configured_mounts(spec: oci.Spec | None, ctx: _MountContext, layers: int) -
     if spec is None:
         return report
     root_mode = "ro" if spec.root and spec.root.readonly else "rw"
-    report.rows.append(MountRow("/", "overlay", "overlay", root_mode, "root", f"{layers} layers"))
+    report.rows.append(MountRow("/", "overlay", "overlay", root_mode, "root", _layers(layers)))
     for m in spec.mounts or []:
         target, fstype = os.path.normpath(m.destination), m.type or ""
         mode = _mode(m.options or [])

@@ -203,7 +203,7 @@ def listen(path: str) -> int:
     if os.path.exists(path):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
+    attach.bind_unix(sock, path)
     os.chmod(path, 0o600)
     sock.listen(16)
     return sock.detach()

@@ -109,8 +109,9 @@ def network_rules(t: Table, net: Network) -> list[Command]:
     bridge = net.bridge
     on_bridge = nft.match(nft.meta("oifname"), bridge)
     dnatted = nft.match(nft.ct("status"), "dnat", op="in")
-    batch = [t.chain("add", c) for c in (from_chain, to_chain, nat_chain)]
-    batch += [t.chain("flush", c) for c in (from_chain, to_chain, nat_chain)]
+    chains = (from_chain, to_chain) if net.internal else (from_chain, to_chain, nat_chain)
+    batch = [t.chain("add", c) for c in chains]
+    batch += [t.chain("flush", c) for c in chains]
     comment = f"network {net.name}"
     batch.append(t.rule(from_chain, on_bridge, ACCEPT, comment=comment))
     if net.internal:

@@ -1,4 +1,4 @@
-"""Address arithmetic for IPAM: subnets, gateways, the next free address, MACs.
+"""Address plans: validated network definitions, the next free address, MACs.
 
 Pure functions; ``store.NetworkStore`` calls them inside a ``BEGIN IMMEDIATE``
 transaction so that concurrent leases never get the same address.
@@ -7,8 +7,12 @@ transaction so that concurrent leases never get the same address.
 from __future__ import annotations
 
 import ipaddress
+import re
 
+from capsa.engine.network.types import OPT_BRIDGE_NAME, OPT_MTU, Network, NetworkCreateOptions
 from capsa.errors import Conflict, InvalidArgument
+
+MAX_IFNAME = 15
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,3 +117,63 @@ def ula_subnet(network_id: str) -> str:
     """A unique-local /64 derived from the network id, when ``--ipv6`` has no subnet."""
     h = network_id
     return str(ipaddress.IPv6Network(f"fd{h[:2]}:{h[2:6]}:{h[6:10]}:{h[10:14]}::/64"))
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name or ""):
+        raise InvalidArgument(f"invalid network name {name!r}")
+
+
+def new_network(opts: NetworkCreateOptions, network_id: str, created: str) -> Network:
+    """The record for ``opts``, validated; ``subnet`` stays empty when it is to be chosen."""
+    options = dict(opts.options)
+    name = options.get(OPT_BRIDGE_NAME) or "capsa-" + network_id[:9]
+    if len(name) > MAX_IFNAME or "/" in name or " " in name:
+        raise InvalidArgument(f"invalid bridge name {name}")
+    net = Network(
+        id=network_id,
+        name=opts.name,
+        bridge=name,
+        internal=opts.internal,
+        labels=dict(opts.labels),
+        options=options,
+        created=created,
+    )
+    net.mtu = parse_mtu(options.get(OPT_MTU, ""))
+    if opts.subnet:
+        subnet = parse_subnet(opts.subnet)
+        if subnet.version != 4:
+            raise InvalidArgument(f"subnet {opts.subnet} is not an ipv4 subnet")
+        net.subnet = str(subnet)
+        net.gateway = (
+            check_gateway(subnet, opts.gateway) if opts.gateway else default_gateway(subnet)
+        )
+        net.ip_range = check_range(subnet, opts.ip_range) if opts.ip_range else ""
+    elif opts.gateway or opts.ip_range:
+        raise InvalidArgument("gateway and ip range need a subnet")
+    if opts.ipv6 or opts.subnet6:
+        subnet6 = parse_subnet(opts.subnet6 or ula_subnet(network_id))
+        if subnet6.version != 6:
+            raise InvalidArgument(f"subnet {opts.subnet6} is not an ipv6 subnet")
+        net.ipv6, net.subnet6 = True, str(subnet6)
+        net.gateway6 = (
+            check_gateway(subnet6, opts.gateway6) if opts.gateway6 else default_gateway(subnet6)
+        )
+    return net
+
+
+def parse_mtu(text: str) -> int:
+    if not text:
+        return 1500
+    if not text.isdigit() or not 68 <= int(text) <= 65535:
+        raise InvalidArgument(f"invalid mtu {text}")
+    return int(text)
+
+
+def check_conflicts(net: Network, existing: list[Network]) -> None:
+    mine = ipaddress.ip_network(net.subnet)
+    for other in existing:
+        if other.bridge == net.bridge:
+            raise Conflict(f"bridge {net.bridge} is used by network {other.name}")
+        if other.subnet and mine.overlaps(ipaddress.ip_network(other.subnet)):
+            raise Conflict(f"subnet {net.subnet} overlaps with network {other.name}")

@@ -8,8 +8,10 @@ two: attaches hold it shared, teardown holds it exclusive and re-checks for user
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import secrets
@@ -25,7 +27,6 @@ from capsa.engine.network.types import (
     DEFAULT_BRIDGE,
     DEFAULT_NETWORK,
     OPT_BRIDGE_NAME,
-    OPT_MTU,
     AttachRequest,
     Endpoint,
     Network,
@@ -68,18 +69,23 @@ def _hook(name: str) -> ModuleType | None:
         return None
 
 
-def _call(module: str, function: str, *args: object) -> None:
+def _call(module: str, function: str, *args: object, **kwargs: object) -> None:
     mod = _hook(module)
     fn = getattr(mod, function, None) if mod is not None else None
     if fn is not None:
-        fn(*args)
+        fn(*args, **kwargs)
 
 
 class NetworkService:
     def __init__(
-        self, settings: Settings, container_exists: Callable[[str], bool] | None = None
+        self,
+        settings: Settings,
+        container_exists: Callable[[str], bool] | None = None,
+        firewall_table: str = "",
     ) -> None:
         self.settings = settings
+        # a private nftables table (tests); "" = the firewall's own default
+        self._fw_args: dict[str, object] = {"table": firewall_table} if firewall_table else {}
         self.store = NetworkStore(settings.root)
         # lets a full subnet reclaim the leases of containers that are gone
         self._is_live = container_exists
@@ -91,10 +97,10 @@ class NetworkService:
         name = opts.name
         if name in _RESERVED or name == DEFAULT_NETWORK:
             raise Conflict(f"network name {name} is reserved for a pre-defined network")
-        _check_name(name)
+        ipam.check_name(name)
         if opts.driver not in ("", BRIDGE_DRIVER):
             raise InvalidArgument(f"network driver {opts.driver} is not supported")
-        net = _new_network(opts, secrets.token_hex(32))
+        net = ipam.new_network(opts, secrets.token_hex(32), now_rfc3339())
         routes = self._routes() if not opts.subnet else []
         user_pools = pools.pools_from(getattr(self.settings, "default_address_pools", None))
 
@@ -103,7 +109,7 @@ class NetworkService:
                 used = [n.subnet for n in existing]
                 net.subnet = pools.choose(user_pools or pools.USER_POOLS, used, routes)
                 net.gateway = ipam.default_gateway(ipam.parse_subnet(net.subnet))
-            _check_conflicts(net, existing)
+            ipam.check_conflicts(net, existing)
 
         self.store.add_network(net, check)
         return net
@@ -142,7 +148,7 @@ class NetworkService:
             raise NotFound(f"network {name_or_id} not found")
         return net
 
-    def list(self, filters: NetworkFilters | None = None) -> list[Network]:
+    def list(self, filters: NetworkFilters | None = None) -> builtins.list[Network]:
         self.default()
         filters = filters or {}
         unknown = set(filters) - _FILTERS
@@ -152,7 +158,7 @@ class NetworkService:
         used = {ep.network_id for ep in self.store.endpoints()}
         return [n for n in nets if _matches(n, filters, n.id in used)]
 
-    def endpoints_of(self, network: Network) -> list[Endpoint]:
+    def endpoints_of(self, network: Network) -> builtins.list[Endpoint]:
         return self.store.endpoints(network_id=network.id)
 
     def remove(self, name_or_id: str) -> None:
@@ -164,7 +170,7 @@ class NetworkService:
             self.store.remove_network(net)
             self._teardown(net)
 
-    def prune(self, filters: NetworkFilters | None = None) -> list[str]:
+    def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
         removed = []
         for net in self.list({k: v for k, v in (filters or {}).items() if k == "label"}):
             if net.default or self.store.endpoints(network_id=net.id):
@@ -184,7 +190,8 @@ class NetworkService:
             raise AlreadyExists(
                 f"endpoint with name {req.container_name} already exists in network {net.name}"
             )
-        with self._users(net, exclusive=False), CleanupStack() as undo:
+        # the undo steps run after the shared lock is released: teardown takes it exclusive
+        with CleanupStack() as undo, self._users(net, exclusive=False):
             ip = self.store.lease(net, req.container_id, req.ip, 4, self._is_live)
             undo.push(self.store.release, net.id, req.container_id)
             ip6 = self.store.lease(net, req.container_id, "", 6) if net.ipv6 else ""
@@ -195,8 +202,8 @@ class NetworkService:
                 self._plumb(ipr, ep, net, bridge_index)
             self.store.put_endpoint(ep)
             undo.push(self.store.remove_endpoint, ep.container_id, net.id)
-            _call("firewall", "publish", ep, list(req.ports))
-            undo.push(_call, "firewall", "unpublish", ep)
+            _call("firewall", "publish", ep, list(req.ports, **self._fw_args))
+            undo.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
             if not net.default:
                 _call("dns", "register", net, ep.container_name, ep.dns_names[1:], ep.ip)
         return ep
@@ -226,17 +233,21 @@ class NetworkService:
         for ep in eps:
             failures += self._detach_one(ep)
         for net_id, _ip, holder in self.store.leases():
-            if holder == container_id and (network is None or net_id in {e.network_id for e in eps}):
+            if holder == container_id and (
+                network is None or net_id in {e.network_id for e in eps}
+            ):
                 self.store.release(net_id, container_id)
         if failures:
             raise Internal(f"detach container {container_id[:12]}", causes=failures)
 
-    def _detach_one(self, ep: Endpoint) -> list[BaseException]:
+    def _detach_one(self, ep: Endpoint) -> builtins.list[BaseException]:
         net = self.store.find_network(ep.network_id)
         with CleanupStack() as steps:  # run every step, keep every error
             if net is not None and not net.default:
-                steps.push(_call, "dns", "unregister", net, ep.container_name, ep.dns_names[1:], ep.ip)
-            steps.push(_call, "firewall", "unpublish", ep)
+                steps.push(
+                    _call, "dns", "unregister", net, ep.container_name, ep.dns_names[1:], ep.ip
+                )
+            steps.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
             steps.push(_delete_veth, ep.host_ifname)
         failures = steps.unwind()
         self.store.remove_endpoint(ep.container_id, ep.network_id)
@@ -266,7 +277,7 @@ class NetworkService:
             raise NotFound(f"container {container_id[:12]} is not connected to network {net.name}")
         self.detach(container_id, net.id)
 
-    def endpoints(self, container_id: str) -> list[Endpoint]:
+    def endpoints(self, container_id: str) -> builtins.list[Endpoint]:
         return self.store.endpoints(container_id)
 
     def set_rate(self, container_id: str, rate_in_bps: int, rate_out_bps: int) -> None:
@@ -342,8 +353,8 @@ class NetworkService:
             if existed and os.path.exists(marker):
                 return index
             undo.push(self._teardown_if_unused, net)
-            _call("firewall", "ensure_base")
-            _call("firewall", "add_network", net)
+            _call("firewall", "ensure_base", **self._fw_args)
+            _call("firewall", "add_network", net, **self._fw_args)
             if not net.default:
                 _call("dns", "start_dns", net, self.settings)
             with open(marker, "w"):
@@ -360,7 +371,7 @@ class NetworkService:
         with CleanupStack() as steps:
             if not net.default:
                 steps.push(_call, "dns", "stop_dns", net)
-            steps.push(_call, "firewall", "remove_network", net)
+            steps.push(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
             steps.push(_remove_bridge, net.bridge)
         failures = steps.unwind()
         with contextlib.suppress(FileNotFoundError):
@@ -392,7 +403,7 @@ class NetworkService:
             os.close(fd)
 
     @staticmethod
-    def _routes() -> list[str]:
+    def _routes() -> builtins.list[str]:
         with IPRoute() as ipr:
             return pools.host_routes(ipr)
 
@@ -431,3 +442,21 @@ def _endpoint(net: Network, req: AttachRequest, ip: str, ip6: str) -> Endpoint:
         pid=req.pid,
         id=hashlib.sha256(f"{req.container_id}/{net.id}".encode()).hexdigest(),
     )
+
+
+def _matches(net: Network, filters: NetworkFilters, used: bool) -> bool:
+    checks: dict[str, Callable[[str], bool]] = {
+        "name": lambda v: v in net.name,
+        "id": lambda v: net.id.startswith(v),
+        "driver": lambda v: v == net.driver,
+        "scope": lambda v: v == "local",
+        "type": lambda v: v == ("builtin" if net.default else "custom"),
+        "dangling": lambda v: (v.lower() in ("true", "1")) == (not used and not net.default),
+        "label": lambda v: _label_matches(net.labels, v),
+    }
+    return all(any(checks[k](v) for v in values) for k, values in filters.items())
+
+
+def _label_matches(labels: dict[str, str], want: str) -> bool:
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)

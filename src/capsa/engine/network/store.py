@@ -164,9 +164,9 @@ class NetworkStore:
 
     def leases(self, network_id: str | None = None) -> list[tuple[str, str, str]]:
         """(network id, ip, container id) rows."""
-        sql, args = "SELECT * FROM leases", ()
+        sql, args = "SELECT * FROM leases", []
         if network_id is not None:
-            sql, args = sql + " WHERE network_id = ?", (network_id,)
+            sql, args = sql + " WHERE network_id = ?", [network_id]
         rows = self.conn.execute(sql + " ORDER BY network_id, ip", args).fetchall()
         return [(r["network_id"], r["ip"], r["container_id"]) for r in rows]
 

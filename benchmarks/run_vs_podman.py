@@ -1,0 +1,43 @@
+"""`capsa run --rm IMG true` against `podman run --rm --network none IMG true`.
+
+Usage (root): .venv/bin/python benchmarks/run_vs_podman.py [--runs 20] [--json FILE]
+Same busybox image in both, private stores, runs interleaved; target ratio <= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import IMAGE, Peers, median_ms, timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    peers = Peers()
+    try:
+        capsa, podman = [], []
+        for i in range(args.runs + 2):
+            c = timed(lambda: peers.capsa(["run", "--rm", IMAGE, "true"]))
+            p = timed(lambda: peers.pod(["run", "--rm", "--network", "none",
+                                         f"localhost/{IMAGE}", "true"]))
+            if i >= 2:
+                capsa.append(c)
+                podman.append(p)
+        result = {"runs": args.runs, "capsa_median_ms": round(median_ms(capsa), 1),
+                  "podman_median_ms": round(median_ms(podman), 1)}
+        result["ratio"] = round(result["capsa_median_ms"] / result["podman_median_ms"], 3)
+    finally:
+        peers.close()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
