@@ -1,7 +1,7 @@
 """``capsa explain CONTAINER``: what makes it a container, side by side with the host.
 
 Text on a terminal (sections of aligned ``container | host`` columns), ``--format json``
-for scripts, or a Go template over the same JSON (``{{.Cgroup.Usage.Memory}}``).
+for scripts, or a Go template over the report (``{{.Cgroup.Usage.Memory}}``).
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def _capabilities(c: CapabilityReport) -> None:
         _wrapped("effective set", _caps(sets.get("effective", [])))
     dropped = " ".join(_caps(c.dropped)) or "none"
     _wrapped("vs docker", [f"dropped {dropped};", "added", *(_caps(c.added) or ["none"])])
-    head = f"{len(c.not_granted)} of the kernel's {c.kernel_total}:"
+    head = f"{len(c.not_granted)} of the kernel's {c.kernel_total}" + (":" if c.not_granted else "")
     _wrapped("not granted", [head, *_caps(c.not_granted)])
 
 
@@ -221,8 +221,9 @@ def _mount_rows(m: MountReport) -> list[tuple[str, ...]]:
 
 def _mounts(m: MountReport) -> None:
     click.echo("")
-    title = "MOUNTS" if m.mounted else "MOUNTS (configured)"
-    _table(_mount_rows(m), (title, "TYPE", "MODE", "KIND", "SOURCE / DETAIL"))
+    _table(_mount_rows(m), ("MOUNTS", "TYPE", "MODE", "KIND", "SOURCE / DETAIL"))
+    if not m.mounted:
+        _table([("state", "not mounted: the mounts its configuration asks for")])
     masked = [
         f"{r.target}({r.detail})" if r.detail else r.target for r in m.rows if r.kind == "masked"
     ]
@@ -303,7 +304,7 @@ def explain(ctx: click.Context, container: str, fmt: str) -> None:
     elif fmt:
         from capsa.cli import template
 
-        click.echo(template.render(fmt, to_dict(report)))
+        click.echo(template.render(fmt, report))
     else:
         print_text(report)
 

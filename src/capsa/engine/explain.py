@@ -338,13 +338,14 @@ def cgroup_report(
     manager: CgroupManager, resources: oci.Resources | None, view: ProcView | None
 ) -> CgroupReport:
     res = resources or oci.Resources()
-    report = CgroupReport(manager.version, manager.path, warnings=plan_warnings(manager, res))
+    report = CgroupReport(manager.version, manager.path)
     member = _membership(view.read("cgroup")) if view else {}
     for m in manager.mount_plan():
         key = "" if m.fstype == "cgroup2" else ",".join(sorted(m.controllers))
         inside = member.get(key) == manager.path if view else None
         report.dirs.append(CgroupDir(m.name or "unified", m.fstype, m.host_path, inside))
     if view is not None and manager.exists():
+        report.warnings = plan_warnings(manager, res)  # planned against the cgroup's files
         report.limits = [
             Limit(e.name, e.file, e.asked, e.in_force, e.ok) for e in manager.read_back(res)
         ]

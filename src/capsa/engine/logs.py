@@ -365,8 +365,9 @@ class _Reader:
                 if self.last is not None and not src.starts_after(self.last):
                     break
                 missed.append(src)
-            for src in reversed(missed):
-                yield from self._select(src.forward())
+            for src in reversed(missed):  # a file and its .gz copy: read once
+                if self.last is None or src.starts_after(self.last):
+                    yield from self._select(src.forward())
         finally:
             for src in rotated:
                 src.close()
@@ -488,7 +489,11 @@ def _open_rotated(path: str, current: _Cursor | None) -> list[_Rotated]:
     found: list[_Rotated] = []
     seen: set[tuple[int, int]] = set()
     own = _file_id(current.fd) if current is not None else None
-    for i in range(1, _top_index(path) + 2):
+    i, top = 0, _top_index(path)
+    while i <= top:
+        i += 1
+        if i > top:  # rotations during the scan push files up: look again
+            top = max(top, _top_index(path))
         src = _open_first(f"{path}.{i}", f"{path}.{i}.gz")
         if src is None:
             continue

@@ -202,7 +202,7 @@ class NetworkService:
                 self._plumb(ipr, ep, net, bridge_index)
             self.store.put_endpoint(ep)
             undo.push(self.store.remove_endpoint, ep.container_id, net.id)
-            _call("firewall", "publish", ep, list(req.ports, **self._fw_args))
+            _call("firewall", "publish", ep, list(req.ports), **self._fw_args)
             undo.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
             if not net.default:
                 _call("dns", "register", net, ep.container_name, ep.dns_names[1:], ep.ip)
@@ -242,14 +242,16 @@ class NetworkService:
 
     def _detach_one(self, ep: Endpoint) -> builtins.list[BaseException]:
         net = self.store.find_network(ep.network_id)
-        with CleanupStack() as steps:  # run every step, keep every error
-            if net is not None and not net.default:
-                steps.push(
+        steps: builtins.list[Callable[[], object]] = []
+        if net is not None and not net.default:
+            steps.append(
+                functools.partial(
                     _call, "dns", "unregister", net, ep.container_name, ep.dns_names[1:], ep.ip
                 )
-            steps.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
-            steps.push(_delete_veth, ep.host_ifname)
-        failures = steps.unwind()
+            )
+        steps.append(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
+        steps.append(functools.partial(_delete_veth, ep.host_ifname))
+        failures = _run_all(steps)
         self.store.remove_endpoint(ep.container_id, ep.network_id)
         self.store.release(ep.network_id, ep.container_id)
         if net is not None:
@@ -368,12 +370,12 @@ class NetworkService:
 
     def _teardown(self, net: Network) -> None:
         """Remove DNS, firewall rules and bridge of ``net``; caller holds the users lock."""
-        with CleanupStack() as steps:
-            if not net.default:
-                steps.push(_call, "dns", "stop_dns", net)
-            steps.push(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
-            steps.push(_remove_bridge, net.bridge)
-        failures = steps.unwind()
+        steps: builtins.list[Callable[[], object]] = []
+        if not net.default:
+            steps.append(functools.partial(_call, "dns", "stop_dns", net))
+        steps.append(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
+        steps.append(functools.partial(_remove_bridge, net.bridge))
+        failures = _run_all(steps)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self._lock_dir, f"{net.id}.up"))
         if failures:
@@ -406,6 +408,17 @@ class NetworkService:
     def _routes() -> builtins.list[str]:
         with IPRoute() as ipr:
             return pools.host_routes(ipr)
+
+
+def _run_all(steps: list[Callable[[], object]]) -> list[BaseException]:
+    """Run every step even when some fail; return the failures."""
+    failures: list[BaseException] = []
+    for step in steps:
+        try:
+            step()
+        except Exception as e:
+            failures.append(e)
+    return failures
 
 
 def _delete_veth(host_ifname: str) -> None:
