@@ -343,8 +343,11 @@ def test_sysctl(capsa: CapsaCli) -> None:
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text() == host
     proc = capsa.sh("cat /proc/sys/kernel/msgmax", "--sysctl", "kernel.msgmax=12345")
     assert proc.stdout.strip() == "12345", proc.stderr
-    bad = capsa.run("run", "--rm", "--sysctl", "kernel.hostname=x", IMAGE, "true", check=False)
+    swappiness = Path("/proc/sys/vm/swappiness").read_text()
+    bad = capsa.run("run", "--rm", "--sysctl", "vm.swappiness=7", IMAGE, "true", check=False)
+    assert Path("/proc/sys/vm/swappiness").read_text() == swappiness, "changed the host!"
     assert bad.returncode == 125, "a sysctl outside the container's namespaces must be refused"
+    assert "vm.swappiness" in bad.stderr
 
 
 def test_shm_size(capsa: CapsaCli) -> None:
@@ -481,12 +484,18 @@ def test_anonymous_volume_removed_with_rm_v(capsa: CapsaCli) -> None:
 
 
 def test_add_host(capsa: CapsaCli) -> None:
-    proc = capsa.sh(
-        "cat /etc/hosts", "--add-host", "capsa-test-db:10.1.2.3", "--add-host", "other=10.9.9.9"
-    )
+    proc = capsa.sh("cat /etc/hosts", "--add-host", "capsa-test-db:10.1.2.3")
     entries = {tuple(line.split()[:2]) for line in proc.stdout.splitlines() if line.strip()}
-    assert ("10.1.2.3", "capsa-test-db") in entries, proc.stdout
-    assert ("10.9.9.9", "other") in entries, proc.stdout
+    assert ("10.1.2.3", "capsa-test-db") in entries, proc.stdout + proc.stderr
+    assert ("127.0.0.1", "localhost") in entries
+
+
+def test_add_host_equals_separator(capsa: CapsaCli) -> None:
+    # Docker 25+ accepts NAME=IP too (needed for IPv6: --add-host v6=::1)
+    proc = capsa.sh("cat /etc/hosts", "--add-host", "other=10.9.9.9", "--add-host", "v6=::1")
+    entries = {tuple(line.split()[:2]) for line in proc.stdout.splitlines() if line.strip()}
+    assert ("10.9.9.9", "other") in entries, proc.stdout + proc.stderr
+    assert ("::1", "v6") in entries
 
 
 def test_cidfile(capsa: CapsaCli, tmp_path: Path) -> None:

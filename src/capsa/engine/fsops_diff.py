@@ -112,7 +112,6 @@ class Lowers:
                 status = _HIDDEN if _opaque(fd) else _ABSENT
                 os.close(fd)
                 return status, None
-            opaque_parent = _opaque(fd)
             os.close(fd)
             fd = child
             st = os.fstat(fd)
@@ -120,7 +119,6 @@ class Lowers:
             if is_whiteout(st) or (not last and not stat.S_ISDIR(st.st_mode)):
                 os.close(fd)
                 return _HIDDEN, None
-            del opaque_parent  # only a missing entry of an opaque directory hides
         return _FOUND, fd
 
 
@@ -182,23 +180,32 @@ def _attrs_differ(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid)
 
 
-def mountpoint_skip(targets: Iterable[str], lowers: Lowers) -> Skip:
-    """Skip the empty files and directories a runtime made to mount ``targets`` on."""
+def mountpoint_skip(upper: str, targets: Iterable[str], lowers: Lowers) -> Skip:
+    """Skip the empty files and directories a runtime made in ``upper`` to mount
+    ``targets`` on (what Docker keeps in a container's init layer)."""
     wanted = frozenset(targets)
 
     def skip(path: str, st: os.stat_result) -> bool:
-        if path not in wanted:
+        if path not in wanted or lowers.stat(path.strip("/").split("/")) is not None:
             return False
         if stat.S_ISREG(st.st_mode):
-            empty = st.st_size == 0
-        elif stat.S_ISDIR(st.st_mode):
-            empty = st.st_nlink <= 2 and _empty_dir_hint(st)
-        else:
-            return False
-        return empty and lowers.stat(path.strip("/").split("/")) is None
+            return st.st_size == 0
+        return stat.S_ISDIR(st.st_mode) and _empty_dir(upper, path)
 
     return skip
 
 
-def _empty_dir_hint(st: os.stat_result) -> bool:
-    return st.st_size <= 4096
+def _empty_dir(upper: str, path: str) -> bool:
+    from capsa.linux import safepath
+
+    root = safepath.open_root(upper)
+    try:
+        fd = safepath.open_in_root(root, path, _O_DIR)
+    except Exception:
+        return False
+    finally:
+        os.close(root)
+    try:
+        return not os.listdir(fd)
+    finally:
+        os.close(fd)
