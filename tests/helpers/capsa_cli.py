@@ -157,19 +157,25 @@ class CapsaCli:
 
     def monitor_pids(self) -> list[int]:
         """Monitor processes serving this module's roots."""
-        return [pid for pid, cmd in _processes() if "capsa.engine.monitor" in cmd and self._ours(cmd)]
+        return [pid for pid, _ in self._monitors()]
 
     def monitor_pid(self, cid: str) -> int:
-        found = [
-            pid
-            for pid, cmd in _processes()
-            if "capsa.engine.monitor" in cmd and cid in cmd and self._ours(cmd)
-        ]
+        """The monitor of container ``cid`` (it holds the container's log files open)."""
+        found = [pid for pid, links in self._monitors() if any(cid in link for link in links)]
         assert found, f"no monitor for {cid}"
         return found[0]
 
-    def _ours(self, cmdline: str) -> bool:
-        return str(self.root) in cmdline or str(self.runroot) in cmdline
+    def _monitors(self) -> list[tuple[int, list[str]]]:
+        out = []
+        for pid, cmd in _processes():
+            if cmd.startswith("capsa-monitor") or "capsa.engine.monitor" in cmd:
+                links = _fd_links(pid)
+                if self._ours(cmd) or any(self._ours(link) for link in links):
+                    out.append((pid, links))
+        return out
+
+    def _ours(self, text: str) -> bool:
+        return str(self.root) in text or str(self.runroot) in text
 
     # -- cleanup ---------------------------------------------------------------------
 
@@ -203,7 +209,10 @@ class CapsaCli:
 
     def leftovers(self, ids: set[str]) -> list[str]:
         out = [f"mount {m}" for m in self.mounts()]
-        out += [f"process {pid} {cmd[:160]}" for pid, cmd in _processes() if self._ours(cmd)]
+        monitors = set(self.monitor_pids())
+        for pid, cmd in _processes():
+            if pid in monitors or self._ours(cmd) or self._ours(_readlink(f"/proc/{pid}/root")):
+                out.append(f"process {pid} {cmd[:160]}")
         for cid in ids:
             out += [f"cgroup {p}" for p in CGROUP_ROOT.glob(f"*/capsa-{cid}")]
         return out
@@ -219,6 +228,21 @@ class CapsaCli:
 
 def _is_id(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def _fd_links(pid: int) -> list[str]:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    return [_readlink(f"/proc/{pid}/fd/{fd}") for fd in fds]
 
 
 def _processes() -> Iterator[tuple[int, str]]:

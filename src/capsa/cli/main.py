@@ -116,11 +116,12 @@ def version() -> None:
 
 
 def _register() -> None:
-    from capsa.cli import containers, images, volumes
+    from capsa.cli import containers, explain, images, volumes
 
     images.register(cli)
     volumes.register(cli)
     containers.register(cli)
+    explain.register(cli)
 
 
 _register()

@@ -139,7 +139,8 @@ def stats(
             )
             if tty and not no_stream:
                 sys.stdout.write("\033[H\033[2J")
-            click.echo(text)
+            if text:
+                click.echo(text)
             if no_stream:
                 return
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from capsa.engine.container_types import is_live
 from capsa.errors import CapsaError
@@ -305,8 +306,9 @@ def asked_limits(resources: oci.Resources) -> list[tuple[str, str]]:
             name = f"{group}.{key}" if key else group
             if isinstance(value, list):
                 for item in value:
-                    text = " ".join(f"{k}={v}" for k, v in item.items())
-                    out.append((name, text if isinstance(item, dict) else str(item)))
+                    if isinstance(item, dict):
+                        item = " ".join(f"{k}={v}" for k, v in item.items())
+                    out.append((name, str(item)))
             else:
                 out.append((name, json.dumps(value) if isinstance(value, bool) else str(value)))
     return out
@@ -384,7 +386,7 @@ def capability_report(container: caps.CapSets, host: caps.CapSets, last: int) ->
 
 
 def _same_json(a: object, b: object) -> bool:
-    return bool(json.dumps(to_dict(a), sort_keys=True) == json.dumps(to_dict(b), sort_keys=True))
+    return json.dumps(to_dict(a), sort_keys=True) == json.dumps(to_dict(b), sort_keys=True)
 
 
 def profile_kind(config: oci.Seccomp | None, capability_names: list[str]) -> str:
@@ -499,7 +501,7 @@ class _MountContext:
         if spec is None:
             return None
         conf = self.config.get(target)
-        source = conf.source or "" if conf else spec.source
+        source = (conf.source or "") if conf else spec.source
         detail = f"volume {spec.source}" if spec.type == "volume" else ""
         return MountRow(target, fstype, source, mode, spec.type, detail)
 
@@ -510,8 +512,9 @@ def _classify(e: MountInfo, ctx: _MountContext) -> MountRow:
         lowers, upper = overlay_dirs(e.super_options)
         detail = f"{_layers(len(lowers))}, upper {upper}" if e.fstype == "overlay" else ""
         return MountRow("/", e.fstype, e.source, mode, "root", detail)
-    if e.target in ctx.masked or (e.root.endswith("/null") and e.target.startswith("/proc/")):
-        how = "/dev/null" if e.root.endswith("/null") else f"{mode} {e.fstype}"
+    null = e.root.endswith("/null") and e.fstype in ("tmpfs", "devtmpfs")
+    if e.target in ctx.masked or (null and e.target.startswith(("/proc/", "/sys/"))):
+        how = "/dev/null" if null else f"{mode} {e.fstype}"
         return MountRow(e.target, e.fstype, e.source, mode, "masked", how)
     if e.target in ctx.readonly:
         return MountRow(e.target, e.fstype, e.source, mode, "readonly")
@@ -634,10 +637,13 @@ def passwd_name(view: ProcView, uid: int | None) -> str:
     try:
         root_fd = safepath.open_root(os.path.join(view.base, "root"))
         try:
-            fd = safepath.open_in_root(root_fd, "/etc/passwd", os.O_RDONLY)
+            fd = safepath.open_in_root(root_fd, "/etc/passwd", os.O_RDONLY | os.O_NONBLOCK)
         finally:
             os.close(root_fd)
     except CapsaError:
+        return ""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device would hang or lie
+        os.close(fd)
         return ""
     with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -701,10 +707,10 @@ def live_view(rec: ContainerRecord, proc: str = "/proc") -> ProcView | None:
         return None
     view = ProcView(proc, rec.pid)
     started = view.start_time()
-    stat = view.read("stat") or ""
+    raw = view.read("stat") or ""
     if started is None or (rec.pid_start and started != rec.pid_start):
         return None
-    return None if stat[stat.rfind(")") + 2 :][:1] in ("Z", "X") else view
+    return None if raw[raw.rfind(")") + 2 :][:1] in ("Z", "X") else view
 
 
 def _cgroup(
@@ -727,6 +733,25 @@ def _cgroup(
         return None
 
 
+def _notes(rec: ContainerRecord, running: bool, source: str) -> list[str]:
+    notes = []
+    if not running:
+        state = rec.state.value
+        notes.append(f"container {rec.name} is not running ({state}): showing its configuration")
+    if source == "generated":
+        notes.append("never started: configuration generated from its settings")
+    elif source == "none":
+        notes.append("no configuration found")
+    return notes
+
+
+def _capabilities(view: ProcView | None, host: ProcView, spec: oci.Spec | None) -> CapabilityReport:
+    asked = spec.process.capabilities if spec and spec.process else None
+    theirs = caps.parse_status(view.read("status") or "") if view else caps.from_spec(asked)
+    host_caps = caps.parse_status(host.read("status") or "")
+    return capability_report(theirs, host_caps, last_cap(host.proc))
+
+
 def explain(
     ctx: ServiceContext,
     rec: ContainerRecord,
@@ -738,36 +763,18 @@ def explain(
     spec, source = load_config(ctx, rec)
     view = live_view(rec, proc)
     host, host_label = host_view(proc)
+    pid, running = (rec.pid, True) if view else (0, False)
     out = Explanation(
-        rec.id,
-        rec.name,
-        rec.image_name,
-        rec.image_id,
-        rec.state.value,
-        rec.pid if view else 0,
-        view is not None,
-        host_label,
-        source,
-    )
-    if view is None:
-        out.notes.append(
-            f"container {rec.name} is not running ({rec.state.value}): showing its configuration"
-        )
-    if source == "generated":
-        out.notes.append("never started: configuration generated from its settings")
-    elif source == "none":
-        out.notes.append("no configuration found")
+        rec.id, rec.name, rec.image_name, rec.image_id, rec.state.value, pid, running,
+        host_label, source, _notes(rec, running, source),
+    )  # fmt: skip
     linux = spec.linux if spec else None
     out.namespaces = namespace_report(view, host, linux.namespaces if linux else None)
     out.cgroup = _cgroup(spec, rec, view, open_cgroup, out.notes)
-    asked = spec.process.capabilities if spec and spec.process else None
-    theirs = caps.parse_status(view.read("status") or "") if view else caps.from_spec(asked)
-    host_caps = caps.parse_status(host.read("status") or "")
-    out.capabilities = capability_report(theirs, host_caps, last_cap(proc))
+    out.capabilities = _capabilities(view, host, spec)
     out.seccomp = seccomp_report(view.status() if view else None, host.status(), spec)
     mountinfo = view.read("mountinfo") if view else None
     out.mounts = mount_report(mountinfo, spec, rec.spec.mounts, len(rec.chain_ids))
-    readonly = bool(spec and spec.root and spec.root.readonly)
-    out.rootfs = rootfs_report(ctx, rec, readonly)
+    out.rootfs = rootfs_report(ctx, rec, bool(spec and spec.root and spec.root.readonly))
     out.user = user_report(view, spec, rec.spec.user)
     return out

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import BinaryIO
 
+    from capsa.engine.fsops_tar import Data, Entry
+
 _PAX_XATTR = "SCHILY.xattr."
 _O_PATH_NOFOLLOW = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -57,7 +59,7 @@ class Extractor:
         self.owner = owner
         self.dir_times: list[tuple[Location, int]] = []
 
-    def extract(self, entries: Iterable[tuple[tarfile.TarInfo, BinaryIO | None]]) -> None:
+    def extract(self, entries: Iterable[Entry]) -> None:
         for info, data in entries:
             self.apply(info, data)
         self.finish()
@@ -72,7 +74,7 @@ class Extractor:
             raise InvalidArgument(f"invalid tar archive: {e}") from None
         self.finish()
 
-    def apply(self, info: tarfile.TarInfo, data: BinaryIO | None) -> None:
+    def apply(self, info: tarfile.TarInfo, data: Data | None) -> None:
         name = member_name(info.name)
         if not name:
             return  # the destination itself: left as it is
@@ -125,7 +127,7 @@ class Extractor:
         return True
 
     def _create(
-        self, dfd: int, leaf: str, info: tarfile.TarInfo, data: BinaryIO | None, loc: Location
+        self, dfd: int, leaf: str, info: tarfile.TarInfo, data: Data | None, loc: Location
     ) -> None:
         if info.isdir():
             os.mkdir(leaf, 0o700, dir_fd=dfd)
@@ -157,7 +159,7 @@ class Extractor:
             os.close(tfd)
 
     def _rewrite(
-        self, dfd: int, leaf: str, info: tarfile.TarInfo, data: BinaryIO | None, loc: Location
+        self, dfd: int, leaf: str, info: tarfile.TarInfo, data: Data | None, loc: Location
     ) -> None:
         if not info.isreg():
             raise Conflict(f"cannot replace the mounted file {loc.path}")
@@ -190,7 +192,7 @@ class Extractor:
             os.close(fd)
 
 
-def _copy(data: BinaryIO | None, fd: int, size: int) -> None:
+def _copy(data: Data | None, fd: int, size: int) -> None:
     left = size
     while data is not None and left > 0:
         chunk = data.read(min(_CHUNK, left))

@@ -19,10 +19,14 @@ from capsa.linux.safepath import proc_fd_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-    from typing import BinaryIO
+    from collections.abc import Callable, Generator, Iterable
+    from typing import IO, Protocol
 
-    Entry = tuple[tarfile.TarInfo, BinaryIO | None]
+    class Data(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
+
+    Entry = tuple[tarfile.TarInfo, Data | None]
+    Entries = Generator[Entry, None, None]
 
 _OVERLAY = "trusted.overlay."
 _OPAQUE = "trusted.overlay.opaque"
@@ -67,12 +71,12 @@ class TreeReader:
         self.skip = skip
         self.links: dict[tuple[int, int], str] = {}
 
-    def entries(self, loc: Location, name: str) -> Iterator[Entry]:
+    def entries(self, loc: Location, name: str) -> Entries:
         """``loc`` (never followed) archived as ``name``; ``""``: only what is below it."""
         fd = self.view.open(loc, _O_PATH_NOFOLLOW)
         yield from self._node(fd, loc.path, name)
 
-    def _node(self, fd: int, path: str, name: str) -> Iterator[Entry]:
+    def _node(self, fd: int, path: str, name: str) -> Entries:
         """Entries of the object at O_PATH ``fd`` (consumed)."""
         try:
             st = os.fstat(fd)
@@ -103,7 +107,7 @@ class TreeReader:
         finally:
             os.close(fd)
 
-    def _children(self, fd: int, path: str, name: str) -> Iterator[Entry]:
+    def _children(self, fd: int, path: str, name: str) -> Entries:
         dfd = os.open(proc_fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             with os.scandir(dfd) as it:
@@ -190,7 +194,7 @@ def _xattrs(fd: int) -> dict[str, bytes]:
         return {}
 
 
-def write_tar(entries: Iterable[Entry], out: BinaryIO) -> None:
+def write_tar(entries: Iterable[Entry], out: IO[bytes]) -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for info, data in entries:
-            tar.addfile(info, data)  # type: ignore[arg-type]
+            tar.addfile(info, data)

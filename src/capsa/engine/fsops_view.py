@@ -175,4 +175,3 @@ class View:
         if not loc.mount:
             raise PermissionDenied("container rootfs is marked read-only")
         raise PermissionDenied("mounted volume is marked read-only")
-

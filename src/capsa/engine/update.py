@@ -110,15 +110,17 @@ def update_container(
     ctx: ServiceContext, rec: ContainerRecord, changes: ResourceUpdate
 ) -> list[str]:
     """Store the new spec and apply it to a live container; return the warnings."""
-    from capsa.engine.container_types import State
+    from capsa.engine.container_types import State, is_live
 
     spec = apply_changes(rec.spec, changes)
     warnings: list[str] = []
-    if not _only_restart(changes) and rec.state in (State.RUNNING, State.PAUSED, State.RESTARTING):
+    if not _only_restart(changes) and is_live(rec.state):
         try:
             warnings = ctx.backend(spec.runtime).update(rec.id, cgroup_resources(spec))
         except CapsaError:
-            if rec.state is not State.RESTARTING:  # between two runs there is no cgroup
+            # it stopped meanwhile, or restarts (no cgroup between two runs): the next
+            # start applies the stored spec
+            if ctx.store.get(rec.id).state in (State.RUNNING, State.PAUSED):
                 raise
     ctx.store.update_spec(rec.id, spec)
     ctx.events.emit("container", "update", rec.id, {"name": rec.name})

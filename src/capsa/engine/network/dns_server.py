@@ -235,7 +235,7 @@ class DnsServer:
             closer.close()
         self._closers.clear()
 
-    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)

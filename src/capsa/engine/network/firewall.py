@@ -62,11 +62,7 @@ def ports_chain(ep: Endpoint) -> str:
 
 
 def skeleton_batch(t: Table) -> list[Command]:
-    """Idempotent adds of the table, its chains, sets and maps (no rules).
-
-    Chains come before maps: libnftables 1.0.6 fails a batch that creates an
-    interval verdict map before a chain one of its elements jumps to.
-    """
+    """Idempotent adds of the table, its chains, sets and maps (no rules)."""
     batch = [t.table("add"), t.chain("add", "ports")]
     batch += [t.base_chain(*spec) for spec in BASE_CHAINS]
     batch += [
@@ -146,7 +142,22 @@ def network_elements(net: Network) -> list[tuple[str, Any]]:
 def network_batch(t: Table, net: Network, stale: list[Command] | None = None) -> list[Command]:
     """Base + the network's chains + its map elements; ``stale`` deletions go first."""
     batch = [*base_batch(t), *network_rules(t, net), *(stale or [])]
-    return batch + [t.element("add", name, [e]) for name, e in network_elements(net)]
+    batch += [t.element("add", name, [e]) for name, e in network_elements(net)]
+    return declarations_first(batch)
+
+
+def declarations_first(batch: list[Command]) -> list[Command]:
+    """Table, then chains, then sets and maps, then the rest, each in its order.
+
+    libnftables 1.0.6 fails a batch that creates an interval verdict map before a
+    chain one of its elements jumps to.
+    """
+
+    def rank(command: Command) -> int:
+        kind = next(iter(command.get("add", {"": None})))
+        return {"table": 0, "chain": 1, "set": 2, "map": 2}.get(kind, 3)
+
+    return sorted(batch, key=rank)
 
 
 def port_rules(t: Table, chain: str, ep: Endpoint, pm: PortMapping) -> list[Command]:
@@ -192,7 +203,7 @@ def publish_batch(
     for pm in ports:
         batch += port_rules(t, chain, ep, pm)
     comment = f"container {ep.container_name or ep.container_id[:12]}"
-    return [*batch, t.rule("ports", nft.jump(chain), comment=comment)]
+    return declarations_first([*batch, t.rule("ports", nft.jump(chain), comment=comment)])
 
 
 def unpublish_batch(t: Table, ep: Endpoint, handles: list[int], exists: bool) -> list[Command]:

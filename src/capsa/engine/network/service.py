@@ -167,8 +167,12 @@ class NetworkService:
             raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
         self._drop_dead_endpoints(net)
         with self._users(net, exclusive=True):
+            if self.store.endpoints(network_id=net.id):
+                raise Conflict(
+                    f"error while removing network: network {net.name} has active endpoints"
+                )
+            self._teardown(net)  # a failure keeps the record: rm can be retried
             self.store.remove_network(net)
-            self._teardown(net)
 
     def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
         removed = []
@@ -205,7 +209,7 @@ class NetworkService:
             _call("firewall", "publish", ep, list(req.ports), **self._fw_args)
             undo.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
             if not net.default:
-                _call("dns", "register", net, ep.container_name, ep.dns_names[1:], ep.ip)
+                _call("dns", "register", self.settings, net, ep)
         return ep
 
     def _plumb(self, ipr: IPRoute, ep: Endpoint, net: Network, bridge_index: int) -> None:
@@ -245,9 +249,7 @@ class NetworkService:
         steps: builtins.list[Callable[[], object]] = []
         if net is not None and not net.default:
             steps.append(
-                functools.partial(
-                    _call, "dns", "unregister", net, ep.container_name, ep.dns_names[1:], ep.ip
-                )
+                functools.partial(_call, "dns", "unregister", self.settings, net, ep.container_id)
             )
         steps.append(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
         steps.append(functools.partial(_delete_veth, ep.host_ifname))
@@ -335,7 +337,9 @@ class NetworkService:
             else:
                 net = item if isinstance(item, Network) else self.get(item)
             if net is not None and not net.default:
-                return {"nameservers": [net.gateway], "search": [], "options": []}
+                dns = _hook("dns")
+                search = [str(dns.DOMAIN)] if dns is not None and hasattr(dns, "DOMAIN") else []
+                return {"nameservers": [net.gateway], "search": search, "options": []}
         return None
 
     def close(self) -> None:
@@ -358,7 +362,7 @@ class NetworkService:
             _call("firewall", "ensure_base", **self._fw_args)
             _call("firewall", "add_network", net, **self._fw_args)
             if not net.default:
-                _call("dns", "start_dns", net, self.settings)
+                _call("dns", "start_dns", self.settings, net)
             with open(marker, "w"):
                 pass
             return index
@@ -372,7 +376,7 @@ class NetworkService:
         """Remove DNS, firewall rules and bridge of ``net``; caller holds the users lock."""
         steps: builtins.list[Callable[[], object]] = []
         if not net.default:
-            steps.append(functools.partial(_call, "dns", "stop_dns", net))
+            steps.append(functools.partial(_call, "dns", "stop_dns", self.settings, net))
         steps.append(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
         steps.append(functools.partial(_remove_bridge, net.bridge))
         failures = _run_all(steps)

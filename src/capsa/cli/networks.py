@@ -1,0 +1,326 @@
+"""Network commands: ``network create/ls/inspect/rm/prune/connect/disconnect`` as docker's."""
+
+from __future__ import annotations
+
+import click
+
+from capsa.cli import render
+from capsa.errors import CapsaError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.network.service import NetworkService
+    from capsa.engine.network.types import Endpoint, Network
+
+
+def _service(ctx: click.Context) -> NetworkService:
+    """The engine's network service, or one of our own until the engine has it."""
+    root = ctx.find_root()
+    service = getattr(root.obj.engine, "networks", None)
+    if service is None:
+        service = root.meta.get("capsa.networks")
+    if service is None:
+        from capsa.engine.network.service import NetworkService
+
+        service = NetworkService(root.obj.settings)
+        root.meta["capsa.networks"] = service
+        root.call_on_close(service.close)
+    return service
+
+
+def _key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key or (what == "option" and not eq):
+            raise InvalidArgument(f"invalid {what} {item!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _filters(items: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _by_family(values: tuple[str, ...], what: str) -> tuple[str, str]:
+    """``--subnet``/``--gateway`` given once per address family -> (ipv4, ipv6)."""
+    v4 = [v for v in values if ":" not in v]
+    v6 = [v for v in values if ":" in v]
+    if len(v4) > 1 or len(v6) > 1:
+        raise InvalidArgument(f"one {what} per address family is supported")
+    return (v4[0] if v4 else "", v6[0] if v6 else "")
+
+
+def inspect_doc(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
+    """Docker's ``network inspect`` shape (belongs in ``capsa.api.wire``)."""
+    config: list[dict[str, str]] = []
+    for subnet, gateway, ip_range in (
+        (net.subnet, net.gateway, net.ip_range),
+        (net.subnet6, net.gateway6, ""),
+    ):
+        if subnet:
+            item = {"Subnet": subnet, "Gateway": gateway}
+            if ip_range:
+                item["IPRange"] = ip_range
+            config.append(item)
+    containers = {
+        ep.container_id: {
+            "Name": ep.container_name,
+            "EndpointID": ep.id,
+            "MacAddress": ep.mac,
+            "IPv4Address": f"{ep.ip}/{ep.prefix_len}" if ep.ip else "",
+            "IPv6Address": f"{ep.ip6}/{net.subnet6.split('/')[1]}" if ep.ip6 else "",
+        }
+        for ep in endpoints
+    }
+    return {
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv4": True,
+        "EnableIPv6": net.ipv6,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+        "Internal": net.internal,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": dict(sorted(net.options.items())),
+        "Labels": dict(sorted(net.labels.items())),
+    }
+
+
+def _row(net: Network, no_trunc: bool) -> dict[str, Any]:
+    """The fields ``network ls --format`` knows."""
+    return {
+        "ID": net.id if no_trunc else net.id[:12],
+        "Name": net.name,
+        "Driver": net.driver,
+        "Scope": "local",
+        "IPv4": "true",
+        "IPv6": str(net.ipv6).lower(),
+        "Internal": str(net.internal).lower(),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(net.labels.items())),
+        "CreatedAt": net.created,
+    }
+
+
+@click.command("create")
+@click.argument("name")
+@click.option("-d", "--driver", default="bridge", show_default=True, help="network driver")
+@click.option("--subnet", "subnets", multiple=True, help="subnet in CIDR form (one per family)")
+@click.option("--gateway", "gateways", multiple=True, help="gateway for the subnet")
+@click.option("--ip-range", default="", help="allocate container ips from a sub-range")
+@click.option("--internal", is_flag=True, help="restrict external access to the network")
+@click.option("--ipv6", is_flag=True, help="enable ipv6 networking")
+@click.option("--label", "labels", multiple=True, help="set metadata (key=value)")
+@click.option("-o", "--opt", "opts", multiple=True, help="driver options (key=value)")
+@click.option("--attachable", is_flag=True, hidden=True, help="accepted for compatibility")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    name: str,
+    driver: str,
+    subnets: tuple[str, ...],
+    gateways: tuple[str, ...],
+    ip_range: str,
+    internal: bool,
+    ipv6: bool,
+    labels: tuple[str, ...],
+    opts: tuple[str, ...],
+    attachable: bool,
+) -> None:
+    """Create a network."""
+    from capsa.engine.network.types import NetworkCreateOptions
+
+    subnet, subnet6 = _by_family(subnets, "subnet")
+    gateway, gateway6 = _by_family(gateways, "gateway")
+    options = NetworkCreateOptions(
+        name=name,
+        driver=driver,
+        subnet=subnet,
+        gateway=gateway,
+        ip_range=ip_range,
+        internal=internal,
+        ipv6=ipv6 or bool(subnet6),
+        subnet6=subnet6,
+        gateway6=gateway6,
+        labels=_key_values(labels, "label"),
+        options=_key_values(opts, "option"),
+    )
+    click.echo(_service(ctx).create(options).id)
+
+
+@click.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="only display network ids")
+@click.option("-f", "--filter", "filters", multiple=True, help="filter output (name=value)")
+@click.option("--format", "fmt", help="'table', 'json' or a Go template")
+@click.option("--no-trunc", is_flag=True, help="do not truncate the output")
+@click.pass_context
+def ls(
+    ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool
+) -> None:
+    """List networks."""
+    nets = sorted(_service(ctx).list(_filters(filters)), key=lambda n: n.name)
+    rows = [_row(n, no_trunc) for n in nets]
+    if quiet:
+        for row in rows:
+            click.echo(row["ID"])
+        return
+    if fmt and fmt != "table":
+        render.render_format(fmt, rows, {"ID": "NETWORK ID"})
+        return
+    render.print_table(
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+        [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows],
+    )
+
+
+@click.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="a Go template")
+@click.option("-v", "--verbose", is_flag=True, hidden=True, help="accepted for compatibility")
+@click.pass_context
+def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None, verbose: bool) -> None:
+    """Show details of networks."""
+    from capsa.errors import NotFound
+
+    service = _service(ctx)
+    docs, errors = [], []
+    for name in names:
+        try:
+            net = service.get(name)
+        except NotFound:
+            errors.append(f"No such network: {name}")
+            continue
+        docs.append(inspect_doc(net, service.endpoints_of(net)))
+    if fmt:
+        render.render_format(fmt, docs)
+    else:
+        render.print_json(docs)
+    _fail(ctx, errors)
+
+
+@click.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="ignore networks that do not exist")
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Remove networks."""
+    from capsa.errors import NotFound
+
+    service = _service(ctx)
+    errors = []
+    for name in names:
+        try:
+            service.remove(name)
+        except NotFound as e:
+            if not force:
+                errors.append(str(e))
+            continue
+        except CapsaError as e:
+            errors.append(str(e))
+            continue
+        click.echo(name)
+    _fail(ctx, errors)
+
+
+def _fail(ctx: click.Context, errors: list[str]) -> None:
+    """Each error on stderr, then exit 1 (docker reports all, fails once)."""
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        ctx.exit(1)
+
+
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="do not ask for confirmation")
+@click.option("--filter", "filters", multiple=True, help="label=<key>[=<value>]")
+@click.pass_context
+def prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove all unused networks."""
+    parsed = _filters(filters)
+    if not force and not click.confirm(
+        "WARNING! This will remove all custom networks not used by at least one container.\n"
+        "Are you sure you want to continue?",
+        default=False,
+    ):
+        return
+    removed = _service(ctx).prune(parsed)
+    if removed:
+        click.echo("Deleted Networks:")
+        for name in removed:
+            click.echo(name)
+        click.echo()
+
+
+@click.command("connect")
+@click.argument("network")
+@click.argument("container")
+@click.option("--ip", default="", help="ipv4 address")
+@click.option("--alias", "aliases", multiple=True, help="network-scoped alias")
+@click.pass_context
+def connect(
+    ctx: click.Context, network: str, container: str, ip: str, aliases: tuple[str, ...]
+) -> None:
+    """Connect a container to a network."""
+    containers = ctx.find_root().obj.engine.containers
+    wired = getattr(containers, "network_connect", None)
+    if wired is not None:  # the engine records it in the container's config as well
+        wired(container, network, aliases=list(aliases), ip=ip)
+        return
+    rec = containers.get(container)
+    if not rec.pid:
+        from capsa.errors import FailedPrecondition
+
+        raise FailedPrecondition(f"container {container} is not running")
+    _service(ctx).connect(network, rec.id, rec.name, rec.pid, list(aliases), ip)
+
+
+@click.command("disconnect")
+@click.argument("network")
+@click.argument("container")
+@click.option("-f", "--force", is_flag=True, help="force the container to disconnect")
+@click.pass_context
+def disconnect(ctx: click.Context, network: str, container: str, force: bool) -> None:
+    """Disconnect a container from a network."""
+    containers = ctx.find_root().obj.engine.containers
+    wired = getattr(containers, "network_disconnect", None)
+    if wired is not None:
+        wired(container, network, force=force)
+        return
+    try:
+        rec = containers.get(container)
+        container_id, pid = rec.id, rec.pid
+    except CapsaError:
+        if not force:
+            raise
+        container_id, pid = container, 0  # a removed container's leftovers
+    _service(ctx).disconnect(network, container_id, pid)
+
+
+def register(cli: click.Group) -> None:
+    group = click.Group("network", help="Manage networks.")
+    for cmd, names in (
+        (create, ("create",)),
+        (ls, ("ls", "list")),
+        (inspect, ("inspect",)),
+        (rm, ("rm", "remove")),
+        (prune, ("prune",)),
+        (connect, ("connect",)),
+        (disconnect, ("disconnect",)),
+    ):
+        for name in names:
+            group.add_command(cmd, name)
+    cli.add_command(group)
