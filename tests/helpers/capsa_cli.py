@@ -89,6 +89,10 @@ class CapsaCli:
         if args[:1] in (("create",), ("run",)) and lines and _is_id(lines[-1]):
             self.ids.add(lines[-1])
 
+    def argv(self, *args: str) -> list[str]:
+        """The full command line, roots given as flags (for a pty child without our env)."""
+        return [CAPSA, "--root", str(self.root), "--runroot", str(self.runroot), *args]
+
     def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
         """``capsa *args`` in the background (text pipes unless given)."""
         kwargs.setdefault("stdout", subprocess.PIPE)

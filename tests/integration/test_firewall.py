@@ -189,8 +189,12 @@ class Lab:
             os.close(fd)
         self.cleanups.append(lambda: self._delete_link(host))
         index = self.ipr.link_lookup(ifname=host)[0]
-        extra = {"master": master} if master is not None else {}
-        self.ipr.link("set", index=index, state="up", **extra)
+        if master is not None:
+            self.ipr.link("set", index=index, master=master)
+            # as the engine plugs veths: a container reaching its own published port
+            # through the host comes back out of its bridge port (br_netfilter)
+            self.ipr.brport("set", index=index, mode=1)
+        self.ipr.link("set", index=index, state="up")
         with ns.iproute() as inner:
             eth0 = inner.link_lookup(ifname="eth0")[0]
             inner.addr("add", index=eth0, address=ip, prefixlen=24)

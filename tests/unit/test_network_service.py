@@ -84,6 +84,11 @@ def test_filters(svc: NetworkService) -> None:
 def test_remove_and_prune(svc: NetworkService, calls: list[tuple[Any, ...]]) -> None:
     net = svc.create(NetworkCreateOptions(name="a"))
     svc.create(NetworkCreateOptions(name="b"))
+    svc.remove("b")
+    assert calls == []  # never set up: nothing to tear down
+    svc.create(NetworkCreateOptions(name="b"))
+    for kind in ("owned", "up"):  # as the first attach leaves them
+        service_mod._touch(svc._marker(net, kind))
     svc.remove("a")
     assert ("rm", net.bridge) in calls and ("firewall", "remove_network") in calls
     assert ("dns", "stop_dns") in calls

@@ -116,12 +116,13 @@ def version() -> None:
 
 
 def _register() -> None:
-    from capsa.cli import containers, explain, images, volumes
+    from capsa.cli import containers, explain, images, monitoring, volumes
 
     images.register(cli)
     volumes.register(cli)
     containers.register(cli)
     explain.register(cli)
+    monitoring.register(cli)  # last: it adds to the `container` and `system` groups
 
 
 _register()

@@ -87,7 +87,7 @@ class Lowers:
 
     @staticmethod
     def _list(fd: int, names: set[str], hidden: set[str]) -> None:
-        dfd = os.open(f"/proc/self/fd/{fd}", _O_DIR)
+        dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for name in os.listdir(dfd):
                 st = os.stat(name, dir_fd=dfd, follow_symlinks=False)

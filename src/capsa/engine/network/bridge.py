@@ -6,7 +6,7 @@ import socket
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from capsa.errors import Internal
+from capsa.errors import Conflict, Internal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ def ensure(ipr: IPRoute, name: str, mtu: int, addresses: list[tuple[str, int]]) 
         index = lookup(ipr, name)
         if index is None:
             raise Internal(f"bridge {name} vanished after creation")
+    kind = ipr.get_links(index)[0].get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    if kind != "bridge":
+        raise Conflict(f"interface {name} exists and is not a bridge")
     for address, prefix_len in addresses:
         add_address(ipr, index, address, prefix_len)
     ipr.link("set", index=index, state="up")

@@ -348,23 +348,28 @@ class NetworkService:
     # bridge lifecycle
 
     def _setup(self, ipr: IPRoute, net: Network, undo: CleanupStack) -> int:
-        """Bridge, firewall, DNS of ``net`` (first user only; holding the users lock)."""
+        """Bridge, firewall, DNS of ``net`` (first user only; holding the users lock).
+
+        Marker files in the run root: ``.owned`` (capsa made the bridge, so it may delete
+        it) is written before the bridge exists, ``.up`` once everything is set up.
+        """
+        owned, up = self._marker(net, "owned"), self._marker(net, "up")
         with self._flock(net, "setup", fcntl.LOCK_EX):
             existed = bridge.lookup(ipr, net.bridge) is not None
+            if existed and os.path.exists(up):
+                return bridge.ensure(ipr, net.bridge, net.mtu, [])
+            undo.push(self._teardown_if_unused, net)
+            if not existed:
+                _touch(owned)
             addresses = [(net.gateway, net.prefix_len)]
             if net.ipv6:
                 addresses.append((net.gateway6, int(net.subnet6.split("/")[1])))
             index = bridge.ensure(ipr, net.bridge, net.mtu, addresses)
-            marker = os.path.join(self._lock_dir, f"{net.id}.up")
-            if existed and os.path.exists(marker):
-                return index
-            undo.push(self._teardown_if_unused, net)
             _call("firewall", "ensure_base", **self._fw_args)
             _call("firewall", "add_network", net, **self._fw_args)
             if not net.default:
                 _call("dns", "start_dns", self.settings, net)
-            with open(marker, "w"):
-                pass
+            _touch(up)
             return index
 
     def _teardown_if_unused(self, net: Network) -> None:
@@ -373,17 +378,26 @@ class NetworkService:
                 self._teardown(net)
 
     def _teardown(self, net: Network) -> None:
-        """Remove DNS, firewall rules and bridge of ``net``; caller holds the users lock."""
+        """Remove DNS, firewall rules and (if capsa made it) the bridge of ``net``; the caller
+        holds the users lock. A network never set up (or gone with a reboot) is left alone."""
+        owned, up = self._marker(net, "owned"), self._marker(net, "up")
+        if not os.path.exists(owned) and not os.path.exists(up):
+            return
         steps: builtins.list[Callable[[], object]] = []
         if not net.default:
             steps.append(functools.partial(_call, "dns", "stop_dns", self.settings, net))
         steps.append(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
-        steps.append(functools.partial(_remove_bridge, net.bridge))
+        if os.path.exists(owned):
+            steps.append(functools.partial(_remove_bridge, net.bridge))
         failures = _run_all(steps)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self._lock_dir, f"{net.id}.up"))
         if failures:
             raise Internal(f"tear down network {net.name}", causes=failures)
+        for path in (up, owned):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _marker(self, net: Network, kind: str) -> str:
+        return os.path.join(self._lock_dir, f"{net.id}.{kind}")
 
     def _drop_dead_endpoints(self, net: Network) -> None:
         if self._is_live is None:
@@ -412,6 +426,12 @@ class NetworkService:
     def _routes() -> builtins.list[str]:
         with IPRoute() as ipr:
             return pools.host_routes(ipr)
+
+
+def _touch(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w"):
+        pass
 
 
 def _run_all(steps: list[Callable[[], object]]) -> list[BaseException]:
