@@ -280,7 +280,8 @@ class Finish(Setup):
             restart_count=rec.restart_count + (1 if restart else 0),
         )
         self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
-        self.ctx.events.emit("container", "die", rec.id, {"name": rec.name, "exitCode": str(code)})
+        attrs = {"name": rec.name, "image": rec.image_name, "exitCode": str(code)}
+        self.ctx.events.emit("container", "die", rec.id, attrs)
         if restart:
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
