@@ -61,7 +61,7 @@ class Upstream:
 
 def _used_routes(ipr: IPRoute) -> list[ipaddress.IPv4Network]:
     return [
-        ipaddress.ip_network(f"{r.get('dst') or '0.0.0.0'}/{r['dst_len']}", strict=False)
+        ipaddress.IPv4Network(f"{r.get('dst') or '0.0.0.0'}/{r['dst_len']}", strict=False)
         for r in ipr.get_routes(family=socket.AF_INET, table=254)
         if r["dst_len"]
     ]
@@ -73,7 +73,7 @@ def network(test_token: str) -> Iterator[Network]:
     with IPRoute() as ipr:
         used = _used_routes(ipr)
         while True:
-            subnet = ipaddress.ip_network(
+            subnet = ipaddress.IPv4Network(
                 f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
             )
             if not any(subnet.overlaps(u) for u in used):

@@ -139,7 +139,7 @@ class Lab:
         self.n = 0
         self.cleanups: list[Callable[[], None]] = []
         self._used: list[ipaddress.IPv4Network] = [
-            ipaddress.ip_network(f"{r.get('dst') or '0.0.0.0'}/{r['dst_len']}", strict=False)
+            ipaddress.IPv4Network(f"{r.get('dst') or '0.0.0.0'}/{r['dst_len']}", strict=False)
             for r in self.ipr.get_routes(family=socket.AF_INET, table=254)
             if r["dst_len"]
         ]
@@ -150,7 +150,7 @@ class Lab:
 
     def subnet(self) -> ipaddress.IPv4Network:
         while True:
-            net = ipaddress.ip_network(
+            net = ipaddress.IPv4Network(
                 f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
             )
             if not any(net.overlaps(u) for u in self._used):
@@ -386,3 +386,4 @@ def test_remove_network_and_remove_all_leave_no_table(lab: Lab) -> None:
     fw.remove_all(lab.table)
     fw.remove_all(lab.table)
     assert fw.list_rules(lab.table) == []
+    assert not [c for c in fw.forward_drops_elsewhere(lab.table) if lab.table in c]

@@ -339,8 +339,8 @@ def _measure(src: int, dst: int, dst_ip: str, seconds: float = 4) -> float:
     try:
         assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
         sender = in_netns(src, SENDER, dst_ip, port, str(seconds))
-        sender.communicate(timeout=seconds + 30)
-        assert sender.returncode == 0
+        _, err = sender.communicate(timeout=seconds + 30)
+        assert sender.returncode == 0, err
         out, _ = receiver.communicate(timeout=30)
         return float(out.strip())
     finally:
@@ -401,5 +401,5 @@ def test_network_cli(tmp_path: Path, test_token: str) -> None:
     assert "pre-defined" in run("rm", "bridge", code=1)
     assert run("rm", name).strip() == name
     run("create", name + "-b", "--subnet", free_subnet())
-    assert run("prune").splitlines()[-2:] == ["Deleted Networks:", name + "-b"]
+    assert run("prune").splitlines()[-3:] == ["Deleted Networks:", name + "-b", ""]
     assert run("ls", "-q").split() == [run("inspect", "-f", "{{.Id}}", "bridge").strip()[:12]]

@@ -136,9 +136,9 @@ def test_mounts_take_paths_below_their_target(rootfs: Path, tmp_path: Path) -> N
         assert file_loc.mount_root and file_loc.base == str(tmp_path)
         with pytest.raises(PermissionDenied, match="mounted volume is marked read-only"):
             view.check_writable(loc)
-    with View(str(rootfs), readonly_root=True) as ro:
-        with pytest.raises(PermissionDenied, match="rootfs is marked read-only"):
-            ro.check_writable(ro.resolve("/tmp/x"))
+    ro = View(str(rootfs), readonly_root=True)
+    with ro, pytest.raises(PermissionDenied, match="rootfs is marked read-only"):
+        ro.check_writable(ro.resolve("/tmp/x"))
 
 
 # -- cp rules --------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def test_source_symlinks(rootfs: Path) -> None:
         assert stat.S_ISLNK(link.st.st_mode) and link.name == "link"
         followed = resolve_source(view, "/tmp/link", True, "missing")
         assert followed.loc.path == "/tmp/dir/a" and followed.name == "link"
-        with pytest.raises(NotFound, match="^gone$"):
+        with pytest.raises(NotFound, match=r"^gone$"):
             resolve_source(view, "/rel/nothing", False, "gone")
         with pytest.raises(InvalidArgument, match="not a directory"):
             resolve_source(view, "/etc/passwd/", False, "missing")
@@ -313,3 +313,38 @@ def test_diff_whiteouts_across_layers(tmp_path: Path) -> None:
     assert lowers.stat(["etc", "gone"]) is None
     assert lowers.children(["etc"]) == {"group"}
     assert changes(str(upper), lowers) == [Change("C", "/etc"), Change("D", "/etc/group")]
+
+
+# -- CLI details ---------------------------------------------------------------------------
+
+
+def test_commit_takes_dockers_pause_spelling() -> None:
+    from capsa.cli.fscommands import _pause_flag
+
+    assert _pause_flag("--pause=false") == "--no-pause"
+    assert _pause_flag("-p=true") == "--pause"
+    assert _pause_flag("--pause") == "--pause" and _pause_flag("name=false") == "name=false"
+
+
+def test_export_refuses_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+
+    from capsa.cli import fscommands, main
+
+    group = click.Group("capsa", commands=dict(main.cli.commands))
+    fscommands.register(group)
+    monkeypatch.setitem(main.cli.commands, "export", group.commands["export"])
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    class FakeSys:
+        stdout = Tty()
+
+    monkeypatch.setattr(fscommands, "sys", FakeSys)
+    result = CliRunner().invoke(main.cli, ["--root", str(tmp_path), "export", "web"])
+    assert result.exit_code == 1
+    assert "cowardly refusing to save to a terminal" in result.stderr
+    assert not os.listdir(tmp_path)  # refused before touching any store

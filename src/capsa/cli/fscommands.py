@@ -92,11 +92,25 @@ def diff(ctx: click.Context, container: str) -> None:
         click.echo(str(change))
 
 
-@click.command()
+class _PauseCommand(click.Command):
+    """Takes Docker's ``--pause=false`` spelling of the ``--pause/--no-pause`` flag."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [_pause_flag(a) for a in args])
+
+
+def _pause_flag(arg: str) -> str:
+    name, sep, value = arg.partition("=")
+    if sep and name in ("-p", "--pause") and value.lower() in ("true", "false", "1", "0"):
+        return "--pause" if value.lower() in ("true", "1") else "--no-pause"
+    return arg
+
+
+@click.command(cls=_PauseCommand)
 @click.option("-a", "--author", default="", help='author ("Name <email>")')
 @click.option("-c", "--change", "changes", multiple=True, help="Dockerfile instruction")
 @click.option("-m", "--message", default="", help="commit message")
-@click.option("-p/-P", "--pause/--no-pause", default=True, help="pause the container")
+@click.option("-p", "--pause/--no-pause", default=True, help="pause the container meanwhile")
 @click.argument("container")
 @click.argument("reference", required=False, default="")
 @click.pass_context
@@ -124,10 +138,10 @@ def commit(
 @click.pass_context
 def export(ctx: click.Context, container: str, output: str | None) -> None:
     """Export a container's filesystem as a tar archive."""
+    if not output and sys.stdout.isatty():
+        raise InvalidArgument(TERMINAL_REFUSAL)
     fs = _fs(ctx)
     if not output:
-        if sys.stdout.isatty():
-            raise InvalidArgument(TERMINAL_REFUSAL)
         out = sys.stdout.buffer
         fs.export(container, out)
         out.flush()

@@ -70,6 +70,17 @@ class CommitOptions:
     pause: bool = True
 
 
+@record(frozen=True)
+class PathStat:
+    """What Docker's HEAD /containers/{id}/archive reports about a path."""
+
+    name: str
+    size: int
+    mode: int  # st_mode
+    mtime: float
+    link_target: str  # for a symlink: the container path it resolves to
+
+
 class FsService:
     def __init__(
         self, ctx: ServiceContext, containers: ContainerService, images: ImageService
@@ -79,6 +90,14 @@ class FsService:
         self.images = images
 
     # -- cp ------------------------------------------------------------------------
+
+    def stat_path(self, container: str, path: str) -> PathStat:
+        rec = self.containers.get(container)
+        with self._view(rec) as view:
+            src = resolve_source(view, path, False, _missing(path, container))
+            target = view.resolve(path).path if stat.S_ISLNK(src.st.st_mode) else ""
+            st = src.st
+            return PathStat(src.name or "/", st.st_size, st.st_mode, st.st_mtime, target)
 
     def archive(
         self, container: str, path: str, out: BinaryIO, opts: CopyOptions | None = None
@@ -139,9 +158,9 @@ class FsService:
 
     def changes(self, container: str) -> list[Change]:
         rec = self.containers.get(container)
-        upper = self._upper(rec)
+        upper = self.upper_dir(rec)
         lowers = Lowers(self.ctx.snapshots.layer_dirs(rec.chain_ids)[::-1])
-        return changes(upper, lowers, mountpoint_skip(upper, self._mountpoints(rec), lowers))
+        return changes(upper, lowers, mountpoint_skip(upper, self.mountpoints(rec), lowers))
 
     def export(self, container: str, out: BinaryIO) -> None:
         """The container's merged filesystem as a tar stream (volumes not included)."""
@@ -159,10 +178,10 @@ class FsService:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _upper(self, rec: ContainerRecord) -> str:
+    def upper_dir(self, rec: ContainerRecord) -> str:
         return os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id), "upper")
 
-    def _mountpoints(self, rec: ContainerRecord) -> list[str]:
+    def mountpoints(self, rec: ContainerRecord) -> list[str]:
         return [*RUNTIME_MOUNTPOINTS, *(os.path.normpath(m.target) for m in rec.spec.mounts)]
 
     @contextlib.contextmanager
@@ -213,7 +232,7 @@ class FsService:
         finally:
             _unmount(unmount, target)
 
-    def _check_commit(self, rec: ContainerRecord) -> None:
+    def check_commit(self, rec: ContainerRecord) -> None:
         check(Action.COMMIT, rec.state, rec.name, rec.id)
         if rec.state is State.REMOVING:
             raise FailedPrecondition(f"container {rec.name} is being removed")

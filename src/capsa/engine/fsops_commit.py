@@ -40,7 +40,7 @@ def commit(fs: FsService, container: str, opts: CommitOptions) -> str:
     from capsa.store.importer import now_rfc3339
 
     rec = fs.containers.get(container)
-    fs._check_commit(rec)
+    fs.check_commit(rec)
     names = _names(opts.reference)
     base_config = ispec.load_config(fs.ctx.content.read(rec.image_id))
     base_manifest = ispec.load_manifest(
@@ -89,7 +89,7 @@ def commit(fs: FsService, container: str, opts: CommitOptions) -> str:
         layers=[*base_manifest.layers, layer],
     )
     manifest_digest = fs.ctx.content.put(ispec.dump(manifest))
-    record = fs.images._register(manifest_digest, manifest, config, names, None, NullProgress())
+    record = fs.images.register(manifest_digest, manifest, config, names, None, NullProgress())
     fs.ctx.events.emit("container", "commit", rec.id, {"name": rec.name})
     return record.id
 
@@ -169,9 +169,9 @@ def write_layer(fs: FsService, rec: ContainerRecord) -> tuple[str, str, int]:
     """Store the upper dir as a gzip layer; (diff id, blob digest, blob size)."""
     from capsa.store.importer import discard
 
-    upper = fs._upper(rec)
+    upper = fs.upper_dir(rec)
     lowers = Lowers(fs.ctx.snapshots.layer_dirs(rec.chain_ids)[::-1])
-    skip = mountpoint_skip(upper, fs._mountpoints(rec), lowers)
+    skip = mountpoint_skip(upper, fs.mountpoints(rec), lowers)
     key = f"commit-{secrets.token_hex(8)}"
     with View(upper) as view, fs.ctx.content.writer(key=key) as writer:
         entries = TreeReader(view, whiteouts=True, skip=skip).entries(view.locate("/"), "")

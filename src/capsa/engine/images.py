@@ -75,7 +75,7 @@ class ImageService:
             containers=len(self.images.holders(record.id)),
         )
 
-    def _register(
+    def register(
         self,
         manifest_digest: str,
         manifest: Manifest,
@@ -134,7 +134,7 @@ class ImageService:
 
         result = asyncio.run(fetch())
         names = [ref.name] if ref.tag else []
-        record = self._register(
+        record = self.register(
             result.manifest_digest,
             result.manifest,
             result.config,
@@ -355,7 +355,7 @@ class ImageService:
         loaded: list[str] = []
         for image in load(self.content, stream):
             names = [reference.parse(n).name for n in image.names]
-            record = self._register(
+            record = self.register(
                 image.manifest_digest, image.manifest, image.config, names, None, progress
             )
             loaded.extend(reference.parse(n).familiar for n in names)
@@ -376,7 +376,7 @@ class ImageService:
         platform = parse_platform(opts.platform) if opts.platform else host_platform()
         names = [reference.parse(opts.reference).name] if opts.reference else []
         image = import_rootfs(self.content, stream, opts.changes, platform, opts.message)
-        record = self._register(
+        record = self.register(
             image.manifest_digest,
             image.manifest,
             image.config,

@@ -79,7 +79,8 @@ class Resolver:
             return await self.forward(query, wire, tcp)
         limit = 65535 if tcp else max(UDP_MIN, query.payload if query.edns >= 0 else 0)
         try:
-            return response.to_wire(max_size=limit)
+            # keep the rotated order: dnspython shuffles records unless told not to
+            return response.to_wire(max_size=limit, want_shuffle=False)
         except dns.exception.TooBig:
             response.answer.clear()
             response.flags |= dns.flags.TC
@@ -196,7 +197,11 @@ class _UdpServer(asyncio.DatagramProtocol):
         task.add_done_callback(self.tasks.discard)
 
     async def _answer(self, data: bytes, addr: Any) -> None:
-        reply = await self.resolver.resolve(data, tcp=False)
+        try:
+            reply = await self.resolver.resolve(data, tcp=False)
+        except Exception as e:  # one bad query must not end the server
+            print(f"query from {addr[0]} failed: {e!r}", file=sys.stderr)
+            return
         if reply is not None and self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
 
@@ -248,6 +253,8 @@ class DnsServer:
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
+        except Exception as e:  # one bad query must not end the server
+            print(f"tcp query failed: {e!r}", file=sys.stderr)
         finally:
             writer.close()
 

@@ -18,12 +18,18 @@ ports, hairpin) and the way out, and drops traffic to other capsa bridges (isola
 interface and hairpin traffic coming back into the bridge. Internal networks drop
 everything that does not stay on their bridge. The ``bridges`` set names every bridge.
 
+Changes that read the table first (handles, stale elements, "is this the last
+network") hold ``lock_path()`` so that two processes cannot interleave them; the
+table is dropped with its last network.
+
 The builders (``base_batch``, ``network_batch``, ``publish_batch``...) are pure so
 tests can check them without a kernel.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 
 from capsa.engine.network import nft
@@ -32,6 +38,7 @@ from capsa.errors import InvalidArgument, NotFound, Unavailable, os_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from capsa.engine.network.types import Endpoint, Network, PortMapping
@@ -46,6 +53,7 @@ BASE_CHAINS = (
     ("postrouting", "nat", "postrouting", 100),
 )
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+LOCK_DIR = "/run/lock"
 
 
 def net_chains(net_id: str) -> tuple[str, str, str]:
@@ -299,7 +307,7 @@ def _unused(state: TableState, removing: Network) -> bool:
 def ensure_base(table: str = TABLE) -> None:
     """The table with its base chains and static rules; IPv4 forwarding on. Idempotent."""
     _sysctl(IP_FORWARD, "ip forwarding")
-    with Nft() as n:
+    with _session() as n:
         n.run(base_batch(Table(FAMILY, table)), f"create table {table}")
 
 
@@ -310,7 +318,7 @@ def add_network(net: Network, table: str = TABLE) -> None:
     localnet = f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet"
     _sysctl(localnet, f"route_localnet on {net.bridge}")
     t = Table(FAMILY, table)
-    with Nft() as n:
+    with _session() as n:
         stale = _stale(t, _read(n, table), net)
         n.run(network_batch(t, net, stale), f"add network {net.name}")
 
@@ -319,7 +327,7 @@ def remove_network(net: Network, table: str = TABLE) -> None:
     """Undo ``add_network`` (and any port still published on it); the table goes with
     the last network. Missing pieces are fine."""
     t = Table(FAMILY, table)
-    with Nft() as n:
+    with _session() as n:
         state = _read(n, table)
         if state is None:
             return
@@ -334,7 +342,7 @@ def publish(ep: Endpoint, ports: list[PortMapping], table: str = TABLE) -> None:
     if not ports:
         return
     t = Table(FAMILY, table)
-    with Nft() as n:
+    with _session() as n:
         state = _read(n, table)
         stale = list(state.jumps("ports", target=ports_chain(ep))) if state else []
         n.run(publish_batch(t, ep, ports, stale), f"publish ports of {_who(ep)}")
@@ -343,7 +351,7 @@ def publish(ep: Endpoint, ports: list[PortMapping], table: str = TABLE) -> None:
 def unpublish(ep: Endpoint, table: str = TABLE) -> None:
     """Remove the endpoint's published ports; nothing published is fine."""
     t = Table(FAMILY, table)
-    with Nft() as n:
+    with _session() as n:
         state = _read(n, table)
         if state is None:
             return
@@ -360,7 +368,7 @@ def remove_all_batch(t: Table) -> list[Command]:
 
 def remove_all(table: str = TABLE) -> None:
     """Drop the whole table (tests, ``system reset``)."""
-    with Nft() as n:
+    with _session() as n:
         n.run(remove_all_batch(Table(FAMILY, table)), f"delete table {table}")
 
 
@@ -381,6 +389,25 @@ def forward_drops_elsewhere(table: str = TABLE) -> list[str]:
         if c.get("hook") == "forward" and c.get("policy") == "drop" and c.get("table") != table:
             found.append(f"{c['family']} {c['table']} {c['name']}")
     return found
+
+
+def lock_path() -> str:
+    """The lock serializing firewall changes (list, then change, must not interleave).
+
+    One for every table: changes take milliseconds, and no file is left per table."""
+    return os.path.join(LOCK_DIR, "capsa-nft.lock")
+
+
+@contextlib.contextmanager
+def _session() -> Iterator[Nft]:
+    os.makedirs(LOCK_DIR, exist_ok=True)
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with Nft() as n:
+            yield n
+    finally:
+        os.close(fd)
 
 
 def _who(ep: Endpoint) -> str:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 ENOENT = 2
 EINVAL = 22
 MAX_RATE = (1 << 32) - 1  # bytes/s in tc_tbf_qopt.rate (about 34 gbit)
-LATENCY = "50ms"
+LATENCY = "200ms"
 MIN_BURST = 32 * 1024
 
 _UNITS = {
