@@ -119,7 +119,6 @@ IMPORTANT = [
     "Config.Entrypoint",
     "Config.Tty",
     "Config.OpenStdin",
-    "Config.StopSignal",
     "NetworkSettings",
     "NetworkSettings.Networks",
     "NetworkSettings.SandboxKey",

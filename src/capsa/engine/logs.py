@@ -86,6 +86,7 @@ class LogWriter:
         self._fd = _open_append(path)
         self._size = os.fstat(self._fd).st_size
         self._partial: dict[str, bytes] = {}
+        self._last_ns = 0
         self._second = -1
         self._prefix = ""
 
@@ -111,17 +112,21 @@ class LogWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def _now(self) -> str:
-        second, nanos = divmod(time.time_ns(), 1_000_000_000)
+    def _stamp(self) -> str:
+        """Now in RFC 3339 with nanoseconds, later than the previous stamp: readers
+        following rotations rely on strictly increasing times."""
+        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        second, nanos = divmod(ns, 1_000_000_000)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._prefix}.{nanos:09d}Z"
 
     def _append(self, stream: str, pieces: list[bytes]) -> None:
-        tail = f',"stream":"{stream}","time":"{self._now()}"}}\n'
         lines = [
-            f'{{"log":{_encode_str(p.decode("utf-8", "replace"))}{tail}'.encode() for p in pieces
+            f'{{"log":{_encode_str(piece.decode("utf-8", "replace"))},'
+            f'"stream":"{stream}","time":"{self._stamp()}"}}\n'.encode()
+            for piece in pieces
         ]
         try:
             self._write_lines(lines)
@@ -268,37 +273,37 @@ def read_logs(
     except _Until:
         return
     finally:
-        reader.close()
+        if reader.cursor is not None:
+            reader.cursor.close()
 
 
 class _Reader:
+    """One reading of a log: what is there, then (with follow) what gets appended.
+
+    File names move while a writer rotates, and a file can be seen next to its .gz
+    copy; so rotated files are ordered and picked by their first entry's time (the
+    writer's times strictly increase), compared with the newest entry read so far.
+    """
+
     def __init__(self, path: str, since: float | None, until: float | None) -> None:
         self.path, self.since, self.until = path, since, until
-        self.cursor: _Cursor | None = None
-        self.rotated: list[_Rotated] = []
-        self.last: float | None = None  # timestamp of the newest entry seen
-
-    def close(self) -> None:
-        for src in [*self.rotated, self.cursor]:
-            if src is not None:
-                src.close()
-        self.rotated, self.cursor = [], None
+        self.cursor: _Cursor | None = None  # the current file
+        self.last = -1  # time (ns) of the newest entry read
 
     def history(self, tail: int | None) -> Iterator[LogEntry]:
         self.cursor = _Cursor.open(self.path)
-        self.rotated = _open_rotated(self.path, self.cursor)[::-1]
-        if tail is not None and tail >= 0:
-            if self.cursor is not None:
-                self.cursor.offset = self.cursor.complete_end()
-            yield from self._tail(tail)
-        else:
-            for src in self.rotated:
-                if not src.ends_before(self.since):
-                    yield from self._select(src.forward())
-            if self.cursor is not None:
-                yield from self._select(self.cursor.lines())
-        _close_all(self.rotated)
-        self.rotated = []
+        rotated = _open_rotated(self.path, self.cursor)
+        try:
+            if tail is not None and tail >= 0:
+                if self.cursor is not None:
+                    self.cursor.offset = self.cursor.complete_end()
+                yield from self._tail(tail, rotated)
+            else:
+                yield from self._unseen(rotated)
+                if self.cursor is not None:
+                    yield from self._select(self.cursor.lines())
+        finally:
+            _close_all(rotated)
 
     def follow(self, stop: Callable[[], bool] | None, poll_interval: float) -> Iterator[LogEntry]:
         while True:
@@ -310,67 +315,58 @@ class _Reader:
 
     def _select(self, lines: Iterable[bytes]) -> Iterator[LogEntry]:
         for line in lines:
-            entry = _decode(line)
-            if entry is None:
+            decoded = _decode(line)
+            if decoded is None:
                 continue
-            self.last = entry.timestamp
+            self.last, entry = decoded
             if self.until is not None and entry.timestamp > self.until:
                 raise _Until
             if self.since is None or entry.timestamp >= self.since:
                 yield entry
 
-    def _tail(self, n: int) -> list[LogEntry]:
-        """The last ``n`` entries within since/until: newest files read first, lazily."""
+    def _tail(self, n: int, rotated: list[_Rotated]) -> list[LogEntry]:
+        """The last ``n`` entries within since/until: newest files first, read lazily."""
         sources = [self.cursor.backward()] if self.cursor is not None else []
-        sources += [src.backward() for src in reversed(self.rotated)]
-        entries = (e for lines in sources for e in map(_decode, lines) if e is not None)
+        sources += [src.backward() for src in reversed(rotated)]
+        decoded = (d for lines in sources for d in map(_decode, lines) if d is not None)
         picked: list[LogEntry] = []
-        for entry in entries:
-            if self.last is None:
-                self.last = entry.timestamp
+        for ns, entry in decoded:
+            self.last = max(self.last, ns)
             if len(picked) >= n or (self.since is not None and entry.timestamp < self.since):
                 break
             if self.until is None or entry.timestamp <= self.until:
                 picked.append(entry)
         return picked[::-1]
 
+    def _unseen(self, rotated: list[_Rotated]) -> Iterator[LogEntry]:
+        """Entries of rotated files started after the newest entry read, and before
+        the current file (if a rotation moved it among them, it is left for later)."""
+        first = self.cursor.first_ns() if self.cursor is not None else None
+        cutoff = first if first is not None else 1 << 80
+        starts = [src.first_ns() for src in rotated]
+        order = sorted((ns, i) for i, ns in enumerate(starts) if ns is not None and ns < cutoff)
+        for ns, i in order:
+            if ns > self.last and not rotated[i].ends_before(self.since):
+                yield from self._select(rotated[i].forward())
+
     def _drain(self) -> Iterator[LogEntry]:
-        """Everything new in the current file; switches to a new one after rotation."""
+        """Everything new, switching to the new current file after a rotation."""
         while True:
             if self.cursor is None:
                 self.cursor = _Cursor.open(self.path)
                 if self.cursor is None:
                     return
-                yield from self._catch_up(None)
+                rotated = _open_rotated(self.path, self.cursor)
+                try:
+                    yield from self._unseen(rotated)
+                finally:
+                    _close_all(rotated)
             yield from self._select(self.cursor.lines())
             if not self.cursor.replaced(self.path):
                 return
             yield from self._select(self.cursor.lines())  # written before the rename
-            # Open the new file before listing the rotated ones: a rotation after
-            # this point moves it into the list, where it marks the end of the gap.
-            old, self.cursor = self.cursor, _Cursor.open(self.path)
-            try:
-                yield from self._catch_up(old)
-            finally:
-                old.close()
-
-    def _catch_up(self, old: _Cursor | None) -> Iterator[LogEntry]:
-        """Files rotated away unread: after ``old`` (the file read last), before ours."""
-        rotated = _open_rotated(self.path, self.cursor)
-        missed: list[_Rotated] = []
-        try:
-            for src in rotated:  # newest first
-                if old is not None and src.same_file(old.fd):
-                    break
-                if self.last is not None and not src.starts_after(self.last):
-                    break
-                missed.append(src)
-            for src in reversed(missed):  # a file and its .gz copy: read once
-                if self.last is None or src.starts_after(self.last):
-                    yield from self._select(src.forward())
-        finally:
-            for src in rotated:
-                src.close()
+            self.cursor.close()
+            self.cursor = None
 
 
 class _Cursor:
@@ -389,7 +385,7 @@ class _Cursor:
     def close(self) -> None:
         os.close(self.fd)
 
-    def lines(self) -> Iterator[bytes]:
+    def lines(self) -> Generator[bytes, None, None]:
         if os.fstat(self.fd).st_size < self.offset:  # truncated by another writer
             self.offset, self.pending = 0, b""
         while chunk := os.pread(self.fd, _BLOCK, self.offset):
@@ -398,6 +394,9 @@ class _Cursor:
             end = data.rfind(b"\n") + 1
             self.pending = data[end:]
             yield from filter(None, data[:end].split(b"\n"))
+
+    def first_ns(self) -> int | None:
+        return _first_ns(_Cursor(self.fd).lines())
 
     def complete_end(self) -> int:
         """Offset just after the last newline (a writer may be mid-line)."""
@@ -437,8 +436,7 @@ class _Rotated:
 
     def forward(self) -> Generator[bytes, None, None]:
         if not self.gz:
-            cursor = _Cursor(self.fd)
-            yield from cursor.lines()
+            yield from _Cursor(self.fd).lines()
             return
         import gzip
 
@@ -457,30 +455,19 @@ class _Rotated:
         cursor.offset = os.fstat(self.fd).st_size
         yield from cursor.backward()
 
-    def same_file(self, fd: int) -> bool:
-        return _file_id(self.fd) == _file_id(fd)
-
-    def starts_after(self, stamp: float | None) -> bool:
-        """Whether the first entry is later than ``stamp``."""
-        lines = self.forward()
-        try:
-            entries = (e for e in map(_decode, lines) if e is not None)
-            first = next((e.timestamp for e in entries), None)
-        finally:
-            lines.close()
-        return stamp is not None and first is not None and first > stamp
+    def first_ns(self) -> int | None:
+        return _first_ns(self.forward())
 
     def ends_before(self, since: float | None) -> bool:
         """Whether every entry is older than ``since`` (known cheaply for plain files)."""
         if since is None or self.gz:
             return False
-        entries = (_decode(line) for line in self.backward())
-        last = next((e.timestamp for e in entries if e is not None), None)
-        return last is not None and last < since
+        last = next(filter(None, map(_decode, self.backward())), None)
+        return last is not None and last[1].timestamp < since
 
 
 def _open_rotated(path: str, current: _Cursor | None) -> list[_Rotated]:
-    """NAME.1, NAME.2, ... (plain or .gz), newest first, each file once.
+    """NAME.1, NAME.2, ... (plain or .gz), oldest first, each file once.
 
     A rotating writer moves files to higher numbers while we scan upwards, so every
     file is seen (some twice: dropped by inode); files newer than ``current`` (rotated
@@ -506,7 +493,7 @@ def _open_rotated(path: str, current: _Cursor | None) -> list[_Rotated]:
         else:
             seen.add(key)
             found.append(src)
-    return found
+    return found[::-1]
 
 
 def _top_index(path: str) -> int:
@@ -521,6 +508,15 @@ def _top_index(path: str) -> int:
     return max((int(n) for n in numbers if n.isdigit()), default=0)
 
 
+def _open_first(*names: str) -> _Rotated | None:
+    for name in names:
+        try:
+            return _Rotated(os.open(name, os.O_RDONLY | os.O_CLOEXEC), name.endswith(".gz"))
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def _file_id(fd: int) -> tuple[int, int]:
     st = os.fstat(fd)
     return st.st_dev, st.st_ino
@@ -531,22 +527,23 @@ def _close_all(sources: list[_Rotated]) -> None:
         src.close()
 
 
-def _open_first(*names: str) -> _Rotated | None:
-    for name in names:
-        try:
-            return _Rotated(os.open(name, os.O_RDONLY | os.O_CLOEXEC), name.endswith(".gz"))
-        except FileNotFoundError:
-            continue
-    return None
-
-
-def _decode(line: bytes) -> LogEntry | None:
+def _decode(line: bytes) -> tuple[int, LogEntry] | None:
+    """(time in ns, entry) of one json-file line; None for a corrupt line."""
     try:
         obj = json.loads(line)
         stamp = obj["time"]
-        return LogEntry(obj.get("stream", "stdout"), obj["log"], stamp, _rfc3339(stamp))
+        ns = _rfc3339_ns(stamp)
+        return ns, LogEntry(obj.get("stream", "stdout"), obj["log"], stamp, ns / 1e9)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _first_ns(lines: Generator[bytes, None, None]) -> int | None:
+    try:
+        first = next(filter(None, map(_decode, lines)), None)
+    finally:
+        lines.close()
+    return first[0] if first is not None else None
 
 
 def format_entry(entry: LogEntry, timestamps: bool) -> bytes:
@@ -575,7 +572,7 @@ def parse_time_arg(text: str, now: float | None = None) -> float:
         seconds = sum(float(n) * _UNITS[unit] for n, unit in parts)
         return (time.time() if now is None else now) - (-seconds if value[0] == "-" else seconds)
     try:
-        return _rfc3339(value)
+        return _rfc3339_ns(value) / 1e9
     except ValueError:
         pass
     if re.fullmatch(r"\d+(?:\.\d{1,9})?", value):
@@ -583,8 +580,8 @@ def parse_time_arg(text: str, now: float | None = None) -> float:
     raise InvalidArgument(f"invalid time {text!r}: want RFC 3339, a unix timestamp or a duration")
 
 
-def _rfc3339(text: str) -> float:
-    """Epoch seconds of an RFC 3339 time; without a zone it is local time."""
+def _rfc3339_ns(text: str) -> int:
+    """Epoch nanoseconds of an RFC 3339 time; without a zone it is local time."""
     import re
 
     m = re.fullmatch(_TIME, text)
@@ -593,14 +590,15 @@ def _rfc3339(text: str) -> float:
     year, month, day, hour, minute, second = (int(g or 0) for g in m.groups()[:6])
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         raise ValueError(text)
-    fraction = float(m.group(7)) if m.group(7) else 0.0
+    nanos = int(m.group(7)[1:].ljust(9, "0")) if m.group(7) else 0
     zone = m.group(8)
     if zone is None:
-        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + fraction
-    offset = 0 if zone in "Zz" else (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
-    days = _days_from_civil(year, month, day)
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second + fraction
-    return seconds - offset if zone[0] != "-" else seconds + offset
+        seconds = int(time.mktime((year, month, day, hour, minute, second, 0, 0, -1)))
+    else:
+        offset = 0 if zone in "Zz" else (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
+        seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60
+        seconds += second - (offset if zone[0] == "+" else -offset)
+    return seconds * 1_000_000_000 + nanos
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import socket
 
-from pyroute2.netlink.exceptions import NetlinkError
-
 from capsa.errors import Conflict, Internal
 
 TYPE_CHECKING = False
@@ -19,6 +17,20 @@ IFA_F_NODAD = 0x02
 MAX_IFNAME = 15
 
 
+def open_iproute() -> IPRoute:
+    """A netlink socket in the caller's netns; pyroute2 is imported here, on first use
+    (importing it costs over 100 ms, which ``network ls`` should not pay)."""
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def netlink_error() -> type[Exception]:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return NetlinkError
+
+
 def lookup(ipr: IPRoute, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
@@ -30,8 +42,8 @@ def ensure(ipr: IPRoute, name: str, mtu: int, addresses: list[tuple[str, int]]) 
     if index is None:
         try:
             ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-        except NetlinkError as e:
-            if e.code != EEXIST:  # another process made it meanwhile
+        except netlink_error() as e:
+            if getattr(e, "code", None) != EEXIST:  # another process made it meanwhile
                 raise Internal(f"create bridge {name}: {e}") from None
         index = lookup(ipr, name)
         if index is None:
@@ -50,8 +62,8 @@ def add_address(ipr: IPRoute, index: int, address: str, prefix_len: int) -> None
     extra = {"flags": IFA_F_NODAD} if family == socket.AF_INET6 else {}
     try:
         ipr.addr("add", index=index, address=address, prefixlen=prefix_len, family=family, **extra)
-    except NetlinkError as e:
-        if e.code != EEXIST:
+    except netlink_error() as e:
+        if getattr(e, "code", None) != EEXIST:
             raise Internal(f"add address {address}/{prefix_len}: {e}") from None
 
 
@@ -62,8 +74,8 @@ def remove(ipr: IPRoute, name: str) -> None:
         return
     try:
         ipr.link("del", index=index)
-    except NetlinkError as e:
-        if e.code != ENODEV:
+    except netlink_error() as e:
+        if getattr(e, "code", None) != ENODEV:
             raise Internal(f"delete bridge {name}: {e}") from None
 
 

@@ -17,8 +17,6 @@ import os
 import secrets
 import time
 
-from pyroute2 import IPRoute
-
 from capsa.cleanup import CleanupStack
 from capsa.engine.network import bridge, ipam, pools, tc, veth
 from capsa.engine.network.store import NetworkStore
@@ -47,6 +45,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from types import ModuleType
+
+    from pyroute2 import IPRoute
 
     from capsa.config import Settings
 
@@ -200,7 +200,7 @@ class NetworkService:
             undo.push(self.store.release, net.id, req.container_id)
             ip6 = self.store.lease(net, req.container_id, "", 6) if net.ipv6 else ""
             ep = _endpoint(net, req, ip, ip6)
-            with IPRoute() as ipr:
+            with bridge.open_iproute() as ipr:
                 bridge_index = self._setup(ipr, net, undo)
                 undo.push(_delete_veth, ep.host_ifname)
                 self._plumb(ipr, ep, net, bridge_index)
@@ -288,7 +288,7 @@ class NetworkService:
         eps = self.store.endpoints(container_id)
         if not eps:
             raise FailedPrecondition(f"container {container_id[:12]} has no network endpoint")
-        with IPRoute() as ipr:
+        with bridge.open_iproute() as ipr:
             for ep in eps:
                 host_index = bridge.lookup(ipr, ep.host_ifname)
                 if host_index is None:
@@ -305,7 +305,7 @@ class NetworkService:
     def interface_stats(self, container_id: str) -> dict[str, dict[str, int]]:
         """Counters as the container sees them (the host end's rx is the container's tx)."""
         out: dict[str, dict[str, int]] = {}
-        with IPRoute() as ipr:
+        with bridge.open_iproute() as ipr:
             for ep in self.store.endpoints(container_id):
                 stats = veth.link_stats(ipr, ep.host_ifname)
                 if stats is not None:
@@ -424,7 +424,7 @@ class NetworkService:
 
     @staticmethod
     def _routes() -> builtins.list[str]:
-        with IPRoute() as ipr:
+        with bridge.open_iproute() as ipr:
             return pools.host_routes(ipr)
 
 
@@ -446,12 +446,12 @@ def _run_all(steps: list[Callable[[], object]]) -> list[BaseException]:
 
 
 def _delete_veth(host_ifname: str) -> None:
-    with IPRoute() as ipr:
+    with bridge.open_iproute() as ipr:
         veth.delete(ipr, host_ifname)
 
 
 def _remove_bridge(name: str) -> None:
-    with IPRoute() as ipr:
+    with bridge.open_iproute() as ipr:
         bridge.remove(ipr, name)
 
 

@@ -6,8 +6,7 @@ the container, the container end (inside its netns) limits traffic out of it.
 
 from __future__ import annotations
 
-from pyroute2.netlink.exceptions import NetlinkError
-
+from capsa.engine.network.bridge import netlink_error
 from capsa.errors import Internal, InvalidArgument
 
 TYPE_CHECKING = False
@@ -58,7 +57,7 @@ def limit(ipr: IPRoute, index: int, bps: int) -> None:
     burst = max(rate // 50, MIN_BURST)  # 20 ms worth, enough for GSO segments
     try:
         ipr.tc("replace", "tbf", index, 0x10000, rate=rate, burst=burst, latency=LATENCY)
-    except NetlinkError as e:
+    except netlink_error() as e:
         raise Internal(f"set rate limit: {e}") from None
 
 
@@ -66,6 +65,6 @@ def clear(ipr: IPRoute, index: int) -> None:
     """Back to the default qdisc; nothing to remove is fine."""
     try:
         ipr.tc("del", index=index, parent=0xFFFFFFFF)
-    except NetlinkError as e:
-        if e.code not in (ENOENT, EINVAL):
+    except netlink_error() as e:
+        if getattr(e, "code", None) not in (ENOENT, EINVAL):
             raise Internal(f"clear rate limit: {e}") from None

@@ -13,16 +13,22 @@ import hashlib
 import os
 import socket
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from capsa.engine.network.bridge import EEXIST, ENODEV, IFA_F_NODAD, lookup
+from capsa.engine.network.bridge import (
+    EEXIST,
+    ENODEV,
+    IFA_F_NODAD,
+    lookup,
+    netlink_error,
+    open_iproute,
+)
 from capsa.errors import Internal, NotFound, os_reason
 from capsa.linux import syscalls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from pyroute2 import IPRoute
 
 
 def host_ifname(container_id: str, network_id: str) -> str:
@@ -49,7 +55,7 @@ def netns_iproute(pid: int) -> Iterator[IPRoute]:
         try:
             syscalls.setns(target, syscalls.CLONE_NEWNET)
             try:
-                ipr = IPRoute()
+                ipr = open_iproute()
             finally:
                 syscalls.setns(own, syscalls.CLONE_NEWNET)
         finally:
@@ -68,8 +74,8 @@ def create(ipr: IPRoute, host_name: str, pid: int, ifname: str, mtu: int) -> Non
     try:
         peer = {"ifname": ifname, "net_ns_fd": fd, "mtu": mtu}
         ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, peer=peer)
-    except NetlinkError as e:
-        what = f"{ifname} exists in the container" if e.code == EEXIST else str(e)
+    except netlink_error() as e:
+        what = f"{ifname} exists in the container" if getattr(e, "code", None) == EEXIST else str(e)
         raise Internal(f"create veth {host_name}: {what}") from None
     finally:
         os.close(fd)
@@ -91,8 +97,8 @@ def delete(ipr: IPRoute, host_name: str) -> None:
         return
     try:
         ipr.link("del", index=index)
-    except NetlinkError as e:
-        if e.code != ENODEV:
+    except netlink_error() as e:
+        if getattr(e, "code", None) != ENODEV:
             raise Internal(f"delete veth {host_name}: {e}") from None
 
 
@@ -127,8 +133,8 @@ def add_default_route(ns: IPRoute, gateway: str) -> None:
     dst = "::/0" if family == socket.AF_INET6 else "0.0.0.0/0"
     try:
         ns.route("add", dst=dst, gateway=gateway, family=family)
-    except NetlinkError as e:
-        if e.code != EEXIST:
+    except netlink_error() as e:
+        if getattr(e, "code", None) != EEXIST:
             raise Internal(f"add default route via {gateway}: {e}") from None
 
 
