@@ -136,7 +136,7 @@ def remove(leaked: Snapshot) -> list[str]:
     for link in leaked.links:
         errors += _run(["ip", "link", "delete", link])
     for table in leaked.nft_tables:
-        errors += _run(["nft", "delete", *table.split()[1:]])
+        errors += _run(["nft", "delete", *table.split()])
     return errors
 
 

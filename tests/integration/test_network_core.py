@@ -212,18 +212,18 @@ def test_detach_removes_links_and_leases(
     netns: Callable[[], int],
     test_token: str,
 ) -> None:
-    before = link_names()
     net = make_net()
     a, b = netns(), netns()
     ep_a = svc.attach(AttachRequest(_cid(), "a", a, net.name))
     ep_b = svc.attach(AttachRequest(_cid(), "b", b, net.name))
-    assert {net.bridge, ep_a.host_ifname, ep_b.host_ifname} <= link_names()
+    ours = {net.bridge, ep_a.host_ifname, ep_b.host_ifname}
+    assert ours <= link_names()
     svc.detach(ep_a.container_id)
     svc.detach(ep_a.container_id)  # idempotent
     assert ep_a.host_ifname not in link_names() and net.bridge in link_names()
     os.kill(b, signal.SIGKILL)  # the namespace goes away before the detach
     svc.detach(ep_b.container_id)
-    assert link_names() == before
+    assert not ours & link_names()
     assert svc.store.leases() == [] and svc.endpoints(ep_b.container_id) == []
     assert firewall.list_rules(test_token) == []
 
@@ -234,21 +234,24 @@ def test_attach_failure_leaves_nothing(
     netns: Callable[[], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    before = link_names()
     net = make_net()
     pid = netns()
+    cids = [_cid() for _ in range(3)]
     with pytest.raises(InvalidArgument):
-        svc.attach(AttachRequest(_cid(), "a", pid, net.name, ip="192.0.2.99"))
+        svc.attach(AttachRequest(cids[0], "a", pid, net.name, ip="192.0.2.99"))
     with pytest.raises(NotFound):
-        svc.attach(AttachRequest(_cid(), "a", 2**22 + 7, net.name))
+        svc.attach(AttachRequest(cids[1], "a", 2**22 + 7, net.name))
 
     def broken(*_a: object, **_kw: object) -> None:
         raise InvalidArgument("port already allocated")
 
     monkeypatch.setattr(firewall, "publish", broken)
     with pytest.raises(InvalidArgument, match="port already allocated"):
-        svc.attach(AttachRequest(_cid(), "a", pid, net.name))
-    assert link_names() == before
+        svc.attach(AttachRequest(cids[2], "a", pid, net.name))
+    ours = {net.bridge, *(veth.host_ifname(cid, net.id) for cid in cids)}
+    assert not ours & link_names()
+    with veth.netns_iproute(pid) as ns:
+        assert ns.link_lookup(ifname="eth0") == []
     assert svc.store.leases() == [] and svc.store.endpoints() == []
 
 

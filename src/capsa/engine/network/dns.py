@@ -24,7 +24,7 @@ import socket
 import struct
 import time
 
-from capsa.errors import Unavailable
+from capsa.errors import InvalidArgument, Unavailable
 from capsa.linux.atomicfile import write_atomic
 
 TYPE_CHECKING = False
@@ -285,6 +285,8 @@ def start_dns(
     ``listen`` defaults to the gateway, port 53; ``upstreams`` to the host's resolvers.
     """
     address = listen or dns_server_for(network)
+    if not address[0]:
+        raise InvalidArgument(f"network {network.name} has no gateway for its dns server")
     os.makedirs(dns_dir(settings), mode=0o700, exist_ok=True)
     with _locked(_path(settings, network.id, ".pid.lock")):
         if running_pid(settings, network.id):
