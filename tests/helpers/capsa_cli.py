@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.helpers import unique_name
 from tests.helpers.probe import Probe, parse_probe
 

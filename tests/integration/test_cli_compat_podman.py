@@ -22,15 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import capsa_cli, requires, unique_name
+from tests.helpers.capsa_cli import IMAGE, CapsaCli
 
-from tests.helpers import requires, unique_name
-from tests.helpers.capsa_cli import (  # noqa: F401  (fixtures)
-    IMAGE,
-    CapsaCli,
-    busybox_tarball,
-    capsa,
-    capsa_module,
-)
+busybox_tarball = capsa_cli.busybox_tarball  # fixtures
+capsa_module = capsa_cli.capsa_module
+capsa = capsa_cli.capsa
 
 pytestmark = [pytest.mark.root, pytest.mark.podman]
 
@@ -132,12 +129,18 @@ class PodmanPeer:
         self.base = base
         self.argv = [
             "podman",
-            "--root", str(base / "storage"),
-            "--runroot", str(base / "run"),
-            "--runtime", shutil.which("runc") or "runc",
-            "--cgroup-manager", "cgroupfs",
-            "--events-backend", "file",
-            "--tmpdir", str(base / "tmp"),
+            "--root",
+            str(base / "storage"),
+            "--runroot",
+            str(base / "run"),
+            "--runtime",
+            shutil.which("runc") or "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--tmpdir",
+            str(base / "tmp"),
         ]
         self.socket = base / "podman.sock"
         self.service: subprocess.Popen[bytes] | None = None
@@ -231,10 +234,31 @@ def _same_container(capsa: CapsaCli, peer: PodmanPeer, tmp_path: Path) -> tuple[
     name = unique_name()
     (tmp_path / "data").mkdir()
     flags = [
-        "--name", name, "--init", "-m", "64m", "-e", "A=1", "-l", "capsa.test=1",
-        "--restart", "on-failure:3", "-v", f"{tmp_path / 'data'}:/data:ro",
-        "--health-cmd", "true", "--health-interval", "30s", "--cap-add", "NET_ADMIN",
-        "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=1024:1024", "--network", "none",
+        "--name",
+        name,
+        "--init",
+        "-m",
+        "64m",
+        "-e",
+        "A=1",
+        "-l",
+        "capsa.test=1",
+        "--restart",
+        "on-failure:3",
+        "-v",
+        f"{tmp_path / 'data'}:/data:ro",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "30s",
+        "--cap-add",
+        "NET_ADMIN",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--network",
+        "none",
     ]
     capsa.run("run", "-d", *flags, IMAGE, "sleep", "300")
     peer.docker("run", "-d", *flags, PODMAN_IMAGE, "sleep", "300")
@@ -306,8 +330,18 @@ def test_same_ps_format(capsa: CapsaCli, peer: PodmanPeer) -> None:
     capsa.run("run", "-d", "--name", name, "-l", "k=v", IMAGE, "sh", "-c", "exit 2")
     capsa.run("wait", name)
     peer.docker(
-        "run", "-d", "--name", name, "--network", "none", "-l", "k=v", PODMAN_IMAGE,
-        "sh", "-c", "exit 2",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "-l",
+        "k=v",
+        PODMAN_IMAGE,
+        "sh",
+        "-c",
+        "exit 2",
     )
     peer.docker("wait", name)
     template = "{{.Names}}|{{.State}}|{{.Labels}}|{{.Command}}"

@@ -9,14 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.helpers import capsa_cli
+from tests.helpers.capsa_cli import IMAGE, CapsaCli
 
-from tests.helpers.capsa_cli import (  # noqa: F401  (fixtures)
-    IMAGE,
-    CapsaCli,
-    busybox_tarball,
-    capsa,
-    capsa_module,
-)
+busybox_tarball = capsa_cli.busybox_tarball  # fixtures
+capsa_module = capsa_cli.capsa_module
+capsa = capsa_cli.capsa
 
 pytestmark = pytest.mark.root
 
@@ -320,12 +318,34 @@ def test_ps_table_size_and_formats(capsa: CapsaCli) -> None:
 def test_inspect_shape_and_templates(capsa: CapsaCli, tmp_path: Path) -> None:
     name = capsa.name()
     cid = capsa.detached(
-        "--name", name, "--init", "-m", "64m", "-e", "A=1", "-v", f"{tmp_path}:/data:ro",
-        "--restart", "on-failure:3",
+        "--name",
+        name,
+        "--init",
+        "-m",
+        "64m",
+        "-e",
+        "A=1",
+        "-v",
+        f"{tmp_path}:/data:ro",
+        "--restart",
+        "on-failure:3",
     )
     doc = capsa.inspect(name)
-    for key in ("Id", "Created", "Path", "Args", "State", "Image", "Name", "RestartCount",
-                "HostConfig", "Mounts", "Config", "NetworkSettings", "LogPath"):
+    for key in (
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "Name",
+        "RestartCount",
+        "HostConfig",
+        "Mounts",
+        "Config",
+        "NetworkSettings",
+        "LogPath",
+    ):
         assert key in doc, key
     assert doc["Id"] == cid and doc["Name"] == f"/{name}"
     assert doc["Image"].startswith("sha256:")

@@ -9,19 +9,17 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from tests.helpers.capsa_cli import (  # noqa: F401  (fixtures)
-    IMAGE,
-    CapsaCli,
-    busybox_tarball,
-    capsa,
-    capsa_module,
-)
+from tests.helpers import capsa_cli
+from tests.helpers.capsa_cli import IMAGE, CapsaCli
 from tests.helpers.terminal import PtyProcess, set_winsize
+
+busybox_tarball = capsa_cli.busybox_tarball  # fixtures
+capsa_module = capsa_cli.capsa_module
+capsa = capsa_cli.capsa
 
 pytestmark = pytest.mark.root
 
@@ -38,7 +36,7 @@ def _finished(capsa: CapsaCli, *flags: str, script: str) -> str:
 
 def _stamp(text: str) -> datetime:
     main, _, frac = text.rstrip("Z").partition(".")
-    when = datetime.fromisoformat(main).replace(tzinfo=timezone.utc)
+    when = datetime.fromisoformat(main).replace(tzinfo=UTC)
     return when + timedelta(microseconds=int((frac + "000000")[:6]) if frac else 0)
 
 
@@ -257,8 +255,19 @@ def test_exec_non_tty_and_stdin(capsa: CapsaCli) -> None:
     capsa.detached("--name", name, "--init")
     proc = capsa.run("exec", "-i", name, "sh", "-c", "cat; exit 2", input="piped\n", check=False)
     assert proc.returncode == 2 and proc.stdout == "piped\n"
-    proc = capsa.run("exec", "-e", "X=1", "-w", "/tmp", "-u", "user", name, "sh", "-c",
-                     'echo "$X $(pwd) $(id -u)"')
+    proc = capsa.run(
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "user",
+        name,
+        "sh",
+        "-c",
+        'echo "$X $(pwd) $(id -u)"',
+    )
     assert proc.stdout.split() == ["1", "/tmp", "1000"]
     missing = capsa.run("exec", name, "capsa-test-nosuchcmd", check=False)
     assert missing.returncode in (126, 127), missing.stderr

@@ -116,13 +116,22 @@ def version() -> None:
 
 
 def _register() -> None:
-    from capsa.cli import containers, explain, fscommands, images, monitoring, volumes
+    from capsa.cli import (
+        containers,
+        explain,
+        fscommands,
+        images,
+        monitoring,
+        networks,
+        volumes,
+    )
 
     images.register(cli)
     volumes.register(cli)
     containers.register(cli)
     fscommands.register(cli)
     explain.register(cli)
+    networks.register(cli)
     monitoring.register(cli)  # last: it adds to the `container` and `system` groups
 
 

@@ -307,6 +307,11 @@ def resources(kw: dict[str, Any]) -> Resources:
     r.device_write_bps = [throttle(t, False) for t in kw["device_write_bps"]]
     r.device_read_iops = [throttle(t, True) for t in kw["device_read_iops"]]
     r.device_write_iops = [throttle(t, True) for t in kw["device_write_iops"]]
+    if kw["network_rate_in"] or kw["network_rate_out"]:
+        from capsa.engine.network.tc import parse_rate
+
+        r.network_rate_in = parse_rate(kw["network_rate_in"]) if kw["network_rate_in"] else 0
+        r.network_rate_out = parse_rate(kw["network_rate_out"]) if kw["network_rate_out"] else 0
     return r
 
 
@@ -344,7 +349,14 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.stop_signal = kw["stop_signal"] or ""
     spec.stop_timeout = kw["stop_timeout"]
     spec.pid_mode, spec.ipc_mode, spec.uts_mode = kw["pid"] or "", kw["ipc"] or "", kw["uts"] or ""
-    spec.network_mode = kw["network"] or "none"
+    spec.network_mode = kw["network"] or "bridge"
+    spec.aliases = list(kw["network_alias"])
+    spec.ip = kw["ip"] or ""
+    spec.mac_address = kw["mac_address"] or ""
+    spec.publish_all = kw["publish_all"]
+    from capsa.engine.netwire import parse_publish
+
+    spec.extra["ports"] = [p for item in kw["publish"] for p in parse_publish(item)]
     spec.extra_hosts = list(kw["add_host"])
     spec.dns, spec.dns_search = list(kw["dns"]), list(kw["dns_search"])
     spec.dns_options = list(kw["dns_option"])
@@ -408,6 +420,13 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--uts"),
         click.option("--network", "--net"),
         click.option("--add-host", **multi),
+        click.option("-p", "--publish", **multi),
+        click.option("-P", "--publish-all", is_flag=True),
+        click.option("--ip"),
+        click.option("--network-alias", "--alias", **multi),
+        click.option("--mac-address"),
+        click.option("--network-rate-in", help="e.g. 10mbit: into the container"),
+        click.option("--network-rate-out", help="e.g. 5mbit: out of the container"),
         click.option("--dns", **multi),
         click.option("--dns-search", **multi),
         click.option("--dns-option", **multi),

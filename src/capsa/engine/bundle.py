@@ -36,7 +36,9 @@ def find_init() -> str:
     raise InvalidArgument("--init needs tini (apt-get install tini)")
 
 
-def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) -> None:
+def write_etc_files(
+    rec: ContainerRecord, paths: ContainerPaths, hostname: str, dns: dict[str, Any] | None = None
+) -> None:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf of the container (kept in its data dir)."""
     os.makedirs(paths.data, exist_ok=True)
     write_atomic(paths.hostname, f"{hostname}\n".encode(), 0o644, durable=False)
@@ -54,21 +56,28 @@ def write_etc_files(rec: ContainerRecord, paths: ContainerPaths, hostname: str) 
     if rec.spec.network_mode != "host":
         lines.append(f"127.0.1.1\t{hostname}")
     write_atomic(paths.hosts, ("\n".join(lines) + "\n").encode(), 0o644, durable=False)
-    write_atomic(paths.resolv_conf, resolv_conf(rec).encode(), 0o644, durable=False)
+    write_atomic(paths.resolv_conf, resolv_conf(rec, dns).encode(), 0o644, durable=False)
 
 
-def resolv_conf(rec: ContainerRecord) -> str:
+def resolv_conf(rec: ContainerRecord, dns: dict[str, Any] | None = None) -> str:
+    """--dns flags, else the embedded DNS of a user network, else the host's resolvers
+    (a 127.0.0.x stub such as systemd-resolved's is replaced by its upstreams: it is
+    unreachable from another network namespace)."""
     servers, search, options = (
         list(rec.spec.dns),
         list(rec.spec.dns_search),
         list(rec.spec.dns_options),
     )
-    host = _host_resolv()
+    host = _host_resolv(keep_stub=rec.spec.network_mode == "host")
+    if not servers and dns:
+        servers = list(dns.get("nameservers") or [])
+        search = search or list(dns.get("search") or [])
     if not servers:
-        servers = [s for s in host["nameserver"] if not s.startswith("127.")] or [
-            "8.8.8.8",
-            "8.8.4.4",
-        ]
+        servers = [
+            s
+            for s in host["nameserver"]
+            if rec.spec.network_mode == "host" or not s.startswith("127.")
+        ] or ["8.8.8.8", "8.8.4.4"]
     search = search or host["search"]
     options = options or host["options"]
     out = [f"nameserver {s}" for s in servers]
@@ -79,11 +88,16 @@ def resolv_conf(rec: ContainerRecord) -> str:
     return "\n".join(out) + "\n"
 
 
-def _host_resolv() -> dict[str, list[str]]:
+def _host_resolv(keep_stub: bool = False) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {"nameserver": [], "search": [], "options": []}
     # systemd-resolved's stub (127.0.0.53) is useless inside a network namespace:
     # prefer the file listing the real upstream servers when it exists
-    for path in ("/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"):
+    paths = (
+        ("/etc/resolv.conf",)
+        if keep_stub
+        else ("/run/systemd/resolve/resolv.conf", "/etc/resolv.conf")
+    )
+    for path in paths:
         try:
             with open(path) as f:
                 text = f.read()
@@ -177,6 +191,7 @@ def build(
     snapshots: SnapshotStore,
     volumes: object,
     cleanup: CleanupStack,
+    dns: dict[str, Any] | None = None,
 ) -> oci.Spec:
     """Mount the rootfs, resolve everything, write ``bundle/config.json``."""
     from capsa.linux.mount import mount_all, unmount
@@ -192,7 +207,7 @@ def build(
     hostname = rec.spec.hostname or (
         os.uname().nodename if rec.spec.network_mode == "host" else rec.id[:12]
     )
-    write_etc_files(rec, paths, hostname)
+    write_etc_files(rec, paths, hostname, dns)
     uid, gid, gids = users.resolve(
         paths.rootfs,
         rec.spec.user or ((image.config.user if image.config else None) or ""),

@@ -179,7 +179,11 @@ class ContainerSpec:
     pid_mode: str = ""  # "" private, "host", "container:<id>"
     ipc_mode: str = ""  # "" private (shareable), "host", "none", "container:<id>"
     uts_mode: str = ""  # "" private, "host"
-    network_mode: str = "none"  # none | host | bridge | container:<id> | <network>
+    network_mode: str = "bridge"  # none | host | bridge | container:<id> | <network>
+    aliases: list[str] = field(default_factory=list)  # --network-alias
+    ip: str = ""  # --ip
+    mac_address: str = ""
+    publish_all: bool = False  # -P: every EXPOSEd port on a random host port
     extra_hosts: list[str] = field(default_factory=list)  # host:ip
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
@@ -190,7 +194,9 @@ class ContainerSpec:
     oom_score_adj: int | None = None
     group_add: list[str] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # later issues (ports, networks...)
+    # later issues; "ports": [{"host_ip", "host_port", "container_port", "protocol"}],
+    # "networks": networks connected after create
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @record

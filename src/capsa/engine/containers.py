@@ -117,6 +117,7 @@ class ContainerService:
         chain_ids = self.images.chain_ids(image)
         spec.mounts = self._volume_mounts(spec, image)
         self._validate(spec)
+        self._networking(spec, image)
         with CleanupStack() as cleanup:
             self.ctx.snapshots.prepare(container_id, chain_ids)
             cleanup.push(self.ctx.snapshots.remove_rw, container_id)
@@ -201,6 +202,51 @@ class ContainerService:
             if m.type == "volume":
                 anonymous = "anonymous" in m.options
                 self.ctx.volumes.create(VolumeCreateOptions(name=m.source, anonymous=anonymous))
+
+    def _networking(self, spec: ContainerSpec, image: Any) -> None:
+        """The network must exist; -p/-P ports get their random host ports now."""
+        from capsa.engine import netwire
+        from capsa.oci import image_spec
+
+        name = netwire.network_of(spec)
+        if name is not None and name != "bridge":
+            self.ctx.networks.get(name)  # NotFound: "network X not found"
+        if spec.network_mode.startswith("container:"):
+            self.get(spec.network_mode.partition(":")[2])
+        config = image_spec.load_config(self.ctx.content.read(image.id))
+        exposed = config.config.exposed_ports if config.config else None
+        spec.extra["ports"] = netwire.resolve_ports(spec, exposed)
+
+    def network_connect(
+        self, text: str, network: str, aliases: list[str] | None = None, ip: str = ""
+    ) -> None:
+        """Join another network (``network connect``), now if running, else at start."""
+        rec = self.get(text)
+        net = self.ctx.networks.get(network)
+        extra = dict(rec.spec.extra)
+        names = [n for n in extra.get("networks") or [] if n != net.name]
+        extra["networks"] = [*names, net.name]
+        rec.spec.extra = extra
+        if aliases:
+            rec.spec.aliases = sorted({*rec.spec.aliases, *aliases})
+        self.ctx.store.update_spec(rec.id, rec.spec)
+        if rec.state in (State.RUNNING, State.PAUSED) and rec.pid:
+            self.ctx.networks.connect(net.name, rec.id, rec.name, rec.pid, aliases or [], ip)
+        self.ctx.events.emit("network", "connect", net.id, {"container": rec.id, "name": net.name})
+
+    def network_disconnect(self, text: str, network: str, force: bool = False) -> None:
+        rec = self.get(text)
+        net = self.ctx.networks.get(network)
+        extra = dict(rec.spec.extra)
+        extra["networks"] = [n for n in extra.get("networks") or [] if n != net.name]
+        if rec.spec.network_mode == net.name:
+            rec.spec.network_mode = "none"
+        rec.spec.extra = extra
+        self.ctx.store.update_spec(rec.id, rec.spec)
+        self.ctx.networks.disconnect(net.name, rec.id, rec.pid)
+        self.ctx.events.emit(
+            "network", "disconnect", net.id, {"container": rec.id, "name": net.name}
+        )
 
     def _validate(self, spec: ContainerSpec) -> None:
         from capsa.engine import specgen

@@ -7,6 +7,7 @@ if TYPE_CHECKING:
     from capsa.config import Settings
     from capsa.engine.containers import ContainerService
     from capsa.engine.images import ImageService
+    from capsa.engine.network.service import NetworkService
     from capsa.engine.service_context import ServiceContext
     from capsa.engine.volumes import VolumeService
 
@@ -48,6 +49,10 @@ class LocalEngine:
     @property
     def volumes(self) -> VolumeService:
         return self.ctx.volumes
+
+    @property
+    def networks(self) -> NetworkService:
+        return self.ctx.networks
 
     def close(self) -> None:
         if self._ctx is not None:

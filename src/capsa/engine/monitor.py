@@ -97,11 +97,25 @@ class Setup:
             os.unlink(os.path.join(self.paths.run, "health.json"))
         except FileNotFoundError:
             pass
-        bundle.build(rec, self.paths, ctx.content, ctx.snapshots, ctx.volumes, cleanup)
+        from capsa.engine import netwire
+
+        bundle.build(
+            rec,
+            self.paths,
+            ctx.content,
+            ctx.snapshots,
+            ctx.volumes,
+            cleanup,
+            netwire.dns_servers(ctx, rec.spec),
+        )
         backend = ctx.backend(rec.spec.runtime)
         stdio, ours = _stdio(rec.spec.tty, rec.spec.stdin_open)
         created = backend.create(rec.id, self.paths.bundle, stdio)
         cleanup.push(backend.delete, rec.id, True)
+        endpoints = netwire.attach(ctx, rec, created.pid)
+        if endpoints:
+            cleanup.push(netwire.detach, ctx, rec.id)
+            netwire.add_own_address(self.paths, rec.spec.hostname or rec.id[:12], endpoints)
         for fd in (stdio.stdin, stdio.stdout, stdio.stderr):
             if fd > 2:
                 os.close(fd)
@@ -259,6 +273,9 @@ class Finish(Setup):
         oom = self._oom_killed()
         backend = self.ctx.backend(self.rec.spec.runtime)
         backend.delete(self.rec.id, True)
+        from capsa.engine import netwire
+
+        netwire.detach(self.ctx, self.rec.id)
         from capsa.linux.mount import unmount
 
         try:

@@ -25,6 +25,9 @@ def remove_container(ctx: ServiceContext, rec: ContainerRecord, volumes: bool = 
 
     paths = ctx.paths(rec.id)
     ctx.backend(rec.spec.runtime).delete(rec.id, True)
+    from capsa.engine import netwire
+
+    netwire.detach(ctx, rec.id)
     if os.path.ismount(paths.rootfs):
         unmount(paths.rootfs, detach=True)
     ctx.snapshots.remove_rw(rec.rootfs_key or rec.id)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from capsa.engine.backend import RuntimeBackend
     from capsa.engine.events import EventLog
     from capsa.engine.metadata import ContainerStore
+    from capsa.engine.network.service import NetworkService
     from capsa.engine.paths import ContainerPaths
     from capsa.engine.volumes import VolumeService
     from capsa.store.content import ContentStore
@@ -84,6 +85,19 @@ class ServiceContext:
         return self._get("volumes", lambda: VolumeService(self.settings))
 
     @property
+    def networks(self) -> NetworkService:
+        from capsa.engine.network.service import NetworkService
+
+        def exists(container_id: str) -> bool:
+            try:
+                self.store.get(container_id)
+            except Exception:
+                return False
+            return True
+
+        return self._get("networks", lambda: NetworkService(self.settings, container_exists=exists))
+
+    @property
     def events(self) -> EventLog:
         from capsa.engine.events import EventLog
 
@@ -108,7 +122,7 @@ class ServiceContext:
     def close(self) -> None:
         """Close every database handle (before a fork: SQLite handles must not cross
         one). The services are rebuilt on next use."""
-        for key in ("store", "images", "snapshots", "volumes"):
+        for key in ("store", "images", "snapshots", "volumes", "networks"):
             obj = self._cache.pop(key, None)
             if obj is not None:
                 obj.close()

@@ -87,6 +87,9 @@ def plug(ipr: IPRoute, host_name: str, bridge_index: int) -> int:
     if index is None:
         raise Internal(f"veth {host_name} vanished")
     ipr.link("set", index=index, master=bridge_index, state="up")
+    # hairpin: a container reaching its own published port through the host address
+    # comes back out of the port it went in (br_netfilter is loaded on these machines)
+    ipr.brport("set", index=index, mode=1)
     return index
 
 

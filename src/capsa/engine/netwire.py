@@ -1,0 +1,174 @@
+"""A container's networking, as the monitor and the engine need it: which network a
+container joins, its published ports, attach/detach around the runtime's create and
+the container's exit, and the /etc files that depend on the address."""
+
+from __future__ import annotations
+
+import os
+
+from capsa.errors import CapsaError, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.container_types import ContainerRecord, ContainerSpec
+    from capsa.engine.network.types import Endpoint
+    from capsa.engine.paths import ContainerPaths
+    from capsa.engine.service_context import ServiceContext
+
+NO_NETWORK = ("none", "host")
+
+
+def network_of(spec: ContainerSpec) -> str | None:
+    """The network the container is attached to at start ("bridge" = the default)."""
+    mode = spec.network_mode or "bridge"
+    if mode in NO_NETWORK or mode.startswith("container:"):
+        return None
+    return mode
+
+
+def parse_publish(text: str) -> list[dict[str, Any]]:
+    """docker's -p: [ip:][hostPort[-end]:]containerPort[-end][/proto]."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid proto: {proto}")
+    parts = spec.rsplit(":", 2) if not spec.startswith("[") else _split_v6(spec)
+    host_ip, host, container = "", "", parts[-1]
+    if len(parts) == 2:
+        host = parts[0]
+    elif len(parts) == 3:
+        host_ip, host = parts[0], parts[1]
+    cports = _range(container, text)
+    hports = _range(host, text) if host else [0] * len(cports)
+    if len(hports) == 1 and len(cports) > 1 and host:
+        raise InvalidArgument(f"invalid ranges specified for container and host ports: {text}")
+    if len(hports) != len(cports):
+        raise InvalidArgument(f"invalid ranges specified for container and host ports: {text}")
+    return [
+        {"host_ip": host_ip, "host_port": h, "container_port": c, "protocol": proto}
+        for h, c in zip(hports, cports, strict=True)
+    ]
+
+
+def _split_v6(spec: str) -> list[str]:
+    ip, _, rest = spec[1:].partition("]")
+    return [ip, *rest.lstrip(":").split(":", 1)]
+
+
+def _range(text: str, whole: str) -> list[int]:
+    start, dash, end = text.partition("-")
+    try:
+        a = int(start)
+        b = int(end) if dash else a
+    except ValueError:
+        raise InvalidArgument(f'invalid port specification: "{whole}"') from None
+    if not (0 < a <= 65535 and 0 < b <= 65535 and a <= b):
+        raise InvalidArgument(f'invalid port specification: "{whole}"')
+    return list(range(a, b + 1))
+
+
+def free_port(proto: str, host_ip: str = "") -> int:
+    import socket
+
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host_ip or "0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def resolve_ports(spec: ContainerSpec, exposed: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The container's published ports with random host ports chosen (-p N, -P)."""
+    ports = [dict(p) for p in spec.extra.get("ports") or []]
+    if spec.publish_all:
+        for key in sorted(exposed or {}):
+            port, _, proto = key.partition("/")
+            if not any(
+                p["container_port"] == int(port) and p["protocol"] == (proto or "tcp")
+                for p in ports
+            ):
+                ports.append(
+                    {
+                        "host_ip": "",
+                        "host_port": 0,
+                        "container_port": int(port),
+                        "protocol": proto or "tcp",
+                    }
+                )
+    for p in ports:
+        if not p["host_port"]:
+            p["host_port"] = free_port(p["protocol"], p["host_ip"])
+    if ports and network_of(spec) is None:
+        raise InvalidArgument(
+            f"published ports need a bridge network (not --network {spec.network_mode})"
+        )
+    return ports
+
+
+def attach(ctx: ServiceContext, rec: ContainerRecord, pid: int) -> list[Endpoint]:
+    """Put the new container's network namespace on its networks (before start)."""
+    from capsa.engine.network.types import AttachRequest, PortMapping
+
+    name = network_of(rec.spec)
+    if name is None:
+        return []
+    networks = [name, *[n for n in rec.spec.extra.get("networks") or [] if n != name]]
+    ports = [
+        PortMapping(
+            host_port=p["host_port"],
+            container_port=p["container_port"],
+            protocol=p["protocol"],
+            host_ip=p["host_ip"],
+        )
+        for p in rec.spec.extra.get("ports") or []
+    ]
+    r = rec.spec.resources
+    endpoints = []
+    for i, net in enumerate(networks):
+        req = AttachRequest(
+            container_id=rec.id,
+            container_name=rec.name,
+            pid=pid,
+            network=net,
+            aliases=list(rec.spec.aliases),
+            ip=rec.spec.ip if i == 0 else "",
+            mac=rec.spec.mac_address if i == 0 else "",
+            ports=ports if i == 0 else [],
+            rate_in_bps=r.network_rate_in,
+            rate_out_bps=r.network_rate_out,
+        )
+        endpoints.append(ctx.networks.attach(req))
+    return endpoints
+
+
+def detach(ctx: ServiceContext, container_id: str) -> None:
+    try:
+        ctx.networks.detach(container_id)
+    except CapsaError:
+        pass
+
+
+def add_own_address(paths: ContainerPaths, hostname: str, endpoints: list[Endpoint]) -> None:
+    """/etc/hosts gets the container's address (rewritten in place: it is bind-mounted)."""
+    if not endpoints:
+        return
+    with open(paths.hosts) as f:
+        lines = [ln for ln in f.read().splitlines() if not ln.endswith(f"\t{hostname}")]
+    lines += [f"{ep.ip}\t{hostname}" for ep in endpoints[:1]]
+    fd = os.open(paths.hosts, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def dns_servers(ctx: ServiceContext, spec: ContainerSpec) -> dict[str, Any] | None:
+    """nameserver/search for a container on a user network (the embedded DNS)."""
+    name = network_of(spec)
+    if name is None or name == "bridge":
+        return None
+    try:
+        conf: dict[str, Any] | None = ctx.networks.resolv_conf([name])
+        return conf
+    except CapsaError:
+        return None
