@@ -193,6 +193,11 @@ def _changes(kw: dict[str, Any]) -> Any:
     for name in ("cpuset_cpus", "cpuset_mems", "restart"):
         if kw[name]:
             setattr(ch, name, kw[name])
+    for name in ("network_rate_in", "network_rate_out"):
+        if kw[name]:
+            from capsa.engine.network.tc import parse_rate
+
+            setattr(ch, name, 0 if kw[name] in ("0", "none") else parse_rate(kw[name]))
     return ch
 
 
@@ -208,6 +213,8 @@ def _changes(kw: dict[str, Any]) -> Any:
 @click.option("--cpuset-mems")
 @click.option("--pids-limit", type=int)
 @click.option("--blkio-weight", type=int)
+@click.option("--network-rate-in", help="e.g. 10mbit (0: no limit)")
+@click.option("--network-rate-out", help="e.g. 5mbit (0: no limit)")
 @click.option("--restart")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context

@@ -35,6 +35,8 @@ class ResourceUpdate:
     cpuset_mems: str | None = None
     pids_limit: int | None = None  # 0 or -1: unlimited
     blkio_weight: int | None = None
+    network_rate_in: int | None = None  # bits per second, 0 = no limit
+    network_rate_out: int | None = None
     restart: str | None = None
 
     def empty(self) -> bool:
@@ -84,6 +86,8 @@ def apply_changes(spec: ContainerSpec, changes: ResourceUpdate) -> ContainerSpec
         "cpuset_cpus",
         "cpuset_mems",
         "blkio_weight",
+        "network_rate_in",
+        "network_rate_out",
     ):
         value = getattr(changes, name)
         if value is not None:
@@ -122,6 +126,10 @@ def update_container(
             # start applies the stored spec
             if ctx.store.get(rec.id).state in (State.RUNNING, State.PAUSED):
                 raise
+    rates = (changes.network_rate_in, changes.network_rate_out)
+    if rates != (None, None) and is_live(rec.state):
+        ctx.networks.set_rate(rec.id, spec.resources.network_rate_in,
+                              spec.resources.network_rate_out)
     ctx.store.update_spec(rec.id, spec)
     ctx.events.emit("container", "update", rec.id, {"name": rec.name})
     return list(warnings or [])
