@@ -456,7 +456,7 @@ def info(ctx: click.Context, fmt: str) -> None:
 
 
 def _prune_warning(all_images: bool, volumes: bool) -> str:
-    items = ["all stopped containers"]
+    items = ["all stopped containers", "all networks not used by at least one container"]
     if volumes:
         items.append("all anonymous volumes not used by at least one container")
     items.append(
@@ -488,6 +488,7 @@ def system_prune(ctx: click.Context, all_images: bool, volumes: bool, force: boo
     engine = _app(ctx).engine
     deleted, freed = engine.containers.prune()
     _section("Deleted Containers", deleted)
+    _section("Deleted Networks", engine.networks.prune())
     if volumes:
         report = engine.volumes.prune()
         _section("Deleted Volumes", report.deleted)
