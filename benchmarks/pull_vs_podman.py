@@ -117,7 +117,7 @@ class Puller:
         d = self._fresh("capsa")
         env = dict(os.environ, CAPSA_ROOT=str(d / "root"), CAPSA_RUNROOT=str(d / "run"))
         env.pop("CAPSA_CONFIG", None)
-        elapsed = self._timed([CAPSA, "pull", "-q", self.ref], env)
+        elapsed = self._timed([CAPSA, "pull", self.ref], env)
         out = sh(CAPSA, "image", "inspect", "-f", "{{.Size}}", self.ref, env=env)
         self.image_size = int(out.strip())
         shutil.rmtree(d)

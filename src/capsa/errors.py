@@ -13,6 +13,9 @@ class CapsaError(Exception):
     def __init__(self, message: str, *, causes: list[BaseException] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # the exit status a frontend should use, when the failing step knows it
+        # (127: the program was not found, 126: it could not be run)
+        self.exit_code: int | None = None
         # Errors hit while cleaning up after this one: attached, never lost.
         self.causes: list[BaseException] = list(causes or [])
 

@@ -64,6 +64,22 @@ def test_create_start_stop_restart_rm(capsa: CapsaCli) -> None:
     assert not capsa.cgroup(cid, "memory").exists()
 
 
+def test_default_network_is_bridge(capsa: CapsaCli) -> None:
+    """The other tests run with --network none (faster); this one keeps capsa's default."""
+    capsa.network = None
+    try:
+        name = capsa.name()
+        capsa.detached("--name", name, "--init")
+        assert capsa.inspect(name)["HostConfig"]["NetworkMode"] == "bridge"
+        links = capsa.run("exec", name, "ls", "/sys/class/net").stdout.split()
+        assert "lo" in links and "eth0" in links
+        capsa.run("stop", "-t", "5", name)
+        capsa.run("start", name)
+        assert capsa.status(name) == "running"
+    finally:
+        capsa.network = "none"
+
+
 def test_restart_running_container(capsa: CapsaCli) -> None:
     name = capsa.name()
     capsa.detached("--name", name, "--init")

@@ -41,11 +41,12 @@ class AttachSession:
         self._pending = b""
 
     def hello(self) -> None:
-        os.write(self.sock, attach.hello(self.stdin))
-        if self.tty and os.isatty(0):
-            size = _window(0)
-            if size:
-                os.write(self.sock, attach.frame(attach.RESIZE, size))
+        """Say which streams we want, and our terminal's size: the monitor sets it on
+        the container's pty before the program starts."""
+        size = _window(0) if self.tty and os.isatty(0) else None
+        rows, _, cols = (size or b"").decode().partition(" ")
+        dims = (int(rows), int(cols)) if size else None
+        os.write(self.sock, attach.hello(self.stdin, size=dims))
 
     def run(self) -> int | None:
         saved = None

@@ -45,6 +45,11 @@ def _create(
     from capsa.cli.progress import make_progress
 
     spec = build_spec(image, command, kw)
+    if kw["cidfile"] and os.path.exists(kw["cidfile"]):
+        raise InvalidArgument(
+            f"container ID file found, make sure the other container "
+            f"isn't running or delete {kw['cidfile']}"
+        )
     engine = _app(ctx).engine
     if kw["pull"] == "always":
         from capsa.engine.image_types import PullOptions
@@ -66,11 +71,6 @@ def _create(
     if kw["cidfile"]:
         from capsa.linux.atomicfile import write_atomic
 
-        if os.path.exists(kw["cidfile"]):
-            raise InvalidArgument(
-                f"container ID file found, make sure the other container "
-                f"isn't running or delete {kw['cidfile']}"
-            )
         write_atomic(kw["cidfile"], rec.id.encode(), 0o644)
     return rec
 
@@ -105,11 +105,19 @@ def run(
     """Create and start a container."""
     rec = _create(ctx, image, command, kw)
     containers = _app(ctx).engine.containers
-    if detach:
-        containers.start(rec.id)
-        click.echo(rec.id)
-        return
-    code = _start_attached(ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys)
+    try:
+        if detach:
+            containers.start(rec.id)
+            click.echo(rec.id)
+            return
+        code = _start_attached(ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys)
+    except CapsaError:
+        if rec.spec.auto_remove:  # --rm: a container that could not start goes too
+            try:
+                containers.remove(rec.id, force=True)
+            except CapsaError:
+                pass
+        raise
     ctx.exit(code)
 
 

@@ -14,6 +14,9 @@ RUN_CODES: dict[type[errors.CapsaError], int] = {
 def exit_code(err: errors.CapsaError, run_like: bool = False) -> int:
     if not run_like:
         return 1
+    carried = getattr(err, "exit_code", None)  # set where the failing step is known
+    if isinstance(carried, int):
+        return carried
     for kind, code in RUN_CODES.items():
         if isinstance(err, kind):
             return code

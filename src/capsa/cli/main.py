@@ -63,6 +63,10 @@ class CapsaGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:
+            if ctx.invoked_subcommand in ("run", "create", "exec", "start"):
+                e.exit_code = 125  # type: ignore[misc]  # docker: a bad flag of run is 125
+            raise
         except CapsaError as e:
             sub = ctx.invoked_subcommand or ""
             app = ctx.obj if isinstance(ctx.obj, App) else None

@@ -42,7 +42,7 @@ def parse_bytes(text: str, what: str = "size") -> int:
 def _kv(items: tuple[str, ...], what: str) -> dict[str, str]:
     out = {}
     for item in items:
-        key, eq, value = item.partition("=")
+        key, _, value = item.partition("=")
         if not key:
             raise InvalidArgument(f"invalid {what}: {item!r}")
         out[key] = value
@@ -206,7 +206,7 @@ def throttle(text: str, iops: bool) -> ThrottleSpec:
 
 def security(opts: tuple[str, ...], spec: ContainerSpec) -> None:
     for opt in opts:
-        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        key, _, value = opt.partition("=" if "=" in opt else ":")
         if key == "no-new-privileges":
             spec.no_new_privileges = value.lower() in ("", "true", "1")
         elif key == "seccomp":
@@ -357,7 +357,7 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     from capsa.engine.netwire import parse_publish
 
     spec.extra["ports"] = [p for item in kw["publish"] for p in parse_publish(item)]
-    spec.extra_hosts = list(kw["add_host"])
+    spec.extra_hosts = [h.replace("=", ":", 1) if "=" in h else h for h in kw["add_host"]]
     spec.dns, spec.dns_search = list(kw["dns"]), list(kw["dns_search"])
     spec.dns_options = list(kw["dns_option"])
     spec.resources = resources(kw)

@@ -43,8 +43,21 @@ class FrameReader:
         return out
 
 
-def hello(stdin: bool, stdout: bool = True, stderr: bool = True) -> bytes:
-    return frame(HELLO, json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr}).encode())
+def hello(stdin: bool, stdout: bool = True, stderr: bool = True,
+          size: tuple[int, int] | None = None) -> bytes:
+    """The first frame a client sends; ``size`` is its terminal's (rows, cols)."""
+    doc: dict[str, object] = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
+    if size:
+        doc["size"] = list(size)
+    return frame(HELLO, json.dumps(doc).encode())
+
+
+def set_size(master: int, rows: int, cols: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def exit_frame(code: int) -> bytes:

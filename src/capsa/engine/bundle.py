@@ -192,6 +192,7 @@ def build(
     volumes: object,
     cleanup: CleanupStack,
     dns: dict[str, Any] | None = None,
+    namespace_paths: dict[str, str] | None = None,
 ) -> oci.Spec:
     """Mount the rootfs, resolve everything, write ``bundle/config.json``."""
     from capsa.linux.mount import mount_all, unmount
@@ -208,11 +209,8 @@ def build(
         os.uname().nodename if rec.spec.network_mode == "host" else rec.id[:12]
     )
     write_etc_files(rec, paths, hostname, dns)
-    uid, gid, gids = users.resolve(
-        paths.rootfs,
-        rec.spec.user or ((image.config.user if image.config else None) or ""),
-        rec.spec.group_add,
-    )
+    user = rec.spec.user or ((image.config.user if image.config else None) or "")
+    uid, gid, gids = users.resolve(paths.rootfs, user, rec.spec.group_add)
     inputs = specgen.Inputs(
         container_id=rec.id,
         rootfs=paths.rootfs,
@@ -223,6 +221,8 @@ def build(
         hostname=hostname,
         mounts=user_mounts(rec, paths, volumes),
         init_binary=find_init() if rec.spec.init else "",
+        namespace_paths=dict(namespace_paths or {}),
+        home=users.home(paths.rootfs, user),
     )
     spec = specgen.generate(rec.spec, inputs)
     write_atomic(

@@ -257,6 +257,12 @@ class ContainerService:
             raise InvalidArgument("conflicting options: cannot specify both --restart and --rm")
         specgen.capabilities(spec)  # unknown capability names fail now, not at start
         specgen.resources(spec)
+        specgen.check_sysctls(spec)
+        specgen.check_modes(spec)
+        specgen.rlimits(spec)
+        from capsa.engine.logs import parse_log_opts
+
+        parse_log_opts(spec.log_opts)
         if spec.healthcheck and spec.healthcheck.on_failure not in (
             "none",
             "kill",
@@ -297,7 +303,9 @@ class ContainerService:
             return rec
         self.ctx.store.update(rec.id, stopped_by_user=True)
         if rec.state is State.RESTARTING:
-            return self._wait_down(rec, 10.0)
+            rec = self._settle(rec)
+            if rec.state is not State.RUNNING and rec.state is not State.PAUSED:
+                return rec
         from capsa.engine.specgen import stop_signal
         from capsa.oci import image_spec
 
@@ -316,6 +324,21 @@ class ContainerService:
             self._signal(rec, signal.SIGKILL, all_processes=True)
         self.ctx.events.emit("container", "stop", rec.id, {"name": rec.name})
         return self._wait_down(rec, 10.0)
+
+    def _settle(self, rec: ContainerRecord, timeout: float = 10.0) -> ContainerRecord:
+        """A restarting container either gives up (it saw the stop) or comes back up
+        (the stop arrived while it was being started): wait to know which."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rec = self.get(rec.id)
+            if rec.state in (State.RUNNING, State.PAUSED):
+                return rec
+            if not is_live(rec.state) and not (
+                rec.monitor_pid and is_alive(rec.monitor_pid, rec.monitor_start or None)
+            ):
+                return rec
+            time.sleep(0.02)
+        return rec
 
     def _signal(self, rec: ContainerRecord, sig: int, all_processes: bool = False) -> None:
         try:
@@ -406,8 +429,11 @@ class ContainerService:
             self.ctx.store.update(rec.id, stopped_by_user=True)
             if rec.state is State.PAUSED:
                 self.ctx.backend(rec.spec.runtime).resume(rec.id)
-            self._signal(rec, signal.SIGKILL, all_processes=True)
-            rec = self._wait_down(rec, 15.0)
+            deadline = time.monotonic() + 15.0
+            while is_live(rec.state) and time.monotonic() < deadline:
+                # again each round: a restarting container may have come back meanwhile
+                self._signal(rec, signal.SIGKILL, all_processes=True)
+                rec = self._wait_down(rec, 1.0)
             if is_live(rec.state):
                 raise Conflict(f"could not kill container {rec.name}")
         remove_container(self.ctx, rec, volumes)
@@ -564,7 +590,7 @@ class Launch:
             if not (isinstance(kind, type) and issubclass(kind, CapsaError)):
                 kind = errors.FailedPrecondition
             err = kind(message["error"])
-            err.exit_code = message.get("exit_code", 125)  # type: ignore[attr-defined]
+            err.exit_code = message.get("exit_code", 125)
             raise err
         return message
 

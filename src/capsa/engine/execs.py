@@ -7,7 +7,7 @@ import json
 import os
 
 from capsa.engine.container_types import Action, ExecSpec, check
-from capsa.errors import InvalidArgument
+from capsa.errors import InvalidArgument, NotFound, PermissionDenied
 from capsa.oci.codec import from_dict
 from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
 
@@ -76,6 +76,9 @@ def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
             terminal=spec.tty,
         )
         done = service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
+    except (NotFound, PermissionDenied) as e:
+        e.exit_code = 127 if isinstance(e, NotFound) else 126
+        raise
     finally:
         os.close(devnull)
     service.ctx.events.emit(

@@ -23,7 +23,7 @@ import time
 
 from capsa.engine import attach
 from capsa.engine.container_types import ContainerRecord, State
-from capsa.errors import CapsaError, NotFound, PermissionDenied
+from capsa.errors import CapsaError, FailedPrecondition, NotFound, PermissionDenied
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class Setup:
             ctx.volumes,
             cleanup,
             netwire.dns_servers(ctx, rec.spec),
+            _shared_namespaces(ctx, rec),
         )
         backend = ctx.backend(rec.spec.runtime)
         stdio, ours = _stdio(rec.spec.tty, rec.spec.stdin_open)
@@ -128,6 +129,11 @@ class Setup:
             fd, wants = _accept_one(listener, timeout=30.0)
             self.clients.append(fd)
             self.wants[str(fd)] = wants
+            size = wants.get("size")
+            if created.master >= 0 and isinstance(size, list) and len(size) == 2:
+                attach.set_size(created.master, int(size[0]), int(size[1]))
+        if ctx.store.get(rec.id).stopped_by_user:  # stopped while it was being restarted
+            raise FailedPrecondition(f"container {rec.name} was stopped")
         backend.start(rec.id)
         from capsa.linux.proc import start_time
 
@@ -181,6 +187,23 @@ class Setup:
         for fd in self.clients:
             _send(fd, attach.frame(attach.ERROR, message.encode()))
             _send(fd, attach.exit_frame(code))
+
+
+def _shared_namespaces(ctx: ServiceContext, rec: ContainerRecord) -> dict[str, str]:
+    """--pid/--ipc/--network container:NAME: the other container's namespaces."""
+    from capsa.engine.container_types import is_live
+
+    out = {}
+    modes = {"pid": rec.spec.pid_mode, "ipc": rec.spec.ipc_mode,
+             "network": rec.spec.network_mode, "uts": rec.spec.uts_mode}
+    names = {"pid": "pid", "ipc": "ipc", "network": "net", "uts": "uts"}
+    for kind, mode in modes.items():
+        if not mode.startswith("container:"):
+            continue
+        other = ctx.store.find(mode.partition(":")[2])
+        if is_live(other.state) and other.pid:
+            out[kind] = f"/proc/{other.pid}/ns/{names[kind]}"
+    return out
 
 
 def _health_args(rec: ContainerRecord, ctx: ServiceContext) -> dict[str, Any] | None:
@@ -303,7 +326,7 @@ class Finish(Setup):
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
             if not rec.stopped_by_user:
-                keep = ("root", "runroot", "config", "id", "name")
+                keep = ("root", "runroot", "config", "id", "name", "backoff")
                 return {
                     **{k: self.args[k] for k in keep if k in self.args},
                     "phase": "setup",
@@ -349,7 +372,13 @@ class Finish(Setup):
         if self.args.get("health_restart"):
             return True, 0.1
         stopped = rec.stopped_by_user or bool(self.args.get("health_stop"))
-        return manager.should_restart(code, stopped, ran_for)
+        restart, _ = manager.should_restart(code, stopped, ran_for)
+        # the back-off lives in this monitor across restarts: 100 ms doubling to a
+        # minute, back to 100 ms after a run of 10 s or more
+        previous = float(self.args.get("backoff") or 0)
+        delay = 0.1 if ran_for >= 10 or not previous else min(previous * 2, 60.0)
+        self.args["backoff"] = delay
+        return restart, delay
 
     def _wait(self, delay: float) -> None:
         deadline = time.time() + delay

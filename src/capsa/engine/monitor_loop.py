@@ -127,6 +127,9 @@ class Loop:
         if kind == attach.HELLO:
             c.wants.update(json.loads(payload or b"{}"))
             c.greeted = True
+            size = c.wants.get("size")
+            if self.tty and isinstance(size, list) and len(size) == 2:
+                attach.set_size(self.master, int(size[0]), int(size[1]))
         elif kind == attach.STDIN and c.wants.get("stdin"):
             target = self.master if self.tty else self.stdin
             if target >= 0:
@@ -234,7 +237,7 @@ class Loop:
         signal.set_wakeup_fd(-1)
 
     def finish_args(self, result: dict[str, Any]) -> dict[str, Any]:
-        keep = ("id", "name", "root", "runroot", "config", "started")
+        keep = ("id", "name", "root", "runroot", "config", "started", "backoff")
         finish = {k: v for k, v in self.args.items() if k in keep}
         finish.update(result, phase="finish", clients=list(self.clients))
         return finish

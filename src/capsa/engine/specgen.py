@@ -52,6 +52,7 @@ class Inputs:
     additional_gids: list[int] = field(default_factory=list)
     mounts: list[oci.Mount] = field(default_factory=list)  # volumes, binds, tmpfs, /etc files
     namespace_paths: dict[str, str] = field(default_factory=dict)  # container:<id> modes
+    home: str = "/root"  # the user's home from the image's /etc/passwd
     init_binary: str = ""  # host path of tini, bind-mounted at INIT_PATH with --init
     cgroups_path: str = ""
     hostname: str = ""
@@ -74,11 +75,14 @@ def command_line(spec: ContainerSpec, image: ImageConfig) -> list[str]:
     return args
 
 
-def environment(spec: ContainerSpec, image: ImageConfig, hostname: str) -> list[str]:
+def environment(
+    spec: ContainerSpec, image: ImageConfig, hostname: str, home: str = "/root"
+) -> list[str]:
     merged: dict[str, str] = {}
     for item in [
         f"PATH={DEFAULT_PATH}",
         f"HOSTNAME={hostname}",
+        f"HOME={home}",
         *((image.config.env if image.config else None) or []),
         *(["TERM=xterm"] if spec.tty else []),
         *spec.env,
@@ -88,9 +92,16 @@ def environment(spec: ContainerSpec, image: ImageConfig, hostname: str) -> list[
     return [f"{k}={v}" for k, v in merged.items()]
 
 
+def host_capabilities() -> set[str]:
+    """What this process may grant (its bounding set): root here lacks CAP_SYS_RESOURCE."""
+    from capsa.linux.capabilities import current, names
+
+    return set(names(current().bounding))
+
+
 def capabilities(spec: ContainerSpec) -> list[str]:
     if spec.privileged:
-        return sorted(CAPABILITIES, key=CAPABILITIES.__getitem__)
+        return sorted(host_capabilities() & set(CAPABILITIES), key=CAPABILITIES.__getitem__)
     caps = set(DOCKER_DEFAULT_CAPS)
     adds = [c.upper() for c in spec.cap_add]
     drops = [c.upper() for c in spec.cap_drop]
@@ -100,6 +111,8 @@ def capabilities(spec: ContainerSpec) -> list[str]:
         caps = set(CAPABILITIES)
     caps |= {canonical(c) for c in adds if c != "ALL"}
     caps -= {canonical(c) for c in drops if c != "ALL"}
+    if "ALL" in adds:
+        caps &= host_capabilities()
     return sorted(caps, key=CAPABILITIES.__getitem__)
 
 
@@ -108,6 +121,42 @@ def stop_signal(spec: ContainerSpec, image: ImageConfig) -> int:
 
     name = spec.stop_signal or ((image.config.stop_signal if image.config else None) or "")
     return signal_number(name) if name else int(signal.SIGTERM)
+
+
+# sysctls that live in a namespace the container owns (Docker's list); others would
+# change the host
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def check_sysctls(spec: ContainerSpec) -> None:
+    for key in spec.sysctls:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if spec.ipc_mode == "host":
+                raise InvalidArgument(f"sysctl '{key}' is not allowed in host IPC mode")
+            continue
+        if key.startswith("net."):
+            if spec.network_mode == "host":
+                raise InvalidArgument(f"sysctl '{key}' is not allowed in host network mode")
+            continue
+        if key in ("kernel.domainname", "kernel.hostname") and spec.uts_mode != "host":
+            continue
+        raise InvalidArgument(f"sysctl '{key}' is not allowed: it is not namespaced "
+                              "(it would change the host)")
+
+
+def check_modes(spec: ContainerSpec) -> None:
+    """--pid/--ipc/--uts values Docker accepts, and the stop signal."""
+    for flag, value, allowed in (("pid", spec.pid_mode, ("", "host", "private")),
+                                 ("ipc", spec.ipc_mode, ("", "host", "private", "shareable",
+                                                         "none")),
+                                 ("uts", spec.uts_mode, ("", "host", "private"))):
+        if value not in allowed and not value.startswith("container:"):
+            raise InvalidArgument(f"invalid {flag.upper()} mode: {value}")
+    if spec.stop_signal:
+        from capsa.runtime.container import signal_number
+
+        signal_number(spec.stop_signal)
 
 
 def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespace]:
@@ -122,6 +171,9 @@ def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespac
         mode = modes[kind]
         if mode == "host":
             continue
+        if mode.startswith("container:") and kind not in paths:
+            raise InvalidArgument(f"{kind} namespace of {mode.partition(':')[2]}: "
+                                  "the container is not running")
         out.append(oci.Namespace(type=kind, path=paths.get(kind)))
     out.append(oci.Namespace(type="cgroup"))
     return out
@@ -179,7 +231,7 @@ def _base_mounts(spec: ContainerSpec) -> list[oci.Mount]:
     return mounts
 
 
-def _rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
+def rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
     out = []
     for item in spec.ulimits:
         name, eq, value = item.partition("=")
@@ -322,14 +374,14 @@ def generate(spec: ContainerSpec, inputs: Inputs) -> oci.Spec:
         args = [INIT_PATH, "--", *args]
     process = oci.Process(
         args=args,
-        env=environment(spec, image, hostname),
+        env=environment(spec, image, hostname, inputs.home),
         cwd=spec.workdir or ((image.config.working_dir if image.config else None) or "/"),
         terminal=spec.tty,
         user=oci.User(
             uid=inputs.uid, gid=inputs.gid, additional_gids=inputs.additional_gids or None
         ),
         capabilities=oci.Capabilities(bounding=caps, effective=caps, permitted=caps),
-        rlimits=_rlimits(spec),
+        rlimits=rlimits(spec),
         no_new_privileges=spec.no_new_privileges or None,
         oom_score_adj=spec.oom_score_adj,
     )

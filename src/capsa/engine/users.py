@@ -61,3 +61,12 @@ def _group(name: str, groups: list[list[str]]) -> int:
     if name.isdigit():
         return int(name)
     raise InvalidArgument(f"unable to find group {name}: no matching entries in group file")
+
+
+def home(rootfs: str, user: str) -> str:
+    """The user's home directory from the container's /etc/passwd ("/" if none, as Docker)."""
+    name = (user or "0").partition(":")[0]
+    for entry in _read_in_root(rootfs, "/etc/passwd"):
+        if len(entry) >= 6 and (entry[0] == name or entry[2] == name):
+            return entry[5] or "/"
+    return "/root" if name in ("0", "root") else "/"

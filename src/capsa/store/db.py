@@ -19,7 +19,7 @@ def open_db(path: str, migrations: Sequence[str]) -> sqlite3.Connection:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _retry(conn, "PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -37,6 +37,21 @@ def open_db(path: str, migrations: Sequence[str]) -> sqlite3.Connection:
             conn.execute("ROLLBACK")
             raise
     return conn
+
+
+def _retry(conn: sqlite3.Connection, sql: str) -> None:
+    """WAL set-up can answer SQLITE_PROTOCOL ("locking protocol") while many processes
+    open the database at once; it is transient."""
+    import time
+
+    for attempt in range(50):
+        try:
+            conn.execute(sql)
+            return
+        except sqlite3.OperationalError as e:
+            if "locking protocol" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 class Transaction:
