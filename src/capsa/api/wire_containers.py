@@ -140,6 +140,14 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
         "CpusetMems": r.cpuset_mems,
         "PidsLimit": r.pids_limit or None,
         "BlkioWeight": r.blkio_weight,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [{"Path": t.path, "Rate": t.rate} for t in r.device_read_bps],
+        "BlkioDeviceWriteBps": [{"Path": t.path, "Rate": t.rate} for t in r.device_write_bps],
+        "BlkioDeviceReadIOps": [{"Path": t.path, "Rate": t.rate} for t in r.device_read_iops],
+        "BlkioDeviceWriteIOps": [{"Path": t.path, "Rate": t.rate}
+                                 for t in r.device_write_iops],
+        "MaskedPaths": [] if spec.privileged else _masked(),
+        "ReadonlyPaths": [] if spec.privileged else _readonly(),
         "OomKillDisable": r.oom_kill_disable,
         "OomScoreAdj": spec.oom_score_adj or 0,
         "Devices": [
@@ -154,6 +162,18 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
         "Sysctls": spec.sysctls or None,
         "LogConfig": {"Type": "json-file", "Config": dict(spec.log_opts)},
     }
+
+
+def _masked() -> list[str]:
+    from capsa.engine.specgen import MASKED_PATHS
+
+    return list(MASKED_PATHS)
+
+
+def _readonly() -> list[str]:
+    from capsa.engine.specgen import READONLY_PATHS
+
+    return list(READONLY_PATHS)
 
 
 def _ulimit(text: str) -> dict[str, Any]:

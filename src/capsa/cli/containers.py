@@ -107,7 +107,8 @@ def run(
     containers = _app(ctx).engine.containers
     try:
         if detach:
-            containers.start(rec.id)
+            _, launch = containers.start(rec.id)
+            _warn(launch)
             click.echo(rec.id)
             return
         code = _start_attached(ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys)
@@ -139,6 +140,7 @@ def _start_attached(
     )
     session.hello()
     launch.wait_ready()
+    _warn(launch)
     code = session.run()
     os.close(sock)
     if code is None:  # detached with ctrl-p ctrl-q
@@ -146,6 +148,11 @@ def _start_attached(
     if session.error:
         click.echo(f"Error: {session.error}", err=True)
     return code
+
+
+def _warn(launch: Any) -> None:
+    for warning in getattr(launch, "warnings", None) or []:
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 def _keys(spec: str) -> bytes:

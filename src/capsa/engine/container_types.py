@@ -62,6 +62,7 @@ _MESSAGES = {
     Action.KILL: "cannot kill container {name}: container {id} is not running",
     Action.PAUSE: "cannot pause container {name}: container {id} is not running",
     Action.UNPAUSE: "cannot unpause container {name}: container {id} is not paused",
+    Action.UNPAUSE: "cannot unpause container {name}: container {id} is not paused",
     Action.EXEC: "container {id} is not running",
     Action.REMOVE: "cannot remove container {name}: container is {state}: stop the container "
     "before removing or force remove",
@@ -73,6 +74,9 @@ def check(action: Action, state: State, name: str, container_id: str) -> None:
     """Raise Conflict (with docker's wording) unless ``action`` is allowed in ``state``."""
     if state in ALLOWED[action]:
         return
+    if action is Action.PAUSE and state is State.PAUSED:
+        raise Conflict(f"cannot pause container {name}: container {container_id[:12]} is "
+                       "already paused")
     template = _MESSAGES.get(action, "cannot {action} container {name}: container is {state}")
     raise Conflict(
         template.format(name=name, id=container_id[:12], state=state.value, action=action.value)

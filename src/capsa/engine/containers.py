@@ -570,6 +570,7 @@ class Launch:
                 os.close(fd)
         self.ready = r
         self.attach_socket = paths.attach_socket
+        self.warnings: list[str] = []  # what the runtime could not enforce
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         import select
@@ -583,6 +584,7 @@ class Launch:
                 f"{self.service.ctx.paths(self.rec.id).monitor_log})"
             )
         message: dict[str, Any] = json.loads(data.splitlines()[0])
+        self.warnings = list(message.get("warnings") or [])
         if "error" in message:
             from capsa import errors
 

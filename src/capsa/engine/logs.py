@@ -469,43 +469,28 @@ class _Rotated:
 def _open_rotated(path: str, current: _Cursor | None) -> list[_Rotated]:
     """NAME.1, NAME.2, ... (plain or .gz), oldest first, each file once.
 
-    A rotating writer moves files to higher numbers while we scan upwards, so every
-    file is seen (some twice: dropped by inode); files newer than ``current`` (rotated
-    after it was opened) are left to the next poll.
+    A rotating writer renames NAME.k to NAME.k+1 from the top down, so at most one
+    number is missing at a time, and files move up while we scan upwards: every file
+    is seen (some twice: dropped by inode, like ``current`` if it was rotated). The
+    order is only a guess while rotations happen: ``_Reader`` goes by entry times.
     """
     found: list[_Rotated] = []
     seen: set[tuple[int, int]] = set()
     own = _file_id(current.fd) if current is not None else None
-    i, top = 0, _top_index(path)
-    while i <= top:
+    i = missing = 0
+    while missing < 2:  # one gap is a rename in flight, two in a row the end
         i += 1
-        if i > top:  # rotations during the scan push files up: look again
-            top = max(top, _top_index(path))
         src = _open_first(f"{path}.{i}", f"{path}.{i}.gz")
+        missing = missing + 1 if src is None else 0
         if src is None:
             continue
         key = _file_id(src.fd)
         if key in seen or key == own:
             src.close()
-            if key == own:
-                _close_all(found)
-                found = []
         else:
             seen.add(key)
             found.append(src)
     return found[::-1]
-
-
-def _top_index(path: str) -> int:
-    """The highest N of the NAME.N[.gz] files next to ``path``."""
-    folder, base = os.path.split(path)
-    try:
-        names = os.listdir(folder or ".")
-    except FileNotFoundError:
-        return 0
-    prefix = base + "."
-    numbers = (n[len(prefix) :].removesuffix(".gz") for n in names if n.startswith(prefix))
-    return max((int(n) for n in numbers if n.isdigit()), default=0)
 
 
 def _open_first(*names: str) -> _Rotated | None:

@@ -81,7 +81,7 @@ class Setup:
         with CleanupStack() as cleanup:
             launch = self._launch(cleanup)
             cleanup.release()
-        self.report({"ok": True, "pid": launch["pid"]})
+        self.report({"ok": True, "pid": launch["pid"], "warnings": launch.get("warnings", [])})
         loop = Loop(launch)
         result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
         if result is None:
@@ -153,6 +153,7 @@ class Setup:
         ctx.events.emit("container", "start", rec.id, {"name": rec.name, "image": rec.image_name})
         for warning in created.warnings or []:
             _log_monitor(self.paths, f"warning: {warning}")
+        self.args["warnings"] = list(created.warnings or [])
         return {
             **self.args,
             **ours,

@@ -327,8 +327,33 @@ def resources(spec: ContainerSpec) -> oci.Resources:
     return res
 
 
-def _devices(spec: ContainerSpec, res: oci.Resources) -> list[oci.Device]:
+def host_devices() -> list[oci.Device]:
+    """--privileged: every device node of the host's /dev (not pts/shm/mqueue)."""
+    import stat
+
     out = []
+    for base, dirs, files in os.walk("/dev"):
+        dirs[:] = [d for d in dirs if os.path.join(base, d) not in (
+            "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd")]
+        for name in files:
+            path = os.path.join(base, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                if path in ("/dev/console", "/dev/ptmx", "/dev/tty"):
+                    continue
+                kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+                out.append(oci.Device(path=path, type=kind, major=os.major(st.st_rdev),
+                                      minor=os.minor(st.st_rdev),
+                                      file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                      gid=st.st_gid))
+    return out
+
+
+def _devices(spec: ContainerSpec, res: oci.Resources) -> list[oci.Device]:
+    out = host_devices() if spec.privileged else []
     for d in spec.devices:
         kind, major, minor = _device_numbers(d.host)
         out.append(
