@@ -7,7 +7,9 @@ in /var/tmp/capsa-bench-debian.tar), one gzip layer with umoci, pushed with skop
 Debian's docker-registry on 127.0.0.1. Each run pulls into a fresh, empty store (capsa:
 private CAPSA_ROOT; podman: private --root/--runroot), so both really download, verify
 and unpack. Runs are interleaved (the order alternates) after one warm-up of each;
-`sync` before every timed command. Target: ratio capsa/podman <= 1.0.
+`sync` before every timed command. Reports medians of wall time (the target: ratio
+capsa/podman <= 1.0) and of CPU time (user + sys of the command's process tree, steadier
+when the machine is shared), and the 1-minute load average before and after.
 """
 
 from __future__ import annotations
@@ -98,6 +100,14 @@ def unmount_under(base: Path) -> None:
         subprocess.run(["umount", "-l", point], check=False)
 
 
+class Sample:
+    """One timed command: wall time and the CPU time (user + sys) of its process tree."""
+
+    def __init__(self, wall: float, cpu: float) -> None:
+        self.wall = wall
+        self.cpu = cpu
+
+
 class Puller:
     """One fresh store per run for each peer; timing covers only the pull command."""
 
@@ -113,46 +123,71 @@ class Puller:
         path.mkdir()
         return path
 
-    def capsa(self) -> float:
+    def capsa(self) -> Sample:
         d = self._fresh("capsa")
         env = dict(os.environ, CAPSA_ROOT=str(d / "root"), CAPSA_RUNROOT=str(d / "run"))
         env.pop("CAPSA_CONFIG", None)
-        elapsed = self._timed([CAPSA, "pull", self.ref], env)
+        sample = self._timed([CAPSA, "pull", self.ref], env)
         out = sh(CAPSA, "image", "inspect", "-f", "{{.Size}}", self.ref, env=env)
         self.image_size = int(out.strip())
         shutil.rmtree(d)
-        return elapsed
+        return sample
 
-    def podman(self) -> float:
+    def podman(self) -> Sample:
         d = self._fresh("podman")
         cmd = ["podman", "--root", str(d / "root"), "--runroot", str(d / "run")]
-        elapsed = self._timed([*cmd, "pull", "-q", "--tls-verify=false", self.ref], None)
+        sample = self._timed([*cmd, "pull", "-q", "--tls-verify=false", self.ref], None)
         subprocess.run([*cmd, "system", "reset", "-f"], capture_output=True, check=False)
         unmount_under(d)
         shutil.rmtree(d, ignore_errors=True)
-        return elapsed
+        return sample
 
     @staticmethod
-    def _timed(cmd: list[str], env: dict[str, str] | None) -> float:
+    def _timed(cmd: list[str], env: dict[str, str] | None) -> Sample:
         os.sync()
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - t0
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
-        return elapsed
+            raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()[-2000:]}")
+        return Sample(wall, usage.ru_utime + usage.ru_stime)
 
 
-def measure(puller: Puller, runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"capsa": [], "podman": []}
+def measure(puller: Puller, runs: int) -> dict[str, list[Sample]]:
+    samples: dict[str, list[Sample]] = {"capsa": [], "podman": []}
     for i in range(runs + 1):  # run 0 warms the registry's page cache for both
         order = ("capsa", "podman") if i % 2 == 0 else ("podman", "capsa")
         for peer in order:
-            elapsed = getattr(puller, peer)()
+            sample = getattr(puller, peer)()
             if i > 0:
-                times[peer].append(elapsed)
-            print(f"run {i} {peer}: {elapsed * 1000:.0f} ms", file=sys.stderr, flush=True)
-    return times
+                samples[peer].append(sample)
+            print(
+                f"run {i} {peer}: {sample.wall * 1000:.0f} ms wall, {sample.cpu * 1000:.0f} ms cpu",
+                file=sys.stderr,
+                flush=True,
+            )
+    return samples
+
+
+def summary(samples: dict[str, list[Sample]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kind in ("wall", "cpu"):
+        medians = {}
+        for peer, items in samples.items():
+            values = [getattr(s, kind) * 1000 for s in items]
+            medians[peer] = statistics.median(values)
+            out[f"{peer}_{kind}_ms"] = [round(v, 1) for v in values]
+        suffix = "" if kind == "wall" else "_cpu"
+        out[f"capsa{suffix}_median_ms"] = round(medians["capsa"], 1)
+        out[f"podman{suffix}_median_ms"] = round(medians["podman"], 1)
+        out[f"ratio{suffix}"] = round(medians["capsa"] / medians["podman"], 3)
+    return out
 
 
 def podman_version() -> str:
@@ -172,19 +207,15 @@ def main() -> None:
         registry = LocalRegistry()
         push_layout(registry, layout, REPO)
         puller = Puller(base, f"{registry.host}/{REPO}")
-        times = measure(puller, args.runs)
-        capsa_ms = statistics.median(times["capsa"]) * 1000
-        podman_ms = statistics.median(times["podman"]) * 1000
+        load_before = os.getloadavg()[0]
+        samples = measure(puller, args.runs)
         result = {
             "runs": args.runs,
             "image": REPO,
             "compressed_bytes": layer_size(layout),
             "unpacked_bytes": puller.image_size,
-            "capsa_median_ms": round(capsa_ms, 1),
-            "podman_median_ms": round(podman_ms, 1),
-            "ratio": round(capsa_ms / podman_ms, 3),
-            "capsa_ms": [round(t * 1000, 1) for t in times["capsa"]],
-            "podman_ms": [round(t * 1000, 1) for t in times["podman"]],
+            **summary(samples),
+            "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "podman_version": podman_version(),
         }
     finally:

@@ -412,12 +412,8 @@ def test_follow_across_rotations(tmp_path: Path, config: LogConfig) -> None:
     batches[10] = lines[40:80]  # several rotations between two polls
     del batches[11:20]
 
-    def act(batch: list[str]) -> Callable[[], None]:
-        def run() -> None:
-            for line in batch:
-                writer.write("stdout", line.encode())
-
-        return run
+    def act(batch: list[str]) -> Callable[[], None]:  # one write: may span rotations
+        return lambda: writer.write("stdout", "".join(batch).encode())
 
     got = [e.text for e in follow(log, stop_after([act(b) for b in batches]))]
     writer.close()
@@ -447,6 +443,49 @@ def test_follow_a_concurrent_writer(tmp_path: Path) -> None:
     ]
     thread.join()
     assert got == lines
+
+
+WRITER = """
+import sys
+from capsa.engine.logs import LogConfig, LogWriter
+writer = LogWriter(sys.argv[1], LogConfig(max_size=3000, max_file=1000, compress=True))
+for i in range(0, 1500, 5):
+    writer.write("stderr" if i % 3 else "stdout", b"".join(b"%06d\\n" % j for j in range(i, i + 5)))
+writer.close()
+"""
+
+
+def test_follow_a_writer_process(tmp_path: Path) -> None:
+    log = tmp_path / "json.log"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(log)])
+    try:
+        entries = read_logs(
+            str(log), follow=True, stop=lambda: proc.poll() is not None, poll_interval=0.001
+        )
+        got = [e.text for e in entries]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert got == [f"{i:06d}\n" for i in range(1500)]
+
+
+def test_times_strictly_increase_within_a_write(tmp_path: Path) -> None:
+    log = tmp_path / "json.log"
+    write_lines(log, UNLIMITED, ["".join(numbered(200))])
+    stamps = [e["time"] for e in raw_entries(log)]
+    assert len(stamps) == 200 and stamps == sorted(set(stamps))
+
+
+def test_reading_stops_at_the_size_it_found(tmp_path: Path) -> None:
+    log = tmp_path / "json.log"
+    writer = LogWriter(str(log), UNLIMITED)
+    writer.write("stdout", "".join(numbered(3000)).encode())  # several read blocks
+    count = 0
+    for _ in read_logs(str(log)):
+        count += 1
+        writer.write("stdout", b"more\n")  # a busy container
+    writer.close()
+    assert count == 3000
 
 
 # -- format, options and time arguments ---------------------------------------------

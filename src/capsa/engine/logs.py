@@ -300,8 +300,8 @@ class _Reader:
                 yield from self._tail(tail, rotated)
             else:
                 yield from self._unseen(rotated)
-                if self.cursor is not None:
-                    yield from self._select(self.cursor.lines())
+                if self.cursor is not None:  # up to its size now: a busy writer never waits
+                    yield from self._select(self.cursor.lines(os.fstat(self.cursor.fd).st_size))
         finally:
             _close_all(rotated)
 
@@ -385,15 +385,21 @@ class _Cursor:
     def close(self) -> None:
         os.close(self.fd)
 
-    def lines(self) -> Generator[bytes, None, None]:
-        if os.fstat(self.fd).st_size < self.offset:  # truncated by another writer
+    def lines(self, end: int | None = None) -> Generator[bytes, None, None]:
+        """Complete lines from ``offset`` to the end of the file (or to ``end``)."""
+        size = os.fstat(self.fd).st_size
+        if size < self.offset:  # truncated by another writer
             self.offset, self.pending = 0, b""
-        while chunk := os.pread(self.fd, _BLOCK, self.offset):
+        stop = size if end is None else end
+        while self.offset < stop:
+            chunk = os.pread(self.fd, min(_BLOCK, stop - self.offset), self.offset)
+            if not chunk:
+                return
             self.offset += len(chunk)
             data = self.pending + chunk
-            end = data.rfind(b"\n") + 1
-            self.pending = data[end:]
-            yield from filter(None, data[:end].split(b"\n"))
+            cut = data.rfind(b"\n") + 1
+            self.pending = data[cut:]
+            yield from filter(None, data[:cut].split(b"\n"))
 
     def first_ns(self) -> int | None:
         return _first_ns(_Cursor(self.fd).lines())

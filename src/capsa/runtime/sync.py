@@ -27,8 +27,13 @@ class SyncSocket:
         return cls(a), cls(b)
 
     def send(self, type_: str, **fields: Any) -> None:
+        """Send one message. A peer that is gone is not an error here: it died after
+        queueing the error that says why, which the next ``recv`` raises."""
         fields["type"] = type_
-        self.sock.send(json.dumps(fields).encode())
+        try:
+            self.sock.send(json.dumps(fields).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def recv(self) -> dict[str, Any]:
         raw = self.sock.recv(65536)
