@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  busybox-static iproute2 nftables libseccomp2 tini procps psmisc util-linux
+  busybox-static iproute2 nftables libseccomp2 tini procps psmisc util-linux curl
   runc podman conmon netavark aardvark-dns catatonit iptables skopeo umoci docker-registry
   qemu-system-x86 linux-image-amd64 cpio kmod debootstrap hyperfine python3-venv apache2-utils
 )

@@ -18,9 +18,11 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -700,6 +702,33 @@ def test_network_container_mode_shares_the_namespace(
     sid = short_id(capsa, srv)
     body = fetch(capsa, "http://127.0.0.1/hostname", "--network", f"container:{srv}", tries=3)
     assert body == sid
+
+
+@pytest.fixture
+def other_root(busybox_tarball: Path) -> Iterator[CapsaCli]:
+    """A second capsa with its own roots on the same machine (as a second user/service)."""
+    base = Path(tempfile.mkdtemp(prefix="ct", dir="/tmp"))
+    cli = CapsaCli(base / "root", base / "r", network=None)
+    try:
+        cli.run("import", "-c", 'CMD ["/bin/sh"]', str(busybox_tarball), IMAGE, timeout=120)
+        yield cli
+    finally:
+        problems = cli.cleanup()
+        if not cli.mounts():
+            shutil.rmtree(base, ignore_errors=True)
+        assert not problems, problems
+
+
+def test_two_roots_share_the_default_bridge_safely(
+    capsa: CapsaCli, nets: Nets, made: Made, other_root: CapsaCli
+) -> None:
+    mine = start(capsa, made)
+    theirs = other_root.name()
+    made.containers.add(other_root.detached("--name", theirs, cmd=HTTPD))
+    a, b = ip_on(capsa, mine, "bridge"), ip_on(other_root, theirs, "bridge")
+    assert a != b, f"both roots leased {a} on the shared default bridge"
+    capsa.run("rm", "-f", mine)
+    assert fetch(other_root, f"http://{b}/hostname", tries=3) == short_id(other_root, theirs)
 
 
 # -- resolv.conf and /etc/hosts -------------------------------------------------------------

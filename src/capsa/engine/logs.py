@@ -9,12 +9,14 @@ newline; so does a partial line flushed at end of stream. The current file NAME 
 rotated to NAME.1 ... NAME.<max_file - 1> (NAME.1 the newest, ``.gz`` when compressed)
 before a write would take it past ``max_size``.
 
-The writer runs in every container's monitor: this module imports json, os and time
-only (gzip when a rotated file is compressed or read).
+The writer runs in every container's monitor: this module imports json, os, time and
+functools only (all imported by json already); gzip when a rotated file is compressed
+or read.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -100,11 +102,13 @@ class LogWriter:
         if pieces:
             self._append(stream, pieces)
 
-    def flush_partial(self) -> None:
-        """Log the partial lines kept so far (at end of stream), without a newline."""
-        partial, self._partial = self._partial, {}
-        for stream, rest in partial.items():
-            self._append(stream, [rest])
+    def flush_partial(self, stream: str | None = None) -> None:
+        """Log the partial line kept for ``stream`` (default: every stream), without a
+        newline: at the end of that stream."""
+        for name in [stream] if stream is not None else list(self._partial):
+            rest = self._partial.pop(name, b"")
+            if rest:
+                self._append(name, [rest])
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -523,7 +527,10 @@ def _decode(line: bytes) -> tuple[int, LogEntry] | None:
     try:
         obj = json.loads(line)
         stamp = obj["time"]
-        ns = _rfc3339_ns(stamp)
+        if len(stamp) == 30 and stamp[19] == "." and stamp[29] == "Z":  # as we write it
+            ns = _utc_seconds(stamp[:19]) * 1_000_000_000 + int(stamp[20:29])
+        else:
+            ns = _rfc3339_ns(stamp)
         return ns, LogEntry(obj.get("stream", "stdout"), obj["log"], stamp, ns / 1e9)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -590,6 +597,12 @@ def _rfc3339_ns(text: str) -> int:
         seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60
         seconds += second - (offset if zone[0] == "+" else -offset)
     return seconds * 1_000_000_000 + nanos
+
+
+@functools.lru_cache(maxsize=16)
+def _utc_seconds(text: str) -> int:
+    """Epoch seconds of "YYYY-MM-DDTHH:MM:SS" in UTC (cached: entries come in runs)."""
+    return _rfc3339_ns(text + "Z") // 1_000_000_000
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
