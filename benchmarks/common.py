@@ -40,12 +40,16 @@ class Peers:
                        capture_output=True)
 
     def capsa(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CAPSA, *args], env=self.env, capture_output=True, text=True,
-                              check=check)
+        proc = subprocess.run([CAPSA, *args], env=self.env, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise SystemExit(f"capsa {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
+        return proc
 
     def pod(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.podman, *args], capture_output=True, text=True,
-                              check=check)
+        proc = subprocess.run([*self.podman, *args], capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise SystemExit(f"podman {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
+        return proc
 
     def close(self) -> None:
         self.capsa(["rm", "-f", *self.capsa(["ps", "-aq"]).stdout.split()], check=False)

@@ -20,17 +20,23 @@ def main() -> None:
     args = ap.parse_args()
     peers = Peers()
     try:
-        capsa, podman = [], []
+        capsa, capsa_none, podman = [], [], []
         for i in range(args.runs + 2):
             c = timed(lambda: peers.capsa(["run", "--rm", IMAGE, "true"]))
+            n = timed(lambda: peers.capsa(["run", "--rm", "--network", "none", IMAGE, "true"]))
             p = timed(lambda: peers.pod(["run", "--rm", "--network", "none",
                                          f"localhost/{IMAGE}", "true"]))
             if i >= 2:
                 capsa.append(c)
+                capsa_none.append(n)
                 podman.append(p)
-        result = {"runs": args.runs, "capsa_median_ms": round(median_ms(capsa), 1),
-                  "podman_median_ms": round(median_ms(podman), 1)}
-        result["ratio"] = round(result["capsa_median_ms"] / result["podman_median_ms"], 3)
+        result = {"runs": args.runs,
+                  "capsa_default_bridge_median_ms": round(median_ms(capsa), 1),
+                  "capsa_network_none_median_ms": round(median_ms(capsa_none), 1),
+                  "podman_network_none_median_ms": round(median_ms(podman), 1)}
+        pod = result["podman_network_none_median_ms"]
+        result["ratio_default"] = round(result["capsa_default_bridge_median_ms"] / pod, 3)
+        result["ratio_none"] = round(result["capsa_network_none_median_ms"] / pod, 3)
     finally:
         peers.close()
     text = json.dumps(result, indent=2)

@@ -35,6 +35,9 @@ class NullProgress:
     def emit(self, event: ProgressEvent) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
 
 class RecordingProgress:
     """Keeps every event (tests)."""

@@ -620,8 +620,19 @@ def test_rate_limits_in_both_directions(capsa: CapsaCli, nets: Nets, made: Made)
         time.sleep(0.1)
     assert "bps" in up, proc.stderr
     measured = {"in": down["bps"], "out": up["bps"]}
+    print(f"measured bit/s: {measured}")
     for direction, bps in measured.items():
         assert 0.8 * RATE <= bps <= 1.2 * RATE, f"{direction}: {bps / 1e6:.2f} mbit/s ({measured})"
+
+
+def test_stats_show_network_bytes(capsa: CapsaCli, nets: Nets, made: Made) -> None:
+    srv = start(capsa, made)
+    ip = ip_on(capsa, srv, "bridge")
+    for _ in range(20):
+        curl(f"http://{ip}/passwd")
+    out = capsa.run("stats", "--no-stream", "--format", "{{.NetIO}}", srv).stdout
+    rx, _, tx = out.strip().partition(" / ")
+    assert rx[:1] not in ("", "0") and tx[:1] not in ("", "0"), out
 
 
 # -- IPAM -----------------------------------------------------------------------------------

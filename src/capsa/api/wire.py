@@ -58,7 +58,7 @@ def image_inspect(detail: ImageDetail, graph: dict[str, str] | None = None) -> d
         "Author": cfg.author or "",
         "Config": image_config(detail),
         "Architecture": cfg.architecture,
-        "Variant": cfg.variant or None,
+        **({"Variant": cfg.variant} if cfg.variant else {}),
         "Os": cfg.os,
         "Size": s.size,
         "VirtualSize": s.size,

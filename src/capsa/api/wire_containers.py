@@ -144,8 +144,7 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
         "BlkioDeviceReadBps": [{"Path": t.path, "Rate": t.rate} for t in r.device_read_bps],
         "BlkioDeviceWriteBps": [{"Path": t.path, "Rate": t.rate} for t in r.device_write_bps],
         "BlkioDeviceReadIOps": [{"Path": t.path, "Rate": t.rate} for t in r.device_read_iops],
-        "BlkioDeviceWriteIOps": [{"Path": t.path, "Rate": t.rate}
-                                 for t in r.device_write_iops],
+        "BlkioDeviceWriteIOps": [{"Path": t.path, "Rate": t.rate} for t in r.device_write_iops],
         "MaskedPaths": [] if spec.privileged else _masked(),
         "ReadonlyPaths": [] if spec.privileged else _readonly(),
         "OomKillDisable": r.oom_kill_disable,
@@ -263,17 +262,69 @@ def container_inspect(
         },
         "Mounts": _mounts(service, rec),
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "Ports": {},
-            "SandboxKey": f"/proc/{rec.pid}/ns/net" if rec.pid else "",
-            "Networks": {rec.spec.network_mode: {}},
-        },
+        "NetworkSettings": network_settings(service, rec),
     }
     if size:
         doc["SizeRw"] = service.rw_size(rec)
     return doc
+
+
+def ports(rec: ContainerRecord) -> dict[str, Any]:
+    """``{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}``."""
+    out: dict[str, Any] = {}
+    for p in rec.spec.extra.get("ports") or []:
+        key = f"{p['container_port']}/{p['protocol']}"
+        out.setdefault(key, []).append(
+            {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}
+        )
+    return out
+
+
+def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+    try:
+        endpoints = service.ctx.networks.endpoints(rec.id) if rec.pid else []
+    except Exception:
+        endpoints = []
+    networks = {}
+    for ep in endpoints:
+        networks[ep.network_name] = {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": ep.aliases or None,
+            "MacAddress": ep.mac,
+            "NetworkID": ep.network_id,
+            "EndpointID": ep.id,
+            "Gateway": ep.gateway,
+            "IPAddress": ep.ip,
+            "IPPrefixLen": ep.prefix_len,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": ep.ip6,
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": ep.dns_names or None,
+        }
+    if not networks:
+        networks = {rec.spec.network_mode: {}}
+    first = endpoints[0] if endpoints else None
+    return {
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports(rec),
+        "SandboxKey": f"/proc/{rec.pid}/ns/net" if rec.pid else "",
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": first.id if first else "",
+        "Gateway": first.gateway if first else "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": first.ip if first else "",
+        "IPPrefixLen": first.prefix_len if first else 0,
+        "IPv6Gateway": "",
+        "MacAddress": first.mac if first else "",
+        "Networks": networks,
+    }
 
 
 def dumps(doc: Any) -> str:

@@ -361,7 +361,7 @@ def ps_rows(
             "Command": f'"{cmd}"',
             "CreatedAt": rec.created,
             "RunningFor": render.ago(rec.created),
-            "Ports": "",
+            "Ports": _ports_text(rec),
             "Status": status_text(rec, service.health(rec)),
             "State": rec.state.value,
             "Names": rec.name,
@@ -373,6 +373,17 @@ def ps_rows(
             row["Size"] = render.human_size(service.rw_size(rec))
         rows.append(row)
     return rows
+
+
+def _ports_text(rec: ContainerRecord) -> str:
+    from capsa.engine.container_types import State
+
+    if rec.state is not State.RUNNING:
+        return ""
+    return ", ".join(
+        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
+        for p in rec.spec.extra.get("ports") or []
+    )
 
 
 def _image_command(app: App, rec: ContainerRecord) -> str:

@@ -79,6 +79,10 @@ class CapsaGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.exceptions.Abort):
+            raise
         except OSError as e:  # a kernel refusal nobody translated: one line, no traceback
             app = ctx.obj if isinstance(ctx.obj, App) else None
             if app is not None and app.debug:
@@ -87,6 +91,17 @@ class CapsaGroup(click.Group):
                 traceback.print_exc()
             where = f": {e.filename}" if e.filename else ""
             click.echo(f"Error: {(e.strerror or str(e)).lower()}{where}", err=True)
+            ctx.exit(125)
+        except Exception as e:  # a bug: say what, point at --debug, no traceback
+            app = ctx.obj if isinstance(ctx.obj, App) else None
+            if app is not None and app.debug:
+                import traceback
+
+                traceback.print_exc()
+            click.echo(
+                f"Error: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+                err=True,
+            )
             ctx.exit(125)
 
 

@@ -43,8 +43,9 @@ class FrameReader:
         return out
 
 
-def hello(stdin: bool, stdout: bool = True, stderr: bool = True,
-          size: tuple[int, int] | None = None) -> bytes:
+def hello(
+    stdin: bool, stdout: bool = True, stderr: bool = True, size: tuple[int, int] | None = None
+) -> bytes:
     """The first frame a client sends; ``size`` is its terminal's (rows, cols)."""
     doc: dict[str, object] = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
     if size:

@@ -75,8 +75,9 @@ def check(action: Action, state: State, name: str, container_id: str) -> None:
     if state in ALLOWED[action]:
         return
     if action is Action.PAUSE and state is State.PAUSED:
-        raise Conflict(f"cannot pause container {name}: container {container_id[:12]} is "
-                       "already paused")
+        raise Conflict(
+            f"cannot pause container {name}: container {container_id[:12]} is already paused"
+        )
     template = _MESSAGES.get(action, "cannot {action} container {name}: container is {state}")
     raise Conflict(
         template.format(name=name, id=container_id[:12], state=state.value, action=action.value)

@@ -195,8 +195,12 @@ def _shared_namespaces(ctx: ServiceContext, rec: ContainerRecord) -> dict[str, s
     from capsa.engine.container_types import is_live
 
     out = {}
-    modes = {"pid": rec.spec.pid_mode, "ipc": rec.spec.ipc_mode,
-             "network": rec.spec.network_mode, "uts": rec.spec.uts_mode}
+    modes = {
+        "pid": rec.spec.pid_mode,
+        "ipc": rec.spec.ipc_mode,
+        "network": rec.spec.network_mode,
+        "uts": rec.spec.uts_mode,
+    }
     names = {"pid": "pid", "ipc": "ipc", "network": "net", "uts": "uts"}
     for kind, mode in modes.items():
         if not mode.startswith("container:"):

@@ -125,8 +125,16 @@ def stop_signal(spec: ContainerSpec, image: ImageConfig) -> int:
 
 # sysctls that live in a namespace the container owns (Docker's list); others would
 # change the host
-_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+_IPC_SYSCTLS = (
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+)
 
 
 def check_sysctls(spec: ContainerSpec) -> None:
@@ -141,16 +149,18 @@ def check_sysctls(spec: ContainerSpec) -> None:
             continue
         if key in ("kernel.domainname", "kernel.hostname") and spec.uts_mode != "host":
             continue
-        raise InvalidArgument(f"sysctl '{key}' is not allowed: it is not namespaced "
-                              "(it would change the host)")
+        raise InvalidArgument(
+            f"sysctl '{key}' is not allowed: it is not namespaced (it would change the host)"
+        )
 
 
 def check_modes(spec: ContainerSpec) -> None:
     """--pid/--ipc/--uts values Docker accepts, and the stop signal."""
-    for flag, value, allowed in (("pid", spec.pid_mode, ("", "host", "private")),
-                                 ("ipc", spec.ipc_mode, ("", "host", "private", "shareable",
-                                                         "none")),
-                                 ("uts", spec.uts_mode, ("", "host", "private"))):
+    for flag, value, allowed in (
+        ("pid", spec.pid_mode, ("", "host", "private")),
+        ("ipc", spec.ipc_mode, ("", "host", "private", "shareable", "none")),
+        ("uts", spec.uts_mode, ("", "host", "private")),
+    ):
         if value not in allowed and not value.startswith("container:"):
             raise InvalidArgument(f"invalid {flag.upper()} mode: {value}")
     if spec.stop_signal:
@@ -172,8 +182,9 @@ def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespac
         if mode == "host":
             continue
         if mode.startswith("container:") and kind not in paths:
-            raise InvalidArgument(f"{kind} namespace of {mode.partition(':')[2]}: "
-                                  "the container is not running")
+            raise InvalidArgument(
+                f"{kind} namespace of {mode.partition(':')[2]}: the container is not running"
+            )
         out.append(oci.Namespace(type=kind, path=paths.get(kind)))
     out.append(oci.Namespace(type="cgroup"))
     return out
@@ -333,8 +344,11 @@ def host_devices() -> list[oci.Device]:
 
     out = []
     for base, dirs, files in os.walk("/dev"):
-        dirs[:] = [d for d in dirs if os.path.join(base, d) not in (
-            "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd")]
+        dirs[:] = [
+            d
+            for d in dirs
+            if os.path.join(base, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd")
+        ]
         for name in files:
             path = os.path.join(base, name)
             try:
@@ -345,10 +359,17 @@ def host_devices() -> list[oci.Device]:
                 if path in ("/dev/console", "/dev/ptmx", "/dev/tty"):
                     continue
                 kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
-                out.append(oci.Device(path=path, type=kind, major=os.major(st.st_rdev),
-                                      minor=os.minor(st.st_rdev),
-                                      file_mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                                      gid=st.st_gid))
+                out.append(
+                    oci.Device(
+                        path=path,
+                        type=kind,
+                        major=os.major(st.st_rdev),
+                        minor=os.minor(st.st_rdev),
+                        file_mode=stat.S_IMODE(st.st_mode),
+                        uid=st.st_uid,
+                        gid=st.st_gid,
+                    )
+                )
     return out
 
 

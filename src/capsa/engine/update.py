@@ -128,8 +128,9 @@ def update_container(
                 raise
     rates = (changes.network_rate_in, changes.network_rate_out)
     if rates != (None, None) and is_live(rec.state):
-        ctx.networks.set_rate(rec.id, spec.resources.network_rate_in,
-                              spec.resources.network_rate_out)
+        ctx.networks.set_rate(
+            rec.id, spec.resources.network_rate_in, spec.resources.network_rate_out
+        )
     ctx.store.update_spec(rec.id, spec)
     ctx.events.emit("container", "update", rec.id, {"name": rec.name})
     return list(warnings or [])

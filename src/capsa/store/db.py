@@ -19,7 +19,8 @@ def open_db(path: str, migrations: Sequence[str]) -> sqlite3.Connection:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    _retry(conn, "PRAGMA journal_mode=WAL")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        _retry(conn, "PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -49,7 +50,8 @@ def _retry(conn: sqlite3.Connection, sql: str) -> None:
             conn.execute(sql)
             return
         except sqlite3.OperationalError as e:
-            if "locking protocol" not in str(e) or attempt == 49:
+            transient = "locking protocol" in str(e) or "database is locked" in str(e)
+            if not transient or attempt == 49:
                 raise
             time.sleep(0.01 * (attempt + 1))
 

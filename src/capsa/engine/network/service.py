@@ -119,13 +119,14 @@ class NetworkService:
         found = self.store.find_network(DEFAULT_NETWORK)
         if found is not None:
             return found
+        bridge = self._default_bridge_name()
         net = Network(
             id=secrets.token_hex(32),
             name=DEFAULT_NETWORK,
-            bridge=DEFAULT_BRIDGE,
+            bridge=bridge,
             created=now_rfc3339(),
             default=True,
-            options={OPT_BRIDGE_NAME: DEFAULT_BRIDGE},
+            options={OPT_BRIDGE_NAME: bridge},
         )
         routes = self._routes()
 
@@ -139,6 +140,17 @@ class NetworkService:
         except AlreadyExists:  # another process won the race
             return self.get(DEFAULT_NETWORK)
         return net
+
+    def _default_bridge_name(self) -> str:
+        """capsa0 for the default root; a root of its own (tests, a second engine) gets a
+        bridge of its own, so two roots never share, lease on or delete one bridge."""
+        from capsa.config import DEFAULT_ROOT
+
+        if os.path.realpath(self.settings.root) == DEFAULT_ROOT:
+            return DEFAULT_BRIDGE
+        import hashlib
+
+        return "capsa" + hashlib.sha256(self.settings.root.encode()).hexdigest()[:9]
 
     def get(self, name_or_id: str) -> Network:
         if name_or_id == DEFAULT_NETWORK:
