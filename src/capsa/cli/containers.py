@@ -336,6 +336,17 @@ def _since(stamp: str) -> float:
     return time.time() - when if when else 0.0
 
 
+class PsRow(dict):
+    """A `ps` row for templates: fields as keys, plus docker's ``.Label "key"``."""
+
+    def __init__(self, values: dict[str, Any], labels: dict[str, str]) -> None:
+        super().__init__(values)
+        self._labels = labels
+
+    def Label(self, key: str) -> str:
+        return self._labels.get(key, "")
+
+
 def ps_rows(
     app: App,
     recs: list[ContainerRecord],
@@ -345,7 +356,7 @@ def ps_rows(
     import shlex
 
     service = app.engine.containers
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rec in recs:
         cmd = (
             " ".join(shlex.quote(a) for a in (rec.spec.entrypoint or []) + (rec.spec.command or []))
@@ -371,7 +382,7 @@ def ps_rows(
         }
         if size:
             row["Size"] = render.human_size(service.rw_size(rec))
-        rows.append(row)
+        rows.append(PsRow(row, rec.spec.labels))
     return rows
 
 

@@ -150,7 +150,7 @@ def _rows(summaries: list[ImageSummary], digests: bool) -> list[dict[str, Any]]:
                     "ID": s.id,
                     "Repository": repo,
                     "Tag": t,
-                    "Digest": digest_by_repo.get(repo, "<none>"),
+                    "Digest": s.tag_digests.get(tag) or digest_by_repo.get(repo, "<none>"),
                     "CreatedSince": render.ago(s.created),
                     "CreatedAt": s.created or "",
                     "Size": render.human_size(s.size),

@@ -18,6 +18,7 @@ class ImageSummary:
     id: str
     repo_tags: list[str] = field(default_factory=list)  # familiar names: "busybox:latest"
     repo_digests: list[str] = field(default_factory=list)  # "busybox@sha256:..."
+    tag_digests: dict[str, str] = field(default_factory=dict)  # "busybox:1" -> digest
     created: str | None = None
     size: int = 0  # unpacked size of all layers
     labels: dict[str, str] = field(default_factory=dict)

@@ -69,6 +69,7 @@ class ImageService:
             id=record.id,
             repo_tags=[reference.parse(t).familiar for t in record.tags],
             repo_digests=[_familiar_digest(d) for d in record.repo_digests],
+            tag_digests={reference.parse(t).familiar: d for t, d in record.tag_digests.items()},
             created=record.created or config.created,
             size=record.size,
             labels=labels,

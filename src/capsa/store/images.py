@@ -48,6 +48,8 @@ MIGRATIONS = (
         image_id TEXT NOT NULL REFERENCES images(id)
     );
     """,
+    # the manifest digest each tag was pulled or pushed as (images --digests)
+    "ALTER TABLE tags ADD COLUMN digest TEXT NOT NULL DEFAULT ''",
 )
 
 
@@ -67,6 +69,7 @@ class ImageRecord:
     platform: str = ""
     tags: list[str] = field(default_factory=list)
     repo_digests: list[str] = field(default_factory=list)
+    tag_digests: dict[str, str] = field(default_factory=dict)  # tag -> manifest digest
 
     @property
     def short_id(self) -> str:
@@ -115,10 +118,13 @@ class ImageStore:
                 ),
             )
             for name in tags:
+                digest = ""
+                if repo_digest and name.rpartition(":")[0] == repo_digest[0]:
+                    digest = repo_digest[1]
                 c.execute(
-                    "INSERT INTO tags(name, image_id) VALUES (?, ?) ON CONFLICT(name)"
-                    " DO UPDATE SET image_id=excluded.image_id",
-                    (name, image.id),
+                    "INSERT INTO tags(name, image_id, digest) VALUES (?, ?, ?) ON CONFLICT(name)"
+                    " DO UPDATE SET image_id=excluded.image_id, digest=excluded.digest",
+                    (name, image.id, digest),
                 )
             if repo_digest:
                 c.execute(
@@ -177,12 +183,10 @@ class ImageStore:
 
     def _record(self, row: sqlite3.Row) -> ImageRecord:
         image_id = row["id"]
-        tags = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,)
-            )
-        ]
+        rows = self.conn.execute(
+            "SELECT name, digest FROM tags WHERE image_id=? ORDER BY name", (image_id,)
+        ).fetchall()
+        tags = [r[0] for r in rows]
         digests = [
             f"{r[0]}@{r[1]}"
             for r in self.conn.execute(
@@ -200,6 +204,7 @@ class ImageStore:
             platform=row["platform"],
             tags=tags,
             repo_digests=digests,
+            tag_digests={r[0]: r[1] for r in rows if r[1]},
         )
 
     def get(self, image_id: str) -> ImageRecord:

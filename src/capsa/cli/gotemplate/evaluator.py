@@ -206,7 +206,14 @@ def _field(obj: Any, name: str, argv: list[Any], pos: int) -> Any:
         return MISSING
     if isinstance(obj, Mapping):
         if argv:
-            raise Fail(f"{name} is not a method but has arguments", pos)
+            # a mapping type may carry methods, as docker's ps rows have .Label "key"
+            method = getattr(type(obj), name, None) if not name.startswith("_") else None
+            if not callable(method):
+                raise Fail(f"{name} is not a method but has arguments", pos)
+            try:
+                return method(obj, *argv)
+            except Exception as e:
+                raise Fail(f"error calling {name}: {e}", pos) from None
         value = obj.get(name, MISSING)
         return value.value if isinstance(value, Enum) else value
     if obj is None:
