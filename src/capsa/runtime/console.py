@@ -64,7 +64,7 @@ def proxy(master: int, stop: list[bool]) -> None:
     stdin_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_tty else None
     if stdin_tty:
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)  # keep what was typed before (no flush)
         _resize(master)
     fds = [master, 0]
     try:
