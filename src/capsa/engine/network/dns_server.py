@@ -61,20 +61,53 @@ class ServerConfig:
         return cls(**data)
 
 
+class Peers:
+    """The other networks' records a client can also see: a container on several
+    networks resolves the names of all of them, whichever server it asks."""
+
+    def __init__(self, own: Records) -> None:
+        self.own = own
+        self.cache: dict[str, Records] = {}
+
+    def of(self, client_ip: str | None) -> list[Records]:
+        """The registries the client is also in (it is known by its name on ours)."""
+        client = self.own.reverse(client_ip) if client_ip else None
+        if not client:
+            return []
+        directory = os.path.dirname(self.own.path) or "."
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return []
+        out = []
+        for name in names:
+            path = os.path.join(directory, name)
+            if not name.endswith(".json") or name.endswith(".conf.json") or path == self.own.path:
+                continue
+            records = self.cache.get(path)
+            if records is None:
+                records = self.cache[path] = Records(path, self.own.domain)
+            records.refresh()
+            if records.lookup(client) is not None:
+                out.append(records)
+        return out
+
+
 class Resolver:
     """Wire query in, wire answer out: local names first, then the upstreams."""
 
     def __init__(self, records: Records, upstreams: Upstreams, ttl: int, timeout: float):
         self.records, self.upstreams = records, upstreams
         self.ttl, self.timeout = ttl, timeout
+        self.peers = Peers(records)
 
-    async def resolve(self, wire: bytes, tcp: bool) -> bytes | None:
+    async def resolve(self, wire: bytes, tcp: bool, client: str | None = None) -> bytes | None:
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return None  # not worth an answer
         self.records.refresh()
-        response = self.local(query)
+        response = self.local(query, client)
         if response is None:
             return await self.forward(query, wire, tcp)
         limit = 65535 if tcp else max(UDP_MIN, query.payload if query.edns >= 0 else 0)
@@ -86,7 +119,9 @@ class Resolver:
             response.flags |= dns.flags.TC
             return response.to_wire(max_size=limit)
 
-    def local(self, query: dns.message.Message) -> dns.message.Message | None:
+    def local(
+        self, query: dns.message.Message, client: str | None = None
+    ) -> dns.message.Message | None:
         """The answer for a name of this network, or None to forward the query."""
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
             return _error(query, dns.rcode.NOTIMP)
@@ -97,6 +132,11 @@ class Resolver:
             return self._reverse(query)
         name = q.name.to_text(omit_final_dot=True)
         found = self.records.lookup(name)
+        if found is None:
+            for peer in self.peers.of(client):
+                found = peer.lookup(name)
+                if found is not None:
+                    break
         if found is None:
             return _error(query, dns.rcode.NXDOMAIN) if self.records.in_domain(name) else None
         response = _authoritative(query)
@@ -198,7 +238,7 @@ class _UdpServer(asyncio.DatagramProtocol):
 
     async def _answer(self, data: bytes, addr: Any) -> None:
         try:
-            reply = await self.resolver.resolve(data, tcp=False)
+            reply = await self.resolver.resolve(data, tcp=False, client=addr[0])
         except Exception as e:  # one bad query must not end the server
             print(f"query from {addr[0]} failed: {e!r}", file=sys.stderr)
             return
@@ -246,7 +286,10 @@ class DnsServer:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE)
                 size = struct.unpack("!H", head)[0]
                 wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
-                reply = await self.resolver.resolve(wire, tcp=True)
+                peer = writer.get_extra_info("peername")
+                reply = await self.resolver.resolve(
+                    wire, tcp=True, client=peer[0] if peer else None
+                )
                 if reply is None:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
