@@ -104,6 +104,10 @@ class V1Manager:
     def _context(self) -> _Context:
         return _Context(self._dirs, self.layout.hugepage_sizes, self.layout.unified_controllers)
 
+    def warnings(self, resources: Resources) -> list[str]:
+        """What ``apply`` would warn about: limits this host cannot enforce."""
+        return list(self._plan(resources).warnings)
+
     def _plan(self, res: Resources) -> Plan:
         ctx, plan = self._context(), Plan()
         memory.plan_v1(res.memory, ctx, plan)

@@ -96,6 +96,10 @@ class V2Manager:
         controllers = frozenset((fs.read_optional(self.dir, "cgroup.controllers") or "").split())
         return _Context(self.dir, self.layout.hugepage_sizes, controllers)
 
+    def warnings(self, resources: Resources) -> list[str]:
+        """What ``apply`` would warn about: limits this host cannot enforce."""
+        return list(self._plan(resources).warnings)
+
     def _plan(self, res: Resources) -> Plan:
         ctx, plan = self._context(), Plan()
         memory.plan_v2(res.memory, ctx, plan)

@@ -24,11 +24,8 @@ _UNLIMITED = 1 << 62
 
 def plan_warnings(manager: CgroupManager, resources: oci.Resources) -> list[str]:
     """What the host cannot enforce of ``resources``: the warnings ``apply`` gives."""
-    plan = getattr(manager, "_plan", None)  # TODO: a public CgroupManager.warnings()
-    if plan is None:
-        return []
     try:
-        return list(plan(resources).warnings)
+        return manager.warnings(resources)
     except CapsaError as e:
         return [str(e)]
 

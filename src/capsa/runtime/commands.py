@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 
@@ -358,5 +357,3 @@ def cmd_features(args: Args, log: RuntimeLog) -> int:
     print_json(features())
     return 0
 
-
-__all__ = ["signal"]

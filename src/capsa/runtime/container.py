@@ -6,7 +6,6 @@ adapter will call: typed arguments in, typed results or capsa errors out.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import signal
@@ -242,4 +241,4 @@ def signal_number(name: str) -> int:
     raise InvalidArgument(f"invalid signal {name!r}")
 
 
-__all__ = ["ContainerInfo", "Runtime", "errno", "signal_number"]
+__all__ = ["ContainerInfo", "Runtime", "signal_number"]
