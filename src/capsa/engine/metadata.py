@@ -13,7 +13,7 @@ import os
 from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
 from capsa.errors import AlreadyExists, Conflict, NotFound
 from capsa.oci.codec import from_dict, to_dict
-from capsa.store.db import Transaction, open_db
+from capsa.store.db import Database, Transaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,21 +59,9 @@ def _status_json(rec: ContainerRecord) -> str:
     return json.dumps({f: getattr(rec, f) for f in _STATUS_FIELDS}, separators=(",", ":"))
 
 
-class ContainerStore:
+class ContainerStore(Database):
     def __init__(self, root: str) -> None:
-        self.path = os.path.join(root, "containers.db")
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_db(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super().__init__(os.path.join(root, "containers.db"), MIGRATIONS)
 
     def _record(self, row: sqlite3.Row) -> ContainerRecord:
         spec = from_dict(ContainerSpec, json.loads(row["spec"]), "spec")

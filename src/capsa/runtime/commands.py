@@ -356,4 +356,3 @@ def cmd_features(args: Args, log: RuntimeLog) -> int:
 
     print_json(features())
     return 0
-

@@ -68,3 +68,24 @@ class Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class Database:
+    """A SQLite database opened on first use (after its migrations) and closed on
+    demand: the base of every store that keeps its state in one file."""
+
+    def __init__(self, path: str, migrations: Sequence[str]) -> None:
+        self.path = path
+        self._migrations = migrations
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_db(self.path, self._migrations)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -15,7 +15,7 @@ import time
 from capsa.errors import Conflict, NotFound
 from capsa.oci import reference
 from capsa.record import field, record
-from capsa.store.db import Transaction, open_db
+from capsa.store.db import Database, Transaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,21 +76,9 @@ class ImageRecord:
         return self.id.removeprefix("sha256:")[:12]
 
 
-class ImageStore:
+class ImageStore(Database):
     def __init__(self, root: str) -> None:
-        self.path = os.path.join(root, "images.db")
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_db(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super().__init__(os.path.join(root, "images.db"), MIGRATIONS)
 
     # -- writes -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from capsa.engine.network import ipam
 from capsa.engine.network.types import Endpoint, Network
 from capsa.errors import AlreadyExists, Conflict, NotFound
 from capsa.oci.codec import from_dict, to_dict
-from capsa.store.db import Transaction, open_db
+from capsa.store.db import Database, Transaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,21 +38,9 @@ def _dumps(obj: object) -> str:
     return json.dumps(to_dict(obj), separators=(",", ":"), sort_keys=True)
 
 
-class NetworkStore:
+class NetworkStore(Database):
     def __init__(self, root: str) -> None:
-        self.path = os.path.join(root, "networks.db")
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_db(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super().__init__(os.path.join(root, "networks.db"), MIGRATIONS)
 
     # networks
 
