@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from capsa.cli import render
+from capsa.cli import flags, render
 from capsa.errors import CapsaError, InvalidArgument
 
 TYPE_CHECKING = False
@@ -16,38 +16,8 @@ if TYPE_CHECKING:
 
 
 def _service(ctx: click.Context) -> NetworkService:
-    """The engine's network service, or one of our own until the engine has it."""
-    root = ctx.find_root()
-    service = getattr(root.obj.engine, "networks", None)
-    if service is None:
-        service = root.meta.get("capsa.networks")
-    if service is None:
-        from capsa.engine.network.service import NetworkService
-
-        service = NetworkService(root.obj.settings)
-        root.meta["capsa.networks"] = service
-        root.call_on_close(service.close)
+    service: NetworkService = ctx.find_root().obj.engine.networks
     return service
-
-
-def _key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key or (what == "option" and not eq):
-            raise InvalidArgument(f"invalid {what} {item!r}: expected key=value")
-        out[key] = value
-    return out
-
-
-def _filters(items: tuple[str, ...]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _by_family(values: tuple[str, ...], what: str) -> tuple[str, str]:
@@ -156,8 +126,8 @@ def create(
         ipv6=ipv6 or bool(subnet6),
         subnet6=subnet6,
         gateway6=gateway6,
-        labels=_key_values(labels, "label"),
-        options=_key_values(opts, "option"),
+        labels=flags.key_values(labels, "label"),
+        options=flags.key_values(opts, "option"),
     )
     click.echo(_service(ctx).create(options).id)
 
@@ -172,7 +142,7 @@ def ls(
     ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool
 ) -> None:
     """List networks."""
-    nets = sorted(_service(ctx).list(_filters(filters)), key=lambda n: n.name)
+    nets = sorted(_service(ctx).list(flags.filters(filters)), key=lambda n: n.name)
     rows = [_row(n, no_trunc) for n in nets]
     if quiet:
         for row in rows:
@@ -250,7 +220,7 @@ def _fail(ctx: click.Context, errors: list[str]) -> None:
 @click.pass_context
 def prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
-    parsed = _filters(filters)
+    parsed = flags.filters(filters)
     if not force and not click.confirm(
         "WARNING! This will remove all custom networks not used by at least one container.\n"
         "Are you sure you want to continue?",

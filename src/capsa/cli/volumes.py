@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from capsa.cli import render
+from capsa.cli import flags, render
 from capsa.errors import CapsaError, InvalidArgument
 
 TYPE_CHECKING = False
@@ -18,26 +18,6 @@ if TYPE_CHECKING:
 def _service(ctx: click.Context) -> VolumeService:
     service: VolumeService = ctx.find_root().obj.engine.volumes
     return service
-
-
-def _key_values(items: tuple[str, ...], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key or (what == "option" and not eq):
-            raise InvalidArgument(f"invalid {what} {item!r}: expected key=value")
-        out[key] = value
-    return out
-
-
-def _filters(items: tuple[str, ...]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _natural(name: str) -> list[Any]:
@@ -99,8 +79,8 @@ def create(
     options = VolumeCreateOptions(
         name=name or name_opt,
         driver=driver,
-        labels=_key_values(labels, "label"),
-        driver_opts=_key_values(opts, "option"),
+        labels=flags.key_values(labels, "label"),
+        driver_opts=flags.key_values(opts, "option"),
     )
     click.echo(_service(ctx).create(options).name)
 
@@ -112,7 +92,7 @@ def create(
 @click.pass_context
 def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List volumes."""
-    volumes = sorted(_service(ctx).list(_filters(filters)), key=lambda v: _natural(v.name))
+    volumes = sorted(_service(ctx).list(flags.filters(filters)), key=lambda v: _natural(v.name))
     if quiet:
         for v in volumes:
             click.echo(v.name)
@@ -178,7 +158,7 @@ def _fail(ctx: click.Context, errors: list[str]) -> None:
 @click.pass_context
 def prune(ctx: click.Context, all_volumes: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused volumes."""
-    parsed = _filters(filters)
+    parsed = flags.filters(filters)
     if not force:
         what = "all local volumes" if all_volumes else "anonymous local volumes"
         if not click.confirm(
