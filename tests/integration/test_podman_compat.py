@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import requires, unique_name
 from tests.helpers.rootfs import build_busybox_rootfs
 

@@ -7,11 +7,9 @@ Each test forks; the child changes only its own credentials, reports what
 from __future__ import annotations
 
 import os
-import resource
-import traceback
-from collections.abc import Callable
 
 import pytest
+from tests.helpers.forked import ok, run_in_child
 
 from capsa.errors import PermissionDenied
 from capsa.linux import capabilities as caps
@@ -27,31 +25,6 @@ pytestmark = [
 CHOWN = 1 << caps.CAPABILITIES["CAP_CHOWN"]
 NET_BIND = 1 << caps.CAPABILITIES["CAP_NET_BIND_SERVICE"]
 UNPRIVILEGED = 1000
-
-
-def run_in_child(fn: Callable[[], str]) -> tuple[int, str]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            out = fn()
-        except BaseException:
-            out, code = traceback.format_exc(), 99
-        os.write(w, out.encode())
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    return status, data
-
-
-def ok(status: int, out: str) -> str:
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
-    return out
 
 
 def own_status() -> str:

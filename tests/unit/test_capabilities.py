@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import resource
-import traceback
-from collections.abc import Callable
 
 import pytest
+from tests.helpers.forked import run_in_child
 
 from capsa.errors import InvalidArgument
 from capsa.linux import capabilities as caps
@@ -25,27 +23,6 @@ CapBnd:\t000001ffffffffff
 CapAmb:\t0000000000000400
 NoNewPrivs:\t1
 """
-
-
-def run_in_child(fn: Callable[[], str]) -> tuple[int, str]:
-    """Run ``fn`` in a forked child; return its wait status and what it returned."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            out = fn()
-        except BaseException:
-            out, code = traceback.format_exc(), 99
-        os.write(w, out.encode())
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    return status, data
 
 
 def test_table_is_complete_and_contiguous() -> None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import resource
 import signal
 import struct
-import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.helpers.forked import ok, run_in_child
 
 from capsa.errors import InvalidArgument, PermissionDenied, Unavailable
 from capsa.linux import capabilities, seccomp, syscalls
@@ -68,26 +67,6 @@ def run_bpf(program: bytes, nr: int, arch: int, args: tuple[int, ...] = ()) -> i
 # --- forked children ------------------------------------------------------------------
 
 
-def run_in_child(fn: Callable[[], str]) -> tuple[int, str]:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            out = fn()
-        except BaseException:
-            out, code = traceback.format_exc(), 99
-        os.write(w, out.encode())
-        os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    return status, data
-
-
 def under_filter(profile: Seccomp, body: Callable[[], str]) -> tuple[int, str]:
     prepared = seccomp.prepare(profile)  # in the parent: nothing is loaded here
 
@@ -109,11 +88,6 @@ def nr(name: str) -> int:
     number = seccomp.resolve_syscall(name)
     assert number is not None, name
     return number
-
-
-def ok(status: int, out: str) -> str:
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
-    return out
 
 
 # --- validation -----------------------------------------------------------------------
