@@ -9,11 +9,22 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "capsa"
 
 # rank of each top-level package: a module may import only equal or lower ranks
 RANK = {
-    "errors": 0, "record": 0, "cleanup": 0, "progress": 0, "config": 0,
-    "linux": 1, "oci": 1, "cgroups": 1,
-    "runtime": 2, "store": 2,
+    "errors": 0,
+    "record": 0,
+    "cleanup": 0,
+    "progress": 0,
+    "config": 0,
+    "linux": 1,
+    "oci": 1,
+    "cgroups": 1,
+    "runtime": 2,
+    "store": 2,
     "engine": 3,
-    "api": 4, "cli": 4, "client": 4, "compose": 4, "build": 4,
+    "api": 4,
+    "cli": 4,
+    "client": 4,
+    "compose": 4,
+    "build": 4,
     "vm": 3,
 }
 # pairs on the same rank that must stay apart
