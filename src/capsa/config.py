@@ -51,6 +51,8 @@ class Settings:
     auth_file: str = ""
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 3
+    # seconds an idle monitor host stays up (and warm) for the next container
+    monitor_linger: float = 5.0
 
     def registry(self, domain: str) -> RegistryConfig:
         return self.registries.get(domain) or RegistryConfig()
@@ -98,6 +100,16 @@ def _read_file(path: str, required: bool) -> dict[str, Any]:
         raise InvalidArgument(f"{path}: {e}") from None
 
 
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds < 0:
+        raise InvalidArgument(f"{name} must be a number of seconds >= 0: {value!r}")
+    return seconds
+
+
 def load(
     *,
     root: str | None = None,
@@ -116,6 +128,7 @@ def load(
         "auth_file",
         "max_concurrent_downloads",
         "max_concurrent_uploads",
+        "monitor_linger",
     }
     unknown = set(data) - known
     if unknown:
@@ -133,6 +146,9 @@ def load(
         ),
         max_concurrent_downloads=int(data.get("max_concurrent_downloads", 3)),
         max_concurrent_uploads=int(data.get("max_concurrent_uploads", 3)),
+        monitor_linger=_seconds(
+            env.get("CAPSA_MONITOR_LINGER") or data.get("monitor_linger", 5.0), "monitor_linger"
+        ),
     )
     for name in ("root", "runroot"):
         if not os.path.isabs(getattr(settings, name)):

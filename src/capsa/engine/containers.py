@@ -34,6 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.config import Settings
     from capsa.engine.images import ImageService
     from capsa.engine.service_context import ServiceContext
     from capsa.progress import ProgressSink
@@ -514,6 +515,23 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
         os._exit(code)
 
 
+def _start_monitor(
+    settings: Settings, args: dict[str, Any], log: int, ready: int, listener: int
+) -> None:
+    """Through the run root's monitor host (see ``monitor_host``), else forked here."""
+    from capsa.engine import monitor_host
+
+    fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}
+    try:
+        monitor_host.spawn(settings.runroot, args, fds, settings.monitor_linger)
+    except (OSError, Internal):
+        _fork_monitor(args, log, tuple(fds.values()))
+
+
+def _needs_netlink(mode: str) -> bool:
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
 class Launch:
     """A monitor being started, and the pipe it reports readiness on."""
 
@@ -528,6 +546,7 @@ class Launch:
             "name": rec.name,
             "ready_fd": w,
             "wait_attach": wait_attach,
+            "warm": ["network"] if _needs_netlink(rec.spec.network_mode) else [],
         }
         paths = ctx.paths(rec.id)
         os.makedirs(paths.run, mode=0o700, exist_ok=True)
@@ -554,7 +573,7 @@ class Launch:
         try:
             if _single_threaded():
                 ctx.close()
-                _fork_monitor(args, log, passed)
+                _start_monitor(ctx.settings, args, log, w, listener)
             else:
                 subprocess.Popen(
                     [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],

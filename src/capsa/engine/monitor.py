@@ -70,11 +70,12 @@ class Setup:
                 pass
             self.args["ready_fd"] = -1
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> dict[str, Any] | None:
         """Create and start the container and supervise it. A short-lived container is
         supervised right here (its exit goes straight to the finish phase, returned); a
-        container still running after HANDOFF_AFTER seconds is handed to a fresh, lean
-        process (``exec``), so idle containers cost little memory."""
+        container still running after HANDOFF_AFTER seconds is handed over, so idle
+        containers cost little memory: to the monitor host that forked this monitor
+        (None is returned), or else to a fresh, lean process (``exec``)."""
         from capsa.cleanup import CleanupStack
         from capsa.engine.monitor_loop import Loop, exec_module
 
@@ -84,10 +85,34 @@ class Setup:
         self.report({"ok": True, "pid": launch["pid"], "warnings": launch.get("warnings", [])})
         loop = Loop(launch)
         result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
+        while result is None and loop.probing:  # a healthcheck in flight stays here
+            result = loop.run(until=time.monotonic() + 0.2)
         if result is None:
+            if self._hand_to_host(loop):
+                return None
             exec_module("capsa.engine.monitor_loop", loop.handoff_args())
         loop.close()
         return loop.finish_args(result or {})
+
+    def _hand_to_host(self, loop: Any) -> bool:
+        """Give the running container to the monitor host; it becomes the init's
+        parent (it is our parent and a subreaper) when this process exits."""
+        host = int(self.args.get("host_fd", -1))
+        if host < 0:
+            return False
+        from capsa.engine import monitor_host
+        from capsa.linux.proc import start_time
+
+        if not monitor_host.adopt(host, loop.handoff_args(), loop.handoff_fds()):
+            return False
+        parent = os.getppid()
+        self.ctx.store.update(
+            self.rec.id, monitor_pid=parent, monitor_start=start_time(parent) or 0
+        )
+        loop.close()
+        for fd in loop.clients:
+            os.close(fd)
+        return True
 
     def _launch(self, cleanup: Any) -> dict[str, Any]:
         from capsa.engine import bundle
@@ -331,7 +356,7 @@ class Finish(Setup):
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
             if not rec.stopped_by_user:
-                keep = ("root", "runroot", "config", "id", "name", "backoff")
+                keep = ("root", "runroot", "config", "id", "name", "backoff", "host_fd")
                 return {
                     **{k: self.args[k] for k in keep if k in self.args},
                     "phase": "setup",
@@ -346,7 +371,16 @@ class Finish(Setup):
             from capsa.engine.removal import remove_container
 
             remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
+        else:
+            self.release()
         return None
+
+    def release(self) -> None:
+        """Nobody monitors the container any more (the host lives on: say so)."""
+        try:
+            self.ctx.store.update(self.rec.id, monitor_pid=0, monitor_start=0)
+        except CapsaError:
+            pass
 
     def _oom_killed(self) -> bool:
         try:
@@ -393,6 +427,48 @@ class Finish(Setup):
             time.sleep(min(0.1, max(0.0, deadline - time.time())))
 
 
+# What a monitor imports while it sets up, supervises and finishes a container, by need:
+# the monitor host imports these once so that the monitors it forks start ready.
+_WARM = {
+    "monitor": (
+        "capsa.cleanup",
+        "capsa.engine.backend",
+        "capsa.engine.bundle",
+        "capsa.engine.healthspec",
+        "capsa.engine.monitor_loop",
+        "capsa.engine.netwire",
+        "capsa.engine.network.service",
+        "capsa.engine.removal",
+        "capsa.engine.restart",
+        "capsa.engine.volumes",
+        "capsa.linux.seccomp",
+        "capsa.oci.seccomp_default",
+        "capsa.runtime.create",
+        "capsa.runtime.cgroup",
+        "capsa.cgroups.manager",
+        "capsa.cgroups.v1",
+        "capsa.cgroups.unified",
+        "capsa.cgroups.v2",
+    ),
+    "network": (
+        "capsa.engine.network.firewall",
+        "capsa.engine.network.nft",
+        "pyroute2",
+    ),
+}
+
+
+def warm(need: str) -> None:
+    """Import what a monitor needs for ``need`` ("monitor", "network")."""
+    import importlib
+
+    for module in _WARM.get(need, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
+
 def main(argv: list[str]) -> int:
     args: dict[str, Any] | None = json.loads(argv[1])
     _process_setup(args or {})
@@ -403,6 +479,7 @@ def main(argv: list[str]) -> int:
         except BaseException as e:
             if isinstance(runner, Finish):
                 _log_monitor(runner.paths, f"finish failed: {e!r}")
+                runner.release()
             else:
                 runner.fail(e)
             return 1

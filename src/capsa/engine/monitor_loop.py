@@ -2,8 +2,10 @@
 
 Single-threaded and lean on purpose: it imports only what it runs while the
 container lives (stdio relay, json-file logs, the attach socket, healthchecks through
-``capsa-runtime exec``), because one of these runs per container. When the
-container's init exits it execs the monitor's *finish* phase with the exit code.
+``capsa-runtime exec``). A ``Loop`` holds one container's supervision state and is
+driven from outside: by ``Loop.run`` in a container's own monitor, or together with
+other containers' loops by the monitor host (``capsa.engine.monitor_host``). When the
+container's init exits, the loop drains its output and yields the *finish* arguments.
 """
 
 from __future__ import annotations
@@ -59,12 +61,7 @@ class Loop:
             self.clients[fd] = c
         self.log = LogWriter(args["log"], parse_log_opts(args.get("log_opts") or {}))
         self.exit_code: int | None = None
-        self.wake_r, wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: None)
+        self.drain_until = 0.0
         self.health: Any = None
         if args.get("health"):
             from capsa.engine.health_runner import HealthRunner
@@ -157,102 +154,181 @@ class Loop:
 
     # -- processes -------------------------------------------------------------
 
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.pid:
-                self.exit_code = os.waitstatus_to_exitcode(status)
-                if self.exit_code < 0:
-                    self.exit_code = 128 - self.exit_code
-            elif self.health is not None:
-                self.health.reaped(pid, status)
+    def reaped(self, pid: int, status: int) -> bool:
+        """A child was reaped: the init (the container exited) or a health probe."""
+        if pid == self.pid:
+            code = os.waitstatus_to_exitcode(status)
+            self.exit_code = 128 - code if code < 0 else code
+            self.drain_until = time.monotonic() + 2.0  # what it wrote before it died
+            return True
+        if self.probing and self.health.probe["pid"] == pid:
+            self.health.reaped(pid, status)
+            return True
+        return False
 
-    # -- main loop ----------------------------------------------------------------
+    # -- driving ---------------------------------------------------------------------
 
-    def run(self, until: float | None = None) -> dict[str, Any] | None:
-        """Relay until the init exits (the result), or until ``until`` (None: hand off)."""
-        self._reap()
-        while self.exit_code is None:
-            if until is not None and time.monotonic() >= until:
-                return None
-            timeout = self._timeout()
-            if until is not None:
-                left = max(0.0, until - time.monotonic())
-                timeout = left if timeout is None else min(timeout, left)
-            self._step(timeout)
-        deadline = time.monotonic() + 2.0  # drain what the container wrote before it died
-        while self.outputs and time.monotonic() < deadline:
-            self._step(0.05, draining=True)
+    @property
+    def draining(self) -> bool:
+        return self.exit_code is not None
+
+    @property
+    def done(self) -> bool:
+        """The init exited and its output is drained (or the drain timed out)."""
+        return self.draining and (not self.outputs or time.monotonic() >= self.drain_until)
+
+    @property
+    def probing(self) -> bool:
+        return self.health is not None and self.health.probe is not None
+
+    def fds(self) -> list[int]:
+        if self.draining:
+            return list(self.outputs)
+        fds = [*self.outputs, self.listener, *self.clients]
+        if self.health is not None:
+            fds += self.health.fds()
+        return fds
+
+    def timeout(self) -> float | None:
+        if self.draining:
+            return max(0.0, self.drain_until - time.monotonic())
+        if self.health is None:
+            return None
+        return max(0.0, self.health.next_due() - time.time())
+
+    def readable(self, fd: int) -> None:
+        if fd in self.outputs:
+            self._read_output(fd)
+        elif self.draining:
+            return
+        elif fd == self.listener:
+            self._accept()
+        elif fd in self.clients:
+            self._client_input(self.clients[fd])
+        elif self.health is not None:
+            self.health.readable(fd)
+
+    def tick(self) -> None:
+        if self.health is not None and not self.draining:
+            self.health.tick(time.time())
+
+    def result(self) -> dict[str, Any]:
         self.log.close()
         result: dict[str, Any] = {"exit_code": self.exit_code}
         if self.health is not None:
             result.update(self.health.finish())
         return result
 
-    def _timeout(self) -> float | None:
-        if self.health is None:
-            return None
-        return max(0.0, self.health.next_due() - time.time())
-
-    def _step(self, timeout: float | None, draining: bool = False) -> None:
-        fds = [*self.outputs, self.wake_r]
-        if not draining:
-            fds += [self.listener, *self.clients]
-            if self.health is not None:
-                fds += self.health.fds()
+    def run(self, until: float | None = None) -> dict[str, Any] | None:
+        """Relay until the init exits (the result), or until ``until`` (None: hand off)."""
+        waker = Waker()
         try:
-            ready, _, _ = select.select(fds, [], [], timeout)
-        except InterruptedError:
-            ready = []
-        for fd in ready:
-            if fd in self.outputs:
-                self._read_output(fd)
-            elif fd == self.wake_r:
-                try:
-                    os.read(self.wake_r, 512)
-                except BlockingIOError:
-                    pass
-            elif fd == self.listener:
-                self._accept()
-            elif fd in self.clients:
-                self._client_input(self.clients[fd])
-            elif self.health is not None:
-                self.health.readable(fd)
-        self._reap()
-        if self.health is not None and not draining:
-            self.health.tick(time.time())
+            waker.reap(self)
+            while not self.done:
+                if until is not None and not self.draining and time.monotonic() >= until:
+                    return None
+                timeout = self.timeout()
+                if until is not None and not self.draining:
+                    left = max(0.0, until - time.monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
+                for fd in waker.select([*self.fds(), waker.fd], timeout):
+                    if fd != waker.fd:
+                        self.readable(fd)
+                waker.reap(self)
+                self.tick()
+            return self.result()
+        finally:
+            waker.close()
 
     def close(self) -> None:
-        for fd in (self.master, self.stdin, self.listener):
+        for fd in (self.master, self.stdin, self.listener, *self.outputs):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        signal.set_wakeup_fd(-1)
 
     def finish_args(self, result: dict[str, Any]) -> dict[str, Any]:
-        keep = ("id", "name", "root", "runroot", "config", "started", "backoff")
+        keep = ("id", "name", "root", "runroot", "config", "started", "backoff", "host_fd")
         finish = {k: v for k, v in self.args.items() if k in keep}
         finish.update(result, phase="finish", clients=list(self.clients))
         return finish
 
     def handoff_args(self) -> dict[str, Any]:
-        """The loop's state for a fresh process (``exec`` of this module)."""
+        """The loop's state for another process (``exec`` of this module, or the host)."""
         self.log.flush_partial()
         self.log.close()
-        args = dict(self.args)
+        args = {k: v for k, v in self.args.items() if k not in ("host_fd", "ready_fd")}
         args["clients"] = list(self.clients)
         args["wants"] = {str(fd): c.wants for fd, c in self.clients.items() if c.greeted}
-        for fd in [*self.clients, *self.outputs, self.master, self.stdin, self.listener]:
-            if fd >= 0:
-                os.set_inheritable(fd, True)
+        for fd in self.handoff_fds():
+            os.set_inheritable(fd, True)
         return args
+
+    def handoff_fds(self) -> list[int]:
+        return [
+            fd
+            for fd in [*self.clients, *self.outputs, self.master, self.stdin, self.listener]
+            if fd >= 0
+        ]
+
+
+_FD_KEYS = ("stdout", "stderr", "stdin", "master", "listener")
+
+
+def remap_fds(args: dict[str, Any], moved: dict[int, int]) -> dict[str, Any]:
+    """``args`` of a loop whose fds arrived in another process under new numbers."""
+    out = dict(args)
+    for key in _FD_KEYS:
+        fd = int(args.get(key, -1))
+        if fd >= 0:
+            out[key] = moved[fd]
+    out["clients"] = [moved[int(fd)] for fd in args.get("clients") or []]
+    out["wants"] = {str(moved[int(fd)]): w for fd, w in (args.get("wants") or {}).items()}
+    return out
+
+
+class Waker:
+    """SIGCHLD (and SIGTERM, ignored) wake ``select`` through a pipe; reaps children."""
+
+    def __init__(self) -> None:
+        self.fd, self._w = os.pipe()
+        os.set_blocking(self.fd, False)
+        os.set_blocking(self._w, False)
+        signal.set_wakeup_fd(self._w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+
+    def select(self, fds: list[int], timeout: float | None) -> list[int]:
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            return []
+        if self.fd in ready:
+            try:
+                os.read(self.fd, 512)
+            except BlockingIOError:
+                pass
+        return ready
+
+    def reap(self, *loops: Loop) -> list[tuple[int, int]]:
+        """Reap every exited child; the ones no loop claimed are returned."""
+        unclaimed = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if not any(loop.reaped(pid, status) for loop in loops):
+                unclaimed.append((pid, status))
+        return unclaimed
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for fd in (self.fd, self._w):
+            os.close(fd)
 
 
 def exec_module(module: str, args: dict[str, Any]) -> None:

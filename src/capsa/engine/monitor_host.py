@@ -1,0 +1,380 @@
+"""The monitor host: one process that supervises the running containers of a run root.
+
+Every container still gets a monitor of its own for the work that needs the engine
+(creating the container, recording its exit, restarting it: ``capsa.engine.monitor``),
+but the host forks those monitors, and once a container has run for a few seconds its
+monitor hands the supervision loop (stdio relay, json-file log, attach socket,
+healthchecks) over to the host and exits. The host is a subreaper and the monitor's
+parent, so the container's init becomes the host's child and the host reaps it. An idle
+container then costs a few kilobytes in the host instead of a Python interpreter.
+
+A host crash loses no container: the containers keep running and ``ps`` reports them
+from the kernel's view, as after a killed per-container monitor. The host exits as soon
+as it supervises nothing; the next ``start`` makes a new one.
+
+Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
+
+- client -> host on ``<runroot>/monitor-host.sock``: ``{"op": "spawn", "args": {...},
+  "fds": [arg names]}`` with one fd per name; the host answers ``{"pid": N}`` once it
+  has forked the container's monitor.
+- monitor -> host on a socketpair made at the fork: ``{"op": "adopt", "args": {...},
+  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+
+from capsa.errors import Internal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from capsa.engine.monitor_loop import Loop, Waker
+
+SOCKET_NAME = "monitor-host.sock"
+LOCK_NAME = "monitor-host.lock"
+_MAX_MESSAGE = 1 << 20
+_MAX_FDS = 256
+
+
+# -- client side -------------------------------------------------------------------------------
+
+
+def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float = 0.0) -> int:
+    """Have the run root's host (started here if there is none) fork a container's
+    monitor with ``args``, the named ``fds`` set in them. Returns the monitor's pid.
+    A host started here stays up ``linger`` seconds once it supervises nothing."""
+    path = os.path.join(runroot, SOCKET_NAME)
+    message = json.dumps({"op": "spawn", "args": args, "fds": list(fds)}).encode()
+    for _ in range(5):  # a host that was just exiting drops the request: ask the next one
+        sock = _connect(path) or _start_host(runroot, linger)
+        try:
+            with sock:
+                sock.settimeout(60.0)
+                socket.send_fds(sock, [message], list(fds.values()))
+                reply = sock.recv(4096)
+        except OSError:
+            continue
+        if reply:
+            return int(json.loads(reply)["pid"])
+    raise Internal(f"no monitor host answered on {path}")
+
+
+def adopt(channel: int, args: dict[str, Any], fds: list[int]) -> bool:
+    """Hand a running container's loop to the host (from the container's monitor)."""
+    message = json.dumps({"op": "adopt", "args": args, "fds": fds}).encode()
+    sock = socket.socket(fileno=os.dup(channel))
+    try:
+        socket.send_fds(sock, [message], fds)
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def _connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _start_host(runroot: str, linger: float) -> socket.socket:
+    import fcntl
+
+    path = os.path.join(runroot, SOCKET_NAME)
+    lock = os.open(os.path.join(runroot, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sock = _connect(path)  # another client made one while we waited
+        if sock is not None:
+            return sock
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(64)
+        _fork_host(listener, runroot, linger)
+        listener.close()
+        sock = _connect(path)
+        if sock is None:
+            raise Internal(f"the monitor host did not listen on {path}")
+        return sock
+    finally:
+        os.close(lock)
+
+
+def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
+    """Fork twice so that the host is nobody's child here (no zombie in a long-lived
+    caller) and leads its own session."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    code = 1
+    try:
+        if os.fork() == 0:
+            os.setsid()
+            _detach_stdio(os.path.join(runroot, "monitor-host.log"), keep=(listener.fileno(),))
+            Host(listener, runroot, linger).serve()
+            code = 0
+        else:
+            code = 0
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _detach_stdio(log_path: str, keep: tuple[int, ...]) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    for fd in range(3, 1024):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    sys.stdin = open(0)  # noqa: SIM115
+
+
+# -- the host ------------------------------------------------------------------------------------
+
+
+class Host:
+    def __init__(self, listener: socket.socket, runroot: str, linger: float = 0.0) -> None:
+        self.listener = listener
+        self.runroot = runroot
+        self.linger = linger
+        self.idle_since: float | None = None
+        self.warmed: set[str] = set()
+        self.requests: dict[int, socket.socket] = {}  # accepted, not yet read
+        self.workers: dict[int, socket.socket] = {}  # monitor pid -> its channel
+        self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
+        self.loops: dict[int, Loop] = {}  # container init pid -> its loop
+        self.orphans: dict[int, int] = {}  # reaped before anybody claimed them
+
+    def serve(self) -> None:
+        import gc
+
+        from capsa.engine.monitor_loop import Waker
+        from capsa.linux import syscalls as sc
+
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        _title(f"capsa-monitor host {self.runroot}")
+        gc.freeze()  # the forked monitors then share the heap instead of copying it
+        waker = Waker()
+        while not (self._lingered() and self._close_listener()):
+            self._step(waker)
+        waker.close()
+
+    def _idle(self) -> bool:
+        return not (self.requests or self.workers or self.channels or self.loops)
+
+    def _lingered(self) -> bool:
+        if not self._idle():
+            self.idle_since = None
+            return False
+        now = time.monotonic()
+        if self.idle_since is None:
+            self.idle_since = now
+        return now - self.idle_since >= self.linger
+
+    def _warm(self, what: list[str]) -> None:
+        """Import what the next monitors will need, so that they fork ready."""
+        from capsa.engine import monitor
+
+        for name in ("monitor", *what):
+            if name not in self.warmed:
+                self.warmed.add(name)
+                monitor.warm(name)
+
+    def _close_listener(self) -> bool:
+        """Stop listening unless a client is already waiting (under the start lock, so
+        that no client makes a new host while this one still answers)."""
+        import fcntl
+        import select
+
+        lock = os.open(os.path.join(self.runroot, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ready, _, _ = select.select([self.listener], [], [], 0)
+            if ready:
+                return False
+            try:
+                os.unlink(os.path.join(self.runroot, SOCKET_NAME))
+            except FileNotFoundError:
+                pass
+            self.listener.close()
+            return True
+        finally:
+            os.close(lock)
+
+    def _step(self, waker: Waker) -> None:
+        watched: dict[int, Loop | None] = {self.listener.fileno(): None, waker.fd: None}
+        watched.update(dict.fromkeys(self.requests))
+        watched.update(dict.fromkeys(self.channels))
+        timeouts = []
+        for each in self.loops.values():
+            watched.update(dict.fromkeys(each.fds(), each))
+            timeouts.append(each.timeout())
+        if self.idle_since is not None:
+            timeouts.append(max(0.0, self.idle_since + self.linger - time.monotonic()))
+        timeout = min((t for t in timeouts if t is not None), default=None)
+        for fd in waker.select(list(watched), timeout):
+            owner = watched.get(fd)
+            if owner is not None:
+                owner.readable(fd)
+            elif fd == self.listener.fileno():
+                self._accept()
+            elif fd in self.requests:
+                self._request(self.requests.pop(fd))
+            elif fd in self.channels:
+                self._channel(fd)
+        for pid, status in waker.reap(*self.loops.values()):
+            if self.workers.pop(pid, None) is None:
+                self.orphans[pid] = status
+        for loop in list(self.loops.values()):
+            loop.tick()
+            if loop.done:
+                self._finish(loop)
+
+    # -- clients and monitors ------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self.requests[conn.fileno()] = conn
+
+    def _request(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5.0)
+            try:
+                data, fds = _receive(conn)
+            except OSError:
+                return
+            try:
+                message = json.loads(data)
+                args = dict(message["args"])
+                args.update(zip(message["fds"], fds, strict=True))
+                pid = self._spawn(args, fds)
+            except Exception as e:  # a bad request must not take the host down
+                print(f"monitor host: bad request: {e!r}", file=sys.stderr, flush=True)
+                return
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            try:
+                conn.send(json.dumps({"pid": pid}).encode())
+            except OSError:
+                pass
+        if self.linger > 0:  # the host will serve more containers: get ready for them
+            self._warm(list(args.get("warm") or []))
+
+    def _channel(self, fd: int) -> None:
+        from capsa.engine.monitor_loop import Loop, remap_fds
+
+        channel = self.channels[fd]
+        try:
+            data, fds = _receive(channel)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            del self.channels[fd]
+            channel.close()
+            return
+        try:
+            message = json.loads(data)
+            args = remap_fds(message["args"], dict(zip(message["fds"], fds, strict=True)))
+            loop = Loop(args)
+        except Exception as e:
+            print(f"monitor host: bad hand-off: {e!r}", file=sys.stderr, flush=True)
+            for passed in fds:
+                os.close(passed)
+            return
+        self.loops[loop.pid] = loop
+        status = self.orphans.pop(loop.pid, None)
+        if status is not None:  # it exited while its monitor was handing it over
+            loop.reaped(loop.pid, status)
+
+    def _finish(self, loop: Loop) -> None:
+        """The container exited: a fresh monitor records it and restarts or removes it."""
+        del self.loops[loop.pid]
+        finish = loop.finish_args(loop.result())
+        loop.close()
+        clients = list(loop.clients)
+        try:
+            self._spawn(finish, clients)
+        except OSError as e:
+            print(f"monitor host: cannot finish {finish.get('id')}: {e!r}", file=sys.stderr)
+        for fd in clients:
+            os.close(fd)
+
+    def _spawn(self, args: dict[str, Any], passed: list[int]) -> int:
+        """Fork a container's monitor; ``passed`` are fds of ours named in ``args``."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        log = os.path.join(args["runroot"], "containers", args["id"], "monitor.log")
+        pid = os.fork()
+        if pid == 0:
+            _run_monitor(args, log, (*passed, theirs.fileno()), theirs.fileno())
+        theirs.close()
+        self.workers[pid] = mine
+        self.channels[mine.fileno()] = mine
+        return pid
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+    data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS)
+    for fd in fds:
+        os.set_inheritable(fd, False)
+    return data, fds
+
+
+def _run_monitor(args: dict[str, Any], log: str, keep: tuple[int, ...], channel: int) -> None:
+    import signal
+
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _detach_stdio(log, keep)
+        from capsa.engine import monitor
+
+        code = monitor.main(["monitor", json.dumps({**args, "host_fd": channel})])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _title(title: str) -> None:
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except ImportError:
+        pass

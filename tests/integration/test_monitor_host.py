@@ -1,0 +1,133 @@
+"""The monitor host: after a few seconds a container's supervision moves from its own
+monitor to one host process per run root, which then relays its output, records its
+exit, applies its restart policy and exits itself when it supervises nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.helpers import capsa_cli
+from tests.helpers.capsa_cli import IMAGE, CapsaCli
+
+busybox_tarball = capsa_cli.busybox_tarball  # fixtures
+capsa_module = capsa_cli.capsa_module
+capsa = capsa_cli.capsa
+
+pytestmark = pytest.mark.root
+
+HANDOFF = 3.5  # monitor.HANDOFF_AFTER plus slack
+
+
+def _hosts(capsa: CapsaCli) -> list[int]:
+    return [pid for pid in capsa.monitor_pids() if _cmdline(pid).startswith("capsa-monitor host")]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _handed_over(capsa: CapsaCli, *names: str) -> int:
+    """Wait until one host is the parent of every named container's init; its pid."""
+    found: list[int] = []
+
+    def ready() -> bool:
+        hosts = _hosts(capsa)
+        found[:] = hosts
+        return len(hosts) == 1 and all(_ppid(capsa.pid(n)) == hosts[0] for n in names)
+
+    capsa.wait_for(ready, timeout=15, what="the monitor host to adopt the containers")
+    return found[0]
+
+
+def test_one_host_adopts_every_running_container(capsa: CapsaCli) -> None:
+    names = [capsa.name() for _ in range(3)]
+    for name in names:
+        capsa.detached("--name", name, "--init")
+    host = _handed_over(capsa, *names)
+    assert os.getsid(host) == host, "the host is not in its own session"
+    left = [p for p in capsa.monitor_pids() if p != host]
+    assert not left, f"per-container monitors still running: {left}"
+    for name in names:
+        assert capsa.status(name) == "running"
+        assert capsa.run("exec", name, "true").returncode == 0
+
+
+def test_logs_flow_and_exit_is_recorded_after_handover(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    script = "i=0; while [ $i -lt 6 ]; do echo line$i; i=$((i+1)); sleep 1; done; exit 3"
+    capsa.detached("--name", name, cmd=("sh", "-c", script))
+    _handed_over(capsa, name)
+    capsa.wait_status(name, "exited", timeout=20)
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "3"
+    lines = capsa.run("logs", name).stdout.split()
+    assert lines == [f"line{i}" for i in range(6)]
+
+
+def test_attached_client_gets_output_and_exit_code_after_handover(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    script = "sleep 5; echo late; exit 7"
+    proc = capsa.run("run", "--name", name, IMAGE, "sh", "-c", script, timeout=30, check=False)
+    assert proc.returncode == 7
+    assert proc.stdout.strip() == "late"
+
+
+def test_restart_policy_applies_after_handover(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    capsa.detached("--name", name, "--restart", "on-failure:1", cmd=("sh", "-c", "sleep 4; exit 1"))
+    capsa.wait_for(lambda: capsa.fmt(name, "{{.RestartCount}}") == "1", 30, "one restart")
+    capsa.wait_status(name, "exited", timeout=30)
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "1"
+
+
+def test_stop_after_handover_records_signal_and_host_exits(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    capsa.detached("--name", name)
+    host = _handed_over(capsa, name)
+    capsa.run("stop", "-t", "1", name)
+    assert capsa.status(name) == "exited"
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "137"
+    capsa.wait_for(lambda: not _cmdline(host), 10, "the idle host to exit")
+
+
+def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    capsa.detached("--name", name, "--init")
+    host = _handed_over(capsa, name)
+    os.kill(host, signal.SIGKILL)
+    time.sleep(0.3)
+    assert capsa.status(name) == "running"
+    assert capsa.run("exec", name, "true").returncode == 0
+    other = capsa.name()
+    capsa.detached("--name", other, "--init")  # a new host serves new containers
+    assert capsa.status(other) == "running"
+    capsa.run("stop", "-t", "5", name, other)
+    assert capsa.status(name) == "exited"
+    assert capsa.status(other) == "exited"
+
+
+def test_lingering_host_serves_the_next_container_then_exits(capsa: CapsaCli) -> None:
+    env = {**capsa.env, "CAPSA_MONITOR_LINGER": "3"}
+    first = subprocess.run(
+        capsa.argv("run", "--rm", IMAGE, "true"), env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    (host,) = _hosts(capsa)  # still up, with nothing to supervise
+    second = subprocess.run(
+        capsa.argv("run", "--rm", IMAGE, "true"), env=env, capture_output=True, text=True
+    )
+    assert second.returncode == 0, second.stderr
+    assert _hosts(capsa) == [host], "the second container did not use the lingering host"
+    capsa.wait_for(lambda: not _cmdline(host), 10, "the host to exit after lingering")
