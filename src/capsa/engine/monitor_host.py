@@ -242,7 +242,7 @@ class Host:
         for fd in waker.select(list(watched), timeout):
             owner = watched.get(fd)
             if owner is not None:
-                owner.readable(fd)
+                self._guard(owner, owner.readable, fd)
             elif fd == self.listener.fileno():
                 self._accept()
             elif fd in self.requests:
@@ -253,9 +253,19 @@ class Host:
             if self.workers.pop(pid, None) is None:
                 self.orphans[pid] = status
         for loop in list(self.loops.values()):
-            loop.tick()
+            self._guard(loop, loop.tick)
             if loop.done:
                 self._finish(loop)
+
+    def _guard(self, loop: Loop, call: Any, *args: Any) -> None:
+        """One container's trouble (a full disk under its log...) must not take down the
+        host and every other container's supervision: log it, stop reading what failed."""
+        try:
+            call(*args)
+        except Exception as e:
+            print(f"monitor host: {loop.args.get('id')}: {e!r}", file=sys.stderr, flush=True)
+            for fd in args:
+                loop.forget(fd)
 
     # -- clients and monitors ------------------------------------------------------------------
 
@@ -320,7 +330,11 @@ class Host:
     def _finish(self, loop: Loop) -> None:
         """The container exited: a fresh monitor records it and restarts or removes it."""
         del self.loops[loop.pid]
-        finish = loop.finish_args(loop.result())
+        try:
+            result = loop.result()
+        except OSError:  # the log could not be closed: the exit still gets recorded
+            result = {"exit_code": loop.exit_code}
+        finish = loop.finish_args(result)
         loop.close()
         clients = list(loop.clients)
         try:

@@ -145,6 +145,13 @@ class Loop:
 
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
+    def forget(self, fd: int) -> None:
+        """Stop watching ``fd`` (an output or a client that failed)."""
+        if fd in self.outputs:
+            del self.outputs[fd]
+        elif fd in self.clients:
+            self._drop(self.clients[fd])
+
     def _drop(self, c: Client) -> None:
         self.clients.pop(c.fd, None)
         try:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
     Converter = Callable[[Any, str], Any]
 
-_PLANS: dict[type, list[tuple[str, str, Converter]]] = {}
+_PLANS: dict[type, _Plan] = {}
 
 
 def json_name(f: rec.Field) -> str:
@@ -83,7 +83,10 @@ def _converter(type_text: str, namespace: dict[str, Any]) -> Converter:
         def convert_list(value: Any, where: str) -> Any:
             if not isinstance(value, list):
                 raise InvalidArgument(f"{where}: expected a list")
-            return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            try:
+                return [item(v, where) for v in value]
+            except InvalidArgument:  # again, to name the item (paths cost when built eagerly)
+                return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
         return convert_list
     if text.startswith("dict[") and text.endswith("]"):
@@ -93,7 +96,10 @@ def _converter(type_text: str, namespace: dict[str, Any]) -> Converter:
         def convert_dict(value: Any, where: str) -> Any:
             if not isinstance(value, dict):
                 raise InvalidArgument(f"{where}: expected an object")
-            return {str(k): val(v, f"{where}.{k}") for k, v in value.items()}
+            try:
+                return {str(k): val(v, where) for k, v in value.items()}
+            except InvalidArgument:
+                return {str(k): val(v, f"{where}.{k}") for k, v in value.items()}
 
         return convert_dict
     target = namespace.get(text)
@@ -102,16 +108,26 @@ def _converter(type_text: str, namespace: dict[str, Any]) -> Converter:
     return _SCALARS["Any"]
 
 
-def _plan(cls: type) -> list[tuple[str, str, Converter]]:
-    plan = _PLANS.get(cls)
-    if plan is None:
+class _Plan:
+    """How to read one record class: (field, JSON key, converter) per field."""
+
+    __slots__ = ("extra", "fields", "keys")
+
+    def __init__(self, cls: type) -> None:
         namespace = vars(sys.modules[cls.__module__])
-        plan = [
+        self.fields = [
             (f.name, json_name(f), _converter(f.type, namespace))
             for f in rec.fields(cls)
             if f.name != "extra"
         ]
-        _PLANS[cls] = plan
+        self.keys = frozenset(key for _, key, _ in self.fields)
+        self.extra = any(f.name == "extra" for f in rec.fields(cls))
+
+
+def _plan(cls: type) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _Plan(cls)
     return plan
 
 
@@ -119,14 +135,17 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     """Build record ``cls`` from a decoded JSON object, checking types."""
     if not isinstance(data, dict):
         raise InvalidArgument(f"{where}: expected an object")
+    plan = _plan(cls)
     kwargs: dict[str, Any] = {}
-    known: set[str] = set()
-    for name, key, convert in _plan(cls):
-        known.add(key)
-        if key in data and data[key] is not None:
-            kwargs[name] = convert(data[key], f"{where}.{key}")
-    if any(f.name == "extra" for f in rec.fields(cls)):
-        kwargs["extra"] = {k: v for k, v in data.items() if k not in known}
+    for name, key, convert in plan.fields:
+        value = data.get(key)
+        if value is not None:
+            try:
+                kwargs[name] = convert(value, where)
+            except InvalidArgument:  # again, with the key in the path of the message
+                kwargs[name] = convert(value, f"{where}.{key}")
+    if plan.extra:
+        kwargs["extra"] = {k: v for k, v in data.items() if k not in plan.keys}
     return cls(**kwargs)
 
 
@@ -134,7 +153,7 @@ def to_dict(obj: Any) -> Any:
     """Record tree -> JSON-ready structure; ``None`` and empty extras are omitted."""
     if rec.is_record(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
-        for name, key, _ in _plan(type(obj)):
+        for name, key, _ in _plan(type(obj)).fields:
             value = getattr(obj, name)
             if value is not None:
                 out[key] = to_dict(value)
