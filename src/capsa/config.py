@@ -87,17 +87,19 @@ def _registries(raw: Any, path: str) -> dict[str, RegistryConfig]:
 
 
 def _read_file(path: str, required: bool) -> dict[str, Any]:
-    import tomllib
-
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        f = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         if required:
             raise InvalidArgument(f"config file {path} does not exist") from None
         return {}
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidArgument(f"{path}: {e}") from None
+    import tomllib  # only when there is a file: most commands run without one
+
+    with f:
+        try:
+            return tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise InvalidArgument(f"{path}: {e}") from None
 
 
 def _seconds(value: Any, name: str) -> float:

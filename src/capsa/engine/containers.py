@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
-import subprocess
 import sys
 import time
 
@@ -114,7 +112,7 @@ class ContainerService:
         image = self._image(spec.image, progress)
         name = spec.name or generate_name(self.ctx.store.names())
         validate_name(name)
-        container_id = secrets.token_hex(32)
+        container_id = os.urandom(32).hex()
         chain_ids = self.images.chain_ids(image)
         spec.mounts = self._volume_mounts(spec, image)
         self._validate(spec)
@@ -159,7 +157,7 @@ class ContainerService:
         mounts = []
         for m in spec.mounts:
             if m.type == "volume" and not m.source:
-                m.source = secrets.token_hex(32)
+                m.source = os.urandom(32).hex()
                 m.options = [*m.options, "anonymous"]
             mounts.append(m)
         for m in self._volumes_from(spec):
@@ -173,7 +171,7 @@ class ContainerService:
                     MountSpec(
                         type="volume",
                         target=target,
-                        source=secrets.token_hex(32),
+                        source=os.urandom(32).hex(),
                         options=["anonymous"],
                     )
                 )
@@ -575,6 +573,8 @@ class Launch:
                 ctx.close()
                 _start_monitor(ctx.settings, args, log, w, listener)
             else:
+                import subprocess
+
                 subprocess.Popen(
                     [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
                     stdin=subprocess.DEVNULL,

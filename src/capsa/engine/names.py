@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from capsa.errors import InvalidArgument
 
@@ -89,6 +88,8 @@ def validate_name(name: str) -> None:
 
 
 def generate_name(taken: set[str]) -> str:
+    import secrets  # here: it costs every command 5 ms of imports (random, hmac)
+
     for attempt in range(100):
         name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
         if attempt > 10:

@@ -18,13 +18,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import secrets
 import shutil
 import threading
 import time
 
 from capsa.errors import Conflict, InvalidArgument, NotFound
-from capsa.linux.mount import Mount, lowerdir_option
 from capsa.progress import NullProgress, ProgressEvent
 from capsa.record import record
 from capsa.store.db import Transaction, open_db
@@ -33,6 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
 
+    from capsa.linux.mount import Mount
     from capsa.oci.image_spec import Descriptor, ImageConfig, Manifest
     from capsa.progress import ProgressSink
     from capsa.store.content import ContentStore
@@ -176,6 +175,8 @@ class SnapshotStore:
 
     def prepare(self, key: str, chain_ids: list[str], readonly: bool = False) -> list[Mount]:
         """A container root: ``chain_ids`` read-only below a fresh upper dir for ``key``."""
+        from capsa.linux.mount import Mount, lowerdir_option
+
         _check_key(key)
         lowers = self.layer_dirs(chain_ids)[::-1] or [self._empty_dir()]
         top = chain_ids[-1] if chain_ids else ""
@@ -305,7 +306,7 @@ class SnapshotStore:
         return os.path.join(self.dir, str(sid), "fs")
 
     def _tmp_path(self, chain: str) -> str:
-        return os.path.join(self.tmp_dir, f"{_hex(chain)}-{secrets.token_hex(4)}")
+        return os.path.join(self.tmp_dir, f"{_hex(chain)}-{os.urandom(4).hex()}")
 
     def _empty_dir(self) -> str:
         path = os.path.join(self.dir, "empty")
@@ -381,6 +382,8 @@ class _Extracting:
 
 
 def _readonly_mount(lowers: list[str]) -> Mount:
+    from capsa.linux.mount import Mount, lowerdir_option
+
     if len(lowers) == 1:  # overlay wants two lower dirs when it has no upper
         return Mount("bind", lowers[0], ["ro", "rbind"])
     return Mount("overlay", "overlay", [lowerdir_option(lowers)])
