@@ -4,7 +4,10 @@ exit, applies its restart policy and exits itself when it supervises nothing."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
+import secrets
 import signal
 import subprocess
 import time
@@ -131,3 +134,42 @@ def test_lingering_host_serves_the_next_container_then_exits(capsa: CapsaCli) ->
     assert second.returncode == 0, second.stderr
     assert _hosts(capsa) == [host], "the second container did not use the lingering host"
     capsa.wait_for(lambda: not _cmdline(host), 10, "the host to exit after lingering")
+
+
+def _free_subnet() -> str:
+    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True)
+    busy = []
+    for line in routes.stdout.decode().splitlines():
+        word = line.split()[0] if line.split() else ""
+        if word[:1].isdigit():
+            busy.append(ipaddress.IPv4Network(word if "/" in word else f"{word}/32", strict=False))
+    for _ in range(500):
+        net = ipaddress.IPv4Network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
+        if not any(net.overlaps(b) for b in busy):
+            return str(net)
+    raise AssertionError("no free subnet")
+
+
+def test_lingering_host_keeps_an_idle_network_up_until_it_exits(capsa: CapsaCli) -> None:
+    bridge = f"capsa-test-{secrets.token_hex(2)}"
+    net = capsa.name()
+    option = f"com.docker.network.bridge.name={bridge}"
+    capsa.run("network", "create", "--subnet", _free_subnet(), "-o", option, net)
+    try:
+        env = {**capsa.env, "CAPSA_MONITOR_LINGER": "3"}
+        for _ in range(2):  # the second run finds the network up
+            proc = subprocess.run(
+                capsa.argv("run", "--rm", "--network", net, IMAGE, "true"),
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert proc.returncode == 0, proc.stderr
+            assert Path("/sys/class/net", bridge).is_dir(), "the lingering host let it go"
+        (host,) = _hosts(capsa)
+        capsa.wait_for(lambda: not _cmdline(host), 15, "the host to exit after lingering")
+        assert not Path("/sys/class/net", bridge).exists(), "the exiting host left the bridge"
+        ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
+        assert bridge not in ruleset.stdout
+    finally:
+        capsa.run("network", "rm", net, check=False)

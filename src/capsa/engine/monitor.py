@@ -328,7 +328,8 @@ class Finish(Setup):
         backend.delete(self.rec.id, True)
         from capsa.engine import netwire
 
-        netwire.detach(self.ctx, self.rec.id)
+        # a lingering monitor host takes idle networks down when it exits
+        netwire.detach(self.ctx, self.rec.id, keep_idle=float(args.get("host_linger") or 0) > 0)
         from capsa.linux.mount import unmount
 
         try:
@@ -356,7 +357,16 @@ class Finish(Setup):
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
             if not rec.stopped_by_user:
-                keep = ("root", "runroot", "config", "id", "name", "backoff", "host_fd")
+                keep = (
+                    "root",
+                    "runroot",
+                    "config",
+                    "id",
+                    "name",
+                    "backoff",
+                    "host_fd",
+                    "host_linger",
+                )
                 return {
                     **{k: self.args[k] for k in keep if k in self.args},
                     "phase": "setup",

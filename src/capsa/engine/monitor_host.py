@@ -166,6 +166,7 @@ class Host:
         self.linger = linger
         self.idle_since: float | None = None
         self.warmed: set[str] = set()
+        self.networked: dict[tuple[str, str, str], dict[str, Any]] = {}  # roots seen bridged
         self.requests: dict[int, socket.socket] = {}  # accepted, not yet read
         self.workers: dict[int, socket.socket] = {}  # monitor pid -> its channel
         self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
@@ -185,6 +186,7 @@ class Host:
         while not (self._lingered() and self._close_listener()):
             self._step(waker)
         waker.close()
+        self._teardown_networks()
 
     def _idle(self) -> bool:
         return not (self.requests or self.workers or self.channels or self.loops)
@@ -300,6 +302,23 @@ class Host:
                 pass
         if self.linger > 0:  # the host will serve more containers: get ready for them
             self._warm(list(args.get("warm") or []))
+            if "network" in (args.get("warm") or ()):
+                roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
+                self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+
+    def _teardown_networks(self) -> None:
+        """The monitors of a lingering host leave idle networks up for the next container
+        (no bridge deleted and made again per ``run --rm``); the host takes them down."""
+        from capsa.engine.service_context import ServiceContext
+
+        for roots in self.networked.values():
+            ctx = ServiceContext.from_args(roots)
+            try:
+                ctx.networks.teardown_idle()
+            except Exception as e:
+                print(f"monitor host: tear down networks: {e!r}", file=sys.stderr, flush=True)
+            finally:
+                ctx.close()
 
     def _channel(self, fd: int) -> None:
         from capsa.engine.monitor_loop import Loop, remap_fds
@@ -350,7 +369,7 @@ class Host:
         log = os.path.join(args["runroot"], "containers", args["id"], "monitor.log")
         pid = os.fork()
         if pid == 0:
-            _run_monitor(args, log, (*passed, theirs.fileno()), theirs.fileno())
+            _run_monitor(args, log, (*passed, theirs.fileno()), theirs.fileno(), self.linger)
         theirs.close()
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
@@ -364,7 +383,9 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     return data, fds
 
 
-def _run_monitor(args: dict[str, Any], log: str, keep: tuple[int, ...], channel: int) -> None:
+def _run_monitor(
+    args: dict[str, Any], log: str, keep: tuple[int, ...], channel: int, linger: float
+) -> None:
     import signal
 
     code = 1
@@ -376,7 +397,8 @@ def _run_monitor(args: dict[str, Any], log: str, keep: tuple[int, ...], channel:
         _detach_stdio(log, keep)
         from capsa.engine import monitor
 
-        code = monitor.main(["monitor", json.dumps({**args, "host_fd": channel})])
+        args = {**args, "host_fd": channel, "host_linger": linger}
+        code = monitor.main(["monitor", json.dumps(args)])
     except BaseException:
         import traceback
 

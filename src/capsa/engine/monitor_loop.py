@@ -256,8 +256,7 @@ class Loop:
                     pass
 
     def finish_args(self, result: dict[str, Any]) -> dict[str, Any]:
-        keep = ("id", "name", "root", "runroot", "config", "started", "backoff", "host_fd")
-        finish = {k: v for k, v in self.args.items() if k in keep}
+        finish = {k: v for k, v in self.args.items() if k in _FINISH_KEYS}
         finish.update(result, phase="finish", clients=list(self.clients))
         return finish
 
@@ -281,6 +280,10 @@ class Loop:
 
 
 _FD_KEYS = ("stdout", "stderr", "stdin", "master", "listener")
+# what the finish phase needs besides the result
+_FINISH_KEYS = frozenset(
+    ("id", "name", "root", "runroot", "config", "started", "backoff", "host_fd", "host_linger")
+)
 
 
 def remap_fds(args: dict[str, Any], moved: dict[int, int]) -> dict[str, Any]:

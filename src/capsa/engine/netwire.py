@@ -143,9 +143,9 @@ def attach(ctx: ServiceContext, rec: ContainerRecord, pid: int) -> list[Endpoint
     return endpoints
 
 
-def detach(ctx: ServiceContext, container_id: str) -> None:
+def detach(ctx: ServiceContext, container_id: str, keep_idle: bool = False) -> None:
     try:
-        ctx.networks.detach(container_id)
+        ctx.networks.detach(container_id, keep_idle=keep_idle)
     except CapsaError:
         pass
 

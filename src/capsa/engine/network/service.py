@@ -196,6 +196,7 @@ class NetworkService:
             except (Conflict, NotFound):
                 continue
             removed.append(net.name)
+        self.teardown_idle()  # the default bridge too, if a lingering host kept it up
         return removed
 
     # endpoints
@@ -239,15 +240,19 @@ class NetworkService:
         host_index = veth.plug(ipr, ep.host_ifname, bridge_index)
         tc.limit(ipr, host_index, ep.rate_in_bps)
 
-    def detach(self, container_id: str, network: str | None = None) -> None:
-        """Undo ``attach`` for one or all networks of the container; idempotent."""
+    def detach(
+        self, container_id: str, network: str | None = None, keep_idle: bool = False
+    ) -> None:
+        """Undo ``attach`` for one or all networks of the container; idempotent. With
+        ``keep_idle`` a network left without users keeps its bridge and rules for the
+        next container, until ``teardown_idle``."""
         eps = self.store.endpoints(container_id)
         if network is not None:
             net = self.get(network)
             eps = [ep for ep in eps if ep.network_id == net.id]
         failures: list[BaseException] = []
         for ep in eps:
-            failures += self._detach_one(ep)
+            failures += self._detach_one(ep, keep_idle)
         for net_id, _ip, holder in self.store.leases():
             if holder == container_id and (
                 network is None or net_id in {e.network_id for e in eps}
@@ -256,7 +261,18 @@ class NetworkService:
         if failures:
             raise Internal(f"detach container {container_id[:12]}", causes=failures)
 
-    def _detach_one(self, ep: Endpoint) -> builtins.list[BaseException]:
+    def teardown_idle(self) -> None:
+        """Take down the bridge, rules and DNS of every network nobody uses."""
+        failures: builtins.list[BaseException] = []
+        for net in self.store.networks():
+            try:
+                self._teardown_if_unused(net)
+            except CapsaError as e:
+                failures.append(e)
+        if failures:
+            raise Internal("tear down idle networks", causes=failures)
+
+    def _detach_one(self, ep: Endpoint, keep_idle: bool = False) -> builtins.list[BaseException]:
         net = self.store.find_network(ep.network_id)
         steps: builtins.list[Callable[[], object]] = []
         if net is not None and not net.default:
@@ -268,7 +284,7 @@ class NetworkService:
         failures = _run_all(steps)
         self.store.remove_endpoint(ep.container_id, ep.network_id)
         self.store.release(ep.network_id, ep.container_id)
-        if net is not None:
+        if net is not None and not keep_idle:
             try:
                 self._teardown_if_unused(net)
             except CapsaError as e:
