@@ -202,12 +202,15 @@ class Host:
 
     def _warm(self, what: list[str]) -> None:
         """Import what the next monitors will need, so that they fork ready."""
+        import gc
+
         from capsa.engine import monitor
 
         for name in ("monitor", *what):
             if name not in self.warmed:
                 self.warmed.add(name)
                 monitor.warm(name)
+        gc.freeze()
 
     def _close_listener(self) -> bool:
         """Stop listening unless a client is already waiting (under the start lock, so
