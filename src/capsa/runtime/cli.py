@@ -165,6 +165,18 @@ VERBS = [
 ]
 
 
+def entry() -> None:
+    """The ``capsa-runtime`` command: ``main``, then exit without the interpreter's
+    teardown (a few ms of a runtime benchmarked against runc)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse("capsa-runtime", sys.argv[1:] if argv is None else argv, GLOBAL_FLAGS, VERBS)
@@ -216,4 +228,4 @@ def parse_bytes(value: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
