@@ -339,6 +339,25 @@ def test_alias_of_several_containers_answers_round_robin(
     assert len(set(firsts)) == 2, f"the first answer never rotates: {firsts}"
 
 
+def test_ipv6_network_addresses_and_reaches_containers(
+    capsa: CapsaCli, nets: Nets, made: Made
+) -> None:
+    v6 = f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+    net = nets.create("--ipv6", "--subnet", v6)
+    doc = nets.info(net)
+    assert doc["EnableIPv6"] is True
+    assert v6 in [c["Subnet"] for c in doc["IPAM"]["Config"]]
+    srv = start(capsa, made, "--network", net)
+    out = capsa.run("network", "inspect", "-f", "{{json .Containers}}", net).stdout
+    (ep,) = [e for e in json.loads(out).values() if e["Name"] == srv]
+    ip6 = str(ep["IPv6Address"]).split("/")[0]
+    assert ipaddress.IPv6Address(ip6) in ipaddress.IPv6Network(v6)
+    seen = capsa.sh("ip -6 addr show scope global", "--network", net)
+    assert v6.split("::")[0] in seen.stdout, seen.stdout
+    ping = capsa.sh(retry(f"ping -c 1 -W 2 {ip6}", 5), "--network", net)
+    assert ping.returncode == 0, f"ping {ip6}: {ping.stdout} {ping.stderr}"
+
+
 def test_two_user_networks_are_isolated(capsa: CapsaCli, nets: Nets, made: Made) -> None:
     red, blue = nets.create(), nets.create()
     srv = start(capsa, made, "--network", red)

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -116,6 +117,11 @@ def netns() -> Iterator[Callable[[], int]]:
     def make() -> int:
         proc = subprocess.Popen(["unshare", "--net", "sleep", "600"])
         procs.append(proc)
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{proc.pid}/ns/net") == own:  # unshare has not run yet
+            assert time.monotonic() < deadline, "unshare --net did not make a namespace"
+            time.sleep(0.005)
         return proc.pid
 
     yield make
