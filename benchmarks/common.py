@@ -53,6 +53,12 @@ class Peers:
 
     def close(self) -> None:
         self.capsa(["rm", "-f", *self.capsa(["ps", "-aq"]).stdout.split()], check=False)
+        # idle networks down now, and the lingering monitor host gone, before the roots go
+        self.capsa(["network", "prune", "-f"], check=False)
+        host_socket = self.base / "capsa-run" / "monitor-host.sock"
+        deadline = time.monotonic() + 30
+        while host_socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.pod(["rm", "-a", "-f", "-t", "0"], check=False)
         self.pod(["system", "reset", "-f"], check=False)
         with open("/proc/self/mountinfo") as f:

@@ -172,6 +172,7 @@ class Host:
         self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
         self.loops: dict[int, Loop] = {}  # container init pid -> its loop
         self.orphans: dict[int, int] = {}  # reaped before anybody claimed them
+        self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
 
     def serve(self) -> None:
         import gc
@@ -181,12 +182,16 @@ class Host:
 
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         _title(f"capsa-monitor host {self.runroot}")
+        self.nofile = _raise_fd_limit()  # about four fds per container it supervises
         gc.freeze()  # the forked monitors then share the heap instead of copying it
         waker = Waker()
-        while not (self._lingered() and self._close_listener()):
+        while True:
+            if self._lingered():
+                self._teardown_networks()  # still listening: a new client just waits
+                if self._close_listener():
+                    break
             self._step(waker)
         waker.close()
-        self._teardown_networks()
 
     def _idle(self) -> bool:
         return not (self.requests or self.workers or self.channels or self.loops)
@@ -314,7 +319,10 @@ class Host:
         (no bridge deleted and made again per ``run --rm``); the host takes them down."""
         from capsa.engine.service_context import ServiceContext
 
-        for roots in self.networked.values():
+        networked, self.networked = self.networked, {}
+        for roots in networked.values():
+            if not os.path.isdir(roots["root"]):  # removed under us: nothing to look up
+                continue
             ctx = ServiceContext.from_args(roots)
             try:
                 ctx.networks.teardown_idle()
@@ -372,6 +380,10 @@ class Host:
         log = os.path.join(args["runroot"], "containers", args["id"], "monitor.log")
         pid = os.fork()
         if pid == 0:
+            if self.nofile is not None:  # containers get the limits a CLI would give them
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             _run_monitor(args, log, (*passed, theirs.fileno()), theirs.fileno(), self.linger)
         theirs.close()
         self.workers[pid] = mine
@@ -408,6 +420,16 @@ def _run_monitor(
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard one; the limits it had."""
+    import resource
+
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limits[0] < limits[1]:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
+    return limits
 
 
 def _title(title: str) -> None:
