@@ -226,6 +226,10 @@ class CapsaCli:
             problems.append(f"still listed after rm -f: {' '.join(c[:12] for c in still)}")
             self.run("rm", "-f", "-v", *still, check=False)
         self.ids.clear()
+        if problems:  # what the monitor host said helps to tell why
+            with contextlib.suppress(OSError):
+                log = (self.runroot / "monitor-host.log").read_text().splitlines()
+                problems += [f"monitor host: {line}" for line in log[-10:]]
         return problems
 
     def leftovers(self, ids: set[str]) -> list[str]:

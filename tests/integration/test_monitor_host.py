@@ -23,8 +23,6 @@ capsa = capsa_cli.capsa
 
 pytestmark = pytest.mark.root
 
-HANDOFF = 3.5  # monitor.HANDOFF_AFTER plus slack
-
 
 def _hosts(capsa: CapsaCli) -> list[int]:
     return [pid for pid in capsa.monitor_pids() if _cmdline(pid).startswith("capsa-monitor host")]

@@ -29,6 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.monitor_loop import Loop
     from capsa.engine.paths import ContainerPaths
     from capsa.engine.service_context import ServiceContext
 
@@ -38,7 +39,9 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-HANDOFF_AFTER = 3.0  # seconds a container runs before its monitor execs the lean loop
+HANDOFF_AFTER = 3.0  # seconds a container runs before its monitor hands it over
+# what a restart's setup phase keeps of the finish phase's arguments
+_RESTART_KEYS = ("root", "runroot", "config", "id", "name", "backoff", "host_fd", "host_linger")
 
 
 def _exit_code_for(err: BaseException) -> int:
@@ -94,7 +97,7 @@ class Setup:
         loop.close()
         return loop.finish_args(result or {})
 
-    def _hand_to_host(self, loop: Any) -> bool:
+    def _hand_to_host(self, loop: Loop) -> bool:
         """Give the running container to the monitor host; it becomes the init's
         parent (it is our parent and a subreaper) when this process exits."""
         host = int(self.args.get("host_fd", -1))
@@ -357,18 +360,8 @@ class Finish(Setup):
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
             if not rec.stopped_by_user:
-                keep = (
-                    "root",
-                    "runroot",
-                    "config",
-                    "id",
-                    "name",
-                    "backoff",
-                    "host_fd",
-                    "host_linger",
-                )
                 return {
-                    **{k: self.args[k] for k in keep if k in self.args},
+                    **{k: self.args[k] for k in _RESTART_KEYS if k in self.args},
                     "phase": "setup",
                     "clients": self.clients,
                     "ready_fd": -1,
