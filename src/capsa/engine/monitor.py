@@ -106,12 +106,15 @@ class Setup:
         from capsa.engine import monitor_host
         from capsa.linux.proc import start_time
 
-        if not monitor_host.adopt(host, loop.handoff_args(), loop.handoff_fds()):
-            return False
-        parent = os.getppid()
+        # recorded first: once adopted, the host may finish the container (and clear
+        # the record's monitor) before this process would get to write it
+        parent, me = os.getppid(), os.getpid()
         self.ctx.store.update(
             self.rec.id, monitor_pid=parent, monitor_start=start_time(parent) or 0
         )
+        if not monitor_host.adopt(host, loop.handoff_args(), loop.handoff_fds()):
+            self.ctx.store.update(self.rec.id, monitor_pid=me, monitor_start=start_time(me) or 0)
+            return False
         loop.close()
         for fd in loop.clients:
             os.close(fd)
