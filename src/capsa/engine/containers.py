@@ -485,32 +485,10 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
     """Start the monitor by forking this (single-threaded) process: it already has the
     engine imported, which saves a fresh interpreter's start and imports. A threaded
     caller (the API server) must not fork; it spawns ``python -m capsa.engine.monitor``."""
-    pid = os.fork()
-    if pid != 0:
-        return
-    code = 1
-    try:
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        for fd in range(3, 1024):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        sys.stdin = open(0)  # noqa: SIM115
-        from capsa.engine import monitor
+    if os.fork() == 0:
+        from capsa.engine.monitor_host import run_monitor
 
-        code = monitor.main(["monitor", json.dumps(args)])
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        run_monitor(args, log, keep)
 
 
 def _start_monitor(

@@ -128,7 +128,9 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
     try:
         if os.fork() == 0:
             os.setsid()
-            _detach_stdio(os.path.join(runroot, "monitor-host.log"), keep=(listener.fileno(),))
+            _detach_stdio(
+                _open_log(os.path.join(runroot, "monitor-host.log")), (listener.fileno(),)
+            )
             Host(listener, runroot, linger).serve()
             code = 0
         else:
@@ -141,18 +143,47 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
         os._exit(code)
 
 
-def _detach_stdio(log_path: str, keep: tuple[int, ...]) -> None:
+def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
+    """In a freshly forked child: become a container's monitor in a session of its own,
+    output to ``log``, no fd but ``keep`` inherited; never returns."""
+    import signal
+
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)  # a host's waker is not the monitor's
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _detach_stdio(log, keep)
+        from capsa.engine import monitor
+
+        code = monitor.main(["monitor", json.dumps(args)])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _open_log(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+
+
+def _detach_stdio(log: int, keep: tuple[int, ...]) -> None:
+    """stdin from /dev/null, stdout and stderr to ``log``, every other fd but ``keep``
+    closed (all of them: a host may hold fds numbered past 1024)."""
+    import resource
+
     devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(devnull, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    for fd in range(3, 1024):
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    start = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     sys.stdin = open(0)  # noqa: SIM115
 
 
@@ -384,7 +415,9 @@ class Host:
                 import resource
 
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
-            _run_monitor(args, log, (*passed, theirs.fileno()), theirs.fileno(), self.linger)
+            channel = theirs.fileno()
+            args = {**args, "host_fd": channel, "host_linger": self.linger}
+            run_monitor(args, _open_log(log), (*passed, channel))
         theirs.close()
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
@@ -396,30 +429,6 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     for fd in fds:
         os.set_inheritable(fd, False)
     return data, fds
-
-
-def _run_monitor(
-    args: dict[str, Any], log: str, keep: tuple[int, ...], channel: int, linger: float
-) -> None:
-    import signal
-
-    code = 1
-    try:
-        os.setsid()
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _detach_stdio(log, keep)
-        from capsa.engine import monitor
-
-        args = {**args, "host_fd": channel, "host_linger": linger}
-        code = monitor.main(["monitor", json.dumps(args)])
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
 
 
 def _raise_fd_limit() -> tuple[int, int]:
