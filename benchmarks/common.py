@@ -82,3 +82,13 @@ def timed(fn: object) -> float:
 
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
+
+
+def report(result: dict[str, object], path: str | None) -> None:
+    """Print the result as JSON, and write it to ``path`` when one is given."""
+    import json
+
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text + "\n")

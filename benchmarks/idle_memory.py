@@ -10,11 +10,10 @@ Target: capsa's per-container figure <= podman's.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from common import IMAGE, Peers
+from common import IMAGE, Peers, report
 
 
 BREAKDOWN = ("UsedRaw", "PcpFree", "MemFree", "Cached", "AnonPages", "Shmem", "SUnreclaim", "SReclaimable",
@@ -123,10 +122,7 @@ def main() -> None:
                   "each_round": runs}
     finally:
         peers.close()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

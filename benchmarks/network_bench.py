@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import IMAGE, Peers, median_ms, timed
+from common import IMAGE, Peers, median_ms, report, timed
 
 MB = 1_000_000
 CHUNK = 1 << 20
@@ -223,10 +223,7 @@ def main() -> None:
     finally:
         peers.close()
         shutil.rmtree(conf_dir, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,8 @@ Target: ratio <= 0.5 at 200 containers; also reports how each grows from 20 to 2
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from common import IMAGE, Peers, median_ms, timed
+from common import IMAGE, Peers, median_ms, report, timed
 
 
 def sample(peers: Peers, runs: int = 10) -> tuple[float, float]:
@@ -44,10 +42,7 @@ def main() -> None:
                                                   result["podman_ms_20"], 2)
     finally:
         peers.close()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

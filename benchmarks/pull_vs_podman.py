@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import report  # noqa: E402
 from tests.helpers.registry import LocalRegistry, push_layout  # noqa: E402
 
 CAPSA = str(ROOT / ".venv" / "bin" / "capsa")
@@ -223,10 +224,7 @@ def main() -> None:
             registry.stop()
         unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

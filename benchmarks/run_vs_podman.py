@@ -7,10 +7,8 @@ Same busybox image in both, private stores, runs interleaved; target ratio <= 0.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from common import IMAGE, Peers, median_ms, timed
+from common import IMAGE, Peers, median_ms, report, timed
 
 
 def main() -> None:
@@ -39,10 +37,7 @@ def main() -> None:
         result["ratio_none"] = round(result["capsa_network_none_median_ms"] / pod, 3)
     finally:
         peers.close()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import report  # noqa: E402
 from tests.helpers.rootfs import build_busybox_rootfs  # noqa: E402
 
 CAPSA = ROOT / ".venv" / "bin" / "capsa-runtime"
@@ -114,12 +115,7 @@ def main() -> None:
         result.update(split(bundle, base, max(10, args.runs // 4)))
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    text = json.dumps(
-        {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, indent=2
-    )
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    report({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}, args.json)
 
 
 if __name__ == "__main__":
