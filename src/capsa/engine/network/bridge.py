@@ -69,6 +69,11 @@ def add_address(ipr: IPRoute, index: int, address: str, prefix_len: int) -> None
 
 def remove(ipr: IPRoute, name: str) -> None:
     """Delete the bridge; a missing one is fine."""
+    delete_link(ipr, name, "bridge")
+
+
+def delete_link(ipr: IPRoute, name: str, kind: str) -> None:
+    """Delete link ``name`` (a ``kind`` for the error message); a missing one is fine."""
     index = lookup(ipr, name)
     if index is None:
         return
@@ -76,7 +81,7 @@ def remove(ipr: IPRoute, name: str) -> None:
         ipr.link("del", index=index)
     except netlink_error() as e:
         if getattr(e, "code", None) != ENODEV:
-            raise Internal(f"delete bridge {name}: {e}") from None
+            raise Internal(f"delete {kind} {name}: {e}") from None
 
 
 def mtu_of(ipr: IPRoute, name: str) -> int:

@@ -15,8 +15,8 @@ import socket
 
 from capsa.engine.network.bridge import (
     EEXIST,
-    ENODEV,
     IFA_F_NODAD,
+    delete_link,
     lookup,
     netlink_error,
     open_iproute,
@@ -95,14 +95,7 @@ def plug(ipr: IPRoute, host_name: str, bridge_index: int) -> int:
 
 def delete(ipr: IPRoute, host_name: str) -> None:
     """Delete the host end (its peer dies with it); a missing one is fine."""
-    index = lookup(ipr, host_name)
-    if index is None:
-        return
-    try:
-        ipr.link("del", index=index)
-    except netlink_error() as e:
-        if getattr(e, "code", None) != ENODEV:
-            raise Internal(f"delete veth {host_name}: {e}") from None
+    delete_link(ipr, host_name, "veth")
 
 
 def configure(
