@@ -621,10 +621,7 @@ def container_inspect(
         wire_containers.container_inspect(app.engine.containers, app.engine.containers.get(c), size)
         for c in containers
     ]
-    if fmt:
-        render.render_format(fmt, docs)
-    else:
-        render.print_json(docs)
+    render.print_inspect(docs, fmt)
 
 
 @click.command("inspect")
@@ -663,10 +660,7 @@ def inspect_any(
             docs.append(inspect_doc(app.engine.volumes.get(name)))
         except NotFound:
             raise NotFound(f"no such object: {name}") from None
-    if fmt:
-        render.render_format(fmt, docs)
-    else:
-        render.print_json(docs)
+    render.print_inspect(docs, fmt)
 
 
 @click.command("prune")

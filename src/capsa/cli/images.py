@@ -269,10 +269,7 @@ def image_inspect(ctx: click.Context, images: tuple[str, ...], fmt: str | None) 
     from capsa.api import wire
 
     docs = [wire.image_inspect(_app(ctx).engine.images.inspect(i)) for i in images]
-    if fmt:
-        render.render_format(fmt, docs)
-    else:
-        render.print_json(docs)
+    render.print_inspect(docs, fmt)
 
 
 @click.command()

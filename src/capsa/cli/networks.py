@@ -175,11 +175,8 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None, verbose
             errors.append(f"No such network: {name}")
             continue
         docs.append(inspect_doc(net, service.endpoints_of(net)))
-    if fmt:
-        render.render_format(fmt, docs)
-    else:
-        render.print_json(docs)
-    _fail(ctx, errors)
+    render.print_inspect(docs, fmt)
+    render.fail_all(ctx, errors)
 
 
 @click.command("rm")
@@ -203,15 +200,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
             errors.append(str(e))
             continue
         click.echo(name)
-    _fail(ctx, errors)
-
-
-def _fail(ctx: click.Context, errors: list[str]) -> None:
-    """Each error on stderr, then exit 1 (docker reports all, fails once)."""
-    for message in errors:
-        click.echo(f"Error: {message}", err=True)
-    if errors:
-        ctx.exit(1)
+    render.fail_all(ctx, errors)
 
 
 @click.command("prune")

@@ -88,6 +88,22 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=4))
 
 
+def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
+    """``inspect``: the documents as a JSON array, or each through ``-f``/``--format``."""
+    if fmt:
+        render_format(fmt, docs)
+    else:
+        print_json(docs)
+
+
+def fail_all(ctx: click.Context, errors: list[str]) -> None:
+    """Each error on stderr, then exit 1 (docker reports all, fails once)."""
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    if errors:
+        ctx.exit(1)
+
+
 def render_format(
     fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> None:

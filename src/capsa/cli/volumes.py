@@ -118,11 +118,8 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None
             docs.append(inspect_doc(service.get(name)))
         except NotFound:
             errors.append(f"No such volume: {name}")
-    if fmt:
-        render.render_format(fmt, docs)
-    else:
-        render.print_json(docs)
-    _fail(ctx, errors)
+    render.print_inspect(docs, fmt)
+    render.fail_all(ctx, errors)
 
 
 @click.command("rm")
@@ -140,15 +137,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
             errors.append(str(e))
             continue
         click.echo(name)
-    _fail(ctx, errors)
-
-
-def _fail(ctx: click.Context, errors: list[str]) -> None:
-    """Each error on stderr, then exit 1 (docker reports all, fails once)."""
-    for message in errors:
-        click.echo(f"Error: {message}", err=True)
-    if errors:
-        ctx.exit(1)
+    render.fail_all(ctx, errors)
 
 
 @click.command("prune")
