@@ -226,35 +226,26 @@ def security(opts: tuple[str, ...], spec: ContainerSpec) -> None:
             raise InvalidArgument(f"invalid --security-opt: {opt!r}")
 
 
+_HEALTH_FLAGS = (
+    "health_cmd",
+    "health_interval",
+    "health_timeout",
+    "health_retries",
+    "health_start_period",
+    "health_start_interval",
+)
+
+
 def healthcheck(kw: dict[str, Any]) -> Healthcheck | None:
     from capsa.engine.health import parse_duration
 
+    given = any(kw[k] for k in _HEALTH_FLAGS)
     if kw["no_healthcheck"]:
-        if any(
-            kw[k]
-            for k in (
-                "health_cmd",
-                "health_interval",
-                "health_timeout",
-                "health_retries",
-                "health_start_period",
-            )
-        ):
+        if given:
             raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
         return Healthcheck(test=["NONE"])
-    given = [
-        kw[k]
-        for k in (
-            "health_cmd",
-            "health_interval",
-            "health_timeout",
-            "health_retries",
-            "health_start_period",
-            "health_start_interval",
-        )
-    ]
     on_failure = kw.get("health_on_failure") or "none"
-    if not any(given) and on_failure == "none":
+    if not given and on_failure == "none":
         return None
 
     def dur(key: str) -> float:
