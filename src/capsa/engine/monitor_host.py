@@ -29,6 +29,15 @@ import socket
 import sys
 import time
 
+from capsa.engine.warm_wire import (
+    SOCKET_NAME,
+    Request,
+    WireError,
+    declined,
+    finished,
+    is_request,
+    started,
+)
 from capsa.errors import Internal
 
 TYPE_CHECKING = False
@@ -37,10 +46,10 @@ if TYPE_CHECKING:
 
     from capsa.engine.monitor_loop import Loop, Waker
 
-SOCKET_NAME = "monitor-host.sock"
 LOCK_NAME = "monitor-host.lock"
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 256
+_ORPHAN_TTL = 60.0  # seconds an unclaimed exit status is kept for a hand-off
 
 
 # -- client side -------------------------------------------------------------------------------
@@ -202,7 +211,8 @@ class Host:
         self.workers: dict[int, socket.socket] = {}  # monitor pid -> its channel
         self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
         self.loops: dict[int, Loop] = {}  # container init pid -> its loop
-        self.orphans: dict[int, int] = {}  # reaped before anybody claimed them
+        self.orphans: dict[int, tuple[int, float]] = {}  # reaped unclaimed: status, when
+        self.commands: dict[int, socket.socket | None] = {}  # warm command pid -> asker
         self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
 
     def serve(self) -> None:
@@ -225,7 +235,7 @@ class Host:
         waker.close()
 
     def _idle(self) -> bool:
-        return not (self.requests or self.workers or self.channels or self.loops)
+        return not (self.requests or self.workers or self.channels or self.loops or self.commands)
 
     def _lingered(self) -> bool:
         if not self._idle():
@@ -273,6 +283,8 @@ class Host:
         watched: dict[int, Loop | None] = {self.listener.fileno(): None, waker.fd: None}
         watched.update(dict.fromkeys(self.requests))
         watched.update(dict.fromkeys(self.channels))
+        askers = {conn.fileno(): pid for pid, conn in self.commands.items() if conn is not None}
+        watched.update(dict.fromkeys(askers))
         timeouts = []
         for each in self.loops.values():
             watched.update(dict.fromkeys(each.fds(), each))
@@ -290,9 +302,17 @@ class Host:
                 self._request(self.requests.pop(fd))
             elif fd in self.channels:
                 self._channel(fd)
+            elif fd in askers:
+                self._asker_gone(askers[fd])
+        now = time.monotonic()
         for pid, status in waker.reap(*self.loops.values()):
-            if self.workers.pop(pid, None) is None:
-                self.orphans[pid] = status
+            if pid in self.commands:
+                self._command_done(pid, status)
+            elif self.workers.pop(pid, None) is None:
+                self.orphans[pid] = (status, now)
+        for pid, (_, when) in list(self.orphans.items()):
+            if now - when > _ORPHAN_TTL:  # its pid may come back as another container's
+                del self.orphans[pid]
         for loop in list(self.loops.values()):
             self._guard(loop, loop.tick)
             if loop.done:
@@ -318,32 +338,94 @@ class Host:
         self.requests[conn.fileno()] = conn
 
     def _request(self, conn: socket.socket) -> None:
+        conn.settimeout(5.0)
+        try:
+            data, fds = _receive(conn)
+        except OSError:
+            conn.close()
+            return
+        if is_request(data):
+            self._command(conn, data, fds)
+            return
         with conn:
-            conn.settimeout(5.0)
-            try:
-                data, fds = _receive(conn)
-            except OSError:
-                return
-            try:
-                message = json.loads(data)
-                args = dict(message["args"])
-                args.update(zip(message["fds"], fds, strict=True))
-                pid = self._spawn(args, fds)
-            except Exception as e:  # a bad request must not take the host down
-                print(f"monitor host: bad request: {e!r}", file=sys.stderr, flush=True)
-                return
-            finally:
-                for fd in fds:
-                    os.close(fd)
-            try:
-                conn.send(json.dumps({"pid": pid}).encode())
-            except OSError:
-                pass
-        if self.linger > 0:  # the host will serve more containers: get ready for them
+            args = self._spawn_request(conn, data, fds)
+        if args is not None and self.linger > 0:  # more containers will come: get ready
             self._warm(list(args.get("warm") or []))
             if "network" in (args.get("warm") or ()):
                 roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
                 self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+
+    def _spawn_request(
+        self, conn: socket.socket, data: bytes, fds: list[int]
+    ) -> dict[str, Any] | None:
+        try:
+            message = json.loads(data)
+            args = dict(message["args"])
+            args.update(zip(message["fds"], fds, strict=True))
+            pid = self._spawn(args, fds)
+        except Exception as e:  # a bad request must not take the host down
+            print(f"monitor host: bad request: {e!r}", file=sys.stderr, flush=True)
+            return None
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            conn.send(json.dumps({"pid": pid}).encode())
+        except OSError:
+            pass
+        return args
+
+    # -- warm commands -------------------------------------------------------------------------
+
+    def _command(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
+        """Fork a command for the process asking on ``conn`` (``capsa.engine.warm``)."""
+        from capsa.engine import warm
+
+        try:
+            request = Request.decode(data)
+            uid = _peer_uid(conn)
+            reason = warm.refusal(request, fds, uid)
+            pid = warm.fork(request, fds, self.nofile) if reason is None else None
+        except (WireError, OSError) as e:
+            reason, pid = str(e) or type(e).__name__, None
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if pid is None:
+            with conn:
+                _send_quietly(conn, declined(reason or "refused"))
+            return
+        self.commands[pid] = conn
+        if not _send_quietly(conn, started(pid)):
+            self._asker_gone(pid)
+        entry = request.entry
+        if entry not in self.warmed:  # the next command forks with it imported
+            self.warmed.add(entry)
+            try:
+                warm.warm(entry)
+            except Exception as e:
+                print(f"monitor host: warm {entry}: {e!r}", file=sys.stderr, flush=True)
+            import gc
+
+            gc.freeze()
+
+    def _asker_gone(self, pid: int) -> None:
+        """The asking process went away (killed): its command goes with it, as a cold
+        command would have. The host still reaps it."""
+        conn = self.commands.get(pid)
+        if conn is not None:
+            conn.close()
+            self.commands[pid] = None
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+    def _command_done(self, pid: int, status: int) -> None:
+        conn = self.commands.pop(pid)
+        if conn is not None:
+            with conn:
+                _send_quietly(conn, finished(status))
 
     def _teardown_networks(self) -> None:
         """The monitors of a lingering host leave idle networks up for the next container
@@ -384,8 +466,9 @@ class Host:
                 os.close(passed)
             return
         self.loops[loop.pid] = loop
-        status = self.orphans.pop(loop.pid, None)
-        if status is not None:  # it exited while its monitor was handing it over
+        orphan = self.orphans.pop(loop.pid, None)
+        if orphan is not None:
+            status = orphan[0]  # it exited while its monitor was handing it over
             loop.reaped(loop.pid, status)
 
     def _finish(self, loop: Loop) -> None:
@@ -429,6 +512,21 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     for fd in fds:
         os.set_inheritable(fd, False)
     return data, fds
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def _send_quietly(conn: socket.socket, message: bytes) -> bool:
+    try:
+        conn.send(message)
+    except OSError:
+        return False
+    return True
 
 
 def _raise_fd_limit() -> tuple[int, int]:

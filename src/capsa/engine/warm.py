@@ -1,0 +1,136 @@
+"""Warm starts: the monitor host forks a command with its modules already imported.
+
+A cold ``capsa ps`` spends about 60 ms starting the interpreter and importing click and
+the engine before any work, against ``podman ps``'s 100 ms in all. While containers run,
+their run root's monitor host (``capsa.engine.monitor_host``) is up with those modules
+imported, so a command asks the host to fork it instead (``capsa.cli.entry``): the child
+takes over the command's standard streams, working directory, environment, umask and
+arguments, runs the frontend's ``main()`` and exits; the asking process relays signals
+to it and exits with its status. The child is then the same command as a cold start
+would be, down to its exit code: only where it was forked from differs.
+
+The child leaves the host's session and signal handlers, gets the open-files limit a
+cold start would have, and keeps no fd of the host. It never returns into the host's
+code: it ends with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from capsa.engine.warm_wire import FDS, Request
+
+# what Python itself does with these at start-up; a host may have changed any of them
+_DEFAULT_SIGNALS = ("SIGCHLD", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
+_IGNORED_SIGNALS = ("SIGPIPE", "SIGXFSZ")
+
+
+def package_dir() -> str:
+    import capsa
+
+    return os.path.dirname(os.path.abspath(capsa.__file__))
+
+
+def refusal(request: Request, fds: list[int], peer_uid: int) -> str | None:
+    """Why this host will not fork ``request`` (the command then starts cold), if so."""
+    if peer_uid != os.geteuid():
+        return "another user"
+    if len(fds) != FDS:
+        return "bad fds"
+    if not request.entry.startswith("capsa."):
+        return "not a capsa entry point"
+    if request.package != package_dir() or request.executable != sys.executable:
+        return "another installation"  # the host would run different code
+    return None
+
+
+def fork(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> int:
+    """Fork the command of ``request``; ``fds`` are its stdin, stdout, stderr and working
+    directory. Returns the child's pid; the caller closes ``fds``."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing of the host's may reach the command's streams
+    pid = os.fork()
+    if pid == 0:
+        _run(request, fds, nofile)
+    return pid
+
+
+def warm(entry: str) -> None:
+    """Import ``entry`` and what its ``warm()`` names, in the host, for the next fork."""
+    import importlib
+
+    module = importlib.import_module(entry)
+    hook = getattr(module, "warm", None)
+    if hook is not None:
+        hook()
+
+
+def _run(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> None:
+    code = 125
+    try:
+        _become(request, fds, nofile)
+        import importlib
+
+        importlib.import_module(request.entry).main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code & 0xFF)
+
+
+def _become(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> None:
+    """Turn the freshly forked child of the host into the asking command's process."""
+    import resource
+    import signal
+
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    for name in _DEFAULT_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for name in _IGNORED_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    if nofile is not None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)  # inheritable: what the command runs gets them, as usual
+    os.fchdir(fds[3])
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    os.umask(request.umask)
+    os.environ.clear()
+    os.environ.update(request.env)
+    sys.argv = list(request.argv)
+    _reopen_streams(request.encoding)
+    _title(request.argv)
+
+
+def _reopen_streams(encoding: str) -> None:
+    """New ``sys.std*`` objects over fds 0-2: the host's ones buffer for its log and
+    decided line buffering for it (a terminal of the command gets it line-buffered)."""
+    enc = encoding or "utf-8"
+    sys.stdin = open(0, encoding=enc, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding=enc, closefd=False)  # noqa: SIM115
+    sys.stderr = open(  # noqa: SIM115
+        2, "w", encoding=enc, errors="backslashreplace", closefd=False
+    )
+    sys.stderr.reconfigure(line_buffering=True)
+
+
+def _title(argv: list[str]) -> None:
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(" ".join(["capsa", *argv[1:]]))
