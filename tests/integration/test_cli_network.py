@@ -342,7 +342,11 @@ def test_alias_of_several_containers_answers_round_robin(
 def test_ipv6_network_addresses_and_reaches_containers(
     capsa: CapsaCli, nets: Nets, made: Made
 ) -> None:
-    v6 = f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+    v6 = str(
+        ipaddress.ip_network(
+            f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+        )
+    )
     net = nets.create("--ipv6", "--subnet", v6)
     doc = nets.info(net)
     assert doc["EnableIPv6"] is True

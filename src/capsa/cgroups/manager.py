@@ -19,6 +19,8 @@ from capsa.record import record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
+
+    from capsa.cgroups.layout import CgroupLayout
 else:  # the protocol is for type checkers; at run time it is a plain class
     Protocol = object
 
@@ -37,6 +39,7 @@ class CgroupMount:
 class CgroupManager(Protocol):
     version: int
     path: str
+    layout: CgroupLayout
 
     def create(self) -> None: ...
     def add(self, pid: int) -> None: ...

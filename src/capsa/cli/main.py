@@ -157,6 +157,40 @@ def _register() -> None:
 _register()
 
 
+# what the everyday commands import on first use (``ps``, ``run``, ``exec``, ``logs``,
+# ``inspect``, ``stop``, ``rm``...): a warm host imports them once for all its commands
+_WARM_MODULES = (
+    "capsa.config",
+    "capsa.api.wire_containers",
+    "capsa.cli.attachio",
+    "capsa.cli.errors",
+    "capsa.cli.progress",
+    "capsa.cli.template",
+    "capsa.engine.local",
+    "capsa.engine.containers",
+    "capsa.engine.execs",
+    "capsa.engine.filters",
+    "capsa.engine.log_reader",
+    "capsa.engine.logs",
+    "capsa.engine.removal",
+    "capsa.engine.specgen",
+    "capsa.engine.stats",
+    "capsa.engine.netwire",
+    "capsa.engine.network.service",
+    "capsa.runtime.container",
+    "capsa.runtime.exec",
+)
+
+
+def warm() -> None:
+    """Import what commands import lazily (``capsa.engine.warm``: in a monitor host,
+    whose forked commands then start with it all imported)."""
+    import importlib
+
+    for name in _WARM_MODULES:
+        importlib.import_module(name)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=True)

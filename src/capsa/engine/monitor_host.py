@@ -193,7 +193,8 @@ def _detach_stdio(log: int, keep: tuple[int, ...]) -> None:
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    sys.stdin = open(0)  # noqa: SIM115
+    # not closing fd 0 when collected: a forked command replaces sys.stdin, not fd 0
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
 
 
 # -- the host ------------------------------------------------------------------------------------

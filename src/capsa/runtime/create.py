@@ -11,6 +11,7 @@ import pwd
 import signal
 import sys
 
+from capsa.cgroups import grace
 from capsa.cleanup import CleanupStack
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
 from capsa.record import field, record
@@ -91,6 +92,9 @@ def _create(
         config=spec.to_json(),
     )
     cgroup = open_cgroup(state.cgroups_path)
+    # the init's attach comes in ~10 ms: have its RCU grace period start now
+    attach_helper = grace.begin(cgroup.layout)
+    cleanup.push(grace.end, attach_helper)
     cgroup.create()
     cleanup.push(cgroup.destroy)
     warnings = cgroup.apply(effective_resources(spec))
@@ -143,6 +147,7 @@ def _create(
         warnings += _drive(parent, pid_a, state, spec, store, cgroup, cleanup)
     finally:
         parent.close()
+    grace.end(attach_helper)
     state.created_status = "created"
     store.save(state)
     if opts.pid_file:
