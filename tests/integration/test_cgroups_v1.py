@@ -128,3 +128,17 @@ def test_memory_limit_oom_kills(cg: CgroupManager) -> None:
     assert proc.returncode == -signal.SIGKILL, out
     assert cg.oom_kill_count() >= 1
     assert cg.stats().memory.usage.max > 0
+
+
+def test_attach_grace_helper_runs_and_is_reaped() -> None:
+    from capsa.cgroups import grace
+
+    layout = detect()
+    path = grace.own_procs_file(layout)
+    assert path is not None and os.path.exists(path)
+    pid = grace.begin(layout)
+    assert pid > 0
+    grace.end(pid)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped by end()
+    assert str(pid) not in open(path).read().split()

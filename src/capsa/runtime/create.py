@@ -92,11 +92,11 @@ def _create(
         config=spec.to_json(),
     )
     cgroup = open_cgroup(state.cgroups_path)
+    cgroup.create()
+    cleanup.push(cgroup.destroy)
     # the init's attach comes in ~10 ms: have its RCU grace period start now
     attach_helper = grace.begin(cgroup.layout)
     cleanup.push(grace.end, attach_helper)
-    cgroup.create()
-    cleanup.push(cgroup.destroy)
     warnings = cgroup.apply(effective_resources(spec))
     trace.mark("cgroup")
     fifo = store.fifo(cid)
