@@ -141,4 +141,5 @@ def test_attach_grace_helper_runs_and_is_reaped() -> None:
     grace.end(pid)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped by end()
-    assert str(pid) not in open(path).read().split()
+    with open(path) as procs:
+        assert str(pid) not in procs.read().split()
