@@ -10,7 +10,6 @@ import random
 import secrets
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,10 @@ pytestmark = pytest.mark.root
 
 def _hosts(capsa: CapsaCli) -> list[int]:
     return [pid for pid in capsa.monitor_pids() if _cmdline(pid).startswith("capsa-monitor host")]
+
+
+def _keepers(capsa: CapsaCli) -> list[int]:
+    return [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor databases")]
 
 
 def _cmdline(pid: int) -> str:
@@ -59,7 +62,7 @@ def test_one_host_adopts_every_running_container(capsa: CapsaCli) -> None:
         capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, *names)
     assert os.getsid(host) == host, "the host is not in its own session"
-    left = [p for p in capsa.monitor_pids() if p != host]
+    left = [p for p in capsa.monitor_pids() if p != host and p not in _keepers(capsa)]
     assert not left, f"per-container monitors still running: {left}"
     for name in names:
         assert capsa.status(name) == "running"
@@ -103,12 +106,27 @@ def test_stop_after_handover_records_signal_and_host_exits(capsa: CapsaCli) -> N
     capsa.wait_for(lambda: not _cmdline(host), 10, "the idle host to exit")
 
 
+def test_host_keeps_the_databases_open_while_it_serves(capsa: CapsaCli) -> None:
+    name = capsa.name()
+    capsa.detached("--name", name, "--init")
+    host = _handed_over(capsa, name)
+    (keeper,) = _keepers(capsa)
+    assert _ppid(keeper) == host
+    capsa.run("ps", "-a")
+    wal = capsa.root / "containers.db-wal"
+    assert wal.exists(), "a command's close checkpointed the database"
+    capsa.run("stop", "-t", "1", name)
+    capsa.wait_for(lambda: not _cmdline(host) and not _cmdline(keeper), 10, "host and keeper exit")
+    assert not wal.exists(), "the keeper's last close did not checkpoint"
+
+
 def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
     name = capsa.name()
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
+    (keeper,) = _keepers(capsa)
     os.kill(host, signal.SIGKILL)
-    time.sleep(0.3)
+    capsa.wait_for(lambda: not _cmdline(keeper), 10, "the keeper to follow its host")
     assert capsa.status(name) == "running"
     assert capsa.run("exec", name, "true").returncode == 0
     other = capsa.name()

@@ -215,6 +215,7 @@ class Host:
         self.orphans: dict[int, tuple[int, float]] = {}  # reaped unclaimed: status, when
         self.commands: dict[int, socket.socket | None] = {}  # warm command pid -> asker
         self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
+        self.pins: DatabaseKeeper | None = None  # holds the served roots' databases open
 
     def serve(self) -> None:
         import gc
@@ -234,6 +235,8 @@ class Host:
                     break
             self._step(waker)
         waker.close()
+        if self.pins is not None:
+            self.pins.close()
 
     def _idle(self) -> bool:
         return not (self.requests or self.workers or self.channels or self.loops or self.commands)
@@ -309,6 +312,9 @@ class Host:
         for pid, status in waker.reap(*self.loops.values()):
             if pid in self.commands:
                 self._command_done(pid, status)
+            elif self.pins is not None and pid == self.pins.pid:
+                self.pins.close(reaped=True)  # died: a new one comes with the next container
+                self.pins = None
             elif self.workers.pop(pid, None) is None:
                 self.orphans[pid] = (status, now)
         for pid, (_, when) in list(self.orphans.items()):
@@ -350,6 +356,10 @@ class Host:
             return
         with conn:
             args = self._spawn_request(conn, data, fds)
+        if args is not None and args.get("root"):
+            if self.pins is None:
+                self.pins = DatabaseKeeper()
+            self.pins.keep(str(args["root"]))
         if args is not None and self.linger > 0:  # more containers will come: get ready
             self._warm(list(args.get("warm") or []))
             if "network" in (args.get("warm") or ()):
@@ -506,6 +516,66 @@ class Host:
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
         return pid
+
+
+class DatabaseKeeper:
+    """A child that keeps the databases of the roots the host serves open (``Pins``), so
+    that commands and monitors closing theirs skip SQLite's checkpoint on last close.
+
+    Not the host itself: SQLite's per-process state (its list of open files, the WAL
+    index mapping) must not be inherited by a fork, and the host forks every monitor and
+    warm command. The keeper reads root paths, one a line, until the host closes the pipe.
+    """
+
+    def __init__(self) -> None:
+        read, self._write = os.pipe2(os.O_CLOEXEC)
+        self.pid = os.fork()
+        if self.pid == 0:
+            _keep_databases(read)
+        os.close(read)
+
+    def keep(self, root: str) -> None:
+        try:
+            os.write(self._write, os.fsencode(root) + b"\n")
+        except OSError:
+            pass  # the keeper died: commands just pay for their checkpoints
+
+    def close(self, reaped: bool = False) -> None:
+        os.close(self._write)
+        if not reaped:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _keep_databases(pipe: int) -> None:
+    import signal
+
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.closerange(3, pipe)
+        os.closerange(pipe + 1, _fd_limit())
+        _title("capsa-monitor databases")
+        from capsa.store.db import Pins
+
+        pins = Pins()
+        with open(pipe, "rb") as lines:
+            for line in lines:
+                pins.pin(os.fsdecode(line.rstrip(b"\n")))
+        pins.close()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _fd_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
