@@ -14,7 +14,23 @@ import sys
 
 from capsa.engine import attach
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+# what --sig-proxy passes on to the container (Docker's set, less the ones that are ours:
+# SIGCHLD, SIGWINCH, SIGPIPE, SIGURG; SIGKILL and SIGSTOP cannot be caught)
+PROXIED_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+    signal.SIGCONT,
+)
 
 
 def _window(fd: int) -> bytes | None:
@@ -30,8 +46,20 @@ def _window(fd: int) -> bytes | None:
 
 
 class AttachSession:
-    def __init__(self, sock: int, *, tty: bool, stdin: bool, detach_keys: bytes = DETACH_KEYS):
+    def __init__(
+        self,
+        sock: int,
+        *,
+        tty: bool,
+        stdin: bool,
+        detach_keys: bytes = DETACH_KEYS,
+        proxy: Callable[[int], None] | None = None,
+    ):
+        """``proxy``: called with each signal this process receives while attached (the
+        caller sends it to the container: ``--sig-proxy``)."""
         self.sock = sock
+        self.proxy = proxy
+        self._signals: list[int] = []
         self.tty = tty
         self.stdin = stdin
         self.detach_keys = detach_keys
@@ -60,11 +88,17 @@ class AttachSession:
         os.set_blocking(wake_w, False)
         old_wakeup = signal.set_wakeup_fd(wake_w)
         old_winch = signal.signal(signal.SIGWINCH, lambda *_: None)
+        old_proxied = {}
+        if self.proxy is not None:
+            for sig in PROXIED_SIGNALS:
+                old_proxied[sig] = signal.signal(sig, lambda n, _: self._signals.append(n))
         try:
             return self._loop(wake_r)
         finally:
             signal.set_wakeup_fd(old_wakeup)
             signal.signal(signal.SIGWINCH, old_winch)
+            for sig, handler in old_proxied.items():
+                signal.signal(sig, handler)
             os.close(wake_r)
             os.close(wake_w)
             if saved is not None:
@@ -81,6 +115,7 @@ class AttachSession:
                 continue
             if wake_r in ready:
                 os.read(wake_r, 512)
+                self._pass_signals()
                 if self.tty and os.isatty(0):
                     size = _window(0)
                     if size:
@@ -93,6 +128,10 @@ class AttachSession:
                 return self.exit_code
 
     _detached = False
+
+    def _pass_signals(self) -> None:
+        while self._signals and self.proxy is not None:
+            self.proxy(self._signals.pop(0))
 
     def _send(self, data: bytes) -> None:
         try:

@@ -90,6 +90,7 @@ def create(ctx: click.Context, image: str, command: tuple[str, ...], **kw: Any) 
 @click.option("-d", "--detach", is_flag=True, help="run in the background, print the id")
 @click.option("-a", "--attach", "attach_streams", multiple=True)
 @click.option("--detach-keys")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="pass signals on (no -t)")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
@@ -100,6 +101,7 @@ def run(
     detach: bool,
     attach_streams: tuple[str, ...],
     detach_keys: str | None,
+    sig_proxy: bool,
     **kw: Any,
 ) -> None:
     """Create and start a container."""
@@ -111,7 +113,9 @@ def run(
             _warn(launch)
             click.echo(rec.id)
             return
-        code = _start_attached(ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys)
+        code = _start_attached(
+            ctx, rec, stdin=kw["interactive"], detach_keys=detach_keys, sig_proxy=sig_proxy
+        )
     except CapsaError:
         if rec.spec.auto_remove:  # --rm: a container that could not start goes too
             try:
@@ -123,7 +127,11 @@ def run(
 
 
 def _start_attached(
-    ctx: click.Context, rec: ContainerRecord, stdin: bool, detach_keys: str | None
+    ctx: click.Context,
+    rec: ContainerRecord,
+    stdin: bool,
+    detach_keys: str | None,
+    sig_proxy: bool = True,
 ) -> int:
     from capsa.cli.attachio import DETACH_KEYS, AttachSession
 
@@ -137,6 +145,7 @@ def _start_attached(
         tty=rec.spec.tty,
         stdin=stdin,
         detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
+        proxy=_proxy(containers, rec) if sig_proxy and not rec.spec.tty else None,
     )
     session.hello()
     launch.wait_ready()
@@ -148,6 +157,19 @@ def _start_attached(
     if session.error:
         click.echo(f"Error: {session.error}", err=True)
     return code
+
+
+def _proxy(containers: Any, rec: ContainerRecord) -> Any:
+    """``--sig-proxy``: the signals we receive go to the container (with a terminal, the
+    keys that make them are passed as input instead)."""
+
+    def send(sig: int) -> None:
+        try:
+            containers.proxy_signal(rec.id, sig)
+        except CapsaError:  # it exited meanwhile: its exit code is on its way
+            pass
+
+    return send
 
 
 def _warn(launch: Any) -> None:
@@ -549,6 +571,7 @@ def attach(
         tty=rec.spec.tty,
         stdin=rec.spec.stdin_open and not no_stdin,
         detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
+        proxy=_proxy(app.engine.containers, rec) if sig_proxy and not rec.spec.tty else None,
     )
     session.hello()
     code = session.run()

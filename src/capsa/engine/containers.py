@@ -375,6 +375,13 @@ class ContainerService:
         self.ctx.events.emit("container", "kill", rec.id, {"name": rec.name, "signal": str(sig)})
         return rec
 
+    def proxy_signal(self, text: str, sig: int) -> None:
+        """Pass on a signal an attached client received (``--sig-proxy``): unlike
+        ``kill`` it is no request to stop, so the restart policy still applies."""
+        rec = self.get(text)
+        if is_live(rec.state):
+            self._signal(rec, sig)
+
     def restart(self, text: str, timeout: int | None = None) -> ContainerRecord:
         rec = self.stop(text, timeout)
         rec, _ = self.start(rec.id)

@@ -216,6 +216,7 @@ class Host:
         self.commands: dict[int, socket.socket | None] = {}  # warm command pid -> asker
         self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
         self.pins: DatabaseKeeper | None = None  # holds the served roots' databases open
+        self.code: dict[str, int] = {}  # capsa's modules as imported here: path -> mtime
 
     def serve(self) -> None:
         import gc
@@ -225,6 +226,9 @@ class Host:
 
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         _title(f"capsa-monitor host {self.runroot}")
+        from capsa.engine.warm import code_stamps
+
+        self.code = code_stamps()
         self.nofile = _raise_fd_limit()  # about four fds per container it supervises
         gc.freeze()  # the forked monitors then share the heap instead of copying it
         waker = Waker()
@@ -396,6 +400,8 @@ class Host:
             request = Request.decode(data)
             uid = _peer_uid(conn)
             reason = warm.refusal(request, fds, uid)
+            if reason is None and warm.code_changed(self.code):
+                reason = "capsa changed since this host started"
             pid = warm.fork(request, fds, self.nofile) if reason is None else None
         except (WireError, OSError) as e:
             reason, pid = str(e) or type(e).__name__, None
@@ -416,6 +422,7 @@ class Host:
                 warm.warm(entry)
             except Exception as e:
                 print(f"monitor host: warm {entry}: {e!r}", file=sys.stderr, flush=True)
+            self.code = {**warm.code_stamps(), **self.code}  # an earlier change still shows
             import gc
 
             gc.freeze()

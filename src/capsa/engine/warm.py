@@ -45,6 +45,31 @@ def refusal(request: Request, fds: list[int], peer_uid: int) -> str | None:
     return None
 
 
+def code_stamps() -> dict[str, int]:
+    """The modification times of capsa's modules loaded here (see ``code_changed``)."""
+    stamps = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and (name == "capsa" or name.startswith("capsa.")):
+            try:
+                stamps[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                pass
+    return stamps
+
+
+def code_changed(stamps: dict[str, int]) -> bool:
+    """Whether capsa was upgraded (or edited) since ``stamps``: a host that imported the
+    old code must not run new commands with it. About 0.3 ms for 200 modules."""
+    for path, stamp in stamps.items():
+        try:
+            if os.stat(path).st_mtime_ns != stamp:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def fork(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> int:
     """Fork the command of ``request``; ``fds`` are its stdin, stdout, stderr and working
     directory. Returns the child's pid; the caller closes ``fds``."""
