@@ -14,6 +14,7 @@ child's pid to the pid file and exits, the child serves until SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -304,20 +305,16 @@ class DnsServer:
 
 def bind_sockets(listen: list[list[Any]]) -> list[socket.socket]:
     """A UDP and a TCP socket per ``[ip, port]`` (port 0: the same free port for both)."""
-    sockets = []
+    sockets: list[socket.socket] = []
     try:
         for ip, port in listen:
-            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-            udp = socket.socket(family, socket.SOCK_DGRAM)
-            sockets.append(udp)
-            udp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-            udp.bind((ip, int(port)))
-            tcp = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(tcp)
-            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            tcp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-            tcp.bind((ip, udp.getsockname()[1]))
-            tcp.listen(64)
+            for attempt in range(20):
+                try:
+                    sockets += _bind_pair(ip, int(port))
+                    break
+                except OSError as e:  # port 0: the UDP port may be taken for TCP; next one
+                    if int(port) != 0 or e.errno != errno.EADDRINUSE or attempt == 19:
+                        raise
     except OSError:
         for sock in sockets:
             sock.close()
@@ -325,6 +322,24 @@ def bind_sockets(listen: list[list[Any]]) -> list[socket.socket]:
     for sock in sockets:
         sock.setblocking(False)
     return sockets
+
+
+def _bind_pair(ip: str, port: int) -> list[socket.socket]:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        udp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        udp.bind((ip, port))
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        tcp.bind((ip, udp.getsockname()[1]))
+        tcp.listen(64)
+    except OSError:
+        udp.close()
+        tcp.close()
+        raise
+    return [udp, tcp]
 
 
 async def serve(config: ServerConfig, sockets: list[socket.socket]) -> None:
