@@ -39,8 +39,12 @@ class Peers:
                         str(self.tarball), f"localhost/{IMAGE}"], check=True,
                        capture_output=True)
 
-    def capsa(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([CAPSA, *args], env=self.env, capture_output=True, text=True)
+    def capsa(self, args: list[str], check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``capsa ARGS`` on the private roots; ``env`` adds variables (``CAPSA_WARM=0``
+        for a cold start)."""
+        proc = subprocess.run([CAPSA, *args], env={**self.env, **(env or {})},
+                              capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise SystemExit(f"capsa {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
         return proc

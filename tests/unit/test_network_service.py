@@ -83,21 +83,21 @@ def test_filters(svc: NetworkService) -> None:
 
 
 def test_remove_and_prune(svc: NetworkService, calls: list[tuple[Any, ...]]) -> None:
-    net = svc.create(NetworkCreateOptions(name="a"))
-    svc.create(NetworkCreateOptions(name="b"))
-    svc.remove("b")
+    net = svc.create(NetworkCreateOptions(name="alpha"))
+    svc.create(NetworkCreateOptions(name="beta"))
+    svc.remove("beta")
     assert calls == []  # never set up: nothing to tear down
-    svc.create(NetworkCreateOptions(name="b"))
+    svc.create(NetworkCreateOptions(name="beta"))
     for kind in ("owned", "up"):  # as the first attach leaves them
         service_mod._touch(svc._marker(net, kind))
-    svc.remove("a")
+    svc.remove("alpha")
     assert ("rm", net.bridge) in calls and ("firewall", "remove_network") in calls
     assert ("dns", "stop_dns") in calls
     with pytest.raises(NotFound):
-        svc.get("a")
+        svc.get("alpha")  # not hex: no id prefix can match it
     with pytest.raises(Conflict, match="pre-defined"):
         svc.remove("bridge")
-    assert svc.prune() == ["b"]
+    assert svc.prune() == ["beta"]
     assert [n.name for n in svc.list()] == ["bridge"]
 
 

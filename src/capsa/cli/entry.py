@@ -115,14 +115,9 @@ def _relay(sock: _socket.socket, pid: int) -> int:
     """Pass our signals on to the command until the host reports its exit status."""
     import signal
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+    from capsa.linux.signals import forward_to
 
-    for name in _RELAYED:
-        signal.signal(getattr(signal, name), forward)
+    forward_to(pid, [getattr(signal, name) for name in _RELAYED])
     try:
         status = warm_wire.parse_reply(sock.recv(256), b"status")
     except OSError:

@@ -13,6 +13,7 @@ import click
 
 from capsa import __version__
 from capsa.errors import CapsaError
+from capsa.linux.fastexit import exit_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -210,9 +211,4 @@ def exit_fast(code: object) -> None:
     else:
         sys.stderr.write(f"{code}\n")
         status = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (| head) or stream
-            pass
-    os._exit(status & 0xFF)
+    exit_now(status)

@@ -20,6 +20,7 @@ import os
 import sys
 
 from capsa.engine.warm_wire import FDS, Request
+from capsa.linux.fastexit import exit_now
 
 # what Python itself does with these at start-up; a host may have changed any of them
 _DEFAULT_SIGNALS = ("SIGCHLD", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
@@ -106,12 +107,7 @@ def _run(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> No
 
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code & 0xFF)
+        exit_now(code)
 
 
 def _become(request: Request, fds: list[int], nofile: tuple[int, int] | None) -> None:

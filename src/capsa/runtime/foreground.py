@@ -12,6 +12,7 @@ import os
 import signal
 
 from capsa.linux import syscalls as sc
+from capsa.linux.signals import forward_to
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,14 +51,7 @@ def exit_status(status: int) -> int:
 def wait_foreground(pid: int, master: int | None = None) -> int:
     """Forward signals to ``pid``, proxy its pty if any, return its exit code."""
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_to(pid, FORWARDED)
     stop = [False]
     proxy_thread = None
     if master is not None:
