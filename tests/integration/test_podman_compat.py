@@ -35,6 +35,8 @@ class Podman:
             str(base / "run"),
             "--runtime",
             str(RUNTIME),
+            "--runtime-flag",  # its state (and seccomp cache) under the test's base too
+            f"root={base / 'runtime'}",
             "--cgroup-manager",
             "cgroupfs",
             "--events-backend",
