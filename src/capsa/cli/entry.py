@@ -33,8 +33,9 @@ def main() -> None:
         from capsa.cli.main import main as cold
 
         cold()  # exits
-    sys.stdout.flush()
-    os._exit(status or 0)
+    from capsa.linux.fastexit import exit_now
+
+    exit_now(status or 0)
 
 
 def warm_start(argv: list[str]) -> int | None:

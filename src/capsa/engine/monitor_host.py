@@ -434,8 +434,10 @@ class Host:
         if conn is not None:
             conn.close()
             self.commands[pid] = None
+        import signal
+
         try:
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
