@@ -500,12 +500,9 @@ def _process_setup(args: dict[str, Any]) -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        import setproctitle
+    from capsa.linux.proc import set_title
 
-        setproctitle.setproctitle(f"capsa-monitor {args.get('name', args['id'][:12])}")
-    except ImportError:
-        pass
+    set_title(f"capsa-monitor {args.get('name', args['id'][:12])}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.db_keeper import DatabaseKeeper
     from capsa.engine.monitor_loop import Loop, Waker
 
 LOCK_NAME = "monitor-host.lock"
@@ -155,14 +156,13 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
 def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
     """In a freshly forked child: become a container's monitor in a session of its own,
     output to ``log``, no fd but ``keep`` inherited; never returns."""
-    import signal
 
     code = 1
     try:
         os.setsid()
-        signal.set_wakeup_fd(-1)  # a host's waker is not the monitor's
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from capsa.engine.monitor_loop import Waker
+
+        Waker.forget()  # a host's waker is not the monitor's
         _detach_stdio(log, keep)
         from capsa.engine import monitor
 
@@ -182,17 +182,13 @@ def _open_log(path: str) -> int:
 def _detach_stdio(log: int, keep: tuple[int, ...]) -> None:
     """stdin from /dev/null, stdout and stderr to ``log``, every other fd but ``keep``
     closed (all of them: a host may hold fds numbered past 1024)."""
-    import resource
+    from capsa.linux.fds import close_all_except
 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    start = 3
-    for fd in sorted(k for k in keep if k >= 3):
-        os.closerange(start, fd)
-        start = fd + 1
-    os.closerange(start, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    close_all_except(keep)
     # not closing fd 0 when collected: a forked command replaces sys.stdin, not fd 0
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
 
@@ -225,8 +221,10 @@ class Host:
         from capsa.linux import syscalls as sc
 
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        _title(f"capsa-monitor host {self.runroot}")
         from capsa.engine.warm import code_stamps
+        from capsa.linux.proc import set_title
+
+        set_title(f"capsa-monitor host {self.runroot}")
 
         self.code = code_stamps()
         self.nofile = _raise_fd_limit()  # about four fds per container it supervises
@@ -362,6 +360,8 @@ class Host:
             args = self._spawn_request(conn, data, fds)
         if args is not None and args.get("root"):
             if self.pins is None:
+                from capsa.engine.db_keeper import DatabaseKeeper
+
                 self.pins = DatabaseKeeper()
             self.pins.keep(str(args["root"]))
         if args is not None and self.linger > 0:  # more containers will come: get ready
@@ -527,66 +527,6 @@ class Host:
         return pid
 
 
-class DatabaseKeeper:
-    """A child that keeps the databases of the roots the host serves open (``Pins``), so
-    that commands and monitors closing theirs skip SQLite's checkpoint on last close.
-
-    Not the host itself: SQLite's per-process state (its list of open files, the WAL
-    index mapping) must not be inherited by a fork, and the host forks every monitor and
-    warm command. The keeper reads root paths, one a line, until the host closes the pipe.
-    """
-
-    def __init__(self) -> None:
-        read, self._write = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.fork()
-        if self.pid == 0:
-            _keep_databases(read)
-        os.close(read)
-
-    def keep(self, root: str) -> None:
-        try:
-            os.write(self._write, os.fsencode(root) + b"\n")
-        except OSError:
-            pass  # the keeper died: commands just pay for their checkpoints
-
-    def close(self, reaped: bool = False) -> None:
-        os.close(self._write)
-        if not reaped:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-
-
-def _keep_databases(pipe: int) -> None:
-    import signal
-
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.closerange(3, pipe)
-        os.closerange(pipe + 1, _fd_limit())
-        _title("capsa-monitor databases")
-        from capsa.store.db import Pins
-
-        pins = Pins()
-        with open(pipe, "rb") as lines:
-            for line in lines:
-                pins.pin(os.fsdecode(line.rstrip(b"\n")))
-        pins.close()
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _fd_limit() -> int:
-    import resource
-
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-
-
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, _MAX_FDS)
     for fd in fds:
@@ -617,12 +557,3 @@ def _raise_fd_limit() -> tuple[int, int]:
     if limits[0] < limits[1]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
     return limits
-
-
-def _title(title: str) -> None:
-    try:
-        import setproctitle
-
-        setproctitle.setproctitle(title)
-    except ImportError:
-        pass

@@ -346,6 +346,14 @@ class Waker:
         for fd in (self.fd, self._w):
             os.close(fd)
 
+    @staticmethod
+    def forget() -> None:
+        """In a process forked from one with a waker: signals as Python sets them up
+        (the pipe's fds are closed with the rest of the inherited ones)."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
 
 def exec_module(module: str, args: dict[str, Any]) -> None:
     for fd in args.get("clients") or []:

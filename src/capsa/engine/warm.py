@@ -23,7 +23,7 @@ from capsa.engine.warm_wire import FDS, Request
 from capsa.linux.fastexit import exit_now
 
 # what Python itself does with these at start-up; a host may have changed any of them
-_DEFAULT_SIGNALS = ("SIGCHLD", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
+_DEFAULT_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 _IGNORED_SIGNALS = ("SIGPIPE", "SIGXFSZ")
 
 
@@ -115,8 +115,12 @@ def _become(request: Request, fds: list[int], nofile: tuple[int, int] | None) ->
     import resource
     import signal
 
+    from capsa.engine.monitor_loop import Waker
+    from capsa.linux.fds import close_all_except
+    from capsa.linux.proc import set_title
+
     os.setsid()
-    signal.set_wakeup_fd(-1)
+    Waker.forget()
     for name in _DEFAULT_SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     for name in _IGNORED_SIGNALS:
@@ -128,13 +132,13 @@ def _become(request: Request, fds: list[int], nofile: tuple[int, int] | None) ->
     for target, fd in enumerate(fds[:3]):
         os.dup2(fd, target)  # inheritable: what the command runs gets them, as usual
     os.fchdir(fds[3])
-    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    close_all_except()
     os.umask(request.umask)
     os.environ.clear()
     os.environ.update(request.env)
     sys.argv = list(request.argv)
     _reopen_streams(request.encoding)
-    _title(request.argv)
+    set_title(" ".join(["capsa", *request.argv[1:]]))
 
 
 def _reopen_streams(encoding: str) -> None:
@@ -147,11 +151,3 @@ def _reopen_streams(encoding: str) -> None:
         2, "w", encoding=enc, errors="backslashreplace", closefd=False
     )
     sys.stderr.reconfigure(line_buffering=True)
-
-
-def _title(argv: list[str]) -> None:
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(" ".join(["capsa", *argv[1:]]))

@@ -1,8 +1,17 @@
-"""Reading process facts from /proc."""
+"""Reading process facts from /proc; naming this process for ``ps``."""
 
 from __future__ import annotations
 
 import os
+
+
+def set_title(title: str) -> None:
+    """What ``ps`` shows for this process (when setproctitle is installed)."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(title)
 
 
 def stat_fields(pid: int) -> list[str] | None:
