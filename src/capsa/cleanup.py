@@ -7,13 +7,12 @@ error rather than lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import TracebackType
-
 from capsa.errors import CapsaError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
     from typing import Any
 
 

@@ -130,16 +130,64 @@ def test_memory_limit_oom_kills(cg: CgroupManager) -> None:
     assert cg.stats().memory.usage.max > 0
 
 
-def test_attach_grace_helper_runs_and_is_reaped() -> None:
-    from capsa.cgroups import grace
+def _fork_and_join(cg: CgroupManager) -> tuple[int, str]:
+    """Fork through the entry, join in the child, return (pid, what the child saw)."""
+    cg.create()
+    entry = cg.open_entry()
+    r, w = os.pipe()
+    pid = entry.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            entry.join()
+            with open("/proc/self/cgroup") as f:
+                seen = f.read()
+            os.write(w, f"{int(entry.born_inside)}\n{seen}".encode())
+        finally:
+            os._exit(0)
+    entry.close()
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return pid, out
 
-    layout = detect()
-    path = grace.own_procs_file(layout)
-    assert path is not None and os.path.exists(path)
-    pid = grace.begin(layout)
-    assert pid > 0
-    grace.end(pid)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reaped by end()
-    with open(path) as procs:
-        assert str(pid) not in procs.read().split()
+
+def _assert_inside(cg: CgroupManager, proc_cgroup: str) -> None:
+    lines = proc_cgroup.splitlines()
+    assert len(lines) >= len(cg.layout.hierarchies)
+    for line in lines:
+        _, _, path = line.split(":", 2)
+        assert path.endswith(cg.path), line
+
+
+def test_entry_child_joins_every_hierarchy_by_itself(cg: CgroupManager) -> None:
+    _, out = _fork_and_join(cg)
+    born_inside, seen = out.split("\n", 1)
+    _assert_inside(cg, seen)
+    if cg.layout.unified is not None:
+        assert born_inside == "1"  # clone3(CLONE_INTO_CGROUP) into the unified tree
+
+
+def test_entry_falls_back_to_cgroup_procs_without_clone3(
+    cg: CgroupManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from capsa.linux import clone
+
+    def refuse(fd: int) -> int:
+        raise OSError(errno.ENOSYS, "clone3 filtered")
+
+    monkeypatch.setattr(clone, "fork_into_cgroup", refuse)
+    _, out = _fork_and_join(cg)
+    born_inside, seen = out.split("\n", 1)
+    assert born_inside == "0"
+    _assert_inside(cg, seen)
+
+
+def test_entry_of_a_missing_cgroup_is_a_clear_error() -> None:
+    from capsa.errors import NotFound
+
+    gone = open_manager(f"capsa-test-gone-{secrets.token_hex(4)}", layout=_layout())
+    with pytest.raises(NotFound, match="tasks"):
+        gone.open_entry()

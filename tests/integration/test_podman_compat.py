@@ -12,6 +12,7 @@ import pty
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,11 +61,13 @@ class Podman:
 
 
 @pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory):
+def podman():
     requires("podman", "conmon")
     if not RUNTIME.exists():
         pytest.skip("capsa-runtime is not installed in .venv")
-    base = tmp_path_factory.mktemp("podman")
+    # short: podman refuses a runroot over 50 characters (pytest's numbered temp
+    # directories grow past that)
+    base = Path(tempfile.mkdtemp(prefix="cpr", dir="/tmp"))
     had_parent = any(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
     (base / "tmp").mkdir()
     rootfs = build_busybox_rootfs(base / "rootfs", probe=True)

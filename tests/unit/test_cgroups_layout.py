@@ -101,14 +101,3 @@ def test_normalize_path(given: str, want: str) -> None:
 def test_normalize_path_rejects(bad: str) -> None:
     with pytest.raises(InvalidArgument):
         normalize_path(bad)
-
-
-def test_attach_grace_targets_our_own_cgroup() -> None:
-    from capsa.cgroups.grace import own_procs_file
-
-    procs = parse_proc_cgroup("4:memory:/user.slice/a\n2:cpu,cpuacct:/b\n0::/c\n")
-    hybrid = parse_mountinfo(HYBRID, self_paths=procs)
-    assert own_procs_file(hybrid) == "/sys/fs/cgroup/cpu,cpuacct/b/cgroup.procs"
-    unified = parse_mountinfo(UNIFIED, unified_controllers=frozenset(), self_paths=procs)
-    assert own_procs_file(unified) == "/sys/fs/cgroup/c/cgroup.procs"
-    assert own_procs_file(parse_mountinfo(V1_ONLY, self_paths={})) is None

@@ -14,6 +14,7 @@ RANK = {
     "cleanup": 0,
     "progress": 0,
     "config": 0,
+    "fastjson": 0,
     "linux": 1,
     "oci": 1,
     "cgroups": 1,

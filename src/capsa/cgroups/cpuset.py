@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import re
-
 from capsa.cgroups import fs
 from capsa.cgroups.plan import UNIFIED, Context, Plan
 from capsa.errors import InvalidArgument
 from capsa.oci.runtime_spec import CPUResources
 
 H = "cpuset"
-_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def _is_list(text: str) -> bool:
+    """``0-3,5,7-8``: comma-separated numbers and ranges (no ``re`` at import)."""
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not (low.isdecimal() and low.isascii()):
+            return False
+        if dash and not (high.isdecimal() and high.isascii()):
+            return False
+    return True
 
 
 def validate(cpu: CPUResources) -> None:
     for name, value in (("cpus", cpu.cpus), ("mems", cpu.mems)):
-        if value and not _LIST.match(value.replace(" ", "")):
+        if value and not _is_list(value.replace(" ", "")):
             raise InvalidArgument(f"invalid cpuset {name} {value!r}")
 
 

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import time
-from collections.abc import Callable
 
 from capsa.cgroups import fs
 from capsa.cgroups.plan import Enforced, Plan, compare
 from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, Conflict, InvalidArgument
+from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Protocol
 
+    from capsa.cgroups.entry import CgroupEntry
     from capsa.cgroups.layout import CgroupLayout
 else:  # the protocol is for type checkers; at run time it is a plain class
     Protocol = object
@@ -43,6 +43,7 @@ class CgroupManager(Protocol):
 
     def create(self) -> None: ...
     def add(self, pid: int) -> None: ...
+    def open_entry(self) -> CgroupEntry: ...
     def apply(self, resources: Resources | None) -> list[str]: ...
     def update(self, resources: Resources) -> list[str]: ...
     def pids(self) -> list[int]: ...
@@ -187,10 +188,12 @@ def kill_frozen(
     sig: int,
 ) -> None:
     """Freeze, signal every pid, thaw: no process can fork its way out meanwhile."""
-    with contextlib.suppress(Conflict):  # signal anyway
+    try:
         freeze()
+    except Conflict:
+        pass  # signal anyway
     try:
         signal_pids(pids(), sig)
     finally:
-        if sig == signal.SIGKILL or not was_frozen:
+        if sig == SIGKILL or not was_frozen:
             thaw()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from capsa.cgroups.plan import UNIFIED, Context, Plan
 from capsa.errors import InvalidArgument
 
-_KEY = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+)+$")
 _FORBIDDEN = frozenset(
     {
         "cgroup.procs",
@@ -21,7 +18,9 @@ _FORBIDDEN = frozenset(
 
 
 def _check_key(key: str) -> str:
-    if not _KEY.match(key) or key in _FORBIDDEN:
+    import re  # only when linux.resources.unified is set
+
+    if not re.match(r"^[a-z_]+(\.[A-Za-z0-9_]+)+$", key) or key in _FORBIDDEN:
         raise InvalidArgument(f"invalid unified cgroup key {key!r}")
     return key.split(".", 1)[0]
 

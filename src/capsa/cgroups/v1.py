@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from capsa.cgroups import (
     blkio,
@@ -18,6 +17,7 @@ from capsa.cgroups import (
     pids,
     unified,
 )
+from capsa.cgroups.entry import CgroupEntry, open_entry
 from capsa.cgroups.layout import CgroupLayout, Hierarchy
 from capsa.cgroups.manager import (
     CgroupMount,
@@ -37,6 +37,10 @@ from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, NotFound, Unavailable
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @record
@@ -91,6 +95,12 @@ class V1Manager:
     def add(self, pid: int) -> None:
         for _, d in self._trees:
             fs.write(d, "cgroup.procs", str(pid))
+
+    def open_entry(self) -> CgroupEntry:
+        """For a new process to join by itself: see ``capsa.cgroups.entry``."""
+        v1 = [d for h, d in self._trees if h.version == 1]
+        cgroup2 = next((d for h, d in self._trees if h.version == 2), None)
+        return open_entry(v1, cgroup2)
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for _, d in self._trees)

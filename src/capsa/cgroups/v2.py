@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from capsa.cgroups import (
     blkio,
@@ -19,6 +18,7 @@ from capsa.cgroups import (
     pids,
     unified,
 )
+from capsa.cgroups.entry import CgroupEntry, open_entry
 from capsa.cgroups.layout import CgroupLayout
 from capsa.cgroups.manager import (
     CgroupMount,
@@ -35,6 +35,7 @@ from capsa.cgroups.manager import (
 from capsa.cgroups.plan import Enforced, Plan
 from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, NotFound, Unavailable
+from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
 
@@ -79,6 +80,10 @@ class V2Manager:
 
     def add(self, pid: int) -> None:
         fs.write(self.dir, "cgroup.procs", str(pid))
+
+    def open_entry(self) -> CgroupEntry:
+        """For a new process to join by itself: see ``capsa.cgroups.entry``."""
+        return open_entry([], self.dir)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
@@ -158,7 +163,7 @@ class V2Manager:
         return freezer.frozen_v2(self.dir)
 
     def kill_all(self, sig: int) -> None:
-        if sig == signal.SIGKILL and fs.has(self.dir, "cgroup.kill"):
+        if sig == SIGKILL and fs.has(self.dir, "cgroup.kill"):
             fs.write(self.dir, "cgroup.kill", "1")
             return
         kill_frozen(self.pids, self.freeze, self.thaw, self.is_frozen(), sig)

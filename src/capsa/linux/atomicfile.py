@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import BinaryIO
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
@@ -22,19 +24,42 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, durable: bool = True
     os.rename(tmp, path)
 
 
-@contextmanager
-def write_atomic_stream(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """A file object whose content appears at ``path`` only if the block succeeds."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    f = open(tmp, "wb")  # noqa: SIM115
-    try:
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
+class write_atomic_stream:
+    """A file object whose content appears at ``path`` only if the block succeeds.
+
+    A class rather than ``contextlib.contextmanager``: this module is on the
+    runtime's start-up path, and ``contextlib`` (with ``typing``) costs milliseconds.
+    """
+
+    def __init__(self, path: str, mode: int = 0o644) -> None:
+        self.path = path
+        self.mode = mode
+        self.tmp = f"{path}.tmp.{os.getpid()}"
+        self.file: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        self.file = open(self.tmp, "wb")
+        return self.file
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        f = self.file
+        assert f is not None
+        try:
+            if exc_type is None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                os.chmod(self.tmp, self.mode)
+                os.rename(self.tmp, self.path)
+                return
+        except BaseException:
+            f.close()
+            os.unlink(self.tmp)
+            raise
         f.close()
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        f.close()
-        os.unlink(tmp)
-        raise
+        os.unlink(self.tmp)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable, Iterable
 
 from capsa.errors import InvalidArgument, PermissionDenied
 from capsa.linux import syscalls
@@ -19,6 +18,8 @@ from capsa.record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: keep the import of this module light
+    from collections.abc import Callable, Iterable
+
     from capsa.oci.runtime_spec import Capabilities
 
 CAPABILITIES: dict[str, int] = {

@@ -1,13 +1,69 @@
-"""Passing the signals a process receives on to another one."""
+"""Signal numbers and handlers, and passing the signals a process receives on.
+
+Numbers and ``set_handler`` come from ``_signal``, the C module that the stdlib's
+``signal`` wraps: ``signal`` turns them into enums when imported, which pulls in
+``enum``, ``functools`` and ``collections`` (about 4 ms of ``capsa-runtime``'s start).
+Here they are plain ints, the values the kernel uses.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from signal import (
+        NSIG,
+        SIG_DFL,
+        SIGCHLD,
+        SIGCONT,
+        SIGHUP,
+        SIGINT,
+        SIGKILL,
+        SIGPIPE,
+        SIGQUIT,
+        SIGTERM,
+        SIGUSR1,
+        SIGUSR2,
+        SIGXFSZ,
+    )
+    from signal import signal as set_handler
+else:
+    from _signal import (
+        NSIG,
+        SIG_DFL,
+        SIGCHLD,
+        SIGCONT,
+        SIGHUP,
+        SIGINT,
+        SIGKILL,
+        SIGPIPE,
+        SIGQUIT,
+        SIGTERM,
+        SIGUSR1,
+        SIGUSR2,
+        SIGXFSZ,
+    )
+    from _signal import signal as set_handler
+
+__all__ = [
+    "NSIG",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGHUP",
+    "SIGINT",
+    "SIGKILL",
+    "SIGPIPE",
+    "SIGQUIT",
+    "SIGTERM",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGXFSZ",
+    "SIG_DFL",
+    "forward_to",
+    "set_handler",
+]
 
 
 def forward_to(pid: int, signals: Iterable[int]) -> None:
@@ -21,4 +77,4 @@ def forward_to(pid: int, signals: Iterable[int]) -> None:
             pass
 
     for sig in signals:
-        signal.signal(sig, forward)
+        set_handler(sig, forward)

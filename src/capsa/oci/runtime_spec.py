@@ -7,8 +7,7 @@ given. Only the Linux platform is modelled.
 
 from __future__ import annotations
 
-import json
-
+from capsa import fastjson
 from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict, to_dict
 from capsa.record import field, record
@@ -312,7 +311,7 @@ def load_spec(bundle: str) -> Spec:
     except OSError as e:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
     try:
-        data = json.loads(raw)
+        data = fastjson.loads(raw)
     except ValueError as e:
         raise InvalidArgument(f"{path}: invalid JSON: {e}") from None
     return Spec.from_json(data)

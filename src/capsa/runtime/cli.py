@@ -12,7 +12,6 @@ import time
 
 _STARTED = time.perf_counter()
 
-import json
 import os
 import sys
 
@@ -206,7 +205,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_json(data: Any, indent: int | None = 2) -> None:
-    sys.stdout.write(json.dumps(data, indent=indent) + "\n")
+    if indent is None:
+        from capsa.fastjson import dumps
+
+        text = dumps(data)
+    else:
+        import json
+
+        text = json.dumps(data, indent=indent)
+    sys.stdout.write(text + "\n")
 
 
 def parse_bytes(value: str) -> int:

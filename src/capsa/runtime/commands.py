@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from capsa import fastjson
 from capsa.errors import AlreadyExists, InvalidArgument, os_reason
 from capsa.runtime import trace
 from capsa.runtime.argv import Args
@@ -30,6 +30,8 @@ def _warn(log: RuntimeLog, warnings: list[str]) -> None:
 
 
 def cmd_spec(args: Args, log: RuntimeLog) -> int:
+    import json  # indented output: the stdlib module
+
     from capsa.oci.defaults import default_spec
 
     path = os.path.join(args.bundle, "config.json")
@@ -264,7 +266,7 @@ def cmd_update(args: Args, log: RuntimeLog) -> int:
         src = sys.stdin if args.resources == "-" else open(args.resources)  # noqa: SIM115
         with src:
             try:
-                data = json.load(src)
+                data = fastjson.loads(src.read())
             except ValueError as e:
                 raise InvalidArgument(f"{args.resources}: invalid JSON: {e}") from None
     for key, value in _resources_from_flags(args).items():
@@ -281,7 +283,7 @@ def _exec_process(args: Args, rt: Runtime) -> Any:
     if args.process:
         try:
             with open(args.process) as f:
-                return from_dict(Process, json.load(f), "process")
+                return from_dict(Process, fastjson.loads(f.read()), "process")
         except OSError as e:
             raise InvalidArgument(f"cannot read {args.process}: {os_reason(e)}") from None
         except ValueError as e:

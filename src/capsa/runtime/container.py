@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
+from capsa.linux.signals import NSIG, SIGKILL
 from capsa.oci.runtime_spec import Resources, Spec
 from capsa.record import record
 from capsa.runtime import hooks as hooks_mod
@@ -25,14 +25,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.runtime.status import StatusName
+
 
 @record
 class ContainerInfo:
     state: ContainerState
-    status: Status
+    status: StatusName
 
     def to_json(self) -> dict[str, Any]:
-        out = oci_state(self.state, self.status.value)
+        out = oci_state(self.state, self.status)
         out.update(rootfs=self.state.rootfs, created=self.state.created, owner=self.state.owner)
         return out
 
@@ -43,7 +45,7 @@ class Runtime:
 
     # -- queries ------------------------------------------------------------
 
-    def status_of(self, st: ContainerState) -> Status:
+    def status_of(self, st: ContainerState) -> StatusName:
         alive = st.pid > 0 and is_alive(st.pid, st.pid_start or None)
         if not alive:
             return Status.STOPPED
@@ -118,7 +120,7 @@ class Runtime:
         cgroup = open_cgroup(info.state.cgroups_path)
         if all_processes:
             cgroup.kill_all(sig)
-            if info.status is Status.PAUSED and sig == signal.SIGKILL:
+            if info.status == Status.PAUSED and sig == SIGKILL:
                 cgroup.thaw()
             return
         try:
@@ -141,7 +143,7 @@ class Runtime:
         check(cid, info.status, Op.FORCE_DELETE if force else Op.DELETE)
         st = info.state
         cgroup = open_cgroup(st.cgroups_path)
-        if info.status is not Status.STOPPED:
+        if info.status != Status.STOPPED:
             self._kill_everything(st, cgroup)
         elif cgroup.exists() and cgroup.pids():
             # init gone but other processes (no pid namespace): they go with the container
@@ -157,11 +159,11 @@ class Runtime:
 
     def _kill_everything(self, st: ContainerState, cgroup: Any) -> None:
         if cgroup.exists():
-            cgroup.kill_all(signal.SIGKILL)
+            cgroup.kill_all(SIGKILL)
             if cgroup.is_frozen():
                 cgroup.thaw()
         try:
-            os.kill(st.pid, signal.SIGKILL)
+            os.kill(st.pid, SIGKILL)
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 10
@@ -202,7 +204,7 @@ class Runtime:
 
     def stats(self, cid: str) -> dict[str, Any]:
         info = self.info(cid)
-        if info.status is Status.STOPPED:
+        if info.status == Status.STOPPED:
             raise Conflict(f"container {cid} is not running")
         data: dict[str, Any] = open_cgroup(info.state.cgroups_path).stats().to_runc_json()
         return {"type": "stats", "id": cid, "data": data}
@@ -226,9 +228,11 @@ def signal_number(name: str) -> int:
     """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9."""
     if name.isdigit():
         num = int(name)
-        if 0 < num < signal.NSIG:
+        if 0 < num < NSIG:
             return num
     else:
+        import signal  # the names: an enum, imported only here
+
         upper = name.upper()
         upper = upper if upper.startswith("SIG") else "SIG" + upper
         sig = getattr(signal.Signals, upper, None) if upper in signal.Signals.__members__ else None

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import signal
 import sys
 
-from capsa.cgroups import grace
 from capsa.cleanup import CleanupStack
+from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
 from capsa.record import field, record
 from capsa.runtime import hooks as hooks_mod
@@ -94,10 +93,9 @@ def _create(
     cgroup = open_cgroup(state.cgroups_path)
     cgroup.create()
     cleanup.push(cgroup.destroy)
-    # the init's attach comes in ~10 ms: have its RCU grace period start now
-    attach_helper = grace.begin(cgroup.layout)
-    cleanup.push(grace.end, attach_helper)
     warnings = cgroup.apply(effective_resources(spec))
+    entry = cgroup.open_entry()  # the init's first stage joins by itself
+    cleanup.push(entry.close)
     trace.mark("cgroup")
     fifo = store.fifo(cid)
     os.mkfifo(fifo, 0o622)
@@ -119,6 +117,7 @@ def _create(
         fifo_fd=fifo_fd,
         sync=None,  # type: ignore[arg-type]
         cgroup=cgroup,
+        entry=entry,
         console=console,
         no_pivot=opts.no_pivot,
         preserve_fds=opts.preserve_fds,
@@ -131,23 +130,23 @@ def _create(
     sys.stderr.flush()
     old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     os.chdir(bundle)  # relative bind sources are relative to the bundle
-    pid_a = os.fork()
+    pid_a = entry.fork()
     if pid_a == 0:
         parent.close()
         stage1(ctx)
     os.fchdir(old_cwd)
     os.close(old_cwd)
     child.close()
+    entry.close()
     for fd in ctx.ns_fds.values():
         os.close(fd)
     if console is not None and opts.console is None:
         console.close()
     cleanup.push(_reap, pid_a)
     try:
-        warnings += _drive(parent, pid_a, state, spec, store, cgroup, cleanup)
+        warnings += _drive(parent, pid_a, state, spec, store, cleanup)
     finally:
         parent.close()
-    grace.end(attach_helper)
     state.created_status = "created"
     store.save(state)
     if opts.pid_file:
@@ -161,7 +160,6 @@ def _drive(
     state: ContainerState,
     spec: Spec,
     store: StateStore,
-    cgroup: Any,
     cleanup: CleanupStack,
 ) -> list[str]:
     """Answer the init's messages until it reports ready.
@@ -180,9 +178,6 @@ def _drive(
         elif kind == "pid":
             state.pid = int(msg["pid"])
             cleanup.push(_kill, state.pid)
-            # The init joins its cgroup while it builds its mounts: on v1 the first
-            # attach can wait for an RCU grace period, so overlap it with that work.
-            cgroup.add(state.pid)
             _reap(pid_a)
             state.pid_start = _start_time(state.pid)
             trace.mark("namespaces")
@@ -260,7 +255,7 @@ def _reap(pid: int) -> None:
 
 def _kill(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -9,23 +9,22 @@ process exits.
 from __future__ import annotations
 
 import os
-import signal
 
+from capsa.linux import signals as sig
 from capsa.linux import syscalls as sc
-from capsa.linux.signals import forward_to
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
 FORWARDED = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGCONT,
+    sig.SIGINT,
+    sig.SIGTERM,
+    sig.SIGHUP,
+    sig.SIGQUIT,
+    sig.SIGUSR1,
+    sig.SIGUSR2,
+    sig.SIGCONT,
 )
 
 
@@ -51,7 +50,7 @@ def exit_status(status: int) -> int:
 def wait_foreground(pid: int, master: int | None = None) -> int:
     """Forward signals to ``pid``, proxy its pty if any, return its exit code."""
 
-    forward_to(pid, FORWARDED)
+    sig.forward_to(pid, FORWARDED)
     stop = [False]
     proxy_thread = None
     if master is not None:
@@ -77,6 +76,6 @@ def wait_foreground(pid: int, master: int | None = None) -> int:
         proxy_thread.join(timeout=2)  # drain what the process wrote before it exited
         stop[0] = True
         proxy_thread.join(timeout=1)
-    for sig in FORWARDED:
-        signal.signal(sig, signal.SIG_DFL)
+    for signum in FORWARDED:
+        sig.set_handler(signum, sig.SIG_DFL)
     return code

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from capsa import fastjson
 from capsa.errors import FailedPrecondition, os_reason
 from capsa.oci.runtime_spec import Hook, Hooks
 
@@ -35,7 +34,7 @@ def run_hooks(hooks: Hooks | None, phase: str, state: dict[str, Any]) -> None:
         return
     import subprocess
 
-    payload = json.dumps(state).encode()
+    payload = fastjson.dumps(state).encode()
     for hook in todo:
         args = hook.args or [hook.path]
         env = dict(e.split("=", 1) for e in hook.env or [] if "=" in e)

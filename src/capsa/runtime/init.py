@@ -1,8 +1,9 @@
 """The container's init, in two forked stages.
 
-Stage 1 (forked by ``create``) enters the user namespace first (the parent writes
-its id maps), joins namespaces given by path, unshares the rest and forks stage 2,
-which is the container's PID 1. Stage 2 builds the filesystem, pivots into it,
+Stage 1 (forked by ``create``) joins the container's cgroup by itself (see
+``capsa.cgroups.entry``), enters the user namespace (the parent writes its id
+maps), joins namespaces given by path, unshares the rest and forks stage 2, which
+is the container's PID 1. Stage 2 builds the filesystem, pivots into it,
 reports ``ready`` and then blocks on the exec fifo until ``start`` opens it; only
 then does it run startContainer hooks and exec the user's program.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from capsa.cgroups import CgroupManager
+    from capsa.cgroups.entry import CgroupEntry
 
 
 @record
@@ -36,6 +38,7 @@ class InitContext:
     fifo_fd: int
     sync: SyncSocket
     cgroup: CgroupManager | None = None
+    entry: CgroupEntry | None = None  # joined by stage 1, first thing
     console: socket.socket | None = None
     no_pivot: bool = False
     preserve_fds: int = 0
@@ -67,6 +70,8 @@ def _new_namespaces(spec: Spec) -> set[str]:
 
 def stage1(ctx: InitContext) -> NoReturn:
     try:
+        if ctx.entry is not None:  # stage 2, forked below, is born in the cgroup
+            ctx.entry.join()
         new = _new_namespaces(ctx.spec)
         if "user" in ctx.ns_fds:
             sc.setns(ctx.ns_fds.pop("user"), sc.CLONE_NEWUSER)
@@ -129,7 +134,7 @@ def _setup(ctx: InitContext) -> int:
     builder = RootfsBuilder(spec, ctx.rootfs, userns=userns, cgroup=ctx.cgroup)
     builder.prepare()
     ctx.sync.send("pre-pivot")
-    msg = ctx.sync.expect("hooks-done")  # the parent has put us in our cgroup by now
+    msg = ctx.sync.expect("hooks-done")
     if "cgroup" in new:
         sc.unshare(sc.CLONE_NEWCGROUP)
     hooks_mod.run_hooks(spec.hooks, "createContainer", msg["state"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+
+from capsa import fastjson
 
 
 class RuntimeLog:
@@ -19,7 +20,7 @@ class RuntimeLog:
         now = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": stamp})
+            line = fastjson.dumps({"level": level, "msg": msg, "time": stamp})
         else:
             line = f'time="{stamp}" level={level} msg="{msg}"'
         try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import signal
 import stat
 
 from capsa.errors import InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import capabilities as caps
+from capsa.linux import signals as sig
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Seccomp
 from capsa.record import field, record
@@ -231,8 +231,8 @@ def finalize_and_exec(process: Process, prep: Prepared, keep_fds: int = 0) -> No
     _close_on_exec_from(3 + keep_fds)
     for fd in range(3, 3 + keep_fds):
         os.set_inheritable(fd, True)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    for signum in (sig.SIGPIPE, sig.SIGXFSZ):
+        sig.set_handler(signum, sig.SIG_DFL)
     if prep.seccomp is not None and not early_filter:
         prep.seccomp.load()
     os.execve(prep.executable, prep.args, prep.env)

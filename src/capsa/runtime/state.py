@@ -7,10 +7,9 @@ the bundle, the cgroup path and the config as created.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
+from capsa import fastjson
 from capsa.errors import AlreadyExists, InvalidArgument, NotFound
 from capsa.linux.atomicfile import write_atomic
 from capsa.record import asdict, field, record
@@ -19,7 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
 STATE_FILE = "state.json"
 FIFO_NAME = "exec.fifo"
 
@@ -40,15 +40,24 @@ class ContainerState:
     systemd_cgroup: bool = False
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return fastjson.dumps(asdict(self), separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ContainerState:
-        return cls(**json.loads(raw))
+        return cls(**fastjson.loads(raw))
+
+
+def _valid_id(container_id: str) -> bool:
+    """``[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}``, without ``re``'s import cost."""
+    return (
+        0 < len(container_id) <= 1024
+        and container_id[0] in _ID_FIRST
+        and set(container_id) <= _ID_CHARS
+    )
 
 
 def validate_id(container_id: str) -> None:
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not _valid_id(container_id):
         raise InvalidArgument(f"invalid container id {container_id!r}")
 
 

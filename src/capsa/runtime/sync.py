@@ -7,9 +7,8 @@ carries the error kind and text so the parent can re-raise the same typed error.
 from __future__ import annotations
 
 import _socket
-import json
 
-from capsa import errors
+from capsa import errors, fastjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ class SyncSocket:
         queueing the error that says why, which the next ``recv`` raises."""
         fields["type"] = type_
         try:
-            self.sock.send(json.dumps(fields).encode())
+            self.sock.send(fastjson.dumps(fields).encode())
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -39,7 +38,7 @@ class SyncSocket:
         raw = self.sock.recv(65536)
         if not raw:
             raise errors.Internal("container init exited during setup")
-        msg: dict[str, Any] = json.loads(raw)
+        msg: dict[str, Any] = fastjson.loads(raw)
         if msg.get("type") == "error":
             kind = getattr(errors, str(msg.get("kind")), errors.Internal)
             if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
