@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import socket
     from typing import Any, NoReturn
 
+    from capsa.cgroups.entry import CgroupEntry
+
 # join the user namespace first: it grants the rights to join the others
 _ORDER = ("user", "mount", "ipc", "uts", "network", "pid", "cgroup", "time")
 
@@ -70,20 +72,22 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
     prepared_filter = proc_mod.prepare_seccomp(
         spec.linux.seccomp if spec.linux else None, runtime.store.root
     )
+    entry = open_cgroup(info.state.cgroups_path).open_entry()
     parent, child = SyncSocket.pair()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid_c = os.fork()
+    pid_c = entry.fork()
     if pid_c == 0:
         parent.close()
-        _stage1(child, ns_fds, prepared_filter, opts, console)
+        _stage1(child, entry, ns_fds, prepared_filter, opts, console)
+    entry.close()
     child.close()
     for _, fd in ns_fds:
         os.close(fd)
     if console is not None and opts.console is None:
         console.close()
     try:
-        pid, warnings = _drive(parent, pid_c, open_cgroup(info.state.cgroups_path))
+        pid, warnings = _drive(parent, pid_c)
     except BaseException:
         _reap_quietly(pid_c)
         raise
@@ -96,7 +100,7 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
     return Execed(pid, warnings)
 
 
-def _drive(sync: SyncSocket, pid_c: int, cgroup: Any) -> tuple[int, list[str]]:
+def _drive(sync: SyncSocket, pid_c: int) -> tuple[int, list[str]]:
     """``pid`` (from the joining process) and ``ready`` (from the new one) in any order."""
     pid = 0
     warnings: list[str] | None = None
@@ -104,8 +108,6 @@ def _drive(sync: SyncSocket, pid_c: int, cgroup: Any) -> tuple[int, list[str]]:
         msg = sync.recv()
         if msg["type"] == "pid":
             pid = int(msg["pid"])
-            cgroup.add(pid)
-            sync.send("attached")
             os.waitpid(pid_c, 0)
         elif msg["type"] == "ready":
             warnings = list(msg.get("warnings") or [])
@@ -122,12 +124,14 @@ def _reap_quietly(pid: int) -> None:
 
 def _stage1(
     sync: SyncSocket,
+    entry: CgroupEntry,
     ns_fds: list[tuple[str, int]],
     prepared_filter: Any,
     opts: ExecOptions,
     console: socket.socket | None,
 ) -> NoReturn:
     try:
+        entry.join()  # the container's cgroup, before its namespaces: stage 2 is born inside
         for kind, fd in ns_fds:
             sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
             os.close(fd)
@@ -153,7 +157,6 @@ def _stage2(
             setup_container_tty(console, (size.height, size.width) if size else None)
         prepared = proc_mod.prepare(opts.process, prepared_filter)
         sync.send("ready", warnings=prepared.warnings)
-        sync.expect("attached")  # in the container's cgroup before the program runs
         sync.close()
     except BaseException as e:
         sync.send_error(e)
