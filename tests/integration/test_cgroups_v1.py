@@ -131,25 +131,30 @@ def test_memory_limit_oom_kills(cg: CgroupManager) -> None:
 
 
 def _fork_and_join(cg: CgroupManager) -> tuple[int, str]:
-    """Fork through the entry, join in the child, return (pid, what the child saw)."""
+    """From a single-threaded helper (capsa-runtime is one; a pytest-xdist worker is
+    not), fork through the entry and join; return (pid, what the child saw)."""
     cg.create()
-    entry = cg.open_entry()
     r, w = os.pipe()
-    pid = entry.fork()
-    if pid == 0:  # pragma: no cover - child
+    helper = os.fork()
+    if helper == 0:  # pragma: no cover - child
         try:
-            entry.join()
-            with open("/proc/self/cgroup") as f:
-                seen = f.read()
-            os.write(w, f"{int(entry.born_inside)}\n{seen}".encode())
+            entry = cg.open_entry()
+            pid = entry.fork()
+            if pid == 0:
+                entry.join()
+                with open("/proc/self/cgroup") as f:
+                    seen = f.read()
+                os.write(w, f"{int(entry.born_inside)}\n{seen}".encode())
+                os._exit(0)
+            entry.close()
+            os.waitpid(pid, 0)
         finally:
             os._exit(0)
-    entry.close()
     os.close(w)
     with os.fdopen(r) as f:
         out = f.read()
-    os.waitpid(pid, 0)
-    return pid, out
+    os.waitpid(helper, 0)
+    return helper, out
 
 
 def _assert_inside(cg: CgroupManager, proc_cgroup: str) -> None:

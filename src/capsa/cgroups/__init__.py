@@ -9,7 +9,6 @@ from __future__ import annotations
 from capsa.cgroups.layout import CgroupLayout, Hierarchy, detect, parse_mountinfo
 from capsa.cgroups.manager import CgroupManager, CgroupMount, normalize_path
 from capsa.cgroups.plan import Enforced
-from capsa.cgroups.stats import CgroupStats
 
 __all__ = [
     "CgroupLayout",
@@ -23,6 +22,14 @@ __all__ = [
     "open_manager",
     "parse_mountinfo",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "CgroupStats":  # imported on first use: only stats readers need it
+        from capsa.cgroups.stats import CgroupStats
+
+        return CgroupStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_manager(cgroups_path: str, *, layout: CgroupLayout | None = None) -> CgroupManager:

@@ -8,7 +8,6 @@ import time
 
 from capsa.cgroups import fs
 from capsa.cgroups.plan import Enforced, Plan, compare
-from capsa.cgroups.stats import CgroupStats
 from capsa.errors import CapsaError, Conflict, InvalidArgument
 from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import Resources
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
     from capsa.cgroups.entry import CgroupEntry
     from capsa.cgroups.layout import CgroupLayout
+    from capsa.cgroups.stats import CgroupStats
 else:  # the protocol is for type checkers; at run time it is a plain class
     Protocol = object
 

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import os
 
-from capsa.cgroups import (
-    blkio,
-    cpu,
-    cpuset,
-    devices,
-    freezer,
-    fs,
-    hugetlb,
-    memory,
-    network,
-    pids,
-    unified,
-)
+from capsa.cgroups import cpuset, freezer, fs
 from capsa.cgroups.entry import CgroupEntry, open_entry
 from capsa.cgroups.layout import CgroupLayout, Hierarchy
 from capsa.cgroups.manager import (
@@ -33,7 +21,7 @@ from capsa.cgroups.manager import (
     undo_dirs,
 )
 from capsa.cgroups.plan import UNIFIED, Enforced, Plan
-from capsa.cgroups.stats import CgroupStats
+from capsa.cgroups.planning import plan_resources
 from capsa.errors import CapsaError, NotFound, Unavailable
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
@@ -41,6 +29,8 @@ from capsa.record import record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from capsa.cgroups.stats import CgroupStats
 
 
 @record
@@ -120,15 +110,7 @@ class V1Manager:
 
     def _plan(self, res: Resources) -> Plan:
         ctx, plan = self._context(), Plan()
-        memory.plan_v1(res.memory, ctx, plan)
-        cpu.plan_v1(res.cpu, ctx, plan)
-        cpuset.plan_v1(res.cpu, ctx, plan)
-        pids.plan_v1(res.pids, ctx, plan)
-        blkio.plan_v1(res.block_io, ctx, plan)
-        hugetlb.plan_v1(res.hugepage_limits, ctx, plan)
-        network.plan_v1(res.network, ctx, plan)
-        unified.plan_v1(res.unified, ctx, plan)
-        devices.plan_v1(res.devices, ctx, plan)
+        plan_resources(res, ctx, plan, 1)
         return plan
 
     def _dir(self, hierarchy: str) -> str:
@@ -188,6 +170,9 @@ class V1Manager:
     # accounting
 
     def stats(self) -> CgroupStats:
+        from capsa.cgroups import blkio, cpu, hugetlb, memory, pids
+        from capsa.cgroups.stats import CgroupStats
+
         self._require()
         d = self._dirs
         out = CgroupStats(cpu=cpu.stats_v1(d.get("cpu"), d.get("cpuacct")))
@@ -205,6 +190,8 @@ class V1Manager:
         return out
 
     def oom_kill_count(self) -> int:
+        from capsa.cgroups import memory
+
         d = self._dirs.get("memory")
         return 0 if d is None else memory.oom_kills_v1(d)
 

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import os
 
-from capsa.cgroups import (
-    blkio,
-    cpu,
-    cpuset,
-    devices,
-    devices_bpf,
-    freezer,
-    fs,
-    hugetlb,
-    memory,
-    network,
-    pids,
-    unified,
-)
+from capsa.cgroups import devices, devices_bpf, freezer, fs
 from capsa.cgroups.entry import CgroupEntry, open_entry
 from capsa.cgroups.layout import CgroupLayout
 from capsa.cgroups.manager import (
@@ -33,11 +20,15 @@ from capsa.cgroups.manager import (
     undo_dirs,
 )
 from capsa.cgroups.plan import Enforced, Plan
-from capsa.cgroups.stats import CgroupStats
+from capsa.cgroups.planning import plan_resources
 from capsa.errors import CapsaError, NotFound, Unavailable
 from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from capsa.cgroups.stats import CgroupStats
 
 
 @record
@@ -107,14 +98,7 @@ class V2Manager:
 
     def _plan(self, res: Resources) -> Plan:
         ctx, plan = self._context(), Plan()
-        memory.plan_v2(res.memory, ctx, plan)
-        cpu.plan_v2(res.cpu, ctx, plan)
-        cpuset.plan_v2(res.cpu, ctx, plan)
-        pids.plan_v2(res.pids, ctx, plan)
-        blkio.plan_v2(res.block_io, ctx, plan)
-        hugetlb.plan_v2(res.hugepage_limits, ctx, plan)
-        network.plan_v2(res.network, ctx, plan)
-        unified.plan_v2(res.unified, ctx, plan)
+        plan_resources(res, ctx, plan, 2)
         return plan
 
     def _dir(self, hierarchy: str) -> str:
@@ -171,6 +155,9 @@ class V2Manager:
     # accounting
 
     def stats(self) -> CgroupStats:
+        from capsa.cgroups import blkio, cpu, hugetlb, memory, pids
+        from capsa.cgroups.stats import CgroupStats
+
         self._require()
         d = self.dir
         return CgroupStats(
@@ -182,6 +169,8 @@ class V2Manager:
         )
 
     def oom_kill_count(self) -> int:
+        from capsa.cgroups import memory
+
         return memory.oom_kills_v2(self.dir)
 
     def mount_plan(self) -> list[CgroupMount]:
