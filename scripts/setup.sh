@@ -46,6 +46,9 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# nothing in the venv needs setuptools (the editable install builds in pip's isolated
+# environment), and its distutils-precedence.pth costs every capsa process ~0.7 ms at start
+.venv/bin/python -m pip uninstall -q -y setuptools
 # bytecode up front: capsa-runtime and the monitors start faster, and PYTHONDONTWRITEBYTECODE
 # environments would otherwise compile on every start
 .venv/bin/python -m compileall -q src >/dev/null

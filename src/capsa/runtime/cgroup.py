@@ -4,10 +4,16 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from capsa.cgroups import CgroupManager
+    from capsa.cgroups import CgroupLayout, CgroupManager
+
+_layout: list[CgroupLayout] = []  # the host's, read once per process
 
 
 def open_cgroup(path: str) -> CgroupManager:
-    from capsa.cgroups import open_manager
+    """The manager of ``path``. The host's cgroup layout (its cgroup mounts) is read
+    on first use: a ``run`` opens the container's cgroup four times."""
+    from capsa.cgroups import detect, open_manager
 
-    return open_manager(path)
+    if not _layout:
+        _layout.append(detect())
+    return open_manager(path, layout=_layout[0])

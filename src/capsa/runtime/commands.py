@@ -68,7 +68,7 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
     ours = None
     if not args.detach:
         foreground.become_subreaper()
-        spec = load_spec(args.bundle)
+        spec = opts.spec = load_spec(args.bundle)
         if spec.process and spec.process.terminal and not args.console_socket:
             ours, theirs = foreground.console_pair()
             opts.console = theirs

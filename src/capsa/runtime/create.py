@@ -39,6 +39,7 @@ class CreateOptions:
     preserve_fds: int = 0
     # `run` with a terminal and no console socket: the runtime keeps the pty master
     console: socket.socket | None = None
+    spec: Spec | None = None  # the bundle's config.json, when the caller has read it
 
 
 @record
@@ -60,7 +61,7 @@ def oci_state(state: ContainerState, status: str) -> dict[str, Any]:
 
 def create(store: StateStore, container_id: str, opts: CreateOptions) -> Created:
     bundle = os.path.abspath(opts.bundle)
-    spec = load_spec(bundle)
+    spec = opts.spec if opts.spec is not None else load_spec(bundle)
     rootfs = validate(spec, bundle)
     store.reserve(container_id)
     trace.mark("config")
