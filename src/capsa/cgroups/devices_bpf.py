@@ -10,7 +10,6 @@ before.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import resource
@@ -161,8 +160,10 @@ def _load_attr(
 def load(program: bytes) -> int:
     """BPF_PROG_LOAD; return the program fd (bpf fds are close-on-exec)."""
     # kernels >= 5.11 account bpf memory to the memcg and ignore RLIMIT_MEMLOCK
-    with contextlib.suppress(ValueError, OSError):
+    try:
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)
+    except (ValueError, OSError):
+        pass  # kernels >= 5.11 charge BPF to the cgroup, not to RLIMIT_MEMLOCK
     code = ctypes.create_string_buffer(program, len(program))
     lic = ctypes.create_string_buffer(_LICENSE, len(_LICENSE))
     try:

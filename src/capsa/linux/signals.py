@@ -12,40 +12,25 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _impl
     from collections.abc import Iterable
-    from signal import (
-        NSIG,
-        SIG_DFL,
-        SIGCHLD,
-        SIGCONT,
-        SIGHUP,
-        SIGINT,
-        SIGKILL,
-        SIGPIPE,
-        SIGQUIT,
-        SIGTERM,
-        SIGUSR1,
-        SIGUSR2,
-        SIGXFSZ,
-    )
-    from signal import signal as set_handler
 else:
-    from _signal import (
-        NSIG,
-        SIG_DFL,
-        SIGCHLD,
-        SIGCONT,
-        SIGHUP,
-        SIGINT,
-        SIGKILL,
-        SIGPIPE,
-        SIGQUIT,
-        SIGTERM,
-        SIGUSR1,
-        SIGUSR2,
-        SIGXFSZ,
-    )
-    from _signal import signal as set_handler
+    import _signal as _impl
+
+NSIG: int = _impl.NSIG
+SIG_DFL = _impl.SIG_DFL
+SIGCHLD: int = _impl.SIGCHLD
+SIGCONT: int = _impl.SIGCONT
+SIGHUP: int = _impl.SIGHUP
+SIGINT: int = _impl.SIGINT
+SIGKILL: int = _impl.SIGKILL
+SIGPIPE: int = _impl.SIGPIPE
+SIGQUIT: int = _impl.SIGQUIT
+SIGTERM: int = _impl.SIGTERM
+SIGUSR1: int = _impl.SIGUSR1
+SIGUSR2: int = _impl.SIGUSR2
+SIGXFSZ: int = _impl.SIGXFSZ
+set_handler = _impl.signal
 
 __all__ = [
     "NSIG",
