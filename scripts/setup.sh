@@ -36,8 +36,12 @@ fi
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
-  for cand in python3.11 python3.12 python3.13 python3; do
-    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  # the distribution's interpreter first: Debian's is built with PGO and LTO and linked
+  # statically, while a pyenv build is a shared library without them (interpreter start
+  # 9.6 vs 11.2 ms here, capsa-runtime's run 34 vs 38 ms)
+  for cand in /usr/bin/python3 python3.11 python3.12 python3.13 python3; do
+    if command -v "$cand" >/dev/null \
+      && "$cand" -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       PY=$cand; break
     fi
   done
