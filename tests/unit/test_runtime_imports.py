@@ -10,6 +10,7 @@ HEAVY = (
     "argparse",
     "collections",
     "contextlib",
+    "ctypes",
     "dataclasses",
     "enum",
     "functools",

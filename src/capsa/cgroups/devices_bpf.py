@@ -4,19 +4,19 @@ The program follows runc's devicefilter (itself from crun): load the access type
 access mask, major and minor from ``struct bpf_cgroup_dev_ctx``, then one block per
 rule. Rules are tested last first, so a later rule overrides an earlier one as it does
 in v1; nothing matching means deny. The program is loaded and attached with the
-bpf(2) syscall through ctypes, with BPF_F_ALLOW_MULTI, replacing the ones we attached
-before.
+bpf(2) syscall through capsa.linux.libc, with BPF_F_ALLOW_MULTI, replacing the ones we
+attached before.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import struct
 
 from capsa.cgroups.devices import Rule
 from capsa.errors import CapsaError, InvalidArgument, PermissionDenied, Unavailable
+from capsa.linux import libc
 from capsa.record import record
 
 # bpf(2) commands, types and flags (include/uapi/linux/bpf.h)
@@ -118,16 +118,11 @@ def encode(insns: list[Insn]) -> bytes:
     return b"".join(i.encode() for i in insns)
 
 
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+def _bpf(cmd: int, attr: bytearray) -> int:
     nr = _SYS_BPF.get(os.uname().machine)
     if nr is None:
         raise Unavailable(f"bpf syscall number unknown on {os.uname().machine}")
-    libc = ctypes.CDLL(None, use_errno=True)
-    ret = int(libc.syscall(nr, cmd, attr, ctypes.sizeof(attr)))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
+    return libc.call("syscall", nr, cmd, libc.buffer(attr), len(attr))
 
 
 def _error(what: str, e: OSError) -> CapsaError:
@@ -136,23 +131,21 @@ def _error(what: str, e: OSError) -> CapsaError:
     return Unavailable(f"{what}: {e.strerror}")
 
 
-def _load_attr(
-    code: ctypes.Array[ctypes.c_char],
-    lic: ctypes.Array[ctypes.c_char],
-    log: ctypes.Array[ctypes.c_char] | None,
-) -> ctypes.Array[ctypes.c_char]:
-    attr = ctypes.create_string_buffer(128)
+def _load_attr(code: bytearray, lic: bytearray, log: bytearray | None) -> bytearray:
+    """union bpf_attr for BPF_PROG_LOAD; it points into the three buffers, which must
+    stay alive (and unresized) until the call."""
+    attr = bytearray(128)
     struct.pack_into(
         "<IIQQIIQ",
         attr,
         0,
         BPF_PROG_TYPE_CGROUP_DEVICE,
         len(code) // 8,
-        ctypes.addressof(code),
-        ctypes.addressof(lic),
+        libc.address(libc.buffer(code)),
+        libc.address(libc.buffer(lic)),
         1 if log is not None else 0,
         len(log) if log is not None else 0,
-        ctypes.addressof(log) if log is not None else 0,
+        libc.address(libc.buffer(log)) if log is not None else 0,
     )
     return attr
 
@@ -164,41 +157,50 @@ def load(program: bytes) -> int:
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY,) * 2)
     except (ValueError, OSError):
         pass  # kernels >= 5.11 charge BPF to the cgroup, not to RLIMIT_MEMLOCK
-    code = ctypes.create_string_buffer(program, len(program))
-    lic = ctypes.create_string_buffer(_LICENSE, len(_LICENSE))
+    code = bytearray(program)
+    lic = bytearray(_LICENSE)
     try:
         return _bpf(BPF_PROG_LOAD, _load_attr(code, lic, None))
     except OSError as e:
         first = e
-    log = ctypes.create_string_buffer(1 << 20)  # load again, only to get the verifier's word
+    log = bytearray(1 << 20)  # load again, only to get the verifier's word
     try:
         return _bpf(BPF_PROG_LOAD, _load_attr(code, lic, log))
     except OSError:
-        lines = log.value.decode(errors="replace").strip().splitlines()
+        lines = log.split(b"\0", 1)[0].decode(errors="replace").strip().splitlines()
         detail = f" ({lines[-1]})" if lines else ""
         raise _error(f"cannot load device filter{detail}", first) from None
 
 
 def attached(cgroup_fd: int) -> list[int]:
     """Ids of the device programs attached directly to the cgroup."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(40)
+    capacity = 64
+    ids = bytearray(4 * capacity)  # u32 program ids
+    attr = bytearray(40)
     struct.pack_into(
-        "<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), len(ids)
+        "<IIIIQI",
+        attr,
+        0,
+        cgroup_fd,
+        BPF_CGROUP_DEVICE,
+        0,
+        0,
+        libc.address(libc.buffer(ids)),
+        capacity,
     )
     _bpf(BPF_PROG_QUERY, attr)
-    count = struct.unpack_from("<I", attr, 24)[0]
-    return list(ids[: min(count, len(ids))])
+    count = min(struct.unpack_from("<I", attr, 24)[0], capacity)
+    return list(struct.unpack_from(f"<{count}I", ids))
 
 
 def _attach_cmd(cmd: int, cgroup_fd: int, prog_fd: int, flags: int) -> None:
-    attr = ctypes.create_string_buffer(24)
+    attr = bytearray(24)
     struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags)
     _bpf(cmd, attr)
 
 
 def _detach_id(cgroup_fd: int, prog_id: int) -> None:
-    attr = ctypes.create_string_buffer(16)
+    attr = bytearray(16)
     struct.pack_into("<III", attr, 0, prog_id, 0, 0)
     fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
     try:

@@ -8,12 +8,11 @@ is imported at module top: nothing is loaded late inside the forked child.
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import os
+import sys
 
 from capsa.errors import InvalidArgument, PermissionDenied
-from capsa.linux import syscalls
+from capsa.linux import libc, syscalls
 from capsa.record import record
 
 TYPE_CHECKING = False
@@ -94,20 +93,6 @@ _STATUS_KEYS = {
     "CapBnd": "bounding",
     "CapAmb": "ambient",
 }
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
 
 
 @record
@@ -223,16 +208,17 @@ def set_keepcaps(on: bool) -> None:
 
 def apply(sets: CapSets) -> None:
     """Set effective/permitted/inheritable with capset(2), then the ambient set."""
-    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
+    # struct __user_cap_header_struct {u32 version; int pid}, then two
+    # struct __user_cap_data_struct {u32 effective, permitted, inheritable}
+    header = bytearray(_CAPABILITY_VERSION_3.to_bytes(4, sys.byteorder) + bytes(4))
+    data = bytearray()
     for word in range(2):
-        shift = 32 * word
-        data[word].effective = (sets.effective >> shift) & 0xFFFFFFFF
-        data[word].permitted = (sets.permitted >> shift) & 0xFFFFFFFF
-        data[word].inheritable = (sets.inheritable >> shift) & 0xFFFFFFFF
-    if _libc.capset(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
-        raise PermissionDenied(f"set capabilities: {os.strerror(err)}")
+        for value in (sets.effective, sets.permitted, sets.inheritable):
+            data += ((value >> (32 * word)) & 0xFFFFFFFF).to_bytes(4, sys.byteorder)
+    try:
+        libc.call("capset", libc.buffer(header), libc.buffer(data))
+    except OSError as e:
+        raise PermissionDenied(f"set capabilities: {e.strerror}") from None
     # The kernel only lets a capability be ambient when it is both permitted and
     # inheritable; like runc, others named in the spec are skipped, not an error.
     _apply_ambient(sets.ambient & sets.permitted & sets.inheritable)

@@ -15,32 +15,17 @@ init's first stage, which forks the real init through glibc, is that kind of chi
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+import sys
 
+from capsa.linux import libc
 from capsa.linux.signals import SIGCHLD
 
 CLONE_INTO_CGROUP = 0x200000000
 _SYS_clone3 = 435
-
-_FIELDS = (
-    "flags",
-    "pidfd",
-    "child_tid",
-    "parent_tid",
-    "exit_signal",
-    "stack",
-    "stack_size",
-    "tls",
-    "set_tid",
-    "set_tid_size",
-    "cgroup",
-)
-
-
-class _CloneArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in _FIELDS]
+# struct clone_args: eleven u64 fields; the ones set here, by index
+_FLAGS, _EXIT_SIGNAL, _CGROUP = 0, 4, 10
 
 
 def fork_into_cgroup(cgroup_fd: int) -> int:
@@ -55,18 +40,22 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     """
     if len(os.listdir("/proc/self/task")) != 1:
         raise OSError(errno.EAGAIN, "clone3 fork needs a single-threaded process")
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
-    # PyDLL: the call keeps the GIL, so the child holds it as os.fork's child does
-    syscall = ctypes.PyDLL(None, use_errno=True).syscall
-    syscall.restype = ctypes.c_long
-    api = ctypes.pythonapi
-    api.PyOS_BeforeFork()
-    pid = syscall(ctypes.c_long(_SYS_clone3), ctypes.byref(args), ctypes.sizeof(args))
+    args = bytearray(8 * 11)
+    for index, value in (
+        (_FLAGS, CLONE_INTO_CGROUP),
+        (_EXIT_SIGNAL, SIGCHLD),
+        (_CGROUP, cgroup_fd),
+    ):
+        args[8 * index : 8 * index + 8] = value.to_bytes(8, sys.byteorder)
+    # the GIL is kept throughout, so the child holds it as os.fork's child does
+    syscall = libc.function("syscall", keep_gil=True)
+    libc.function("PyOS_BeforeFork", keep_gil=True)()
+    pid = int(syscall(_SYS_clone3, libc.buffer(args), len(args)))
     if pid == 0:
-        api.PyOS_AfterFork_Child()
+        libc.function("PyOS_AfterFork_Child", keep_gil=True)()
         return 0
-    err = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
+    err = libc.last_errno()
+    libc.function("PyOS_AfterFork_Parent", keep_gil=True)()
     if pid < 0:
         raise OSError(err, os.strerror(err))
-    return int(pid)
+    return pid

@@ -1,16 +1,16 @@
-"""ctypes bindings for the syscalls Python's ``os`` module lacks.
+"""The syscalls Python's ``os`` module lacks, through ``capsa.linux.libc``.
 
 Every function raises ``OSError`` with the kernel's errno, like ``os`` does; callers
 turn that into typed capsa errors where they know what the operation meant.
-Nothing here runs at import time except loading libc's handle.
+Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
+import sys
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from capsa.linux.libc import buffer, call, ulong
 
 # unshare / setns / clone flags
 CLONE_NEWTIME = 0x00000080
@@ -100,13 +100,6 @@ _SYS_openat2 = 437
 _SYS_pidfd_send_signal = 424
 
 
-def _check(ret: int) -> int:
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
 def _b(s: str | bytes | None) -> bytes | None:
     if s is None:
         return None
@@ -120,69 +113,46 @@ def mount(
     flags: int = 0,
     data: str | bytes | None = None,
 ) -> None:
-    _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)))
+    call("mount", _b(source), _b(target), _b(fstype), ulong(flags), _b(data))
 
 
 def umount2(target: str | bytes, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)))
+    call("umount2", _b(target), flags)
 
 
 def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
-    _check(_libc.syscall(_SYS_pivot_root, _b(new_root), _b(put_old)))
+    call("syscall", _SYS_pivot_root, _b(new_root), _b(put_old))
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)))
+    call("unshare", flags)
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)))
+    call("setns", fd, nstype)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(
-        _libc.prctl(
-            ctypes.c_int(option),
-            ctypes.c_ulong(arg2),
-            ctypes.c_ulong(arg3),
-            ctypes.c_ulong(arg4),
-            ctypes.c_ulong(arg5),
-        )
-    )
+    return call("prctl", option, ulong(arg2), ulong(arg3), ulong(arg4), ulong(arg5))
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))))
+    call("sethostname", raw, len(raw))
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))))
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [
-        ("flags", ctypes.c_uint64),
-        ("mode", ctypes.c_uint64),
-        ("resolve", ctypes.c_uint64),
-    ]
+    call("setdomainname", raw, len(raw))
 
 
 def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0, resolve: int = 0) -> int:
     """openat2(2); raises OSError(ENOSYS) on kernels before 5.6."""
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return _check(
-        _libc.syscall(
-            _SYS_openat2,
-            ctypes.c_int(dirfd),
-            _b(path),
-            ctypes.byref(how),
-            ctypes.c_size_t(ctypes.sizeof(how)),
-        )
-    )
+    how = bytearray(24)  # struct open_how: u64 flags, mode, resolve
+    for i, value in enumerate((flags | os.O_CLOEXEC, mode, resolve)):
+        how[8 * i : 8 * i + 8] = value.to_bytes(8, sys.byteorder)
+    return call("syscall", _SYS_openat2, dirfd, _b(path), buffer(how), len(how))
 
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
-    _check(_libc.syscall(_SYS_pidfd_send_signal, ctypes.c_int(pidfd), ctypes.c_int(sig), None, 0))
+    call("syscall", _SYS_pidfd_send_signal, pidfd, sig, None, 0)
