@@ -21,7 +21,7 @@ from capsa.runtime.devices import effective_resources
 from capsa.runtime.init import InitContext, open_namespace_paths, stage1
 from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.state import ContainerState, StateStore
-from capsa.runtime.sync import SyncSocket
+from capsa.runtime.sync import SyncChannel
 from capsa.runtime.validate import validate
 
 TYPE_CHECKING = False
@@ -125,7 +125,7 @@ def _create(
         ns_fds=open_namespace_paths(spec),
         seccomp=prepare_seccomp(spec.linux.seccomp, store.root),
     )
-    parent, child = SyncSocket.pair()
+    parent, child = SyncChannel.pair()
     ctx.sync = child
     sys.stdout.flush()
     sys.stderr.flush()
@@ -156,7 +156,7 @@ def _create(
 
 
 def _drive(
-    sync: SyncSocket,
+    sync: SyncChannel,
     pid_a: int,
     state: ContainerState,
     spec: Spec,
@@ -195,7 +195,7 @@ def _drive(
 
 
 def _answer_pre_pivot(
-    sync: SyncSocket, state: ContainerState, spec: Spec, store: StateStore
+    sync: SyncChannel, state: ContainerState, spec: Spec, store: StateStore
 ) -> None:
     """The init is in its cgroup and has its mounts: run the runtime-side hooks."""
     store.save(state)

@@ -13,7 +13,7 @@ from capsa.runtime import process as proc_mod
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.container import Runtime
 from capsa.runtime.status import Op, check
-from capsa.runtime.sync import SyncSocket
+from capsa.runtime.sync import SyncChannel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
         spec.linux.seccomp if spec.linux else None, runtime.store.root
     )
     entry = open_cgroup(info.state.cgroups_path).open_entry()
-    parent, child = SyncSocket.pair()
+    parent, child = SyncChannel.pair()
     sys.stdout.flush()
     sys.stderr.flush()
     pid_c = entry.fork()
@@ -100,7 +100,7 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
     return Execed(pid, warnings)
 
 
-def _drive(sync: SyncSocket, pid_c: int) -> tuple[int, list[str]]:
+def _drive(sync: SyncChannel, pid_c: int) -> tuple[int, list[str]]:
     """``pid`` (from the joining process) and ``ready`` (from the new one) in any order."""
     pid = 0
     warnings: list[str] | None = None
@@ -123,7 +123,7 @@ def _reap_quietly(pid: int) -> None:
 
 
 def _stage1(
-    sync: SyncSocket,
+    sync: SyncChannel,
     entry: CgroupEntry,
     ns_fds: list[tuple[str, int]],
     prepared_filter: Any,
@@ -146,7 +146,7 @@ def _stage1(
 
 
 def _stage2(
-    sync: SyncSocket, prepared_filter: Any, opts: ExecOptions, console: socket.socket | None
+    sync: SyncChannel, prepared_filter: Any, opts: ExecOptions, console: socket.socket | None
 ) -> NoReturn:
     try:
         os.chdir("/")

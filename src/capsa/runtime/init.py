@@ -20,7 +20,7 @@ from capsa.record import field, record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import process as proc_mod
 from capsa.runtime.rootfs import RootfsBuilder
-from capsa.runtime.sync import SyncSocket
+from capsa.runtime.sync import SyncChannel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class InitContext:
     spec: Spec
     rootfs: str
     fifo_fd: int
-    sync: SyncSocket
+    sync: SyncChannel
     cgroup: CgroupManager | None = None
     entry: CgroupEntry | None = None  # joined by stage 1, first thing
     console: socket.socket | None = None

@@ -1,12 +1,17 @@
-"""Parent <-> container-init messages over a SOCK_SEQPACKET socketpair.
+"""Parent <-> container-init messages over a pair of pipes.
 
-Each message is one JSON object with a ``type``. An ``error`` message from the child
-carries the error kind and text so the parent can re-raise the same typed error.
+Each message is one JSON object with a ``type``, on a line of its own (the JSON
+writer escapes newlines inside strings). An ``error`` message from the child carries
+the error kind and text so the parent can re-raise the same typed error. Pipes rather
+than a socketpair: ``_socket`` is the most expensive import left on ``capsa-runtime``'s
+start-up path. The init's two stages share one writing end; a write of up to
+``PIPE_BUF`` (4096) bytes is atomic, and an error message is kept under it, so their
+messages cannot interleave.
 """
 
 from __future__ import annotations
 
-import _socket
+import os
 
 from capsa import errors, fastjson
 
@@ -15,30 +20,39 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class SyncSocket:
-    def __init__(self, sock: _socket.socket) -> None:
-        self.sock = sock
+class SyncChannel:
+    """One end: messages come in on ``rfd`` and go out on ``wfd`` (both close-on-exec)."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self._pending = b""
 
     @classmethod
-    def pair(cls) -> tuple[SyncSocket, SyncSocket]:
-        # _socket, not socket: the wrapper module costs milliseconds to import
-        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-        return cls(a), cls(b)
+    def pair(cls) -> tuple[SyncChannel, SyncChannel]:
+        to_first_r, to_first_w = os.pipe2(os.O_CLOEXEC)
+        to_second_r, to_second_w = os.pipe2(os.O_CLOEXEC)
+        return cls(to_first_r, to_second_w), cls(to_second_r, to_first_w)
 
     def send(self, type_: str, **fields: Any) -> None:
         """Send one message. A peer that is gone is not an error here: it died after
         queueing the error that says why, which the next ``recv`` raises."""
         fields["type"] = type_
+        data = memoryview(fastjson.dumps(fields).encode() + b"\n")
         try:
-            self.sock.send(fastjson.dumps(fields).encode())
-        except (BrokenPipeError, ConnectionResetError):
+            while data:
+                data = data[os.write(self.wfd, data) :]
+        except BrokenPipeError:
             pass
 
     def recv(self) -> dict[str, Any]:
-        raw = self.sock.recv(65536)
-        if not raw:
-            raise errors.Internal("container init exited during setup")
-        msg: dict[str, Any] = fastjson.loads(raw)
+        while b"\n" not in self._pending:
+            chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                raise errors.Internal("container init exited during setup")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        msg: dict[str, Any] = fastjson.loads(line)
         if msg.get("type") == "error":
             kind = getattr(errors, str(msg.get("kind")), errors.Internal)
             if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
@@ -64,12 +78,17 @@ class SyncSocket:
         except Exception:
             detail = ""
         try:
-            self.send("error", kind=kind, message=message, detail=detail[-4000:])
+            # under PIPE_BUF with the JSON around it: one atomic write
+            self.send("error", kind=kind, message=message[:1000], detail=detail[-2500:])
         except OSError:
             pass
 
     def close(self) -> None:
-        self.sock.close()
+        fds = (self.rfd, self.wfd)
+        self.rfd = self.wfd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
 
 def _describe(exc: BaseException) -> str:
