@@ -132,6 +132,13 @@ def _rmdir_retry(directory: str, attempts: int = 50) -> None:
 
 def remove_tree(directory: str) -> None:
     """rmdir ``directory`` and every sub-cgroup, leaves first; gone already is fine."""
+    try:
+        os.rmdir(directory)  # the usual case: no sub-cgroups and no processes left
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # sub-cgroups, or tasks still leaving: the careful way
     if not os.path.isdir(directory):
         return
     for top, dirs, _ in os.walk(directory, topdown=False):

@@ -13,7 +13,7 @@ import time
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
 from capsa.linux.signals import NSIG, SIGKILL
-from capsa.oci.runtime_spec import Resources, Spec
+from capsa.oci.runtime_spec import Hooks, Resources, Spec
 from capsa.record import record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime.cgroup import open_cgroup
@@ -73,6 +73,10 @@ class Runtime:
     def spec_of(self, st: ContainerState) -> Spec:
         return Spec.from_json(st.config)
 
+    def _hooks(self, st: ContainerState) -> Hooks | None:
+        """The config's hooks; most configs have none, and then it is not typed again."""
+        return self.spec_of(st).hooks if st.config.get("hooks") else None
+
     # -- lifecycle ------------------------------------------------------------
 
     def create(self, cid: str, opts: CreateOptions) -> Created:
@@ -109,7 +113,7 @@ class Runtime:
 
     def _poststart(self, st: ContainerState) -> list[str]:
         try:
-            hooks_mod.run_hooks(self.spec_of(st).hooks, "poststart", oci_state(st, "running"))
+            hooks_mod.run_hooks(self._hooks(st), "poststart", oci_state(st, "running"))
         except FailedPrecondition as e:
             return [str(e)]
         return []
@@ -151,7 +155,7 @@ class Runtime:
         cgroup.destroy()
         warnings: list[str] = []
         try:
-            hooks_mod.run_hooks(self.spec_of(st).hooks, "poststop", oci_state(st, "stopped"))
+            hooks_mod.run_hooks(self._hooks(st), "poststop", oci_state(st, "stopped"))
         except FailedPrecondition as e:
             warnings.append(str(e))
         self.store.remove(cid)
