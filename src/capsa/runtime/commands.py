@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _long_running() -> None:
+    """A verb that stays turns the garbage collector back on (``cli.entry`` turns it
+    off for start-up)."""
+    import gc
+
+    gc.enable()
+
+
 def _runtime(args: Args) -> Runtime:
     return Runtime(args.root or default_root())
 
@@ -91,6 +99,7 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
         raise
     if args.detach:
         return 0
+    _long_running()
     code = foreground.wait_foreground(created.state.pid, master)
     trace.mark("container_ran")
     if not args.keep:
@@ -210,6 +219,7 @@ def cmd_events(args: Args, log: RuntimeLog) -> int:
     ooms = rt.oom_count(args.id)
     from capsa.errors import CapsaError
 
+    _long_running()
     while True:
         try:
             stats = rt.stats(args.id)
@@ -350,6 +360,7 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
         from capsa.runtime.console import receive_master
 
         master = receive_master(ours)
+    _long_running()
     return foreground.wait_foreground(result.pid, master)
 
 
