@@ -370,15 +370,17 @@ class Finish(Setup):
                     "ready_fd": -1,
                 }
             self.ctx.store.update(rec.id, State.EXITED)
-        for fd in self.clients:
-            _send(fd, attach.exit_frame(code))
-            os.close(fd)
-        if rec.spec.auto_remove:
-            from capsa.engine.removal import remove_container
+        try:
+            if rec.spec.auto_remove:  # gone before `run --rm` returns, as with Docker
+                from capsa.engine.removal import remove_container
 
-            remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
-        else:
-            self.release()
+                remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
+            else:
+                self.release()
+        finally:
+            for fd in self.clients:
+                _send(fd, attach.exit_frame(code))
+                os.close(fd)
         return None
 
     def release(self) -> None:
