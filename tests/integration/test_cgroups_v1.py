@@ -180,7 +180,7 @@ def test_entry_falls_back_to_cgroup_procs_without_clone3(
 
     from capsa.linux import clone
 
-    def refuse(fd: int) -> int:
+    def refuse(fd: int, namespaces: int = 0) -> int:
         raise OSError(errno.ENOSYS, "clone3 filtered")
 
     monkeypatch.setattr(clone, "fork_into_cgroup", refuse)

@@ -178,6 +178,34 @@ def test_time_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
     assert int(uptime) >= 86400 * 365
 
 
+@pytest.mark.parametrize("joined", [("network", "ipc"), ("network", "pid")])
+def test_namespaces_joined_by_path(
+    runtime: Runtime, bundle: BundleFactory, joined: tuple[str, ...]
+) -> None:
+    """A second container joins the first's namespaces by path (a pid namespace only
+    takes the children of whoever joins it: the init is forked after the join)."""
+    first = runtime.new_id()
+    idle = 'trap "exit 0" TERM; while :; do sleep 0.05; done'
+    runtime.run("run", "-d", "--bundle", str(bundle(sh(idle))), first)
+    init = runtime.state(first)["pid"]
+    proc_names = {"network": "net", "ipc": "ipc", "pid": "pid"}
+
+    def edit(spec: Spec) -> None:
+        assert spec.linux is not None and spec.linux.namespaces is not None
+        for ns in spec.linux.namespaces:
+            if ns.type in joined:
+                ns.path = f"/proc/{init}/ns/{proc_names[ns.type]}"
+
+    script = "; ".join(f"readlink /proc/self/ns/{proc_names[k]}" for k in joined) + "; echo $$"
+    out = run_out(runtime, bundle(sh(script), edit=edit)).split()
+    assert out[:-1] == [os.readlink(f"/proc/{init}/ns/{proc_names[k]}") for k in joined]
+    if "pid" in joined:
+        assert int(out[-1]) > 1  # the first container's init is PID 1 there
+    else:
+        assert out[-1] == "1"
+    runtime.run("kill", first, "KILL")
+
+
 # -- filesystem ----------------------------------------------------------------------------
 
 

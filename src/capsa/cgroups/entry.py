@@ -27,18 +27,20 @@ from capsa.record import field, record
 class CgroupEntry:
     tasks: list[tuple[int, str]] = field(default_factory=list)  # (fd, path) per v1 tree
     cgroup2_dir: tuple[int, str] | None = None  # (O_PATH fd, path)
-    born_inside: bool = False  # set in the child forked by clone3
+    born_inside: bool = False  # the child was forked by clone3 (set on both sides)
 
-    def fork(self) -> int:
-        """``os.fork``, into the cgroup2 directory where the kernel allows it."""
+    def fork(self, namespaces: int = 0) -> int:
+        """``os.fork``, into the cgroup2 directory where the kernel allows it, and then
+        also into new ``namespaces`` (``CLONE_NEW*`` flags). ``born_inside`` tells the
+        child which it got: with it, the namespaces too; without, neither."""
         if self.cgroup2_dir is not None:
             from capsa.linux.clone import fork_into_cgroup
 
             try:
-                pid = fork_into_cgroup(self.cgroup2_dir[0])
+                pid = fork_into_cgroup(self.cgroup2_dir[0], namespaces)
             except OSError:
                 return os.fork()  # join() writes cgroup.procs instead
-            self.born_inside = pid == 0
+            self.born_inside = True
             return pid
         return os.fork()
 

@@ -8,9 +8,10 @@ rest of a container's start.
 This is ``os.fork`` with clone3 instead of fork(2): the interpreter's own before/after
 fork hooks run around the call, with the GIL held throughout, as ``os.fork`` does.
 The child's C library still caches its parent's thread id (fork(2) through glibc
-refreshes it; a raw clone3 does not), so the child must stay single threaded and
-should do little more than system calls, ``os.fork`` and ``os._exit``: the container
-init's first stage, which forks the real init through glibc, is that kind of child.
+refreshes it; a raw clone3 does not). That id only matters to threads (mutex owners,
+``pthread_kill``, ``raise``), so the child must stay single threaded: the container
+init is (system calls and Python until it execs, and execve starts the program with
+a fresh C library), and so is the first stage of ``exec``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ _SYS_clone3 = 435
 _FLAGS, _EXIT_SIGNAL, _CGROUP = 0, 4, 10
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
-    """Fork a child that starts in the cgroup2 directory open at ``cgroup_fd``.
+def fork_into_cgroup(cgroup_fd: int, namespaces: int = 0) -> int:
+    """Fork a child that starts in the cgroup2 directory open at ``cgroup_fd`` (and in
+    new ``namespaces``: ``CLONE_NEW*`` flags, as unshare(2) takes them).
 
     Returns 0 in the child and its pid in the parent, like ``os.fork``. Raises
     ``OSError`` when the kernel refuses (``ENOSYS`` before 5.7 or under a seccomp
@@ -42,7 +44,7 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
         raise OSError(errno.EAGAIN, "clone3 fork needs a single-threaded process")
     args = bytearray(8 * 11)
     for index, value in (
-        (_FLAGS, CLONE_INTO_CGROUP),
+        (_FLAGS, CLONE_INTO_CGROUP | namespaces),
         (_EXIT_SIGNAL, SIGCHLD),
         (_CGROUP, cgroup_fd),
     ):

@@ -18,7 +18,13 @@ from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import trace
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.devices import effective_resources
-from capsa.runtime.init import InitContext, open_namespace_paths, stage1
+from capsa.runtime.init import (
+    InitContext,
+    born_in_place,
+    clone_namespaces,
+    open_namespace_paths,
+    stage1,
+)
 from capsa.runtime.process import prepare_seccomp
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.sync import SyncChannel
@@ -131,10 +137,14 @@ def _create(
     sys.stderr.flush()
     old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     os.chdir(bundle)  # relative bind sources are relative to the bundle
-    pid_a = entry.fork()
+    # the init is born in its namespaces where it can be (one fork), else stage 1
+    # makes them and forks it
+    flags = clone_namespaces(spec, ctx.ns_fds)
+    pid_a = entry.fork(flags or 0) if flags is not None else entry.fork()
+    one_stage = flags is not None and entry.born_inside
     if pid_a == 0:
         parent.close()
-        stage1(ctx)
+        (born_in_place if one_stage else stage1)(ctx)
     os.fchdir(old_cwd)
     os.close(old_cwd)
     child.close()
@@ -144,6 +154,8 @@ def _create(
     if console is not None and opts.console is None:
         console.close()
     cleanup.push(_reap, pid_a)
+    if one_stage:
+        _started(state, pid_a, cleanup)
     try:
         warnings += _drive(parent, pid_a, state, spec, store, cleanup)
     finally:
@@ -165,8 +177,9 @@ def _drive(
 ) -> list[str]:
     """Answer the init's messages until it reports ready.
 
-    Stage 1 sends ``pid`` and stage 2 sends ``pre-pivot``: two processes, so the
-    second may arrive first; it is answered once the pid is known.
+    With two stages, stage 1 sends ``pid`` and stage 2 sends ``pre-pivot``: two
+    processes, so the second may arrive first; it is answered once the pid is known.
+    An init born in place (``pid_a`` itself) is known from the start.
     """
     waiting_pivot = False
     while True:
@@ -177,11 +190,8 @@ def _drive(
             _write_id_maps(pid_a, spec.linux.uid_mappings or [], spec.linux.gid_mappings or [])
             sync.send("userns-ok")
         elif kind == "pid":
-            state.pid = int(msg["pid"])
-            cleanup.push(_kill, state.pid)
             _reap(pid_a)
-            state.pid_start = _start_time(state.pid)
-            trace.mark("namespaces")
+            _started(state, int(msg["pid"]), cleanup)
             if waiting_pivot:
                 _answer_pre_pivot(sync, state, spec, store)
         elif kind == "pre-pivot":
@@ -192,6 +202,14 @@ def _drive(
         elif kind == "ready":
             trace.mark("pivot_and_process")
             return list(msg.get("warnings") or [])
+
+
+def _started(state: ContainerState, pid: int, cleanup: CleanupStack) -> None:
+    """The init exists (pid in the runtime's namespace)."""
+    state.pid = pid
+    cleanup.push(_kill, pid)
+    state.pid_start = _start_time(pid)
+    trace.mark("namespaces")
 
 
 def _answer_pre_pivot(

@@ -68,18 +68,57 @@ def _new_namespaces(spec: Spec) -> set[str]:
     return {ns.type for ns in (spec.linux.namespaces if spec.linux else None) or [] if not ns.path}
 
 
+def clone_namespaces(spec: Spec, ns_fds: dict[str, int]) -> int | None:
+    """The ``CLONE_NEW*`` flags ``create`` can fork the init with, so that it is born
+    in its namespaces and no first stage is needed; ``None`` when it cannot: a pid or
+    time namespace joined by path only takes the children of the process that joins,
+    a user namespace joined by path must come before the others are made, and a new
+    time namespace needs its offsets before its first process. The cgroup namespace
+    is left to the init, once it is in its cgroup."""
+    if ns_fds.keys() & {"user", "pid", "time"}:
+        return None
+    new = _new_namespaces(spec)
+    if "time" in new:
+        return None
+    flags = 0
+    for kind in new - {"cgroup"}:
+        flags |= sc.NAMESPACE_FLAGS[kind]
+    return flags
+
+
+def born_in_place(ctx: InitContext) -> NoReturn:
+    """The init, forked by ``create`` straight into its cgroup2 directory and its new
+    namespaces (``clone_namespaces``): the rest of what stage 1 does, then stage 2."""
+    try:
+        assert ctx.entry is not None
+        ctx.entry.join()
+        if "user" in _new_namespaces(ctx.spec):
+            ctx.sync.send("userns")
+            ctx.sync.expect("userns-ok")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for kind, fd in ctx.ns_fds.items():
+            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+            os.close(fd)
+    except BaseException as e:
+        ctx.sync.send_error(e)
+        os._exit(1)
+    stage2(ctx)
+
+
 def stage1(ctx: InitContext) -> NoReturn:
     try:
         if ctx.entry is not None:  # stage 2, forked below, is born in the cgroup
             ctx.entry.join()
         new = _new_namespaces(ctx.spec)
-        if "user" in ctx.ns_fds:
+        joins_user = "user" in ctx.ns_fds
+        if joins_user:
             sc.setns(ctx.ns_fds.pop("user"), sc.CLONE_NEWUSER)
         elif "user" in new:
             sc.unshare(sc.CLONE_NEWUSER)
             ctx.sync.send("userns")
             ctx.sync.expect("userns-ok")
-        if "user" in new or "user" in ctx.ns_fds:
+        if "user" in new or joins_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         for kind, fd in ctx.ns_fds.items():
