@@ -1,10 +1,11 @@
-"""The container's init, in two forked stages.
+"""The container's init: born in place, or in two forked stages.
 
-Stage 1 (forked by ``create``) joins the container's cgroup by itself (see
-``capsa.cgroups.entry``), enters the user namespace (the parent writes its id
-maps), joins namespaces given by path, unshares the rest and forks stage 2, which
-is the container's PID 1. Stage 2 builds the filesystem, pivots into it,
-reports ``ready`` and then blocks on the exec fifo until ``start`` opens it; only
+Usually ``create`` forks the container's PID 1 straight into its cgroup2 directory
+and its new namespaces (``clone_namespaces``, ``born_in_place``): it joins the v1
+hierarchies itself (see ``capsa.cgroups.entry``), gets its user namespace's id maps
+from the parent and joins namespaces given by path. Otherwise stage 1 does that work
+and the unsharing and forks PID 1 (stage 2). PID 1 builds the filesystem, pivots into
+it, reports ``ready`` and then blocks on the exec fifo until ``start`` opens it; only
 then does it run startContainer hooks and exec the user's program.
 """
 
