@@ -101,7 +101,7 @@ def _create(
     cgroup.create()
     cleanup.push(cgroup.destroy)
     warnings = cgroup.apply(effective_resources(spec))
-    entry = cgroup.open_entry()  # the init's first stage joins by itself
+    entry = cgroup.open_entry()  # the init (or its first stage) joins by itself
     cleanup.push(entry.close)
     trace.mark("cgroup")
     fifo = store.fifo(cid)
@@ -140,7 +140,7 @@ def _create(
     # the init is born in its namespaces where it can be (one fork), else stage 1
     # makes them and forks it
     flags = clone_namespaces(spec, ctx.ns_fds)
-    pid_a = entry.fork(flags or 0) if flags is not None else entry.fork()
+    pid_a = entry.fork(flags or 0)
     one_stage = flags is not None and entry.born_inside
     if pid_a == 0:
         parent.close()
