@@ -151,6 +151,25 @@ def test_user_namespace_mapping(runtime: Runtime, bundle: BundleFactory) -> None
     assert lines[4] != [_host_ns("user")]
 
 
+def test_user_namespace_joined_by_path(runtime: Runtime, bundle: BundleFactory) -> None:
+    """The two-stage path: a user namespace joined first, the others made inside it."""
+    first = runtime.new_id()
+    idle = 'trap "exit 0" TERM; while :; do sleep 0.05; done'
+    runtime.run("run", "-d", "--bundle", str(bundle(sh(idle), edit=_map_users)), first)
+    init = runtime.state(first)["pid"]
+
+    def edit(spec: Spec) -> None:
+        assert spec.linux is not None and spec.linux.namespaces is not None
+        spec.linux.namespaces.append(Namespace(type="user", path=f"/proc/{init}/ns/user"))
+
+    script = "readlink /proc/self/ns/user; cat /proc/self/uid_map; grep ^Uid: /proc/self/status"
+    out = run_out(runtime, bundle(sh(script), edit=edit)).splitlines()
+    assert out[0] == os.readlink(f"/proc/{init}/ns/user") != _host_ns("user")
+    assert [line.split() for line in out[1:3]] == [["0", "0", "1"], ["1", "100001", "65535"]]
+    assert out[3].split()[1:] == ["0", "0", "0", "0"]
+    runtime.run("kill", first, "KILL")
+
+
 def test_cgroup_namespace(runtime: Runtime, bundle: BundleFactory) -> None:
     probe = run_probe(runtime, bundle(edit=_add_namespace("cgroup")), "namespaces", "cgroups")
     assert probe.namespace("cgroup") != _host_ns("cgroup")
