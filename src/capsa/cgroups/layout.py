@@ -55,7 +55,6 @@ class CgroupLayout:
     unified: Hierarchy | None = None  # the cgroup2 mount, if any
     unified_controllers: frozenset[str] = frozenset()
     symlinks: dict[str, str] = field(default_factory=dict)  # "cpu" -> "cpu,cpuacct"
-    self_paths: dict[str, str] = field(default_factory=dict)  # controller ("" = v2) -> path
     hugepage_sizes: tuple[str, ...] = ()  # ("2MB", "1GB")
 
     @property
@@ -103,7 +102,6 @@ def parse_mountinfo(
     *,
     unified_controllers: frozenset[str] = frozenset(),
     symlinks: dict[str, str] | None = None,
-    self_paths: dict[str, str] | None = None,
     hugepage_sizes: tuple[str, ...] = (),
 ) -> CgroupLayout:
     """Build a layout from mountinfo text; pure, for detect() and for tests."""
@@ -139,7 +137,6 @@ def parse_mountinfo(
         unified=unified,
         unified_controllers=unified_controllers if unified is not None else frozenset(),
         symlinks=dict(symlinks or {}),
-        self_paths=dict(self_paths or {}),
         hugepage_sizes=hugepage_sizes,
     )
 
@@ -199,7 +196,7 @@ def host_hugepage_sizes(sysfs: str = "/sys/kernel/mm/hugepages") -> tuple[str, .
 
 
 def detect(root: str = "/sys/fs/cgroup") -> CgroupLayout:
-    """Detect the host's cgroup layout from /proc/self/mountinfo and /proc/self/cgroup."""
+    """Detect the host's cgroup layout from /proc/self/mountinfo and the cgroup mounts."""
     mountinfo = _read("/proc/self/mountinfo")
     probe = parse_mountinfo(mountinfo, root)
     controllers: frozenset[str] = frozenset()
@@ -211,6 +208,5 @@ def detect(root: str = "/sys/fs/cgroup") -> CgroupLayout:
         root,
         unified_controllers=controllers,
         symlinks=_symlinks(root),
-        self_paths=parse_proc_cgroup(_read("/proc/self/cgroup")),
         hugepage_sizes=host_hugepage_sizes(),
     )

@@ -95,7 +95,6 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 _SYS_pivot_root = 155
-_SYS_setns = 308
 _SYS_openat2 = 437
 _SYS_pidfd_send_signal = 424
 
