@@ -31,8 +31,8 @@ class CgroupEntry:
 
     def fork(self, namespaces: int = 0) -> int:
         """``os.fork``, into the cgroup2 directory where the kernel allows it, and then
-        also into new ``namespaces`` (``CLONE_NEW*`` flags). ``born_inside`` tells the
-        child which it got: with it, the namespaces too; without, neither."""
+        also into new ``namespaces`` (``CLONE_NEW*`` flags). ``born_inside`` tells both
+        sides which it got: with it, the namespaces too; without, neither."""
         if self.cgroup2_dir is not None:
             from capsa.linux.clone import fork_into_cgroup
 

@@ -39,7 +39,7 @@ class InitContext:
     fifo_fd: int
     sync: SyncChannel
     cgroup: CgroupManager | None = None
-    entry: CgroupEntry | None = None  # joined by stage 1, first thing
+    entry: CgroupEntry | None = None  # joined first thing (by stage 1 if there is one)
     console: socket.socket | None = None
     no_pivot: bool = False
     preserve_fds: int = 0
@@ -93,18 +93,25 @@ def born_in_place(ctx: InitContext) -> NoReturn:
     try:
         assert ctx.entry is not None
         ctx.entry.join()
-        if "user" in _new_namespaces(ctx.spec):
-            ctx.sync.send("userns")
-            ctx.sync.expect("userns-ok")
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-        for kind, fd in ctx.ns_fds.items():
-            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
-            os.close(fd)
+        _root_and_paths(ctx, _new_namespaces(ctx.spec), joins_user=False)
     except BaseException as e:
         ctx.sync.send_error(e)
         os._exit(1)
     stage2(ctx)
+
+
+def _root_and_paths(ctx: InitContext, new: set[str], *, joins_user: bool) -> None:
+    """Once in its user namespace: the id maps of a new one (written by the parent),
+    root there, then the namespaces given by path (the user one already joined)."""
+    if "user" in new:
+        ctx.sync.send("userns")
+        ctx.sync.expect("userns-ok")
+    if "user" in new or joins_user:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    for kind, fd in ctx.ns_fds.items():
+        sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
+        os.close(fd)
 
 
 def stage1(ctx: InitContext) -> NoReturn:
@@ -117,14 +124,7 @@ def stage1(ctx: InitContext) -> NoReturn:
             sc.setns(ctx.ns_fds.pop("user"), sc.CLONE_NEWUSER)
         elif "user" in new:
             sc.unshare(sc.CLONE_NEWUSER)
-            ctx.sync.send("userns")
-            ctx.sync.expect("userns-ok")
-        if "user" in new or joins_user:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-        for kind, fd in ctx.ns_fds.items():
-            sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
-            os.close(fd)
+        _root_and_paths(ctx, new, joins_user=joins_user)
         flags = 0
         # the cgroup namespace is unshared by stage 2 once it is in its cgroup
         for kind in new - {"user", "cgroup"}:
