@@ -61,6 +61,13 @@ def loads(data: str | bytes | bytearray) -> Any:
         value, end = _scanner()(text, start)
     except StopIteration as e:
         raise _error("Expecting value", text, e.value) from None
+    except SystemError:
+        # the C scanner builds most of its errors with ``json.decoder`` taken from
+        # ``sys.modules``, and fails like this when nothing has imported it yet:
+        # the error path pays for the import and gives json's own error
+        import json
+
+        return json.loads(text)
     rest = len(text) - len(text[end:].lstrip(_WHITESPACE))
     if rest != len(text):
         raise _error("Extra data", text, rest)
@@ -94,3 +101,81 @@ def dumps(
         True,  # allow_nan
     )
     return "".join(encode(value, 0))
+
+
+# -- Go's encoding/json, for output that scripts compare with runc's -----------------
+
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "<": "\\u003c",  # Go escapes HTML's special characters by default
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def go_string(text: str) -> str:
+    """A string as Go's ``encoding/json`` writes it: UTF-8 kept, ``<>&`` and control
+    characters escaped (``\\u0008`` where Python writes ``\\b``)."""
+    out = []
+    for ch in text:
+        esc = _GO_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch < " " or "\ud800" <= ch <= "\udfff":
+            out.append(f"\\u{ord(ch):04x}" if ch < " " else "\\ufffd")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_dumps(value: Any, indent: str = "") -> str:
+    """``json.Marshal`` (compact) or, with ``indent``, ``json.MarshalIndent(v, "", indent)``
+    of plain values; dict keys keep their order (give a Go struct's field order, or
+    sort a Go map's keys before)."""
+    out: list[str] = []
+    _go_encode(value, out, indent, "\n" if indent else "")
+    return "".join(out)
+
+
+def _go_encode(value: Any, out: list[str], indent: str, newline: str) -> None:
+    if isinstance(value, str):
+        out.append(go_string(value))
+    elif value is None or isinstance(value, bool):
+        out.append("null" if value is None else ("true" if value else "false"))
+    elif isinstance(value, int | float):
+        out.append(str(int(value)) if isinstance(value, int) else _go_float(value))
+    elif isinstance(value, dict):
+        colon = ": " if indent else ":"
+        items = [(go_string(str(k)) + colon, v) for k, v in value.items()]
+        _go_container("{}", items, out, indent, newline)
+    elif isinstance(value, list | tuple):
+        _go_container("[]", [("", v) for v in value], out, indent, newline)
+    else:
+        _unserializable(value)
+
+
+def _go_container(
+    brackets: str, items: list[tuple[str, Any]], out: list[str], indent: str, newline: str
+) -> None:
+    if not items:
+        out.append(brackets)
+        return
+    inner = newline + indent if indent else ""
+    out.append(brackets[0])
+    for i, (prefix, item) in enumerate(items):
+        out.append(("," if i else "") + inner + prefix)
+        _go_encode(item, out, indent, inner)
+    out.append(newline + brackets[1])
+
+
+def _go_float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"json: unsupported value: {value}")
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
