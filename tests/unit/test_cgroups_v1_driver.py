@@ -50,8 +50,14 @@ V1_FILES: dict[str, dict[str, str]] = {
         "cpuacct.usage_percpu": "100000 23456 \n",
         "cpuacct.usage_user": "100",
         "cpuacct.usage_sys": "20",
+        "cpuacct.usage_all": "cpu user system\n0 60000 40000\n1 20000 3456\n",
     },
-    "cpuset": {"cpuset.cpus": "", "cpuset.mems": ""},
+    "cpuset": {
+        "cpuset.cpus": "",
+        "cpuset.mems": "",
+        "cpuset.sched_load_balance": "1",
+        "cpuset.sched_relax_domain_level": "-1",
+    },
     "pids": {"pids.max": "max", "pids.current": "3"},
     "blkio": {
         "blkio.bfq.weight": "100",
@@ -328,11 +334,14 @@ def test_freeze_thaw_pids_and_oom(cg: tuple[V1Manager, Path]) -> None:
 
 
 def test_stats(cg: tuple[V1Manager, Path]) -> None:
-    mgr, _ = cg
+    mgr, root = cg
+    (root / "cpuset" / "capsa" / "c1" / "cpuset.cpus").write_text("0-1,3\n")
     data = mgr.stats().to_runc_json()
     assert data["cpu"]["usage"] == {
         "total": 123456,
         "percpu": [100000, 23456],
+        "percpu_kernel": [40000, 3456],
+        "percpu_user": [60000, 20000],
         "kernel": 20,
         "user": 100,
     }
@@ -343,12 +352,25 @@ def test_stats(cg: tuple[V1Manager, Path]) -> None:
     }
     assert data["memory"]["usage"] == {"limit": int(BIG), "usage": 4096, "max": 8192, "failcnt": 2}
     assert data["memory"]["cache"] == 100 and data["memory"]["raw"]["rss"] == 200
-    assert data["pids"] == {"current": 3, "limit": 0}
+    assert data["pids"] == {"current": 3}  # runc's omitempty: no limit
     assert data["blkio"]["ioServiceBytesRecursive"] == [
-        {"major": 8, "minor": 0, "op": "Read", "value": 4096},
-        {"major": 8, "minor": 0, "op": "Write", "value": 0},
+        {"major": 8, "op": "Read", "value": 4096},  # zero fields left out, as runc does
+        {"major": 8, "op": "Write"},
     ]
-    assert data["hugetlb"]["2MB"] == {"usage": 0, "max": 0, "failcnt": 0}
+    assert data["hugetlb"]["2MB"] == {"failcnt": 0}
+    assert data["cpuset"]["cpus"] == [0, 1, 3]
+    assert "mems" not in data["cpuset"]  # empty: left out, as runc does
+    assert data["cpuset"]["sched_relax_domain_level"] == -1
+    assert list(data) == [
+        "cpu",
+        "cpuset",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+        "network_interfaces",
+    ]
 
 
 def test_mount_plan_and_destroy(tmp_path: Path) -> None:

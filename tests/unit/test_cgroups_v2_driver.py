@@ -223,12 +223,23 @@ def test_freeze_kill_and_stats(cg: tuple[V2Manager, Path]) -> None:
     }
     assert data["memory"]["swap"]["usage"] == 8192 + 4096
     assert data["memory"]["cache"] == 123
-    assert data["pids"] == {"current": 2, "limit": 0}
+    assert data["pids"] == {"current": 2}  # runc's omitempty: no limit
     assert data["blkio"]["ioServiceBytesRecursive"] == [
-        {"major": 8, "minor": 0, "op": "Read", "value": 100},
-        {"major": 8, "minor": 0, "op": "Write", "value": 200},
+        {"major": 8, "op": "Read", "value": 100},  # minor 0 left out, as runc does
+        {"major": 8, "op": "Write", "value": 200},
     ]
-    assert data["hugetlb"] == {"2MB": {"usage": 0, "max": 0, "failcnt": 1}}
+    assert data["hugetlb"] == {"2MB": {"failcnt": 1}}
+    assert data["cpuset"] == {  # runc reads no cpuset stats on cgroup v2
+        "cpu_exclusive": 0,
+        "mem_hardwall": 0,
+        "mem_exclusive": 0,
+        "memory_migrate": 0,
+        "memory_spread_page": 0,
+        "memory_spread_slab": 0,
+        "memory_pressure": 0,
+        "sched_load_balance": 0,
+        "sched_relax_domain_level": 0,
+    }
     assert mgr.mount_plan()[0].host_path == str(root / "capsa" / "c1")
     for f in (root / "capsa" / "c1").iterdir():
         f.unlink()  # a real cgroupfs has no files to remove; the fake has

@@ -105,11 +105,26 @@ def _percpu(directory: str) -> list[int]:
     return [int(v) for v in text.split() if v.isdigit()]
 
 
+def _percpu_modes(directory: str) -> tuple[list[int], list[int]]:
+    """(kernel, user) nanoseconds per cpu from ``cpuacct.usage_all``, as runc reads them:
+    a ``cpu user system`` header, then one row per cpu."""
+    text = fs.read_optional(directory, "cpuacct.usage_all") or ""
+    kernel: list[int] = []
+    user: list[int] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            user.append(int(fields[1]))
+            kernel.append(int(fields[2]))
+    return kernel, user
+
+
 def stats_v1(cpu_dir: str | None, cpuacct_dir: str | None) -> CpuStats:
     out = CpuStats()
     if cpuacct_dir is not None:
         out.total = fs.read_uint(cpuacct_dir, "cpuacct.usage")
         out.percpu = _percpu(cpuacct_dir)
+        out.percpu_kernel, out.percpu_user = _percpu_modes(cpuacct_dir)
         if fs.has(cpuacct_dir, "cpuacct.usage_user"):
             out.user = fs.read_uint(cpuacct_dir, "cpuacct.usage_user")
             out.kernel = fs.read_uint(cpuacct_dir, "cpuacct.usage_sys")

@@ -7,6 +7,10 @@ from capsa.cgroups.plan import UNIFIED, Context, Plan
 from capsa.errors import InvalidArgument
 from capsa.oci.runtime_spec import CPUResources
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from capsa.cgroups.stats import CpusetStats
+
 H = "cpuset"
 
 
@@ -68,3 +72,47 @@ def inherit_v1(parent: str, child: str) -> None:
         value = (fs.read_optional(parent, name) or "").strip()
         if value:
             fs.write(child, name, value)
+
+
+def _list_values(text: str) -> list[int]:
+    """``0-2,5`` -> [0, 1, 2, 5]."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        low, dash, high = part.partition("-")
+        if low.isdigit() and (not dash or high.isdigit()):
+            out.extend(range(int(low), int(high if dash else low) + 1))
+    return out
+
+
+def _int(directory: str, name: str) -> int:
+    text = (fs.read_optional(directory, name) or "").strip()
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+_COUNTERS = (
+    "cpu_exclusive",
+    "mem_hardwall",
+    "mem_exclusive",
+    "memory_migrate",
+    "memory_spread_page",
+    "memory_spread_slab",
+    "memory_pressure",
+    "sched_load_balance",
+    "sched_relax_domain_level",
+)
+
+
+def stats_v1(directory: str) -> CpusetStats:
+    """What runc reports of a v1 cpuset directory."""
+    from capsa.cgroups.stats import CpusetStats  # stats readers only: not on the run path
+
+    out = CpusetStats(
+        cpus=_list_values(fs.read_optional(directory, "cpuset.cpus") or ""),
+        mems=_list_values(fs.read_optional(directory, "cpuset.mems") or ""),
+    )
+    for name in _COUNTERS:
+        setattr(out, name, _int(directory, f"cpuset.{name}"))
+    return out

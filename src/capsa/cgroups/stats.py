@@ -1,4 +1,9 @@
-"""Cgroup statistics as typed dataclasses, and runc's ``events --stats`` JSON shape."""
+"""Cgroup statistics as typed records, and runc's ``events --stats`` JSON shape.
+
+``to_runc_json`` writes what runc 1.1's ``types.Stats`` marshals to: its field order,
+its ``omitempty`` fields left out when zero, Go maps with sorted keys. Scripts compare
+the two runtimes' output, so the shape follows runc even where it is odd.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,30 @@ if TYPE_CHECKING:
 class CpuStats:
     total: int = 0  # nanoseconds
     percpu: list[int] = field(default_factory=list)
+    percpu_kernel: list[int] = field(default_factory=list)
+    percpu_user: list[int] = field(default_factory=list)
     kernel: int = 0
     user: int = 0
     periods: int = 0
     throttled_periods: int = 0
     throttled_time: int = 0  # nanoseconds
+
+
+@record
+class CpusetStats:
+    """v1's cpuset files (runc reports none on cgroup v2: all zero there)."""
+
+    cpus: list[int] = field(default_factory=list)
+    cpu_exclusive: int = 0
+    mems: list[int] = field(default_factory=list)
+    mem_hardwall: int = 0
+    mem_exclusive: int = 0
+    memory_migrate: int = 0
+    memory_spread_page: int = 0
+    memory_spread_slab: int = 0
+    memory_pressure: int = 0
+    sched_load_balance: int = 0
+    sched_relax_domain_level: int = 0
 
 
 @record
@@ -28,7 +52,11 @@ class MemoryEntry:
     failcnt: int = 0
 
     def to_json(self) -> dict[str, int]:
-        return {"limit": self.limit, "usage": self.usage, "max": self.max, "failcnt": self.failcnt}
+        """runc's ``MemoryEntry``: ``usage`` and ``max`` only when not zero."""
+        return _omit_zero(
+            {"limit": self.limit, "usage": self.usage, "max": self.max, "failcnt": self.failcnt},
+            ("usage", "max"),
+        )
 
 
 @record
@@ -56,7 +84,9 @@ class BlkioEntry:
     value: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"major": self.major, "minor": self.minor, "op": self.op, "value": self.value}
+        """runc's ``BlkioEntry``: every field only when not zero."""
+        entry = {"major": self.major, "minor": self.minor, "op": self.op, "value": self.value}
+        return _omit_zero(entry, ("major", "minor", "op", "value"))
 
 
 @record
@@ -75,46 +105,93 @@ class HugetlbStats:
 @record
 class CgroupStats:
     cpu: CpuStats = field(default_factory=CpuStats)
+    cpuset: CpusetStats = field(default_factory=CpusetStats)
     memory: MemoryStats = field(default_factory=MemoryStats)
     pids: PidsStats = field(default_factory=PidsStats)
     blkio: BlkioStats = field(default_factory=BlkioStats)
     hugetlb: dict[str, HugetlbStats] = field(default_factory=dict)
 
     def to_runc_json(self) -> dict[str, Any]:
-        """The "data" object of ``runc events --stats``."""
-        c, m = self.cpu, self.memory
+        """The "data" object of ``runc events --stats`` (runc 1.1's ``types.Stats``)."""
         return {
-            "cpu": {
-                "usage": {
-                    "total": c.total,
-                    "percpu": list(c.percpu),
-                    "kernel": c.kernel,
-                    "user": c.user,
-                },
-                "throttling": {
-                    "periods": c.periods,
-                    "throttledPeriods": c.throttled_periods,
-                    "throttledTime": c.throttled_time,
-                },
-            },
-            "memory": {
-                "cache": m.cache,
-                "usage": m.usage.to_json(),
-                "swap": m.swap.to_json(),
-                "kernel": m.kernel.to_json(),
-                "kernelTCP": m.kernel_tcp.to_json(),
-                "raw": dict(m.raw),
-            },
-            "pids": {"current": self.pids.current, "limit": self.pids.limit},
-            "blkio": {
-                "ioServiceBytesRecursive": [e.to_json() for e in self.blkio.service_bytes],
-                "ioServicedRecursive": [e.to_json() for e in self.blkio.serviced],
-            },
+            "cpu": _cpu_json(self.cpu),
+            "cpuset": _cpuset_json(self.cpuset),
+            "memory": _memory_json(self.memory),
+            "pids": _omit_zero(
+                {"current": self.pids.current, "limit": self.pids.limit}, ("current", "limit")
+            ),
+            "blkio": _blkio_json(self.blkio),
             "hugetlb": {
-                size: {"usage": h.usage, "max": h.max, "failcnt": h.failcnt}
-                for size, h in self.hugetlb.items()
+                size: _omit_zero(
+                    {"usage": h.usage, "max": h.max, "failcnt": h.failcnt}, ("usage", "max")
+                )
+                for size, h in sorted(self.hugetlb.items())
             },
+            "intel_rdt": {},
+            "network_interfaces": None,
         }
+
+
+def _omit_zero(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    """Go's ``omitempty``: drop the ``optional`` keys whose value is zero or empty."""
+    return {k: v for k, v in data.items() if k not in optional or v}
+
+
+def _cpu_json(c: CpuStats) -> dict[str, Any]:
+    usage = {
+        "total": c.total,
+        "percpu": list(c.percpu),
+        "percpu_kernel": list(c.percpu_kernel),
+        "percpu_user": list(c.percpu_user),
+        "kernel": c.kernel,
+        "user": c.user,
+    }
+    throttling = {
+        "periods": c.periods,
+        "throttledPeriods": c.throttled_periods,
+        "throttledTime": c.throttled_time,
+    }
+    return {
+        "usage": _omit_zero(usage, ("total", "percpu", "percpu_kernel", "percpu_user")),
+        "throttling": _omit_zero(throttling, tuple(throttling)),
+    }
+
+
+def _cpuset_json(c: CpusetStats) -> dict[str, Any]:
+    data = {
+        "cpus": list(c.cpus),
+        "cpu_exclusive": c.cpu_exclusive,
+        "mems": list(c.mems),
+        "mem_hardwall": c.mem_hardwall,
+        "mem_exclusive": c.mem_exclusive,
+        "memory_migrate": c.memory_migrate,
+        "memory_spread_page": c.memory_spread_page,
+        "memory_spread_slab": c.memory_spread_slab,
+        "memory_pressure": c.memory_pressure,
+        "sched_load_balance": c.sched_load_balance,
+        "sched_relax_domain_level": c.sched_relax_domain_level,
+    }
+    return _omit_zero(data, ("cpus", "mems"))
+
+
+def _memory_json(m: MemoryStats) -> dict[str, Any]:
+    data = {
+        "cache": m.cache,
+        "usage": m.usage.to_json(),
+        "swap": m.swap.to_json(),
+        "kernel": m.kernel.to_json(),
+        "kernelTCP": m.kernel_tcp.to_json(),
+        "raw": dict(sorted(m.raw.items())),
+    }
+    return _omit_zero(data, ("cache", "raw"))
+
+
+def _blkio_json(b: BlkioStats) -> dict[str, Any]:
+    data = {
+        "ioServiceBytesRecursive": [e.to_json() for e in b.service_bytes],
+        "ioServicedRecursive": [e.to_json() for e in b.serviced],
+    }
+    return _omit_zero(data, tuple(data))
 
 
 def parse_blkio_v1(text: str) -> list[BlkioEntry]:

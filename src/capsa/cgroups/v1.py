@@ -170,12 +170,14 @@ class V1Manager:
     # accounting
 
     def stats(self) -> CgroupStats:
-        from capsa.cgroups import blkio, cpu, hugetlb, memory, pids
+        from capsa.cgroups import blkio, cpu, cpuset, hugetlb, memory, pids
         from capsa.cgroups.stats import CgroupStats
 
         self._require()
         d = self._dirs
         out = CgroupStats(cpu=cpu.stats_v1(d.get("cpu"), d.get("cpuacct")))
+        if "cpuset" in d:
+            out.cpuset = cpuset.stats_v1(d["cpuset"])
         if "memory" in d:
             out.memory = memory.stats_v1(d["memory"])
         if "pids" in d:
