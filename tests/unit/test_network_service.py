@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,24 @@ from capsa.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+def lost() -> set[str]:
+    """Interfaces the kernel lost (a reboot, an exited container): every other exists."""
+    return set()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, lost: set[str]) -> list[tuple[Any, ...]]:
     """Record H20's hooks and bridge removal instead of touching the kernel."""
     seen: list[tuple[Any, ...]] = []
     monkeypatch.setattr(service_mod, "_call", lambda *a, **kw: seen.append(a[:2]))
     monkeypatch.setattr(service_mod, "_remove_bridge", lambda name: seen.append(("rm", name)))
+    monkeypatch.setattr(
+        service_mod,
+        "_existing_links",
+        lambda names: {n for n in names if n not in lost},
+        raising=False,
+    )
+    monkeypatch.setattr(service_mod, "_delete_veth", lambda name: seen.append(("veth", name)))
     monkeypatch.setattr(NetworkService, "_routes", staticmethod(lambda: ["10.89.0.0/24"]))
     return seen
 
@@ -84,9 +99,13 @@ def test_filters(svc: NetworkService) -> None:
 
 def test_remove_and_prune(svc: NetworkService, calls: list[tuple[Any, ...]]) -> None:
     net = svc.create(NetworkCreateOptions(name="alpha"))
-    svc.create(NetworkCreateOptions(name="beta"))
+    beta = svc.create(NetworkCreateOptions(name="beta"))
     svc.remove("beta")
-    assert calls == []  # never set up: nothing to tear down
+    # no record of a set-up (never set up, or the run root was emptied): whatever is
+    # left of it in the kernel goes all the same, the bridge too (capsa named it)
+    assert ("firewall", "remove_network") in calls and ("dns", "stop_dns") in calls
+    assert ("rm", beta.bridge) in calls
+    calls.clear()
     svc.create(NetworkCreateOptions(name="beta"))
     for kind in ("owned", "up"):  # as the first attach leaves them
         service_mod._touch(svc._marker(net, kind))
@@ -125,6 +144,78 @@ def test_remove_drops_endpoints_of_dead_containers(
     svc.store.lease(net, ep.container_id)
     svc.remove("a")
     assert svc.store.leases() == []
+
+
+def test_a_bridge_named_by_the_user_goes_only_if_capsa_made_it(
+    svc: NetworkService, calls: list[tuple[Any, ...]]
+) -> None:
+    options = {"com.docker.network.bridge.name": "br-users"}
+    net = svc.create(NetworkCreateOptions(name="a", options=options))
+    svc.remove("a")  # no marker: the bridge may be the user's
+    assert ("firewall", "remove_network") in calls and ("rm", "br-users") not in calls
+    net = svc.create(NetworkCreateOptions(name="a", options=options))
+    service_mod._touch(svc._marker(net, "owned"))
+    svc.remove("a")
+    assert ("rm", "br-users") in calls
+
+
+def _stale_endpoint(svc: NetworkService, lost: set[str], name: str = "a") -> Any:
+    """An endpoint (and lease) on network ``name`` whose veth the kernel lost."""
+    net = svc.get(name)
+    cid = secrets.token_hex(32)
+    ip = svc.store.lease(net, cid)
+    ep = service_mod._endpoint(net, AttachRequest(cid, "web", 1, name), ip, "")
+    svc.store.put_endpoint(ep)
+    lost.add(ep.host_ifname)
+    return ep
+
+
+def test_prune_drops_stale_endpoints_and_takes_idle_networks_down(
+    svc: NetworkService, calls: list[tuple[Any, ...]], lost: set[str]
+) -> None:
+    svc.create(NetworkCreateOptions(name="a"))
+    stale = _stale_endpoint(svc, lost)
+    default = _stale_endpoint(svc, lost, "bridge")
+    live = _stale_endpoint(svc, lost, "bridge")
+    lost.discard(live.host_ifname)  # this one's veth is still there
+    assert svc.prune() == ["a"]
+    assert [ep.container_id for ep in svc.store.endpoints()] == [live.container_id]
+    holders = {holder for _, _, holder in svc.store.leases()}
+    assert holders == {live.container_id}
+    assert ("firewall", "unpublish") in calls
+    assert stale.container_id not in svc.store.holders()
+    assert default.container_id not in svc.store.holders()
+    assert ("rm", svc.default().bridge) not in calls  # still used by the live one
+    svc.store.remove_endpoint(live.container_id, live.network_id)
+    calls.clear()
+    svc.prune()  # the default network stays, its kernel objects go
+    assert ("rm", svc.default().bridge) in calls
+    assert ("firewall", "remove_network") in calls
+    assert [n.name for n in svc.list()] == ["bridge"]
+
+
+def test_start_after_a_reboot_replaces_the_stale_endpoint(
+    svc: NetworkService, calls: list[tuple[Any, ...]], lost: set[str], monkeypatch: Any
+) -> None:
+    """The endpoint of a container that was running when the host went down does not
+    refuse its next start ("endpoint with name r1 already exists")."""
+    svc.create(NetworkCreateOptions(name="a"))
+    ep = _stale_endpoint(svc, lost)
+    reached: list[str] = []
+
+    def setup(*_: Any) -> int:
+        reached.append("setup")
+        raise service_mod.Internal("stop here")
+
+    monkeypatch.setattr(NetworkService, "_setup", setup)
+    monkeypatch.setattr(service_mod.bridge, "open_iproute", contextlib.nullcontext)
+    with pytest.raises(service_mod.Internal, match="stop here"):
+        svc.attach(AttachRequest(ep.container_id, "web", 2, "a"))
+    assert reached == ["setup"]
+    lost.discard(ep.host_ifname)  # a live endpoint still refuses a second attach
+    svc.store.put_endpoint(ep)
+    with pytest.raises(AlreadyExists, match="endpoint with name web already exists"):
+        svc.attach(AttachRequest(ep.container_id, "web", 2, "a"))
 
 
 def test_endpoint_record() -> None:

@@ -4,6 +4,12 @@ Networks are records in ``root/networks.db``; a network's bridge, firewall rules
 DNS server exist only while it has endpoints (set up by the first ``attach``, torn
 down after the last ``detach`` or by ``remove``). A per-network lock file orders the
 two: attaches hold it shared, teardown holds it exclusive and re-checks for users.
+
+The records outlive the kernel objects (a reboot, a killed monitor): an endpoint whose
+host-side veth is gone is stale (the veth dies with the container's network namespace)
+and is dropped, with its lease and published ports, before it could block a start or
+keep a network up; a teardown removes whatever of the network's chains, map elements
+and bridge is still there, whether or not this run root remembers setting them up.
 """
 
 from __future__ import annotations
@@ -187,6 +193,7 @@ class NetworkService:
             self.store.remove_network(net)
 
     def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
+        self.drop_stale_endpoints()
         removed = []
         for net in self.list({k: v for k, v in (filters or {}).items() if k == "label"}):
             if net.default or self.store.endpoints(network_id=net.id):
@@ -203,6 +210,7 @@ class NetworkService:
 
     def attach(self, req: AttachRequest) -> Endpoint:
         net = self.get(req.network)
+        self._drop_stale(self.store.endpoints(req.container_id))
         if any(ep.network_id == net.id for ep in self.store.endpoints(req.container_id)):
             raise AlreadyExists(
                 f"endpoint with name {req.container_name} already exists in network {net.name}"
@@ -262,8 +270,13 @@ class NetworkService:
             raise Internal(f"detach container {container_id[:12]}", causes=failures)
 
     def teardown_idle(self) -> None:
-        """Take down the bridge, rules and DNS of every network nobody uses."""
+        """Take down the bridge, rules and DNS of every network nobody uses (stale
+        endpoints do not count); the networks' records stay."""
         failures: builtins.list[BaseException] = []
+        try:
+            self.drop_stale_endpoints()
+        except CapsaError as e:
+            failures.append(e)
         for net in self.store.networks():
             try:
                 self._teardown_if_unused(net)
@@ -271,6 +284,24 @@ class NetworkService:
                 failures.append(e)
         if failures:
             raise Internal("tear down idle networks", causes=failures)
+
+    def drop_stale_endpoints(self) -> builtins.list[str]:
+        """Forget every endpoint whose host-side veth is gone (its container's network
+        namespace went: the container exited unseen, or the host restarted), with its
+        lease, published ports and DNS names. The ids of the containers concerned."""
+        return self._drop_stale(self.store.endpoints())
+
+    def _drop_stale(self, eps: builtins.list[Endpoint]) -> builtins.list[str]:
+        if not eps:
+            return []
+        present = _existing_links([ep.host_ifname for ep in eps])
+        stale = [ep for ep in eps if ep.host_ifname not in present]
+        failures: builtins.list[BaseException] = []
+        for ep in stale:
+            failures += self._detach_one(ep, keep_idle=True)
+        if failures:
+            raise Internal("drop stale network endpoints", causes=failures)
+        return sorted({ep.container_id for ep in stale})
 
     def _detach_one(self, ep: Endpoint, keep_idle: bool = False) -> builtins.list[BaseException]:
         net = self.store.find_network(ep.network_id)
@@ -407,15 +438,14 @@ class NetworkService:
 
     def _teardown(self, net: Network) -> None:
         """Remove DNS, firewall rules and (if capsa made it) the bridge of ``net``; the caller
-        holds the users lock. A network never set up (or gone with a reboot) is left alone."""
+        holds the users lock. Every step is idempotent and runs even when this run root
+        has no record of a set-up (emptied, or a reboot): what is left in the kernel goes."""
         owned, up = self._marker(net, "owned"), self._marker(net, "up")
-        if not os.path.exists(owned) and not os.path.exists(up):
-            return
         steps: builtins.list[Callable[[], object]] = []
         if not net.default:
             steps.append(functools.partial(_call, "dns", "stop_dns", self.settings, net))
         steps.append(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
-        if os.path.exists(owned):
+        if os.path.exists(owned) or _named_by_capsa(net):
             steps.append(functools.partial(_remove_bridge, net.bridge))
         failures = _run_all(steps)
         if failures:
@@ -471,6 +501,19 @@ def _run_all(steps: list[Callable[[], object]]) -> list[BaseException]:
         except Exception as e:
             failures.append(e)
     return failures
+
+
+def _named_by_capsa(net: Network) -> bool:
+    """The bridge's name is one capsa chose (the default network's, ``capsa-<id>``): no
+    other bridge can carry it, so capsa may delete it without a record of making it. A
+    name the user gave (``-o com.docker.network.bridge.name``) may be a bridge of theirs."""
+    return net.default or OPT_BRIDGE_NAME not in net.options
+
+
+def _existing_links(names: list[str]) -> set[str]:
+    """Which of the interfaces ``names`` exist in this network namespace."""
+    with bridge.open_iproute() as ipr:
+        return {name for name in names if bridge.lookup(ipr, name) is not None}
 
 
 def _delete_veth(host_ifname: str) -> None:
