@@ -32,8 +32,15 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_manager(cgroups_path: str, *, layout: CgroupLayout | None = None) -> CgroupManager:
-    """The manager of ``cgroups_path`` (taken from the hierarchy root) on this host."""
+def open_manager(
+    cgroups_path: str,
+    *,
+    layout: CgroupLayout | None = None,
+    tree_paths: dict[str, str] | None = None,
+) -> CgroupManager:
+    """The manager of ``cgroups_path`` (taken from the hierarchy root) on this host;
+    ``tree_paths`` (v1) gives another path in the trees it names (see
+    ``layout.relative_paths``)."""
     path = normalize_path(cgroups_path)
     layout = layout if layout is not None else detect()
     if layout.version == 2:
@@ -42,4 +49,4 @@ def open_manager(cgroups_path: str, *, layout: CgroupLayout | None = None) -> Cg
         return V2Manager(layout, path)
     from capsa.cgroups.v1 import V1Manager
 
-    return V1Manager(layout, path)
+    return V1Manager(layout, path, tree_paths)

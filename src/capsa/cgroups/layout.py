@@ -156,6 +156,30 @@ def parse_proc_cgroup(text: str) -> dict[str, str]:
     return out
 
 
+def relative_paths(layout: CgroupLayout, path: str, own: dict[str, str]) -> dict[str, str]:
+    """Where a relative cgroupsPath (runc's default is the container id) lands in each
+    tree, by ``Hierarchy.name``, as runc's cgroupfs driver places it: under the
+    runtime's own cgroup (``own``: ``parse_proc_cgroup`` of ``/proc/self/cgroup``) in
+    each v1 hierarchy and a hybrid host's unified tree; on a cgroup2-only host under
+    the parent of its own cgroup, which has processes and so cannot have controllers
+    enabled for a child."""
+    rel = path.strip("/")
+    if layout.version == 2:
+        base = os.path.dirname(own.get("", "/").rstrip("/")) or "/"
+        return {"": os.path.join(base, rel)}
+    out: dict[str, str] = {}
+    for h in layout.hierarchies:
+        out[h.name] = os.path.join(own.get(h.controllers[0], "/") if h.controllers else "/", rel)
+    if layout.unified is not None:
+        out[layout.unified.name] = os.path.join(own.get("", "/"), rel)
+    return out
+
+
+def own_cgroup_paths() -> dict[str, str]:
+    """This process's cgroups (``parse_proc_cgroup``)."""
+    return parse_proc_cgroup(_read("/proc/self/cgroup"))
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:

@@ -43,7 +43,7 @@ class CgroupManager(Protocol):
 
     def create(self) -> None: ...
     def add(self, pid: int) -> None: ...
-    def open_entry(self) -> CgroupEntry: ...
+    def open_entry(self, sub: dict[str, str] | None = None) -> CgroupEntry: ...
     def apply(self, resources: Resources | None) -> list[str]: ...
     def update(self, resources: Resources) -> list[str]: ...
     def pids(self) -> list[int]: ...
@@ -75,6 +75,17 @@ def normalize_path(cgroups_path: str) -> str:
 def inside(mountpoint: str, path: str) -> str:
     """The directory of normalized ``path`` in the hierarchy mounted at ``mountpoint``."""
     return os.path.join(mountpoint, path.lstrip("/"))
+
+
+def sub_cgroup(directory: str, sub: str) -> str:
+    """An existing sub-cgroup ``sub`` of ``directory`` (``exec --cgroup``), never above it."""
+    parts = [p for p in sub.split("/") if p not in ("", ".")]
+    if ".." in parts or "\0" in sub:
+        raise InvalidArgument(f"bad sub cgroup path: {sub}")
+    path = os.path.join(directory, *parts)
+    if not os.path.isdir(path):
+        raise InvalidArgument(f"sub-cgroup {sub} does not exist: {path}")
+    return path
 
 
 def make_dirs(

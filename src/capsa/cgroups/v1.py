@@ -15,14 +15,16 @@ from capsa.cgroups.manager import (
     kill_frozen,
     list_pids,
     make_dirs,
+    normalize_path,
     read_back,
     remove_tree,
     signal_pids,
+    sub_cgroup,
     undo_dirs,
 )
 from capsa.cgroups.plan import UNIFIED, Enforced, Plan
 from capsa.cgroups.planning import plan_resources
-from capsa.errors import CapsaError, NotFound, Unavailable
+from capsa.errors import CapsaError, InvalidArgument, NotFound, Unavailable
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
 
@@ -57,13 +59,21 @@ class V1Manager:
 
     version = 1
 
-    def __init__(self, layout: CgroupLayout, path: str) -> None:
+    def __init__(
+        self, layout: CgroupLayout, path: str, tree_paths: dict[str, str] | None = None
+    ) -> None:
+        """``path`` in every tree, or, where ``tree_paths`` names a tree (by
+        ``Hierarchy.name``), the path given there: a relative cgroupsPath resolved under
+        the runtime's own cgroups, which differ from tree to tree."""
         self.layout = layout
         self.path = path
         trees = list(layout.hierarchies)
         if layout.unified is not None:
             trees.append(layout.unified)
-        self._trees: list[tuple[Hierarchy, str]] = [(h, inside(h.mountpoint, path)) for h in trees]
+        self._paths = {h.name: normalize_path((tree_paths or {}).get(h.name, path)) for h in trees}
+        self._trees: list[tuple[Hierarchy, str]] = [
+            (h, inside(h.mountpoint, self._paths[h.name])) for h in trees
+        ]
         self._dirs: dict[str, str] = {}
         for h, d in self._trees:
             if h.version == 2:
@@ -77,7 +87,7 @@ class V1Manager:
         created: list[str] = []
         try:
             for h, _ in self._trees:
-                make_dirs(h.mountpoint, self.path, created, _level_hook(h))
+                make_dirs(h.mountpoint, self._paths[h.name], created, _level_hook(h))
         except CapsaError as e:
             e.causes.extend(undo_dirs(created))
             raise
@@ -86,11 +96,29 @@ class V1Manager:
         for _, d in self._trees:
             fs.write(d, "cgroup.procs", str(pid))
 
-    def open_entry(self) -> CgroupEntry:
-        """For a new process to join by itself: see ``capsa.cgroups.entry``."""
-        v1 = [d for h, d in self._trees if h.version == 1]
-        cgroup2 = next((d for h, d in self._trees if h.version == 2), None)
+    def open_entry(self, sub: dict[str, str] | None = None) -> CgroupEntry:
+        """For a new process to join by itself: see ``capsa.cgroups.entry``. ``sub``
+        puts it in existing sub-cgroups, as runc's ``exec --cgroup``: ``{"": path}`` in
+        every tree, or ``{controller: path}`` in the hierarchies of those controllers."""
+        trees = self._entry_trees(sub) if sub else self._trees
+        v1 = [d for h, d in trees if h.version == 1]
+        cgroup2 = next((d for h, d in trees if h.version == 2), None)
         return open_entry(v1, cgroup2)
+
+    def _entry_trees(self, sub: dict[str, str]) -> list[tuple[Hierarchy, str]]:
+        every = sub.get("")
+        known = {c for h, _ in self._trees if h.version == 1 for c in h.controllers}
+        for controller in sub:
+            if controller and controller not in known:
+                raise InvalidArgument(f"unknown controller {controller} in --cgroup")
+        out = []
+        for h, d in self._trees:
+            wanted = {sub[c] for c in h.controllers if c in sub} if h.version == 1 else set()
+            if len(wanted) > 1:
+                raise InvalidArgument(f"--cgroup: two sub-cgroups for hierarchy {h.name}")
+            path = every if every is not None else next(iter(wanted), None)
+            out.append((h, d if path is None else sub_cgroup(d, path)))
+        return out
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for _, d in self._trees)

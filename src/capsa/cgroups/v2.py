@@ -17,11 +17,12 @@ from capsa.cgroups.manager import (
     make_dirs,
     read_back,
     remove_tree,
+    sub_cgroup,
     undo_dirs,
 )
 from capsa.cgroups.plan import Enforced, Plan
 from capsa.cgroups.planning import plan_resources
-from capsa.errors import CapsaError, NotFound, Unavailable
+from capsa.errors import CapsaError, InvalidArgument, NotFound, Unavailable
 from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import Resources
 from capsa.record import record
@@ -72,9 +73,15 @@ class V2Manager:
     def add(self, pid: int) -> None:
         fs.write(self.dir, "cgroup.procs", str(pid))
 
-    def open_entry(self) -> CgroupEntry:
-        """For a new process to join by itself: see ``capsa.cgroups.entry``."""
-        return open_entry([], self.dir)
+    def open_entry(self, sub: dict[str, str] | None = None) -> CgroupEntry:
+        """For a new process to join by itself: see ``capsa.cgroups.entry``. ``sub``
+        (``exec --cgroup``) can only name a path here: ``{"": path}``, as runc."""
+        directory = self.dir
+        for controller, path in (sub or {}).items():
+            if controller:
+                raise InvalidArgument(f"unknown controller {controller} in --cgroup")
+            directory = sub_cgroup(self.dir, path)
+        return open_entry([], directory)
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
