@@ -1,7 +1,8 @@
 """``capsa-runtime``: runc's command line over ``capsa.runtime``.
 
-Thin on purpose: parse, call ``Runtime``, print. Errors become one line on stderr
-(and in ``--log``) with exit status 1, as runc does.
+Thin on purpose: parse, call ``Runtime``, print. Errors become one line (on stderr,
+or in the ``--log`` file and on stderr) with runc's exit status: 1, or 255 for ``exec``.
+No input gives a traceback; ``--debug`` logs one when a bug is hit.
 """
 
 # ruff: noqa: E402 - the clock starts before the imports it measures
@@ -15,7 +16,7 @@ _STARTED = time.perf_counter()
 import os
 import sys
 
-from capsa.errors import CapsaError, InvalidArgument
+from capsa.errors import CapsaError, InvalidArgument, os_reason
 from capsa.runtime import trace
 from capsa.runtime.argv import APPEND, BOOL, INT, Flag, Verb, parse
 from capsa.runtime.log import RuntimeLog
@@ -155,7 +156,11 @@ VERBS = [
             Flag(("-c", "--cap"), APPEND),
             Flag(("--preserve-fds",), INT, 0),
             Flag(("--ignore-paused",), BOOL),
-            Flag(("--cgroup",)),
+            Flag(
+                ("--cgroup",),
+                APPEND,
+                help="[CONTROLLER[,...]:]PATH: an existing sub-cgroup of the container's",
+            ),
         ],
         ("id",),
         rest="command",
@@ -183,10 +188,10 @@ def entry() -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse("capsa-runtime", sys.argv[1:] if argv is None else argv, GLOBAL_FLAGS, VERBS)
+        log = RuntimeLog(args.log, args.log_format, args.debug)
     except CapsaError as e:
         sys.stderr.write(f"capsa-runtime: {e}\n")
         return 1
-    log = RuntimeLog(args.log, args.log_format, args.debug)
     if args.version:
         from capsa import __version__
         from capsa.oci.runtime_spec import OCI_VERSION
@@ -205,11 +210,35 @@ def main(argv: list[str] | None = None) -> int:
         if detail:
             log.debug(f"container init failed at:\n{detail}")
         log.error(str(e))
-        return 1
+    except OSError as e:  # a path no verb names (a bad --root ...): one line all the same
+        log.error(os_error_line(e))
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug: one line, and the traceback with --debug
+        _unexpected(log, e)
     finally:
         trace.dump()
+    return failure_status(args.verb)
+
+
+def failure_status(verb: str) -> int:
+    """runc's exit status for a command that failed: 255 for ``exec`` (whose other
+    statuses are the process's), 1 for the rest."""
+    return 255 if verb == "exec" else 1
+
+
+def os_error_line(e: OSError) -> str:
+    """``open /x/pid: no such file or directory``, as runc words an OS error."""
+    reason = os_reason(e)
+    return f"{e.filename}: {reason}" if e.filename else reason
+
+
+def _unexpected(log: RuntimeLog, e: Exception) -> None:
+    if log.debug_enabled:
+        import traceback
+
+        log.debug("".join(traceback.format_exception(e)).rstrip())
+    log.error(f"internal error: {type(e).__name__}: {e}")
 
 
 def print_json(data: Any, indent: int | None = 2) -> None:

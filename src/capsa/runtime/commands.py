@@ -12,12 +12,15 @@ from capsa.runtime import trace
 from capsa.runtime.argv import Args
 from capsa.runtime.cli import default_root, parse_bytes, print_json
 from capsa.runtime.container import Runtime, signal_number
-from capsa.runtime.create import CreateOptions
+from capsa.runtime.create import Created, CreateOptions, write_pid_file
 from capsa.runtime.log import RuntimeLog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
+
+    from capsa.oci.runtime_spec import Spec
 
 
 def _long_running() -> None:
@@ -61,27 +64,56 @@ def _create_options(args: Args) -> CreateOptions:
     )
 
 
+def check_terminal(terminal: bool, detach: bool, console_socket: str | None) -> None:
+    """runc's rules: a detached process with a terminal needs somewhere to send the
+    pty master, and a console socket is only for a detached process with a terminal."""
+    if detach and terminal and not console_socket:
+        raise InvalidArgument(
+            "cannot allocate tty if the runtime will detach without a console socket"
+        )
+    if (not detach or not terminal) and console_socket:
+        raise InvalidArgument(
+            "cannot use console socket if the runtime will not detach or allocate tty"
+        )
+
+
+def _load_checked(args: Args, opts: CreateOptions, detach: bool) -> Spec:
+    from capsa.oci.runtime_spec import load_spec
+
+    spec = opts.spec = load_spec(args.bundle)
+    check_terminal(bool(spec.process and spec.process.terminal), detach, args.console_socket)
+    return spec
+
+
+def _debug_created(log: RuntimeLog, created: Created) -> None:
+    st = created.state
+    log.debug(f"container {st.id}: init pid {st.pid}, cgroup {st.cgroups_path}, bundle {st.bundle}")
+
+
 def cmd_create(args: Args, log: RuntimeLog) -> int:
-    created = _runtime(args).create(args.id, _create_options(args))
+    opts = _create_options(args)
+    _load_checked(args, opts, detach=True)
+    created = _runtime(args).create(args.id, opts)
     _warn(log, created.warnings)
+    _debug_created(log, created)
     return 0
 
 
 def cmd_run(args: Args, log: RuntimeLog) -> int:
-    from capsa.oci.runtime_spec import load_spec
     from capsa.runtime import foreground
 
     rt = _runtime(args)
     opts = _create_options(args)
+    spec = _load_checked(args, opts, detach=args.detach)
     ours = None
     if not args.detach:
         foreground.become_subreaper()
-        spec = opts.spec = load_spec(args.bundle)
-        if spec.process and spec.process.terminal and not args.console_socket:
+        if spec.process and spec.process.terminal:
             ours, theirs = foreground.console_pair()
             opts.console = theirs
     created = rt.create(args.id, opts)
     _warn(log, created.warnings)
+    _debug_created(log, created)
     master = None
     if ours is not None and opts.console is not None:
         from capsa.runtime.console import receive_master
@@ -97,14 +129,17 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
     except BaseException:
         rt.delete(args.id, force=True)
         raise
+    log.debug(f"container {args.id}: started")
     if args.detach:
         return 0
     _long_running()
     code = foreground.wait_foreground(created.state.pid, master)
     trace.mark("container_ran")
+    log.debug(f"container {args.id}: exited with status {code}")
     if not args.keep:
         _warn(log, rt.delete(args.id, force=True))
         trace.mark("delete")
+        log.debug(f"container {args.id}: deleted")
     return code
 
 
@@ -117,16 +152,21 @@ def _copy_window_size(master: int) -> None:
 
 def cmd_start(args: Args, log: RuntimeLog) -> int:
     _warn(log, _runtime(args).start(args.id))
+    log.debug(f"container {args.id}: started")
     return 0
 
 
 def cmd_state(args: Args, log: RuntimeLog) -> int:
-    print_json(_runtime(args).info(args.id).to_json())
+    """runc's ``json.MarshalIndent`` of its state, without a final newline (as runc)."""
+    state = _runtime(args).info(args.id).to_runc_json(with_owner=False)
+    sys.stdout.write(fastjson.go_dumps(state, "  "))
     return 0
 
 
 def cmd_kill(args: Args, log: RuntimeLog) -> int:
-    _runtime(args).kill(args.id, signal_number(args.signal), args.all)
+    sig = signal_number(args.signal)
+    _runtime(args).kill(args.id, sig, args.all)
+    log.debug(f"container {args.id}: sent signal {sig}{' to every process' if args.all else ''}")
     return 0
 
 
@@ -153,29 +193,40 @@ def cmd_resume(args: Args, log: RuntimeLog) -> int:
 
 
 def cmd_list(args: Args, log: RuntimeLog) -> int:
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"invalid format option: {args.format}")
     infos = _runtime(args).containers()
     if args.quiet:
         for info in infos:
             print(info.state.id)
     elif args.format == "json":
-        print_json([i.to_json() for i in infos], indent=None)
+        # runc's json.Encoder: compact, a newline, and null for no containers
+        states = [i.to_runc_json(with_owner=True) for i in infos]
+        sys.stdout.write(fastjson.go_dumps(states or None) + "\n")
     else:
-        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows: list[tuple[str, ...]] = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         for i in infos:
-            j = i.to_json()
+            j = i.to_runc_json(with_owner=True)
             rows.append(
                 (j["id"], str(j["pid"]), j["status"], j["bundle"], j["created"], j["owner"])
             )
-        widths = [max(len(r[c]) for r in rows) for c in range(6)]
-        for r in rows:
-            print("   ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        sys.stdout.write(tabulate(rows))
     return 0
+
+
+def tabulate(rows: Sequence[Sequence[str]]) -> str:
+    """Go's ``tabwriter.NewWriter(out, 12, 1, 3, ' ', 0)`` as ``runc list`` uses it: each
+    column but the last as wide as its widest cell plus 3, at least 12."""
+    widths = [max(12, max(len(r[c]) for r in rows) + 3) for c in range(len(rows[0]) - 1)]
+    return "".join(
+        "".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + r[-1] + "\n" for r in rows
+    )
 
 
 def cmd_ps(args: Args, log: RuntimeLog) -> int:
     pids = _runtime(args).pids(args.id)
     if args.format == "json":
-        print_json(pids, indent=None)
+        sys.stdout.write(fastjson.go_dumps(pids) + "\n")  # runc's json.Encoder
         return 0
     import subprocess
 
@@ -210,10 +261,19 @@ def _interval(text: str) -> float:
     raise InvalidArgument(f"invalid interval {text!r}")
 
 
+def _event(event: dict[str, Any]) -> None:
+    """One event as runc's ``json.Encoder`` writes it: compact, then a newline."""
+    sys.stdout.write(fastjson.go_dumps(event) + "\n")
+    sys.stdout.flush()
+
+
 def cmd_events(args: Args, log: RuntimeLog) -> int:
+    """``--stats``: one stats event. Otherwise, as runc: a stats event every interval
+    (the first after one interval) and an ``oom`` event for each OOM kill, until the
+    container is gone."""
     rt = _runtime(args)
     if args.stats:
-        print_json(rt.stats(args.id), indent=None)
+        _event(rt.stats(args.id))
         return 0
     every = _interval(args.interval)
     ooms = rt.oom_count(args.id)
@@ -221,17 +281,16 @@ def cmd_events(args: Args, log: RuntimeLog) -> int:
 
     _long_running()
     while True:
+        time.sleep(every)
         try:
             stats = rt.stats(args.id)
         except CapsaError:
             return 0
         now = rt.oom_count(args.id)
         if now > ooms:
-            print_json({"type": "oom", "id": args.id}, indent=None)
+            _event({"type": "oom", "id": args.id})
             ooms = now
-        print_json(stats, indent=None)
-        sys.stdout.flush()
-        time.sleep(every)
+        _event(stats)
 
 
 def _resources_from_flags(args: Args) -> dict[str, Any]:
@@ -327,18 +386,40 @@ def _exec_process(args: Args, rt: Runtime) -> Any:
     return proc
 
 
+def sub_cgroups(values: list[str]) -> dict[str, str]:
+    """``exec --cgroup`` as runc reads it: ``PATH`` (once: the same sub-cgroup in every
+    hierarchy) or ``CONTROLLER[,CONTROLLER...]:PATH`` (repeatable) -> {controller: path},
+    ``""`` standing for every hierarchy."""
+    out: dict[str, str] = {}
+    for value in values:
+        parts = value.split(":", 2)
+        if len(parts) == 2:
+            for controller in parts[0].split(","):
+                out[controller] = parts[1]
+        elif len(parts) == 1:
+            if len(values) != 1:
+                raise InvalidArgument(
+                    f"invalid --cgroup argument: {value} (missing <controller>: prefix)"
+                )
+            out[""] = value
+        else:
+            raise InvalidArgument(f"invalid --cgroup argument: {value}")
+    return out
+
+
 def cmd_exec(args: Args, log: RuntimeLog) -> int:
     from capsa.runtime import foreground
     from capsa.runtime.exec import ExecOptions, exec_process
 
     rt = _runtime(args)
     proc = _exec_process(args, rt)
+    check_terminal(bool(proc.terminal), args.detach, args.console_socket)
     opts = ExecOptions(
         process=proc,
         detach=args.detach,
-        pid_file=args.pid_file,
         console_socket=args.console_socket,
         preserve_fds=args.preserve_fds,
+        sub_cgroups=sub_cgroups(args.cgroup),
     )
     ours = None
     if not args.detach:
@@ -353,6 +434,9 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
                 proc.console_size = ConsoleSize(height=rows, width=cols)
     result = exec_process(rt, args.id, opts)
     _warn(log, result.warnings)
+    log.debug(f"container {args.id}: exec pid {result.pid}")
+    if args.pid_file:
+        _exec_pid_file(args.pid_file, result.pid)
     if args.detach:
         return 0
     master = None
@@ -362,6 +446,21 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
         master = receive_master(ours)
     _long_running()
     return foreground.wait_foreground(result.pid, master)
+
+
+def _exec_pid_file(path: str, pid: int) -> None:
+    """Written once the process runs; if it cannot be, the process is killed (as runc
+    does), since its caller would not know of it."""
+    try:
+        write_pid_file(path, pid)
+    except BaseException:
+        from capsa.linux.signals import SIGKILL
+
+        try:
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+        raise
 
 
 def cmd_features(args: Args, log: RuntimeLog) -> int:

@@ -13,7 +13,7 @@ import time
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
 from capsa.linux.signals import NSIG, SIGKILL
-from capsa.oci.runtime_spec import Hooks, Resources, Spec
+from capsa.oci.runtime_spec import OCI_VERSION, Hooks, Resources, Spec
 from capsa.record import record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime.cgroup import open_cgroup
@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.cgroups import CgroupManager
     from capsa.runtime.status import StatusName
 
 
@@ -33,10 +34,34 @@ class ContainerInfo:
     state: ContainerState
     status: StatusName
 
-    def to_json(self) -> dict[str, Any]:
-        out = oci_state(self.state, self.status)
-        out.update(rootfs=self.state.rootfs, created=self.state.created, owner=self.state.owner)
+    def to_runc_json(self, *, with_owner: bool) -> dict[str, Any]:
+        """runc's ``containerState``, field for field: its order, ``created`` as Go writes
+        a time, ``annotations`` only when there are some (sorted, as Go writes a map),
+        and ``owner`` only in ``list`` (runc's ``state`` leaves it empty)."""
+        st = self.state
+        out: dict[str, Any] = {
+            "ociVersion": OCI_VERSION,  # the runtime's, as runc writes its own
+            "id": st.id,
+            "pid": st.pid if self.status != Status.STOPPED else 0,
+            "status": self.status,
+            "bundle": st.bundle,
+            "rootfs": st.rootfs,
+            "created": go_time(st.created),
+        }
+        if st.annotations:
+            out["annotations"] = dict(sorted(st.annotations.items()))
+        out["owner"] = st.owner if with_owner else ""
         return out
+
+
+def go_time(rfc3339: str) -> str:
+    """``...T10:00:00.120000000Z`` -> ``...T10:00:00.12Z``: Go's RFC3339Nano drops the
+    fraction's trailing zeros (and the fraction when it is zero)."""
+    head, dot, frac = rfc3339.partition(".")
+    if not dot or not frac.endswith("Z"):
+        return rfc3339
+    digits = frac[:-1].rstrip("0")
+    return f"{head}.{digits}Z" if digits else f"{head}Z"
 
 
 class Runtime:
@@ -51,7 +76,7 @@ class Runtime:
             return Status.STOPPED
         if st.created_status == "creating":
             return Status.CREATING
-        if open_cgroup(st.cgroups_path).is_frozen():
+        if cgroup_of(st).is_frozen():
             return Status.PAUSED
         if os.path.exists(self.store.fifo(st.id)):
             return Status.CREATED
@@ -121,7 +146,7 @@ class Runtime:
     def kill(self, cid: str, sig: int, all_processes: bool = False) -> None:
         info = self.info(cid)
         check(cid, info.status, Op.KILL)
-        cgroup = open_cgroup(info.state.cgroups_path)
+        cgroup = cgroup_of(info.state)
         if all_processes:
             cgroup.kill_all(sig)
             if info.status == Status.PAUSED and sig == SIGKILL:
@@ -130,23 +155,24 @@ class Runtime:
         try:
             os.kill(info.state.pid, sig)
         except ProcessLookupError:
-            pass
+            if sig == 0:  # the liveness check: the init just went
+                raise Conflict(f"container {cid} is not running") from None
 
     def pause(self, cid: str) -> None:
         info = self.info(cid)
         check(cid, info.status, Op.PAUSE)
-        open_cgroup(info.state.cgroups_path).freeze()
+        cgroup_of(info.state).freeze()
 
     def resume(self, cid: str) -> None:
         info = self.info(cid)
         check(cid, info.status, Op.RESUME)
-        open_cgroup(info.state.cgroups_path).thaw()
+        cgroup_of(info.state).thaw()
 
     def delete(self, cid: str, force: bool = False) -> list[str]:
         info = self.info(cid)
         check(cid, info.status, Op.FORCE_DELETE if force else Op.DELETE)
         st = info.state
-        cgroup = open_cgroup(st.cgroups_path)
+        cgroup = cgroup_of(st)
         if info.status != Status.STOPPED:
             self._kill_everything(st, cgroup)
         elif cgroup.exists() and cgroup.pids():
@@ -183,13 +209,13 @@ class Runtime:
 
     def pids(self, cid: str) -> list[int]:
         st = self.store.load(cid)
-        cgroup = open_cgroup(st.cgroups_path)
+        cgroup = cgroup_of(st)
         return sorted(cgroup.pids()) if cgroup.exists() else []
 
     def update(self, cid: str, resources: Resources) -> list[str]:
         info = self.info(cid)
         check(cid, info.status, Op.UPDATE)
-        warnings = open_cgroup(info.state.cgroups_path).update(resources)
+        warnings = cgroup_of(info.state).update(resources)
         self._record_resources(info.state, resources)
         return warnings
 
@@ -210,13 +236,18 @@ class Runtime:
         info = self.info(cid)
         if info.status == Status.STOPPED:
             raise Conflict(f"container {cid} is not running")
-        data: dict[str, Any] = open_cgroup(info.state.cgroups_path).stats().to_runc_json()
+        data: dict[str, Any] = cgroup_of(info.state).stats().to_runc_json()
         return {"type": "stats", "id": cid, "data": data}
 
     def oom_count(self, cid: str) -> int:
         st = self.store.load(cid)
-        cgroup = open_cgroup(st.cgroups_path)
+        cgroup = cgroup_of(st)
         return cgroup.oom_kill_count() if cgroup.exists() else 0
+
+
+def cgroup_of(st: ContainerState) -> CgroupManager:
+    """The container's cgroup, where ``create`` placed it."""
+    return open_cgroup(st.cgroups_path, st.cgroup_paths)
 
 
 def _wait_eof(fd: int) -> None:
@@ -229,10 +260,11 @@ def _wait_eof(fd: int) -> None:
 
 
 def signal_number(name: str) -> int:
-    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9."""
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9; ``0`` (no signal: whether the
+    container's init is alive, as ``kill(2)`` and runc take it) -> 0."""
     if name.isdigit():
         num = int(name)
-        if 0 < num < NSIG:
+        if 0 <= num < NSIG:
             return num
     else:
         import signal  # the names: an enum, imported only here
@@ -249,4 +281,4 @@ def signal_number(name: str) -> int:
     raise InvalidArgument(f"invalid signal {name!r}")
 
 
-__all__ = ["ContainerInfo", "Runtime", "signal_number"]
+__all__ = ["ContainerInfo", "Runtime", "cgroup_of", "go_time", "signal_number"]

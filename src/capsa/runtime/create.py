@@ -11,12 +11,13 @@ import pwd
 import sys
 
 from capsa.cleanup import CleanupStack
+from capsa.errors import InvalidArgument, os_reason
 from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import IDMapping, Spec, load_spec
 from capsa.record import field, record
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import trace
-from capsa.runtime.cgroup import open_cgroup
+from capsa.runtime.cgroup import open_cgroup, placement
 from capsa.runtime.devices import effective_resources
 from capsa.runtime.init import (
     InitContext,
@@ -87,17 +88,19 @@ def _create(
     cleanup: CleanupStack,
 ) -> Created:
     assert spec.linux is not None
+    cgroups_path, tree_paths = placement(spec.linux.cgroups_path, cid)
     state = ContainerState(
         id=cid,
         bundle=bundle,
         rootfs=rootfs,
-        cgroups_path=spec.linux.cgroups_path or f"/capsa-runtime-{cid}",
+        cgroups_path=cgroups_path,
+        cgroup_paths=tree_paths,
         created=_utc_now(),
         owner=_owner(),
         annotations=dict(spec.annotations or {}),
         config=spec.to_json(),
     )
-    cgroup = open_cgroup(state.cgroups_path)
+    cgroup = open_cgroup(state.cgroups_path, state.cgroup_paths)
     cgroup.create()
     cleanup.push(cgroup.destroy)
     warnings = cgroup.apply(effective_resources(spec))
@@ -163,7 +166,7 @@ def _create(
     state.created_status = "created"
     store.save(state)
     if opts.pid_file:
-        _write_pid_file(opts.pid_file, state.pid)
+        write_pid_file(opts.pid_file, state.pid)
     return Created(state, warnings)
 
 
@@ -286,7 +289,13 @@ def _owner() -> str:
         return str(os.geteuid())
 
 
-def _write_pid_file(path: str, pid: int) -> None:
+def write_pid_file(path: str, pid: int) -> None:
+    """Write ``pid`` to ``path`` atomically; a path that cannot be written is the
+    caller's mistake (a missing directory ...), said in one line."""
     from capsa.linux.atomicfile import write_atomic
 
-    write_atomic(os.path.abspath(path), str(pid).encode(), 0o644, durable=False)
+    target = os.path.abspath(path)
+    try:
+        write_atomic(target, str(pid).encode(), 0o644, durable=False)
+    except OSError as e:
+        raise InvalidArgument(f"cannot write pid file {target}: {os_reason(e)}") from None

@@ -34,6 +34,7 @@ class ExecOptions:
     console_socket: str | None = None
     preserve_fds: int = 0
     console: socket.socket | None = None  # the runtime's own pty proxy
+    sub_cgroups: dict[str, str] | None = None  # exec --cgroup: {controller or "": path}
 
 
 @record
@@ -72,7 +73,9 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
     prepared_filter = proc_mod.prepare_seccomp(
         spec.linux.seccomp if spec.linux else None, runtime.store.root
     )
-    entry = open_cgroup(info.state.cgroups_path).open_entry()
+    entry = open_cgroup(info.state.cgroups_path, info.state.cgroup_paths).open_entry(
+        opts.sub_cgroups
+    )
     parent, child = SyncChannel.pair()
     sys.stdout.flush()
     sys.stderr.flush()

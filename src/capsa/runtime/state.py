@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from capsa import fastjson
-from capsa.errors import AlreadyExists, InvalidArgument, NotFound
+from capsa.errors import AlreadyExists, InvalidArgument, NotFound, os_reason
 from capsa.linux.atomicfile import write_atomic
 from capsa.record import asdict, field, record
 
@@ -31,6 +31,8 @@ class ContainerState:
     rootfs: str
     cgroups_path: str
     created: str
+    # per tree (Hierarchy.name), where a relative cgroupsPath landed in different places
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
     owner: str = ""
     pid: int = 0
     pid_start: int = 0
@@ -77,11 +79,13 @@ class StateStore:
     def reserve(self, container_id: str) -> str:
         """Create the container's directory; fail if it exists."""
         path = self.dir(container_id)
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.mkdir(path, 0o711)
         except FileExistsError:
             raise AlreadyExists(f"container {container_id} already exists") from None
+        except OSError as e:
+            raise InvalidArgument(f"cannot create {e.filename or path}: {os_reason(e)}") from None
         return path
 
     def save(self, state: ContainerState) -> None:
@@ -92,7 +96,7 @@ class StateStore:
         try:
             with open(path, "rb") as f:
                 return ContainerState.from_bytes(f.read())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"container {container_id} does not exist") from None
 
     def exists(self, container_id: str) -> bool:
@@ -122,4 +126,6 @@ class StateStore:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise InvalidArgument(f"cannot list {self.root}: {os_reason(e)}") from None
         return sorted(n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE)))
