@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from capsa.errors import InvalidArgument, os_reason
+from capsa.errors import CapsaError, InvalidArgument, os_reason
 from capsa.linux import safepath
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Device, Mount, Spec
@@ -59,15 +59,16 @@ class RootfsBuilder:
         self.userns = userns
         self.cgroup = cgroup
         self.root_fd = -1
+        # without a mount namespace of its own the container is in the runtime's: its
+        # mounts are made there (under the rootfs) and it is chrooted, as runc does
+        self.own_mount_ns = bool(spec.linux and spec.linux.namespace("mount"))
 
     # -- before pivot_root ------------------------------------------------
 
     def prepare(self) -> None:
         linux = self.spec.linux
-        prop = mountopts.PROPAGATION.get((linux.rootfs_propagation if linux else None) or "")
-        sc.mount(None, "/", None, prop or (sc.MS_SLAVE | sc.MS_REC))
-        self._make_parent_private()
-        sc.mount(self.rootfs, self.rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+        if self.own_mount_ns:
+            self._prepare_namespace()
         self.root_fd = safepath.open_root(self.rootfs)
         for m in self.spec.mounts or []:
             self.mount_entry(m)
@@ -79,6 +80,16 @@ class RootfsBuilder:
             self._create_devices(linux_devices)
         cwd = self.spec.process.cwd if self.spec.process else "/"
         os.close(safepath.mkdir_all(self.root_fd, cwd or "/"))
+
+    def _prepare_namespace(self) -> None:
+        """The container's own mount namespace: propagation, and the rootfs as a mount
+        point for pivot_root. Never done in the runtime's namespace (runc makes the
+        host's ``/`` a slave there)."""
+        linux = self.spec.linux
+        prop = mountopts.PROPAGATION.get((linux.rootfs_propagation if linux else None) or "")
+        sc.mount(None, "/", None, prop or (sc.MS_SLAVE | sc.MS_REC))
+        self._make_parent_private()
+        sc.mount(self.rootfs, self.rootfs, "bind", sc.MS_BIND | sc.MS_REC)
 
     def _make_parent_private(self) -> None:
         """pivot_root needs the new root's parent mount not to be shared."""
@@ -117,6 +128,8 @@ class RootfsBuilder:
         return safepath.create_file(self.root_fd, dest)
 
     def _mount_fs(self, m: Mount, kind: str, opts: mountopts.MountOptions) -> None:
+        if kind in ("proc", "sysfs"):
+            self._require_plain_dir(kind, m.destination)
         fd = self._target_fd(m.destination, True)
         target = safepath.proc_fd_path(fd)
         bound_sys = False
@@ -136,6 +149,28 @@ class RootfsBuilder:
             os.close(fd)
         if bound_sys or opts.propagation:
             self._on_mounted(m.destination, opts.flags if bound_sys else 0, opts.propagation)
+
+    def _require_plain_dir(self, kind: str, dest: str) -> None:
+        """proc and sysfs go on a directory, never on what a symlink of the image points
+        to (the destination's last component is not followed): as runc, refuse."""
+        parent, name = os.path.split(os.path.normpath(dest))
+        if not name:
+            return
+        try:
+            fd = safepath.open_in_root(self.root_fd, parent, os.O_PATH | os.O_DIRECTORY)
+        except CapsaError:
+            return  # a missing parent: mkdir_all makes plain directories
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        finally:
+            os.close(fd)
+        if not stat.S_ISDIR(mode):
+            raise InvalidArgument(
+                f'error mounting "{kind}" to rootfs at "{dest}": '
+                f'filesystem "{kind}" must be mounted on ordinary directory'
+            )
 
     def _bind(self, m: Mount, opts: mountopts.MountOptions) -> None:
         source = m.source or ""
@@ -281,7 +316,13 @@ class RootfsBuilder:
     # -- pivot --------------------------------------------------------------
 
     def pivot(self, no_pivot: bool = False) -> None:
-        if no_pivot:
+        if not self.own_mount_ns:
+            # the runtime's namespace: chroot only (pivot_root or MS_MOVE would change
+            # the host's root)
+            os.fchdir(self.root_fd)
+            os.chroot(".")
+            os.chdir("/")
+        elif no_pivot:
             os.chdir(self.rootfs)
             sc.mount(self.rootfs, "/", None, sc.MS_MOVE)
             os.chroot(".")
@@ -303,6 +344,9 @@ class RootfsBuilder:
     # -- after pivot ------------------------------------------------------------
 
     def finish(self) -> None:
+        if not os.path.isdir("/proc/self/fd"):
+            # the init reopens its exec fifo there: fail at create, not after start
+            raise InvalidArgument("the container has no /proc: its config needs a proc mount")
         linux = self.spec.linux
         if linux:
             # sysctls first: /proc/sys becomes read-only with the readonly paths
@@ -312,7 +356,8 @@ class RootfsBuilder:
                 self._readonly(path)
             for path in linux.masked_paths or []:
                 self._mask(path)
-        if self.spec.root and self.spec.root.readonly:
+        # without a mount namespace "/" is a mount of the runtime's: left alone, as runc
+        if self.spec.root and self.spec.root.readonly and self.own_mount_ns:
             self._remount("/", sc.MS_RDONLY)
 
     def _readonly(self, path: str) -> None:

@@ -29,8 +29,11 @@ def validate(spec: Spec, bundle: str) -> str:
         if ns.type in seen:
             raise InvalidArgument(f"config: namespace {ns.type} is listed twice")
         seen.add(ns.type)
-    if "mount" not in seen:
-        raise InvalidArgument("config: a mount namespace is required")
+    if "mount" not in seen and (linux.masked_paths or linux.readonly_paths):
+        # they would be masked in the runtime's mount namespace: runc refuses too
+        raise InvalidArgument(
+            "config: unable to restrict sys entries without a private MNT namespace"
+        )
     if (spec.hostname or spec.domainname) and "uts" not in seen:
         raise InvalidArgument("config: setting a hostname needs a uts namespace")
     if (linux.uid_mappings or linux.gid_mappings) and "user" not in seen:
