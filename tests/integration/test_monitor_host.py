@@ -31,6 +31,10 @@ def _keepers(capsa: CapsaCli) -> list[int]:
     return [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor databases")]
 
 
+def _guardians(capsa: CapsaCli) -> list[int]:
+    return [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor guardian")]
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -62,8 +66,10 @@ def test_one_host_adopts_every_running_container(capsa: CapsaCli) -> None:
         capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, *names)
     assert os.getsid(host) == host, "the host is not in its own session"
-    left = [p for p in capsa.monitor_pids() if p != host and p not in _keepers(capsa)]
+    helpers = {host, *_keepers(capsa), *_guardians(capsa)}
+    left = [p for p in capsa.monitor_pids() if p not in helpers]
     assert not left, f"per-container monitors still running: {left}"
+    assert _guardians(capsa) == [_ppid(host)], "the host has no guardian for its parent"
     for name in names:
         assert capsa.status(name) == "running"
         assert capsa.run("exec", name, "true").returncode == 0
@@ -110,30 +116,33 @@ def test_host_keeps_the_databases_open_while_it_serves(capsa: CapsaCli) -> None:
     name = capsa.name()
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
-    (keeper,) = _keepers(capsa)
-    assert _ppid(keeper) == host
+    (guardian,) = _guardians(capsa)  # the host's parent holds them, never forking after
+    assert _ppid(host) == guardian and not _keepers(capsa)
     capsa.run("ps", "-a")
+    db = str(capsa.root / "containers.db")
+    assert db in capsa_cli._fd_links(guardian), "the guardian does not hold the database"
     wal = capsa.root / "containers.db-wal"
     assert wal.exists(), "a command's close checkpointed the database"
     capsa.run("stop", "-t", "1", name)
-    capsa.wait_for(lambda: not _cmdline(host) and not _cmdline(keeper), 10, "host and keeper exit")
-    assert not wal.exists(), "the keeper's last close did not checkpoint"
+    capsa.wait_for(lambda: not _cmdline(host) and not _cmdline(guardian), 10, "both exit")
+    assert not wal.exists(), "the guardian's last close did not checkpoint"
 
 
 def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
     name = capsa.name()
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
-    (keeper,) = _keepers(capsa)
+    (guardian,) = _guardians(capsa)
     os.kill(host, signal.SIGKILL)
-    capsa.wait_for(lambda: not _cmdline(keeper), 10, "the keeper to follow its host")
+    capsa.wait_for(lambda: _hosts(capsa) == [guardian], 10, "the guardian to become the host")
+    assert _ppid(capsa.pid(name)) == guardian
     assert capsa.status(name) == "running"
     assert capsa.run("exec", name, "true").returncode == 0
     other = capsa.name()
-    capsa.detached("--name", other, "--init")  # a new host serves new containers
+    capsa.detached("--name", other, "--init")  # the new host serves new containers
     assert capsa.status(other) == "running"
     capsa.run("stop", "-t", "5", name, other)
-    assert capsa.status(name) == "exited"
+    assert capsa.status(name) == "exited" and capsa.fmt(name, "{{.State.ExitCode}}") == "143"
     assert capsa.status(other) == "exited"
 
 

@@ -493,7 +493,7 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
     engine imported, which saves a fresh interpreter's start and imports. A threaded
     caller (the API server) must not fork; it spawns ``python -m capsa.engine.monitor``."""
     if os.fork() == 0:
-        from capsa.engine.monitor_host import run_monitor
+        from capsa.engine.monitor_client import run_monitor
 
         run_monitor(args, log, keep)
 
@@ -502,11 +502,11 @@ def _start_monitor(
     settings: Settings, args: dict[str, Any], log: int, ready: int, listener: int
 ) -> None:
     """Through the run root's monitor host (see ``monitor_host``), else forked here."""
-    from capsa.engine import monitor_host
+    from capsa.engine import monitor_client
 
     fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}
     try:
-        monitor_host.spawn(settings.runroot, args, fds, settings.monitor_linger)
+        monitor_client.spawn(settings.runroot, args, fds, settings.monitor_linger)
     except (OSError, Internal):
         _fork_monitor(args, log, tuple(fds.values()))
 

@@ -87,6 +87,7 @@ class Setup:
             cleanup.release()
         self.report({"ok": True, "pid": launch["pid"], "warnings": launch.get("warnings", [])})
         loop = Loop(launch)
+        self._tell_host("standby", *loop.standby())
         result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
         while result is None and loop.probing:  # a healthcheck in flight stays here
             result = loop.run(until=time.monotonic() + 0.2)
@@ -94,8 +95,19 @@ class Setup:
             if self._hand_to_host(loop):
                 return None
             exec_module("capsa.engine.monitor_loop", loop.handoff_args())
+        self._tell_host("exited", result or {}, [])
         loop.close()
         return loop.finish_args(result or {})
+
+    def _tell_host(self, op: str, args: dict[str, Any], fds: list[int]) -> None:
+        """Keep the monitor host (our parent) informed, so that it can take over if this
+        process is killed: the loop's copy ("standby"), then how the container ended
+        ("exited"). The host is a subreaper: the container's init becomes its child."""
+        host = int(self.args.get("host_fd", -1))
+        if host >= 0:
+            from capsa.engine import monitor_client
+
+            monitor_client.tell(host, op, args, fds)
 
     def _hand_to_host(self, loop: Loop) -> bool:
         """Give the running container to the monitor host; it becomes the init's
@@ -103,7 +115,7 @@ class Setup:
         host = int(self.args.get("host_fd", -1))
         if host < 0:
             return False
-        from capsa.engine import monitor_host
+        from capsa.engine import monitor_client
         from capsa.linux.proc import start_time
 
         # recorded first: once adopted, the host may finish the container (and clear
@@ -112,7 +124,7 @@ class Setup:
         self.ctx.store.update(
             self.rec.id, monitor_pid=parent, monitor_start=start_time(parent) or 0
         )
-        if not monitor_host.adopt(host, loop.handoff_args(), loop.handoff_fds()):
+        if not monitor_client.tell(host, "adopt", loop.handoff_args(), loop.handoff_fds()):
             self.ctx.store.update(self.rec.id, monitor_pid=me, monitor_start=start_time(me) or 0)
             return False
         loop.close()
@@ -322,13 +334,23 @@ def _log_monitor(paths: ContainerPaths, line: str) -> None:
         pass
 
 
+def unknown_exit(args: dict[str, Any]) -> str:
+    """State.Error of a container whose end nobody saw (see ``capsa.engine.restore``)."""
+    why = args.get("unknown_why") or "its monitor was killed and the process was not ours to reap"
+    return f"exit status unknown: {why}"
+
+
+def _code_text(code: int | None) -> str:
+    return "unknown" if code is None else str(code)
+
+
 class Finish(Setup):
     """The container's init exited: record it, clean up, restart or remove."""
 
     def run(self) -> dict[str, Any] | None:
         """Record the exit; return the setup arguments when the policy restarts."""
         args = self.args
-        code = int(args["exit_code"])
+        code = None if args.get("exit_code") is None else int(args["exit_code"])
         oom = self._oom_killed()
         backend = self.ctx.backend(self.rec.spec.runtime)
         backend.delete(self.rec.id, True)
@@ -351,13 +373,14 @@ class Finish(Setup):
             rec.id,
             state,
             exit_code=code,
+            error=unknown_exit(args) if code is None else "",
             oom_killed=oom,
             finished_at=now_rfc3339(),
             pid=0,
             restart_count=rec.restart_count + (1 if restart else 0),
         )
         self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
-        attrs = {"name": rec.name, "image": rec.image_name, "exitCode": str(code)}
+        attrs = {"name": rec.name, "image": rec.image_name, "exitCode": _code_text(code)}
         self.ctx.events.emit("container", "die", rec.id, attrs)
         if restart:
             self._wait(delay)
@@ -379,7 +402,10 @@ class Finish(Setup):
                 self.release()
         finally:
             for fd in self.clients:
-                _send(fd, attach.exit_frame(code))
+                if code is None:
+                    _send(fd, attach.frame(attach.ERROR, unknown_exit(args).encode()))
+                else:
+                    _send(fd, attach.exit_frame(code))
                 os.close(fd)
         return None
 
@@ -410,7 +436,7 @@ class Finish(Setup):
     def _restart_decision(
         self,
         rec: ContainerRecord,
-        code: int,
+        code: int | None,
         ran_for: float,
     ) -> tuple[bool, float]:
         from capsa.engine.restart import RestartManager, parse_restart

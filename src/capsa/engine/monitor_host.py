@@ -8,9 +8,12 @@ healthchecks) over to the host and exits. The host is a subreaper and the monito
 parent, so the container's init becomes the host's child and the host reaps it. An idle
 container then costs a few kilobytes in the host instead of a Python interpreter.
 
-A host crash loses no container: the containers keep running and ``ps`` reports them
-from the kernel's view, as after a killed per-container monitor. The host exits as soon
-as it supervises nothing; the next ``start`` makes a new one.
+A killed monitor or host loses no container, no exit status and no output where the
+kernel still lets us have them (``capsa.engine.monitor_standby``): the host keeps a copy
+of each of its monitors' loops and takes over a monitor that dies; its parent, a small
+guardian (``capsa.engine.monitor_guardian``), keeps a copy of the host's loops and
+becomes the host if the host dies. The host exits once it has supervised nothing for
+``linger`` seconds; the next ``start`` makes a new one.
 
 Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
 
@@ -18,7 +21,11 @@ Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
   "fds": [arg names]}`` with one fd per name; the host answers ``{"pid": N}`` once it
   has forked the container's monitor.
 - monitor -> host on a socketpair made at the fork: ``{"op": "adopt", "args": {...},
-  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state.
+  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state;
+  ``"standby"`` (same shape: a copy of the loop, ``Loop.standby``) and ``"exited"``
+  (``args``: the loop's result) keep the host ready to take over.
+- host -> guardian on a socketpair made at its fork: ``"keep"`` (a copy of a loop the
+  host supervises) and ``"drop"`` (``{"pid": N}``: that container exited).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import socket
 import sys
 import time
 
+from capsa.engine.monitor_client import LOCK_NAME, open_log, run_monitor
 from capsa.engine.warm_wire import (
     SOCKET_NAME,
     Request,
@@ -38,7 +46,6 @@ from capsa.engine.warm_wire import (
     is_request,
     started,
 )
-from capsa.errors import Internal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,161 +53,32 @@ if TYPE_CHECKING:
 
     from capsa.engine.db_keeper import DatabaseKeeper
     from capsa.engine.monitor_loop import Loop, Waker
+    from capsa.engine.monitor_standby import Standby
 
-LOCK_NAME = "monitor-host.lock"
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 256
 _ORPHAN_TTL = 60.0  # seconds an unclaimed exit status is kept for a hand-off
-
-
-# -- client side -------------------------------------------------------------------------------
-
-
-def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float = 0.0) -> int:
-    """Have the run root's host (started here if there is none) fork a container's
-    monitor with ``args``, the named ``fds`` set in them. Returns the monitor's pid.
-    A host started here stays up ``linger`` seconds once it supervises nothing."""
-    path = os.path.join(runroot, SOCKET_NAME)
-    message = json.dumps({"op": "spawn", "args": args, "fds": list(fds)}).encode()
-    for _ in range(5):  # a host that was just exiting drops the request: ask the next one
-        sock = _connect(path) or _start_host(runroot, linger)
-        try:
-            with sock:
-                sock.settimeout(60.0)
-                socket.send_fds(sock, [message], list(fds.values()))
-                reply = sock.recv(4096)
-        except OSError:
-            continue
-        if reply:
-            return int(json.loads(reply)["pid"])
-    raise Internal(f"no monitor host answered on {path}")
-
-
-def adopt(channel: int, args: dict[str, Any], fds: list[int]) -> bool:
-    """Hand a running container's loop to the host (from the container's monitor)."""
-    message = json.dumps({"op": "adopt", "args": args, "fds": fds}).encode()
-    sock = socket.socket(fileno=os.dup(channel))
-    try:
-        socket.send_fds(sock, [message], fds)
-    except OSError:
-        return False
-    finally:
-        sock.close()
-    return True
-
-
-def _connect(path: str) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        return None
-    return sock
-
-
-def _start_host(runroot: str, linger: float) -> socket.socket:
-    import fcntl
-
-    path = os.path.join(runroot, SOCKET_NAME)
-    lock = os.open(os.path.join(runroot, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(path)  # another client made one while we waited
-        if sock is not None:
-            return sock
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        listener.bind(path)
-        os.chmod(path, 0o600)
-        listener.listen(64)
-        _fork_host(listener, runroot, linger)
-        listener.close()
-        sock = _connect(path)
-        if sock is None:
-            raise Internal(f"the monitor host did not listen on {path}")
-        return sock
-    finally:
-        os.close(lock)
-
-
-def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
-    """Fork twice so that the host is nobody's child here (no zombie in a long-lived
-    caller) and leads its own session."""
-    pid = os.fork()
-    if pid:
-        os.waitpid(pid, 0)
-        return
-    code = 1
-    try:
-        if os.fork() == 0:
-            os.setsid()
-            _detach_stdio(
-                _open_log(os.path.join(runroot, "monitor-host.log")), (listener.fileno(),)
-            )
-            Host(listener, runroot, linger).serve()
-            code = 0
-        else:
-            code = 0
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
-    """In a freshly forked child: become a container's monitor in a session of its own,
-    output to ``log``, no fd but ``keep`` inherited; never returns."""
-
-    code = 1
-    try:
-        os.setsid()
-        from capsa.engine.monitor_loop import Waker
-
-        Waker.forget()  # a host's waker is not the monitor's
-        _detach_stdio(log, keep)
-        from capsa.engine import monitor
-
-        code = monitor.main(["monitor", json.dumps(args)])
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _open_log(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-
-
-def _detach_stdio(log: int, keep: tuple[int, ...]) -> None:
-    """stdin from /dev/null, stdout and stderr to ``log``, every other fd but ``keep``
-    closed (all of them: a host may hold fds numbered past 1024)."""
-    from capsa.linux.fds import close_all_except
-
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    close_all_except(keep)
-    # not closing fd 0 when collected: a forked command replaces sys.stdin, not fd 0
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115
 
 
 # -- the host ------------------------------------------------------------------------------------
 
 
 class Host:
-    def __init__(self, listener: socket.socket, runroot: str, linger: float = 0.0) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        runroot: str,
+        linger: float = 0.0,
+        guardian: socket.socket | None = None,
+    ) -> None:
         self.listener = listener
         self.runroot = runroot
         self.linger = linger
+        self.guardian = guardian  # to our parent, which takes over if we die
+        if guardian is not None:
+            guardian.setblocking(False)  # a slow guardian must never stall the host
+        self.senders: dict[int, int] = {}  # channel fd -> the monitor's pid
+        self.standby: dict[int, Standby] = {}  # monitor pid -> a copy of its loop
         self.idle_since: float | None = None
         self.warmed: set[str] = set()
         self.networked: dict[tuple[str, str, str], dict[str, Any]] = {}  # roots seen bridged
@@ -227,7 +105,8 @@ class Host:
         set_title(f"capsa-monitor host {self.runroot}")
 
         self.code = code_stamps()
-        self.nofile = _raise_fd_limit()  # about four fds per container it supervises
+        limits = raise_fd_limit()  # about four fds per container it supervises
+        self.nofile = self.nofile or limits  # a guardian taking over knows the first ones
         gc.freeze()  # the forked monitors then share the heap instead of copying it
         waker = Waker()
         while True:
@@ -317,8 +196,14 @@ class Host:
             elif self.pins is not None and pid == self.pins.pid:
                 self.pins.close(reaped=True)  # died: a new one comes with the next container
                 self.pins = None
-            elif self.workers.pop(pid, None) is None:
+            elif pid in self.workers:
+                del self.workers[pid]
+                self._worker_gone(pid, status)
+            else:
                 self.orphans[pid] = (status, now)
+        for pid, loop in list(self.loops.items()):  # taken over in this very batch
+            if pid in self.orphans and not loop.draining:
+                loop.reaped(pid, self.orphans.pop(pid)[0])
         for pid, (_, when) in list(self.orphans.items()):
             if now - when > _ORPHAN_TTL:  # its pid may come back as another container's
                 del self.orphans[pid]
@@ -359,16 +244,24 @@ class Host:
         with conn:
             args = self._spawn_request(conn, data, fds)
         if args is not None and args.get("root"):
-            if self.pins is None:
-                from capsa.engine.db_keeper import DatabaseKeeper
-
-                self.pins = DatabaseKeeper()
-            self.pins.keep(str(args["root"]))
+            self._pin(str(args["root"]))
         if args is not None and self.linger > 0:  # more containers will come: get ready
             self._warm(list(args.get("warm") or []))
             if "network" in (args.get("warm") or ()):
                 roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
                 self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+
+    def _pin(self, root: str) -> None:
+        """Have the root's databases held open: by the guardian (it never forks while it
+        holds them), else by a keeper child (``capsa.engine.db_keeper``)."""
+        if self.guardian is not None:
+            self._tell_guardian("pin", {"root": root}, [])
+            return
+        if self.pins is None:
+            from capsa.engine.db_keeper import DatabaseKeeper
+
+            self.pins = DatabaseKeeper()
+        self.pins.keep(root)
 
     def _spawn_request(
         self, conn: socket.socket, data: bytes, fds: list[int]
@@ -465,40 +358,121 @@ class Host:
                 ctx.close()
 
     def _channel(self, fd: int) -> None:
-        from capsa.engine.monitor_loop import Loop, remap_fds
-
         channel = self.channels[fd]
         try:
             data, fds = _receive(channel)
         except OSError:
             data, fds = b"", []
-        if not data:
+        if not data:  # the monitor exited: its status (reaped) says how
             del self.channels[fd]
+            self.senders.pop(fd, None)
             channel.close()
             return
         try:
             message = json.loads(data)
-            args = remap_fds(message["args"], dict(zip(message["fds"], fds, strict=True)))
-            loop = Loop(args)
+            self._message(self.senders.get(fd, 0), message, fds)
         except Exception as e:
-            print(f"monitor host: bad hand-off: {e!r}", file=sys.stderr, flush=True)
+            print(f"monitor host: bad message: {e!r}", file=sys.stderr, flush=True)
             for passed in fds:
                 os.close(passed)
+
+    def _message(self, sender: int, message: dict[str, Any], fds: list[int]) -> None:
+        from capsa.engine import monitor_standby
+        from capsa.engine.monitor_loop import Loop
+
+        op = message.get("op")
+        if op == "exited":
+            entry = self.standby.get(sender)
+            if entry is not None:
+                entry.result = dict(message["args"])
             return
+        copy = monitor_standby.received(message, fds)
+        old = self.standby.pop(sender, None)
+        if old is not None:  # a restart's new run, or handed over
+            old.close()
+        if op == "standby":
+            self.standby[sender] = copy
+            return
+        self._supervise(Loop(copy.args))  # "adopt": the fds are the loop's now
+
+    def _supervise(self, loop: Loop, took_over: bool = False) -> None:
         self.loops[loop.pid] = loop
         orphan = self.orphans.pop(loop.pid, None)
         if orphan is not None:
             status = orphan[0]  # it exited while its monitor was handing it over
             loop.reaped(loop.pid, status)
+        if took_over:
+            from capsa.engine.monitor_standby import record_supervisor
 
-    def _finish(self, loop: Loop) -> None:
-        """The container exited: a fresh monitor records it and restarts or removes it."""
-        del self.loops[loop.pid]
+            try:
+                record_supervisor(loop.args)
+            except Exception as e:
+                print(f"monitor host: record {loop.args.get('id')}: {e!r}", file=sys.stderr)
+        self._tell_guardian("keep", *loop.standby())
+
+    def _worker_gone(self, pid: int, status: int) -> None:
+        """A monitor exited; if it was killed with a container to supervise, take over."""
+        from capsa.engine.monitor_standby import died_abnormally
+
+        entry = self.standby.pop(pid, None)
+        if entry is None:
+            return
+        if not died_abnormally(status) or entry.pid in self.loops:
+            entry.close()
+            return
+        print(f"monitor host: monitor {pid} died: taking over", file=sys.stderr, flush=True)
+        self.take_over(entry)
+
+    def take_over(self, entry: Standby) -> None:
+        """Supervise a container from the copy of a loop whose owner died."""
+        from capsa.engine.monitor_loop import Loop
+        from capsa.engine.monitor_standby import is_child
+
         try:
-            result = loop.result()
+            loop = Loop(entry.args)
+        except Exception as e:
+            print(f"monitor host: cannot take over: {e!r}", file=sys.stderr, flush=True)
+            entry.close()
+            return
+        if entry.result is not None:  # it ended; its monitor was recording that
+            self._finish(loop, entry.result)
+        elif loop.pid in self.orphans or is_child(loop.pid):
+            self._supervise(loop, took_over=True)
+        else:  # reaped by a process that died before saying how it ended
+            why = "its supervisor was killed after reaping it"
+            self._finish(loop, {"exit_code": None, "unknown_why": why})
+
+    def resume(self, entries: list[Standby], orphans: dict[int, tuple[int, float]]) -> None:
+        """Take over a dead host's containers (in its guardian)."""
+        self.orphans.update(orphans)
+        for entry in entries:
+            self.take_over(entry)
+            args = entry.args
+            if "network" in (args.get("warm") or ()):
+                roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
+                self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+
+    def _tell_guardian(self, op: str, args: dict[str, Any], fds: list[int]) -> None:
+        if self.guardian is None:
+            return
+        message = json.dumps({"op": op, "args": args, "fds": fds}).encode()
+        try:
+            socket.send_fds(self.guardian, [message], fds)
+        except OSError as e:  # gone, or not keeping up: the host goes on without it
+            print(f"monitor host: guardian: {e!r}", file=sys.stderr, flush=True)
+            if not isinstance(e, BlockingIOError):
+                self.guardian.close()
+                self.guardian = None
+
+    def _finish(self, loop: Loop, result: dict[str, Any] | None = None) -> None:
+        """The container exited: a fresh monitor records it and restarts or removes it."""
+        self.loops.pop(loop.pid, None)
+        self._tell_guardian("drop", {"pid": loop.pid}, [])
+        try:
+            done = loop.result()
         except OSError:  # the log could not be closed: the exit still gets recorded
-            result = {"exit_code": loop.exit_code}
-        finish = loop.finish_args(result)
+            done = {"exit_code": loop.exit_code}
+        finish = loop.finish_args(result if result is not None else done)
         loop.close()
         clients = list(loop.clients)
         try:
@@ -520,10 +494,11 @@ class Host:
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             channel = theirs.fileno()
             args = {**args, "host_fd": channel, "host_linger": self.linger}
-            run_monitor(args, _open_log(log), (*passed, channel))
+            run_monitor(args, open_log(log), (*passed, channel))
         theirs.close()
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
+        self.senders[mine.fileno()] = pid
         return pid
 
 
@@ -549,7 +524,7 @@ def _send_quietly(conn: socket.socket, message: bytes) -> bool:
     return True
 
 
-def _raise_fd_limit() -> tuple[int, int]:
+def raise_fd_limit() -> tuple[int, int]:
     """Raise the soft limit on open files to the hard one; the limits it had."""
     import resource
 

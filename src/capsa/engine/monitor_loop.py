@@ -46,8 +46,9 @@ class Loop:
         if self.tty:
             self.outputs[self.master] = "stdout"
         else:
-            self.outputs[int(args["stdout"])] = "stdout"
-            self.outputs[int(args["stderr"])] = "stderr"
+            for stream in ("stdout", "stderr"):  # -1: closed by the container already
+                if int(args.get(stream, -1)) >= 0:
+                    self.outputs[int(args[stream])] = stream
         for fd in self.outputs:
             os.set_blocking(fd, False)
         self.listener = int(args["listener"])
@@ -270,6 +271,22 @@ class Loop:
         for fd in self.handoff_fds():
             os.set_inheritable(fd, True)
         return args
+
+    def standby(self) -> tuple[dict[str, Any], list[int]]:
+        """A copy of this loop for a process that takes over if this one is killed (the
+        monitor host for a monitor, the host's guardian for the host): its arguments and
+        the fds to send, which the sender keeps using. Without stdin and clients: the
+        container must see its stdin close, and a client its connection end, when this
+        process closes them."""
+        skip = ("host_fd", "ready_fd", "clients", "wants", "stdin")
+        args = {k: v for k, v in self.args.items() if k not in skip}
+        args.update(clients=[], wants={}, stdin=-1)
+        if not self.tty:
+            for stream in ("stdout", "stderr"):
+                fd = int(self.args.get(stream, -1))
+                args[stream] = fd if fd in self.outputs else -1
+        keys = ("master", "listener") if self.tty else ("stdout", "stderr", "listener")
+        return args, [int(args[k]) for k in keys if int(args.get(k, -1)) >= 0]
 
     def handoff_fds(self) -> list[int]:
         return [

@@ -86,9 +86,10 @@ class RestartManager:
         self.canceled = False
 
     def should_restart(
-        self, exit_code: int, stopped_by_user: bool, ran_for: float
+        self, exit_code: int | None, stopped_by_user: bool, ran_for: float
     ) -> tuple[bool, float]:
-        """(restart?, seconds to wait first) after the container exited with ``exit_code``.
+        """(restart?, seconds to wait first) after the container exited with ``exit_code``
+        (None: unknown, nobody saw the end; ``on-failure`` counts it as a failure).
 
         ``ran_for`` is how long it ran (seconds). A yes counts one restart.
         """
@@ -98,7 +99,7 @@ class RestartManager:
         self.restart_count += 1
         return True, self.delay
 
-    def _wants(self, exit_code: int) -> bool:
+    def _wants(self, exit_code: int | None) -> bool:
         name = self.policy.name
         if name in (ALWAYS, UNLESS_STOPPED):
             return True
