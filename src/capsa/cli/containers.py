@@ -322,7 +322,8 @@ def wait(ctx: click.Context, containers: tuple[str, ...], condition: str) -> Non
     """Block until containers stop; print their exit codes."""
     service = _app(ctx).engine.containers
     for name in containers:
-        click.echo(service.wait(name, condition))
+        code = service.wait(name, condition)
+        click.echo("unknown" if code is None else code)  # never invented: engine.restore
 
 
 # -- ps ----------------------------------------------------------------------------
@@ -342,13 +343,18 @@ def status_text(rec: ContainerRecord, health: dict[str, Any] | None) -> str:
         return text
     if rec.state is State.RESTARTING:
         return (
-            f"Restarting ({rec.exit_code}) "
+            f"Restarting ({_exit_text(rec)}) "
             + render.human_duration(_since(rec.finished_at))
             + " ago"
         )
     if rec.state is State.EXITED:
-        return f"Exited ({rec.exit_code}) {render.human_duration(_since(rec.finished_at))} ago"
+        return f"Exited ({_exit_text(rec)}) {render.human_duration(_since(rec.finished_at))} ago"
     return rec.state.value.capitalize()
+
+
+def _exit_text(rec: ContainerRecord) -> str:
+    """The exit code, or ``unknown`` when nobody saw the process end (engine.restore)."""
+    return "unknown" if rec.exit_code is None else str(rec.exit_code)
 
 
 def _since(stamp: str) -> float:

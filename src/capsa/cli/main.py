@@ -143,6 +143,7 @@ def _register() -> None:
         images,
         monitoring,
         networks,
+        system,
         volumes,
     )
 
@@ -153,6 +154,7 @@ def _register() -> None:
     explain.register(cli)
     networks.register(cli)
     monitoring.register(cli)  # last: it adds to the `container` and `system` groups
+    system.register(cli)  # after monitoring: it adds to the `system` group
 
 
 _register()

@@ -215,7 +215,7 @@ class ContainerRecord:
     state: State = State.CREATED
     pid: int = 0
     pid_start: int = 0
-    exit_code: int = 0
+    exit_code: int | None = 0  # None: unknown (the process ended unseen, engine.restore)
     started_at: str = ""
     finished_at: str = ""
     oom_killed: bool = False

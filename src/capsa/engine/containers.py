@@ -54,36 +54,15 @@ class ContainerService:
         return self.observe(self.ctx.store.find(text))
 
     def observe(self, rec: ContainerRecord) -> ContainerRecord:
-        """Correct the recorded state with what the kernel says."""
+        """Correct the recorded state with what the kernel says (``engine.restore``)."""
         if not is_live(rec.state):
             return rec
-        monitor = rec.monitor_pid > 0 and is_alive(rec.monitor_pid, rec.monitor_start or None)
-        init = rec.pid > 0 and is_alive(rec.pid, rec.pid_start or None)
-        if monitor or init:
+        from capsa.engine import restore
+
+        if restore.supervised(rec):
             return rec
-        # both gone without a word: the monitor was killed; finish its work here
-        self._cleanup_runtime(rec)
-        return self.ctx.store.update(
-            rec.id,
-            State.EXITED,
-            exit_code=rec.exit_code or 255,
-            finished_at=rec.finished_at or now_rfc3339(),
-            pid=0,
-        )
-
-    def _cleanup_runtime(self, rec: ContainerRecord) -> None:
-        from capsa.linux.mount import unmount
-
-        try:
-            self.ctx.backend(rec.spec.runtime).delete(rec.id, True)
-        except CapsaError:
-            pass
-        rootfs = self.ctx.paths(rec.id).rootfs
-        if os.path.ismount(rootfs):
-            try:
-                unmount(rootfs, detach=True)
-            except OSError:
-                pass
+        # gone without a word (a killed monitor, a reboot): finish its work here
+        return restore.settle_dead(self.ctx, rec)
 
     def list_containers(self, opts: PsOptions | None = None) -> list[ContainerRecord]:
         from capsa.engine.filters import container_matches
@@ -402,7 +381,7 @@ class ContainerService:
         self.ctx.store.update(rec.id, State.RUNNING)
         self.ctx.events.emit("container", "unpause", rec.id, {"name": rec.name})
 
-    def wait(self, text: str, condition: str = "not-running") -> int:
+    def wait(self, text: str, condition: str = "not-running") -> int | None:
         rec = self.get(text)
         if condition == "removed":
             while True:

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from capsa.engine.containers import ContainerService
     from capsa.engine.images import ImageService
     from capsa.engine.network.service import NetworkService
+    from capsa.engine.restore import RestoreService
     from capsa.engine.service_context import ServiceContext
     from capsa.engine.volumes import VolumeService
 
@@ -45,6 +46,12 @@ class LocalEngine:
 
             self._containers = ContainerService(self.ctx, self.images)
         return self._containers
+
+    @property
+    def restore(self) -> RestoreService:
+        from capsa.engine.restore import RestoreService
+
+        return RestoreService(self.ctx, self.containers)
 
     @property
     def volumes(self) -> VolumeService:
