@@ -62,7 +62,14 @@ class ContainerService:
         if restore.supervised(rec):
             return rec
         # gone without a word (a killed monitor, a reboot): finish its work here
-        return restore.settle_dead(self.ctx, rec)
+        from capsa.store.space import NoSpace
+
+        try:
+            return restore.settle_dead(self.ctx, rec)
+        except NoSpace:  # no room to record it: shown as exited all the same (rm works)
+            rec.state, rec.pid, rec.exit_code = State.EXITED, 0, None
+            rec.error = restore.UNKNOWN_EXIT
+            return rec
 
     def list_containers(self, opts: PsOptions | None = None) -> list[ContainerRecord]:
         from capsa.engine.filters import container_matches

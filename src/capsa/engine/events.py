@@ -2,14 +2,19 @@
 
 Monitors, the CLI and the API server all append (O_APPEND writes of one line are
 atomic); readers filter by time, type, action and attributes, and can follow.
-The file is trimmed to its last half when it passes 4 MiB.
+The file is trimmed to its last half when it passes 4 MiB. On a full disk an event
+uses the data root's reserve (``capsa.store.space``); if even that is gone the event
+is dropped, never the operation it reports, and never as half a line.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
+
+from capsa.store.space import Reserve, is_full_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,15 +45,32 @@ class EventLog:
         if kind == "container" and attributes and "image" in attributes:
             event["from"] = attributes["image"]
         line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        try:
+            size = self._append(line)
+        except OSError as e:
+            if not is_full_error(e) or not Reserve(os.path.dirname(self.path)).release():
+                return  # the event is lost; what it reports happened all the same
+            try:
+                size = self._append(line)
+            except OSError:
+                return
+        if size > MAX_SIZE:
+            self._trim()
+
+    def _append(self, line: bytes) -> int:
+        """Append one line (whole or not at all); the file's new size."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, line)
-            size = os.fstat(fd).st_size
+            written = os.write(fd, line)
+            end = os.lseek(fd, 0, os.SEEK_CUR)
+            if written < len(line):  # the disk filled up mid-line
+                if os.fstat(fd).st_size == end:  # nobody appended after it: take it back
+                    os.ftruncate(fd, end - written)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+            return end
         finally:
             os.close(fd)
-        if size > MAX_SIZE:
-            self._trim()
 
     def _trim(self) -> None:
         try:
@@ -60,7 +82,10 @@ class EventLog:
             return
         from capsa.linux.atomicfile import write_atomic
 
-        write_atomic(self.path, rest)
+        try:
+            write_atomic(self.path, rest)
+        except OSError:
+            pass  # no room for the trimmed copy: the log stays as it is
 
     def read(
         self,
@@ -79,7 +104,10 @@ class EventLog:
                         if not raw.endswith(b"\n"):
                             break
                         offset += len(raw)
-                        event = json.loads(raw)
+                        try:
+                            event = json.loads(raw)
+                        except ValueError:  # a line torn by a full disk
+                            continue
                         t = event["timeNano"] / 1e9
                         if since is not None and t < since:
                             continue

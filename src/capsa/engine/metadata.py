@@ -1,7 +1,8 @@
 """Container metadata in SQLite (``<root>/containers.db``).
 
 The CLI, the API server and every container's monitor read and write it
-concurrently; each change is one ``BEGIN IMMEDIATE`` transaction. The spec is
+concurrently; each change is one ``BEGIN IMMEDIATE`` transaction (which, on a full
+disk, may use the data root's reserve: see ``capsa.store.space``). The spec is
 written once at create; the state fields change over the container's life.
 """
 
@@ -150,21 +151,24 @@ class ContainerStore(Database):
             return rec
 
     def update_spec(self, container_id: str, spec: ContainerSpec) -> None:
-        self.conn.execute(
-            "UPDATE containers SET spec=? WHERE id=?",
-            (json.dumps(to_dict(spec), separators=(",", ":")), container_id),
-        )
+        with Transaction(self.conn) as c:
+            c.execute(
+                "UPDATE containers SET spec=? WHERE id=?",
+                (json.dumps(to_dict(spec), separators=(",", ":")), container_id),
+            )
 
     def rename(self, container_id: str, name: str) -> None:
         try:
-            self.conn.execute("UPDATE containers SET name=? WHERE id=?", (name, container_id))
+            with Transaction(self.conn) as c:
+                c.execute("UPDATE containers SET name=? WHERE id=?", (name, container_id))
         except Exception as e:
             if "UNIQUE" in str(e):
                 raise AlreadyExists(f'the container name "/{name}" is already in use') from None
             raise
 
     def remove(self, container_id: str) -> None:
-        self.conn.execute("DELETE FROM containers WHERE id=?", (container_id,))
+        with Transaction(self.conn) as c:
+            c.execute("DELETE FROM containers WHERE id=?", (container_id,))
 
     def names(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT name FROM containers")}

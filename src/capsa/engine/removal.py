@@ -1,11 +1,16 @@
-"""Removing a container: everything it holds goes, in an order that can be retried."""
+"""Removing a container: everything it holds goes, in an order that can be retried.
+
+Files go first, records afterwards: on a full disk the container's rw layer and logs
+give their space back before any database is written to, and a removal cut short (the
+disk still full, a crash) leaves the record, so that ``rm`` can be run again.
+"""
 
 from __future__ import annotations
 
 import os
 
 from capsa.engine.container_types import ContainerRecord
-from capsa.errors import CapsaError
+from capsa.errors import CapsaError, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,12 +30,24 @@ def remove_container(ctx: ServiceContext, rec: ContainerRecord, volumes: bool = 
 
     paths = ctx.paths(rec.id)
     ctx.backend(rec.spec.runtime).delete(rec.id, True)
+    if os.path.ismount(paths.rootfs):
+        unmount(paths.rootfs, detach=True)
+    try:
+        ctx.snapshots.remove_rw(rec.rootfs_key or rec.id)  # its files, then its record
+    except NotFound:
+        pass  # gone with a removal cut short before
+    _rmtree(paths.data)  # logs, hostname, hosts: on the data root too
     from capsa.engine import netwire
 
     netwire.detach(ctx, rec.id)
-    if os.path.ismount(paths.rootfs):
-        unmount(paths.rootfs, detach=True)
-    ctx.snapshots.remove_rw(rec.rootfs_key or rec.id)
+    _release_volumes(ctx, rec, volumes)
+    ctx.images.release(rec.id)
+    _rmtree(paths.run)
+    ctx.store.remove(rec.id)
+    ctx.events.emit("container", "destroy", rec.id, {"name": rec.name, "image": rec.image_name})
+
+
+def _release_volumes(ctx: ServiceContext, rec: ContainerRecord, volumes: bool) -> None:
     for m in rec.spec.mounts:
         if m.type != "volume" or not m.source:
             continue
@@ -40,8 +57,3 @@ def remove_container(ctx: ServiceContext, rec: ContainerRecord, volumes: bool = 
                 ctx.volumes.remove(m.source)
         except CapsaError:
             pass
-    ctx.images.release(rec.id)
-    _rmtree(paths.run)
-    _rmtree(paths.data)
-    ctx.store.remove(rec.id)
-    ctx.events.emit("container", "destroy", rec.id, {"name": rec.name, "image": rec.image_name})

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from capsa.config import Settings
+    from capsa.store.db import Database
 
 _MIGRATIONS = [
     """
@@ -77,20 +78,18 @@ class VolumeService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base = os.path.join(settings.root, "volumes")
-        self._db_path = os.path.join(settings.root, "volumes.db")
-        self._conn: sqlite3.Connection | None = None
+        self._store: Database | None = None
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._store is not None:
+            self._store.close()
 
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            from capsa.store.db import open_db
+        if self._store is None:
+            from capsa.store.db import Database
 
-            self._conn = open_db(self._db_path, _MIGRATIONS)
-        return self._conn
+            self._store = Database(os.path.join(self.settings.root, "volumes.db"), _MIGRATIONS)
+        return self._store.conn
 
     def mountpoint(self, name: str) -> str:
         return os.path.join(self.base, name, "_data")
@@ -99,8 +98,6 @@ class VolumeService:
 
     def create(self, opts: VolumeCreateOptions) -> Volume:
         """A new volume, or the existing one of that name (Docker is idempotent)."""
-        from capsa.store.db import Transaction
-
         validate_driver(opts.driver)
         validate_options(opts.driver_opts)
         name = opts.name or secrets.token_hex(32)
@@ -108,16 +105,7 @@ class VolumeService:
         labels = dict(opts.labels)
         if opts.anonymous:
             labels.setdefault(ANONYMOUS_LABEL, "")
-        with Transaction(self._db()) as conn:
-            row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                conn.execute(
-                    "INSERT INTO volumes (name, driver, created_at, labels, options)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (name, opts.driver, stamp, json.dumps(labels), json.dumps(opts.driver_opts)),
-                )
-                row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        row = self._create_row(name, opts.driver, labels, opts.driver_opts)
         volume = self._volume(row)
         labels_differ = bool(opts.labels) and volume.labels != labels
         options_differ = bool(opts.driver_opts) and volume.options != opts.driver_opts
@@ -125,6 +113,40 @@ class VolumeService:
             raise Conflict(f"volume {name} already exists with different options")
         self._make_dirs(name)
         return volume
+
+    def _create_row(
+        self, name: str, driver: str, labels: dict[str, str], options: dict[str, str]
+    ) -> sqlite3.Row:
+        """The volume's record, inserted with its directories if it is new: on a full
+        disk neither is left without the other."""
+        from capsa.store.db import Transaction
+        from capsa.store.space import check_room, is_full_error, no_space
+
+        if not self._exists(name):  # checked first: a transaction may take the reserve
+            check_room(self.settings.root)
+        created = False
+        try:
+            with Transaction(self._db()) as conn:
+                row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    created = True
+                    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                    conn.execute(
+                        "INSERT INTO volumes (name, driver, created_at, labels, options)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (name, driver, stamp, json.dumps(labels), json.dumps(options)),
+                    )
+                    self._make_dirs(name)
+                    row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+        except BaseException as e:
+            if created:  # not recorded: its (empty) directories go too
+                for path in (self.mountpoint(name), os.path.join(self.base, name)):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(path)
+            if is_full_error(e):
+                raise no_space(self.settings.root) from e
+            raise
+        return row
 
     def _make_dirs(self, name: str) -> None:
         os.makedirs(self.base, mode=0o701, exist_ok=True)

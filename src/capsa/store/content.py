@@ -5,7 +5,8 @@ is written, and is renamed into place only when its digest (and size, if known)
 match. A partial ingest file survives a crash so a download can resume where it
 stopped (HTTP Range); an exclusive lock on it makes two writers of the same blob
 wait for each other instead of writing twice. A corrupt or half-written blob is
-therefore never visible under ``blobs/``.
+therefore never visible under ``blobs/``. On a full disk the partial ingest is
+deleted instead (``NoSpace``): it would hold the space it took.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 
 from capsa.errors import InvalidArgument, NotFound
 from capsa.oci.image_spec import validate_digest
+from capsa.store.space import check_room, is_full_error, no_space
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class BlobWriter:
         self.expected = expected
         self.size = size
         self.path = os.path.join(store.ingest_dir, key)
+        if not (expected is not None and store.has(expected)):
+            check_room(store.data_root)  # a new blob must not eat the room kept for cleaning up
         os.makedirs(store.ingest_dir, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)  # a second writer of this blob waits here
@@ -69,10 +73,18 @@ class BlobWriter:
         self.offset = 0
 
     def write(self, data: bytes) -> None:
+        """Append ``data``. On a full disk the partial blob is thrown away (it would hold
+        the space it took) and ``NoSpace`` raised."""
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as e:
+            if not is_full_error(e):
+                raise
+            self._discard()
+            raise no_space(self.store.data_root) from e
         self._hash.update(data)
         self.offset += len(data)
 
@@ -93,7 +105,13 @@ class BlobWriter:
         if self.expected and digest != self.expected:
             self._discard()
             raise DigestMismatch(f"blob digest mismatch: expected {self.expected}, got {digest}")
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as e:  # a file system that allocates late (NFS, quotas)
+            if not is_full_error(e):
+                raise
+            self._discard()
+            raise no_space(self.store.data_root) from e
         target = self.store.path(digest)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.rename(self.path, target)
@@ -126,6 +144,7 @@ class BlobWriter:
 
 class ContentStore:
     def __init__(self, root: str) -> None:
+        self.data_root = root
         self.root = os.path.join(root, "content")
         self.blobs_dir = os.path.join(self.root, "blobs")
         self.ingest_dir = os.path.join(self.root, "ingest")

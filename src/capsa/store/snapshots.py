@@ -25,7 +25,8 @@ import time
 from capsa.errors import Conflict, InvalidArgument, NotFound
 from capsa.progress import NullProgress, ProgressEvent
 from capsa.record import record
-from capsa.store.db import Transaction, open_db
+from capsa.store.db import Transaction, connect
+from capsa.store.space import check_room, is_full_error, is_low, no_space
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,11 +87,15 @@ class SnapshotStore:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+        conn = self._conn
+        if conn is not None and getattr(conn, "degraded", False) and not is_low(self.root):
+            conn.close()  # there is room again: back to the real database
+            conn = self._conn = None
+        if conn is None:
             for d in (self.dir, self.tmp_dir, self.lock_dir, self.rw_dir):
                 os.makedirs(d, mode=0o700, exist_ok=True)
-            self._conn = open_db(os.path.join(self.root, "snapshots.db"), _MIGRATIONS)
-        return self._conn
+            conn = self._conn = connect(os.path.join(self.root, "snapshots.db"), _MIGRATIONS)
+        return conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -178,21 +183,31 @@ class SnapshotStore:
         from capsa.linux.mount import Mount, lowerdir_option
 
         _check_key(key)
+        check_room(self.root)  # a new layer must not eat the room kept for cleaning up
         lowers = self.layer_dirs(chain_ids)[::-1] or [self._empty_dir()]
         top = chain_ids[-1] if chain_ids else ""
-        with self._mutex, Transaction(self._db) as db:
-            if db.execute("SELECT 1 FROM rw WHERE key = ?", (key,)).fetchone():
-                raise Conflict(f"rw layer {key} already exists")
-            db.execute(
-                "INSERT INTO rw(key, chain_id, created) VALUES (?, ?, ?)", (key, top, time.time())
-            )
-            if readonly:
-                return [_readonly_mount(lowers)]
-            base = os.path.join(self.rw_dir, key)
-            shutil.rmtree(base, ignore_errors=True)  # a crash's leftover
-            upper, work = os.path.join(base, "upper"), os.path.join(base, "work")
-            os.makedirs(work, mode=0o700)
-            _mkdir_like(upper, lowers[0])
+        base = os.path.join(self.rw_dir, key)
+        upper, work = os.path.join(base, "upper"), os.path.join(base, "work")
+        try:
+            with self._mutex, Transaction(self._db) as db:
+                if db.execute("SELECT 1 FROM rw WHERE key = ?", (key,)).fetchone():
+                    raise Conflict(f"rw layer {key} already exists")
+                db.execute(
+                    "INSERT INTO rw(key, chain_id, created) VALUES (?, ?, ?)",
+                    (key, top, time.time()),
+                )
+                if readonly:
+                    return [_readonly_mount(lowers)]
+                shutil.rmtree(base, ignore_errors=True)  # a crash's leftover
+                os.makedirs(work, mode=0o700)
+                _mkdir_like(upper, lowers[0])
+        except Conflict:
+            raise
+        except BaseException as e:  # not recorded: no directories either
+            shutil.rmtree(base, ignore_errors=True)
+            if is_full_error(e):
+                raise no_space(self.root) from e
+            raise
         return [
             Mount(
                 "overlay",
@@ -202,13 +217,16 @@ class SnapshotStore:
         ]
 
     def remove_rw(self, key: str) -> None:
+        """Delete the layer's files, then its record: on a full disk the space comes
+        back before anything is written, and a removal cut short can be done again."""
         _check_key(key)
         base = os.path.join(self.rw_dir, key)
+        existed = os.path.lexists(base)
+        shutil.rmtree(base, ignore_errors=True)
         with self._mutex, Transaction(self._db) as db:
             gone = db.execute("DELETE FROM rw WHERE key = ?", (key,)).rowcount
-            if not gone and not os.path.lexists(base):
-                raise NotFound(f"rw layer {key} not found")
-        shutil.rmtree(base, ignore_errors=True)
+        if not gone and not existed:
+            raise NotFound(f"rw layer {key} not found")
 
     def rw_dir_of(self, key: str) -> str:
         """``overlay-rw/<key>``: holds ``upper`` (the container's changes) and ``work``."""
@@ -254,12 +272,13 @@ class SnapshotStore:
         parents: list[str],
         sink: ProgressSink,
     ) -> None:
+        check_room(self.root)
         tmp = self._tmp_path(chain)
         fs = os.path.join(tmp, "fs")
-        os.makedirs(fs, mode=0o755)
-        os.chmod(tmp, 0o700)
         progress = _Extracting(sink, layer)
         try:
+            os.makedirs(fs, mode=0o755)
+            os.chmod(tmp, 0o700)
             from capsa.store.unpack import apply_layer, open_layer  # only unpacking pays
 
             with open_layer(content, layer, on_read=progress.read) as stream:
@@ -272,11 +291,15 @@ class SnapshotStore:
             self._commit(tmp, chain, parent, diff_id, disk_usage(fs))
         except InvalidArgument as err:
             shutil.rmtree(tmp, ignore_errors=True)
+            if is_full_error(err.__cause__):  # an entry the disk had no room for
+                raise no_space(self.root) from err
             if layer.digest in err.message:
                 raise
             raise InvalidArgument(f"layer {layer.digest}: {err.message}") from err
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if is_full_error(e):
+                raise no_space(self.root) from e
             raise
         progress.complete()
 
