@@ -170,6 +170,32 @@ def test_a_torn_event_line_is_skipped(tmp_path: Path) -> None:
     assert all(json.dumps(e) for e in log.read())
 
 
+def test_a_log_line_the_disk_filled_up_under_is_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capsa.engine.logs import LogConfig, LogWriter, read_logs
+
+    path = str(tmp_path / "json.log")
+    writer = LogWriter(path, LogConfig())
+    writer.write("stdout", b"before\n")
+    write = os.write
+
+    def full(fd: int, data: bytes) -> int:
+        if fd != writer._fd:
+            return write(fd, data)
+        if len(data) > 10:  # room for a few bytes only, then none
+            return write(fd, bytes(data)[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    writer.write("stdout", b"lost one\nlost two\n")
+    monkeypatch.undo()
+    assert writer.dropped == 2 and "no space left on device" in writer.last_error
+    writer.write("stderr", b"after\n")
+    writer.close()
+    assert [e.text for e in read_logs(path)] == ["before\n", "after\n"]
+
+
 def test_a_blob_the_disk_has_no_room_for_leaves_no_partial_ingest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

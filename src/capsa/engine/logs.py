@@ -92,8 +92,9 @@ def parse_size(text: str) -> int:
 class LogWriter:
     """Appends a container's output to ``path`` as json-file entries, rotating it.
 
-    I/O errors never reach the monitor: the entries are dropped and counted in
-    ``dropped``, the reason kept in ``last_error``.
+    I/O errors never reach the monitor: the entries are dropped (whole: never a torn
+    line, as a full disk could leave) and counted in ``dropped``, the reason kept in
+    ``last_error``.
     """
 
     def __init__(self, path: str, config: LogConfig) -> None:
@@ -170,11 +171,19 @@ class LogWriter:
         lines.clear()
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            self._size += n
-            view = view[n:]
+        """Write whole lines or none: what a full disk cut short is taken back (this
+        writer is the file's only one), so that no torn line joins the next one."""
+        start, view = self._size, memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                self._size += n
+                view = view[n:]
+        except OSError:
+            if self._size != start:
+                os.ftruncate(self._fd, start)
+                self._size = start
+            raise
 
     def _rotate(self) -> None:
         path, keep = self.path, self.config.max_file
