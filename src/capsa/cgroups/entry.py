@@ -55,6 +55,11 @@ class CgroupEntry:
             fs.write(self.cgroup2_dir[1], "cgroup.procs", "0")
         self.close()
 
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors it holds (a child closing what it inherited keeps them)."""
+        own = tuple(fd for fd, _ in self.tasks)
+        return own if self.cgroup2_dir is None else (*own, self.cgroup2_dir[0])
+
     def close(self) -> None:
         fds = [fd for fd, _ in self.tasks]
         if self.cgroup2_dir is not None:

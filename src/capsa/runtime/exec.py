@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
-from capsa.errors import InvalidArgument
+from capsa.errors import InvalidArgument, NotFound, PermissionDenied
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Spec
 from capsa.record import record
+from capsa.runtime import entering
 from capsa.runtime import process as proc_mod
 from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.container import Runtime
@@ -91,6 +93,7 @@ def exec_process(runtime: Runtime, cid: str, opts: ExecOptions) -> Execed:
         console.close()
     try:
         pid, warnings = _drive(parent, pid_c)
+        _check_exec(parent, opts.process.args[0])
     except BaseException:
         _reap_quietly(pid_c)
         raise
@@ -117,6 +120,19 @@ def _drive(sync: SyncChannel, pid_c: int) -> tuple[int, list[str]]:
     return pid, warnings
 
 
+def _check_exec(sync: SyncChannel, program: str) -> None:
+    """Wait for the new process's ``execve``: its end of the channel closes then, or
+    the trampoline reports why the exec failed (an errno, 4 bytes)."""
+    data = sync.read_to_eof()
+    if len(data) < 4:
+        return
+    err = int.from_bytes(data[-4:], sys.byteorder)
+    reason = os.strerror(err).lower()
+    if err == errno.ENOENT:
+        raise NotFound(f"exec {program}: {reason}")
+    raise PermissionDenied(f"exec {program}: {reason}")
+
+
 def _reap_quietly(pid: int) -> None:
     try:
         os.kill(pid, 9)
@@ -134,6 +150,13 @@ def _stage1(
     console: socket.socket | None,
 ) -> NoReturn:
     try:
+        # before anything of the container can see us: no dumpable memory, no host fds
+        # but the ones for the container, and no imports from the container's files
+        keep = (sync.rfd, sync.wfd, *entry.fds(), *(fd for _, fd in ns_fds))
+        if console is not None:
+            keep += (console.fileno(),)
+        entering.hide(keep + entering.preserved(opts.preserve_fds))
+        entering.seal_imports()
         entry.join()  # the container's cgroup, before its namespaces: stage 2 is born inside
         for kind, fd in ns_fds:
             sc.setns(fd, sc.NAMESPACE_FLAGS[kind])
@@ -160,12 +183,12 @@ def _stage2(
             setup_container_tty(console, (size.height, size.width) if size else None)
         prepared = proc_mod.prepare(opts.process, prepared_filter)
         sync.send("ready", warnings=prepared.warnings)
-        sync.close()
+        sync.close_reading()  # the writing end tells the parent how the exec went
     except BaseException as e:
         sync.send_error(e)
         os._exit(1)
     try:
-        proc_mod.finalize_and_exec(opts.process, prepared, opts.preserve_fds)
+        proc_mod.finalize_and_exec(opts.process, prepared, opts.preserve_fds, sync.wfd)
     except BaseException as e:
         sys.stderr.write(f"capsa-runtime exec: {e}\n")
     os._exit(127)

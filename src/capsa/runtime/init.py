@@ -18,6 +18,7 @@ from capsa.errors import CapsaError, InvalidArgument, NotFound, PermissionDenied
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Spec
 from capsa.record import field, record
+from capsa.runtime import entering
 from capsa.runtime import hooks as hooks_mod
 from capsa.runtime import process as proc_mod
 from capsa.runtime.rootfs import RootfsBuilder
@@ -93,11 +94,22 @@ def born_in_place(ctx: InitContext) -> NoReturn:
     try:
         assert ctx.entry is not None
         ctx.entry.join()
+        _hide(ctx)
         _root_and_paths(ctx, _new_namespaces(ctx.spec), joins_user=False)
     except BaseException as e:
         ctx.sync.send_error(e)
         os._exit(1)
     stage2(ctx)
+
+
+def _hide(ctx: InitContext) -> None:
+    """Before the container can see the init: see ``capsa.runtime.entering``."""
+    keep = (ctx.sync.rfd, ctx.sync.wfd, ctx.fifo_fd, *ctx.ns_fds.values())
+    if ctx.console is not None:
+        keep += (ctx.console.fileno(),)
+    entering.hide(keep + entering.preserved(ctx.preserve_fds))
+    if "mount" in ctx.ns_fds:  # the files seen from here on may be a container's
+        entering.seal_imports()
 
 
 def _root_and_paths(ctx: InitContext, new: set[str], *, joins_user: bool) -> None:
@@ -118,6 +130,7 @@ def stage1(ctx: InitContext) -> NoReturn:
     try:
         if ctx.entry is not None:  # stage 2, forked below, is born in the cgroup
             ctx.entry.join()
+        _hide(ctx)
         new = _new_namespaces(ctx.spec)
         joins_user = "user" in ctx.ns_fds
         if joins_user:
@@ -158,8 +171,8 @@ def stage2(ctx: InitContext) -> NoReturn:
     try:
         fifo_fd = _setup(ctx)
         started = True
-        _wait_for_start(fifo_fd)
-        _exec(ctx)
+        report_fd = _wait_for_start(fifo_fd)
+        _exec(ctx, report_fd)
     except BaseException as e:
         if not started:
             ctx.sync.send_error(e)
@@ -180,6 +193,7 @@ def _setup(ctx: InitContext) -> int:
     hooks_mod.run_hooks(spec.hooks, "createContainer", msg["state"])
     fifo_fd = ctx.fifo_fd
     _preload(ctx)
+    entering.seal_imports()  # from here on every path names the container's files
     builder.pivot(ctx.no_pivot)
     builder.finish()
     if spec.hostname is not None:
@@ -209,20 +223,23 @@ def _preload(ctx: InitContext) -> None:
         import subprocess  # noqa: F401
 
 
-def _wait_for_start(fifo_fd: int) -> None:
+def _wait_for_start(fifo_fd: int) -> int:
     """Block until ``start`` opens the fifo. The write end stays open, close-on-exec:
     ``start`` reads until EOF, so it returns (and runs poststart hooks) only once the
-    user's program has been executed."""
+    user's program has been executed; a failed exec writes its errno there."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
     os.close(fifo_fd)
+    return fd
 
 
-def _exec(ctx: InitContext) -> NoReturn:
+def _exec(ctx: InitContext, report_fd: int) -> NoReturn:
     state = dict(ctx.state, status="running")
     hooks_mod.run_hooks(ctx.spec.hooks, "startContainer", state)
     assert ctx.spec.process is not None and ctx.prepared is not None
-    proc_mod.finalize_and_exec(ctx.spec.process, ctx.prepared, ctx.preserve_fds)
+    proc_mod.finalize_and_exec(
+        ctx.spec.process, ctx.prepared, ctx.preserve_fds, report_fd, message=True
+    )
     os._exit(127)
 
 

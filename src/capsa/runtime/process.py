@@ -12,11 +12,13 @@ import errno
 import os
 import resource
 import stat
+import sys
 
 from capsa.errors import InvalidArgument, NotFound, PermissionDenied, os_reason
 from capsa.linux import capabilities as caps
 from capsa.linux import signals as sig
 from capsa.linux import syscalls as sc
+from capsa.linux import trampoline
 from capsa.oci.runtime_spec import Process, Seccomp
 from capsa.record import field, record
 
@@ -211,8 +213,17 @@ def _close_on_exec_from(first: int) -> None:
                 pass
 
 
-def finalize_and_exec(process: Process, prep: Prepared, keep_fds: int = 0) -> None:
-    """Drop to the configured identity and privileges, then execve. Never returns."""
+def finalize_and_exec(
+    process: Process,
+    prep: Prepared,
+    keep_fds: int = 0,
+    report_fd: int = -1,
+    message: bool = False,
+) -> None:
+    """Drop to the configured identity and privileges, then execve through the
+    trampoline (``capsa.linux.trampoline``). Never returns. If the exec fails, the
+    errno goes to ``report_fd`` as 4 bytes, and with ``message`` a line to stderr."""
+    hop = _trampoline(prep.executable, report_fd, message)
     early_filter = prep.seccomp is not None and not process.no_new_privileges
     if early_filter:
         # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it
@@ -235,4 +246,43 @@ def finalize_and_exec(process: Process, prep: Prepared, keep_fds: int = 0) -> No
         sig.set_handler(signum, sig.SIG_DFL)
     if prep.seccomp is not None and not early_filter:
         prep.seccomp.load()
-    os.execve(prep.executable, prep.args, prep.env)
+    _execve(hop, prep, report_fd)
+
+
+def _trampoline(executable: str, report_fd: int, message: bool) -> int:
+    """The sealed memfd to exec through; -1 where there is none (the host's
+    interpreter then stays reachable through /proc/<pid>/exe until the exec)."""
+    prefix = b"exec " + os.fsencode(executable) + b": " if message else None
+    try:
+        return trampoline.sealed_memfd(trampoline.build(report_fd, prefix))
+    except (trampoline.Unsupported, OSError):
+        return -1
+
+
+def _execve(hop: int, prep: Prepared, report_fd: int) -> None:
+    if hop >= 0:
+        if report_fd >= 0:
+            os.set_inheritable(report_fd, True)  # the trampoline closes it on its exec
+        try:
+            os.execve(hop, [prep.executable, *prep.args], prep.env)
+        except OSError as e:
+            # memfds not executable here, or execveat refused by the container's
+            # seccomp profile: exec directly; anything else is the program's fault
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.ENOSYS):
+                _report(report_fd, e.errno)
+                raise
+        if report_fd >= 0:
+            os.set_inheritable(report_fd, False)
+    try:
+        os.execve(prep.executable, prep.args, prep.env)
+    except OSError as e:
+        _report(report_fd, e.errno)
+        raise
+
+
+def _report(fd: int, err: int | None) -> None:
+    if fd >= 0:
+        try:
+            os.write(fd, (err or errno.EINVAL).to_bytes(4, sys.byteorder))
+        except OSError:
+            pass

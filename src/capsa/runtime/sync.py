@@ -83,6 +83,18 @@ class SyncChannel:
         except OSError:
             pass
 
+    def close_reading(self) -> None:
+        if self.rfd >= 0:
+            os.close(self.rfd)
+            self.rfd = -1
+
+    def read_to_eof(self) -> bytes:
+        """Whatever is left, raw, once the peer's writing ends are all closed."""
+        data, self._pending = self._pending, b""
+        while chunk := os.read(self.rfd, 4096):
+            data += chunk
+        return data
+
     def close(self) -> None:
         fds = (self.rfd, self.wfd)
         self.rfd = self.wfd = -1
