@@ -14,8 +14,10 @@ from capsa.runtime.commands import check_terminal, sub_cgroups, tabulate
 from capsa.runtime.container import go_time, signal_number
 
 
-def test_signal_0_is_a_signal() -> None:
-    assert signal_number("0") == 0
+def test_signal_0_is_a_signal_for_kill() -> None:
+    assert signal_number("0", allow_zero=True) == 0
+    with pytest.raises(InvalidArgument):
+        signal_number("0")  # a stop signal, say: not a signal
     assert signal_number("KILL") == signal_number("9") == 9
     with pytest.raises(InvalidArgument):
         signal_number("-1")

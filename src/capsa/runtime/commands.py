@@ -164,7 +164,7 @@ def cmd_state(args: Args, log: RuntimeLog) -> int:
 
 
 def cmd_kill(args: Args, log: RuntimeLog) -> int:
-    sig = signal_number(args.signal)
+    sig = signal_number(args.signal, allow_zero=True)
     _runtime(args).kill(args.id, sig, args.all)
     log.debug(f"container {args.id}: sent signal {sig}{' to every process' if args.all else ''}")
     return 0

@@ -259,12 +259,12 @@ def _wait_eof(fd: int) -> None:
             select.select([fd], [], [], 1.0)
 
 
-def signal_number(name: str) -> int:
-    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9; ``0`` (no signal: whether the
-    container's init is alive, as ``kill(2)`` and runc take it) -> 0."""
+def signal_number(name: str, *, allow_zero: bool = False) -> int:
+    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9. With ``allow_zero`` (``kill``),
+    ``0`` too: no signal, whether the container's init is alive, as runc takes it."""
     if name.isdigit():
         num = int(name)
-        if 0 <= num < NSIG:
+        if (0 if allow_zero else 1) <= num < NSIG:
             return num
     else:
         import signal  # the names: an enum, imported only here
