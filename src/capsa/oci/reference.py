@@ -20,14 +20,14 @@ DEFAULT_TAG = "latest"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # Go's \w: ASCII only
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_PATTERNS = {
-    "path": rf"^{_COMPONENT}(?:/{_COMPONENT})*$",
-    "domain": rf"^{_DOMAIN}$",
-    "tag": rf"^{_TAG}$",
-    "digest": rf"^{_DIGEST}$",
-    "id": r"^[a-f0-9]{64}$",
+_PATTERNS = {  # matched whole (``fullmatch``: a ``$`` would let a final newline in)
+    "path": rf"{_COMPONENT}(?:/{_COMPONENT})*",
+    "domain": _DOMAIN,
+    "tag": _TAG,
+    "digest": _DIGEST,
+    "id": r"[a-f0-9]{64}",
 }
 _COMPILED: dict[str, re.Pattern[str]] = {}
 
@@ -37,7 +37,7 @@ def _match(kind: str, text: str) -> bool:
     pattern = _COMPILED.get(kind)
     if pattern is None:
         pattern = _COMPILED[kind] = re.compile(_PATTERNS[kind])
-    return pattern.match(text) is not None
+    return pattern.fullmatch(text) is not None
 
 
 @record(frozen=True)

@@ -7,7 +7,7 @@ are read (``.CreatedAt`` also finds ``created_at``). Nothing is evaluated as Pyt
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -61,20 +61,37 @@ class Headers:
         return " ".join(_words(names[-1])).upper()
 
 
+# what one render may do: a template is the user's, but a typo in a range must end in an
+# error, not in a process that fills memory or never returns (Go would do either)
+MAX_STEPS = 1_000_000  # nodes walked and items ranged over
+MAX_OUTPUT = 64 << 20  # characters written
+
+
 class Exec:
     def __init__(self, root: Any) -> None:
         self.vars: list[list[Any]] = [["$", root]]
         self.out: list[str] = []
         self.header = isinstance(root, Headers)
+        self.steps = 0
+        self.size = 0
+
+    def emit(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_OUTPUT:
+            raise Fail(f"the output is larger than {MAX_OUTPUT} characters")
+        self.out.append(text)
 
     def walk(self, nodes: list[Node], dot: Any) -> None:
+        self.steps += len(nodes)
+        if self.steps > MAX_STEPS:
+            raise Fail(f"evaluation takes more than {MAX_STEPS} steps")
         for node in nodes:
             if isinstance(node, str):
-                self.out.append(node)
+                self.emit(node)
             elif isinstance(node, Output):
                 value = self.pipe(node.pipe, dot)
                 if not node.pipe.decl:
-                    self.out.append(go_str(value))
+                    self.emit(go_str(value))
             elif isinstance(node, Branch):
                 self.branch(node, dot)
             elif isinstance(node, Range):
@@ -95,10 +112,13 @@ class Exec:
 
     def range(self, node: Range, dot: Any) -> None:
         pipe = node.pipe
-        items = _iterate(self.pipe(pipe, dot, declare=False), pipe.pos)
-        if not items:
+        empty, items = _iterate(self.pipe(pipe, dot, declare=False), pipe.pos)
+        if empty:
             self.walk(node.other, dot)
         for key, elem in items:
+            self.steps += 1
+            if self.steps > MAX_STEPS:
+                raise Fail(f"evaluation takes more than {MAX_STEPS} steps", pipe.pos)
             mark = len(self.vars)
             values = [elem] if len(pipe.decl) == 1 else [key, elem]
             for name, value in zip(pipe.decl, values, strict=False):
@@ -182,9 +202,12 @@ class Exec:
         if self.header and fn.name in HEADER_PASSTHROUGH:
             return argv[0]
         try:
-            return func(*argv)
+            value = func(*argv)
         except Fail as e:
             raise Fail(f"error calling {fn.name}: {e.msg}", fn.pos) from None
+        if isinstance(value, str) and len(value) > MAX_OUTPUT:  # a string doubled in a loop
+            raise Fail(f"{fn.name}: a result larger than {MAX_OUTPUT} characters", fn.pos)
+        return value
 
     def logic(self, fn: Func, args: list[Arg], dot: Any, final: Any) -> Any:
         """``and`` / ``or``: the first falsy / truthy argument (or the last), lazily."""
@@ -247,15 +270,16 @@ def _attribute(obj: Any, name: str, pos: int) -> Any:
 _BASIC = (str, bytes, int, float, complex, list, tuple, set, frozenset)
 
 
-def _iterate(value: Any, pos: int) -> list[tuple[Any, Any]]:
+def _iterate(value: Any, pos: int) -> tuple[bool, Iterable[tuple[Any, Any]]]:
+    """Whether ``value`` has no items, and its (key, item) pairs (an int: lazily)."""
     if value is None or value is MISSING:
-        return []
+        return True, ()
     if isinstance(value, Mapping):
-        return [(k, value[k]) for k in sorted_keys(value)]
+        return not value, [(k, value[k]) for k in sorted_keys(value)]
     if isinstance(value, list | tuple):
-        return list(enumerate(value))
+        return not value, list(enumerate(value))
     if isinstance(value, int) and not isinstance(value, bool):
-        return [(i, i) for i in range(value)]
+        return value <= 0, ((i, i) for i in range(value))
     raise Fail(f"range can't iterate over {go_str(value)}", pos)
 
 

@@ -9,6 +9,7 @@ from capsa.cli.gotemplate.printf import printf
 from capsa.cli.gotemplate.values import (
     MISSING,
     Fail,
+    go_bytes,
     go_str,
     go_type,
     need_int,
@@ -23,6 +24,8 @@ def _index(item: Any, *keys: Any) -> Any:
         if item is None:
             raise Fail("index of untyped nil")
         if isinstance(item, Mapping):
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise Fail(f"value has type {go_type(key)}; should be string")
             item = item.get(key, MISSING)
         elif isinstance(item, str | list | tuple):
             i = need_int(key)
@@ -74,9 +77,16 @@ def _title(text: Any) -> str:
     return "".join(out)
 
 
+_MAX_PAD = 1_000_000
+
+
 def _pad(text: Any, prefix: Any, suffix: Any) -> str:
     text = need_str(text)
-    return " " * need_int(prefix) + text + " " * need_int(suffix) if text else text
+    before, after = need_int(prefix), need_int(suffix)
+    for count in (before, after):
+        if not 0 <= count <= _MAX_PAD:
+            raise Fail(f"pad count {count} out of range (0 to {_MAX_PAD})")
+    return " " * before + text + " " * after if text else text
 
 
 def _truncate(text: Any, length: Any) -> str:
@@ -135,7 +145,7 @@ def _urlquery(*args: Any) -> str:
     from urllib.parse import quote_plus
 
     text = args[0] if len(args) == 1 and isinstance(args[0], str) else _sprint(*args)
-    return quote_plus(text)
+    return quote_plus(go_bytes(text))  # bytes that are not UTF-8 as %FF
 
 
 FUNCS: dict[str, tuple[Callable[..., Any], int, int]] = {

@@ -6,7 +6,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from capsa.cli.gotemplate.values import go_float, go_quote, go_str, go_type, need_str, record_fields
+from capsa.cli.gotemplate.values import (
+    go_bytes,
+    go_float,
+    go_quote,
+    go_str,
+    go_type,
+    need_str,
+    record_fields,
+)
 
 _VERB = r"%([-+# 0]*)(\d*)(?:\.(\d*))?(.?)"
 
@@ -18,6 +26,10 @@ def printf(fmt: Any, *args: Any) -> str:
         out.append(fmt[last : m.start()])
         last = m.end()
         flags, width, prec, verb = m.groups()
+        if _too_large(width) or _too_large(prec):  # Go gives up on the rest of the format
+            out.append("%!(NOVERB)")
+            last = len(fmt)
+            break
         if verb == "%":
             out.append("%")
         elif not verb:
@@ -32,6 +44,11 @@ def printf(fmt: Any, *args: Any) -> str:
     if used < len(args):
         out.append("%!(EXTRA " + ", ".join(_bad_arg(a) for a in args[used:]) + ")")
     return "".join(out)
+
+
+def _too_large(digits: str | None) -> bool:
+    """A width or precision past Go's limit (1e6)."""
+    return digits is not None and (len(digits) > 7 or int(digits or 0) > 1_000_000)
 
 
 def _bad_arg(arg: Any) -> str:
@@ -59,7 +76,8 @@ def _format_verb(verb: str, flags: str, prec: int | None, arg: Any) -> str:
     if isinstance(arg, str) and verb in "sqxX":
         text = arg[:prec] if prec is not None else arg
         if verb in "xX":
-            return format(int.from_bytes(text.encode(), "big"), verb) if text else ""
+            data = go_bytes(text)
+            return format(int.from_bytes(data, "big"), verb) if text else ""
         return go_quote(text) if verb == "q" else text
     if verb in "sq" and isinstance(arg, list | tuple):
         return "[" + " ".join(_format_verb(verb, "", prec, a) for a in arg) + "]"

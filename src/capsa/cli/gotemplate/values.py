@@ -134,6 +134,15 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
+def go_bytes(text: str) -> bytes:
+    """The bytes a Go string would hold: a name from the command line that is not UTF-8
+    comes as surrogate escapes (a stray surrogate from elsewhere as its own bytes)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def to_json(value: Any) -> str:
     """Compact JSON like Go's json.Marshal (no HTML escaping, dict order kept)."""
     if value is None or value is MISSING:
@@ -147,7 +156,8 @@ def to_json(value: Any) -> str:
     if isinstance(value, str):
         import json  # only when needed: the CLI's import time matters
 
-        text = json.dumps(value, ensure_ascii=False)
+        # as Go's json.Marshal: bytes that are not UTF-8 (surrogate escapes) become U+FFFD
+        text = json.dumps(go_bytes(value).decode("utf-8", "replace"), ensure_ascii=False)
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     if isinstance(value, Mapping):
         return "{" + ",".join(f"{to_json(str(k))}:{to_json(v)}" for k, v in value.items()) + "}"
