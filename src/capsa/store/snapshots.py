@@ -151,30 +151,48 @@ class SnapshotStore:
         return self._lookup(chain_id) is not None
 
     def remove(self, chain_id: str) -> int:
-        """Delete one layer snapshot; bytes freed. Conflict while something builds on it."""
-        with _ChainLock(self.lock_dir, chain_id) as lock, self._mutex, Transaction(self._db) as db:
-            row = db.execute(
-                "SELECT id, size FROM snapshots WHERE chain_id = ?", (chain_id,)
-            ).fetchone()
-            if row is None:
-                lock.unlink()  # made by this call
-                raise NotFound(f"snapshot {_short(chain_id)} not found")
-            child = db.execute(
-                "SELECT chain_id FROM snapshots WHERE parent = ? LIMIT 1", (chain_id,)
-            ).fetchone()
-            if child is not None:
-                raise Conflict(f"snapshot {_short(chain_id)} is the parent of {_short(child[0])}")
-            user = db.execute(
-                "SELECT key FROM rw WHERE chain_id = ? LIMIT 1", (chain_id,)
-            ).fetchone()
-            if user is not None:
-                raise Conflict(f"snapshot {_short(chain_id)} is in use by {user[0]}")
-            db.execute("DELETE FROM snapshots WHERE id = ?", (row["id"],))
-            trash = self._tmp_path(chain_id)
-            os.rename(os.path.join(self.dir, str(row["id"])), trash)
-            lock.unlink()
-        shutil.rmtree(trash, ignore_errors=True)
+        """Delete one layer snapshot; bytes freed. Conflict while something builds on it.
+
+        Its directory moves to ``tmp/`` inside the transaction that drops its record and
+        is deleted after the COMMIT; a COMMIT that fails (a full disk) puts it back."""
+        moved: tuple[str, str] | None = None
+        try:
+            with (
+                _ChainLock(self.lock_dir, chain_id) as lock,
+                self._mutex,
+                Transaction(self._db) as db,
+            ):
+                row = self._removable(db, chain_id, lock)
+                db.execute("DELETE FROM snapshots WHERE id = ?", (row["id"],))
+                path, trash = os.path.join(self.dir, str(row["id"])), self._tmp_path(chain_id)
+                if os.path.lexists(path):  # else lost already: only the record goes
+                    os.rename(path, trash)
+                    moved = (trash, path)
+                lock.unlink()
+        except BaseException:
+            if moved is not None:
+                os.rename(*moved)
+            raise
+        if moved is not None:
+            shutil.rmtree(moved[0], ignore_errors=True)
         return int(row["size"])
+
+    def _removable(self, db: sqlite3.Connection, chain_id: str, lock: _ChainLock) -> sqlite3.Row:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT id, size FROM snapshots WHERE chain_id = ?", (chain_id,)
+        ).fetchone()
+        if row is None:
+            lock.unlink()  # made by this call
+            raise NotFound(f"snapshot {_short(chain_id)} not found")
+        child = db.execute(
+            "SELECT chain_id FROM snapshots WHERE parent = ? LIMIT 1", (chain_id,)
+        ).fetchone()
+        if child is not None:
+            raise Conflict(f"snapshot {_short(chain_id)} is the parent of {_short(child[0])}")
+        user = db.execute("SELECT key FROM rw WHERE chain_id = ? LIMIT 1", (chain_id,)).fetchone()
+        if user is not None:
+            raise Conflict(f"snapshot {_short(chain_id)} is in use by {user[0]}")
+        return row
 
     # -- container rw layers -------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """A full disk, simulated: the reserve, SQLite on a full disk, events, blobs, rw layers.
 
 SQLite answers SQLITE_FULL for real once a database reaches ``PRAGMA max_page_count``;
-``/dev/full`` answers ENOSPC to every write; the free space is faked where only the
-figure matters. tests/integration/test_full_disk.py fills a real tmpfs.
+``/dev/full`` (or a patched ``os.write``) answers ENOSPC; the free space is faked where
+only the figure matters. tests/integration/test_full_disk.py fills a real tmpfs.
 """
 
 from __future__ import annotations
@@ -249,6 +249,47 @@ def test_an_rw_layer_loses_its_files_before_its_record(
     assert [u for u in snapshots.usage() if u.kind == "rw"] == []
     with pytest.raises(NotFound):
         snapshots.remove_rw("c1")
+    snapshots.close()
+
+
+def _layer(snapshots: SnapshotStore, chain: str) -> Path:
+    tmp = snapshots._tmp_path(chain)
+    os.makedirs(os.path.join(tmp, "fs"))
+    snapshots._commit(tmp, chain, None, chain, 4096)
+    return Path(snapshots.layer_dirs([chain])[0])
+
+
+def test_a_layer_stays_whole_when_its_removal_cannot_be_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshots = SnapshotStore(str(tmp_path))
+    chain = "sha256:" + "a" * 64
+    fs = _layer(snapshots, chain)
+    (fs / "file").write_text("kept")
+
+    class CommitFails(db.Transaction):
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            self.conn.execute("ROLLBACK")
+            if exc_type is None:
+                raise space.no_space(str(tmp_path))
+
+    monkeypatch.setattr("capsa.store.snapshots.Transaction", CommitFails)
+    with pytest.raises(NoSpace):
+        snapshots.remove(chain)
+    monkeypatch.undo()
+    assert (fs / "file").read_text() == "kept" and snapshots.exists(chain)
+    assert os.listdir(snapshots.tmp_dir) == []
+    assert snapshots.remove(chain) == 4096 and not fs.exists()
+    snapshots.close()
+
+
+def test_a_layer_whose_directory_is_gone_can_still_be_removed(tmp_path: Path) -> None:
+    snapshots = SnapshotStore(str(tmp_path))
+    chain = "sha256:" + "b" * 64
+    fs = _layer(snapshots, chain)
+    os.rename(fs.parent, tmp_path / "elsewhere")  # a removal cut short, a crash
+    assert snapshots.remove(chain) == 4096
+    assert [u for u in snapshots.usage() if u.kind == "layer"] == []
     snapshots.close()
 
 
