@@ -10,6 +10,7 @@ import pytest
 from capsa.cgroups import open_manager, parse_mountinfo
 from capsa.cgroups.layout import CgroupLayout, relative_paths
 from capsa.errors import InvalidArgument
+from capsa.runtime.cli import main
 from capsa.runtime.commands import check_terminal, sub_cgroups, tabulate
 from capsa.runtime.container import go_time, signal_number
 
@@ -146,3 +147,27 @@ def test_exec_sub_cgroups_v2_take_a_path_only(tmp_path: Path) -> None:
     entry.close()
     with pytest.raises(InvalidArgument, match="unknown controller memory"):
         mgr.open_entry({"memory": "sub"})
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["update", "--pids-limit", "abc", "c1"], "invalid --pids-limit 'abc'"),
+        (["update", "--blkio-weight", "x", "c1"], "invalid --blkio-weight 'x'"),
+        (["ps", "--format", "xml", "c1"], "invalid format option: xml"),
+        (["list", "--format", "xml"], "invalid format option: xml"),
+        (["--log-format", "xml", "list"], "invalid log-format: xml"),
+    ],
+)
+def test_bad_flags_give_one_line_and_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["--root", str(tmp_path), *argv]) == 1
+    assert capsys.readouterr().err == f"capsa-runtime: {message}\n"
+
+
+def test_a_failed_exec_exits_255_as_runc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--root", str(tmp_path), "exec", "nosuch", "true"]) == 255
+    assert capsys.readouterr().err == "capsa-runtime: container nosuch does not exist\n"

@@ -224,6 +224,8 @@ def tabulate(rows: Sequence[Sequence[str]]) -> str:
 
 
 def cmd_ps(args: Args, log: RuntimeLog) -> int:
+    if args.format not in ("table", "json"):
+        raise InvalidArgument(f"invalid format option: {args.format}")
     pids = _runtime(args).pids(args.id)
     if args.format == "json":
         sys.stdout.write(fastjson.go_dumps(pids) + "\n")  # runc's json.Encoder
@@ -320,10 +322,17 @@ def _resources_from_flags(args: Args) -> dict[str, Any]:
                 except ValueError:
                     raise InvalidArgument(f"invalid --{attr.replace('_', '-')} {value!r}") from None
     if args.pids_limit is not None:
-        res["pids"] = {"limit": int(args.pids_limit)}
+        res["pids"] = {"limit": _int_flag("pids-limit", args.pids_limit)}
     if args.blkio_weight is not None:
-        res["blockIO"] = {"weight": int(args.blkio_weight)}
+        res["blockIO"] = {"weight": _int_flag("blkio-weight", args.blkio_weight)}
     return res
+
+
+def _int_flag(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid --{name} {value!r}") from None
 
 
 def cmd_update(args: Args, log: RuntimeLog) -> int:
