@@ -262,3 +262,36 @@ def test_lifecycle_on_cgroup2(runtime: Runtime, bundles: Bundles) -> None:
     runtime.run("delete", "--force", c.id, timeout=TIMEOUT)
     assert not c.cgroup.exists()
     assert runtime.status(c.id) is None
+
+
+def test_exec_cgroup_joins_a_sub_cgroup_on_cgroup2(runtime: Runtime, bundles: Bundles) -> None:
+    """runc's ``exec --cgroup PATH``; cgroup v2 has no controller-specific form."""
+    c = bundles(["/bin/sleep", "1000"])
+    runtime.run("run", "-d", "--bundle", str(c.bundle), c.id, timeout=TIMEOUT)
+    (c.cgroup / "sub").mkdir()
+    out = runtime.run(
+        "exec", "--cgroup", "sub", c.id, "cat", "/proc/self/cgroup", timeout=TIMEOUT
+    ).stdout
+    assert out.split() == [f"0::/{runtime.token}/{c.id}/sub"], out
+    bad = runtime.run("exec", "--cgroup", "memory:sub", c.id, "true", check=False, timeout=TIMEOUT)
+    assert bad.returncode == 255 and "unknown controller memory" in bad.stderr, bad.stderr
+    runtime.run("delete", "--force", c.id, timeout=TIMEOUT)
+    assert not c.cgroup.exists()
+
+
+def test_without_cgroups_path_the_cgroup_is_placed_as_runc_does(
+    runtime: Runtime, bundles: Bundles
+) -> None:
+    """runc's cgroupfs driver on cgroup2: the container id under the parent of the
+    runtime's own cgroup (which holds processes, so cannot enable controllers below)."""
+
+    def edit(spec: Spec) -> None:
+        assert spec.linux is not None
+        spec.linux.cgroups_path = None
+
+    c = bundles(["/bin/cat", "/proc/self/cgroup"], edit)
+    own = Path("/proc/self/cgroup").read_text().strip().partition("::")[2]
+    parent = own.rstrip("/").rpartition("/")[0] or "/"
+    proc = runtime.run("run", "--bundle", str(c.bundle), c.id, timeout=TIMEOUT)
+    expected = f"0::{parent.rstrip('/')}/{c.id}"
+    assert proc.stdout.split() == [expected], proc.stdout + proc.stderr
