@@ -22,9 +22,12 @@ invoke".
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
-from capsa.record import record
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _BASE = 0x400000
 _EHDR = 64
@@ -51,61 +54,54 @@ class Unsupported(Exception):
     """No trampoline for this machine: the caller execs directly."""
 
 
-@record
-class _Label:
-    name: str
+# assembler items: bytes, or (kind, ...) tuples, so that importing this costs little
+def _label(name: str) -> tuple[str, str]:
+    return ("label", name)
 
 
-@record
-class _Rel8:
-    """A short jump (``op`` then an 8-bit displacement) to ``label``."""
-
-    op: bytes
-    label: str
+def _rel8(op: bytes, label: str) -> tuple[str, bytes, str]:
+    """A short jump: ``op`` then an 8-bit displacement to ``label``."""
+    return ("rel8", op, label)
 
 
-@record
-class _Rip32:
+def _rip32(op: bytes, label: str) -> tuple[str, bytes, str]:
     """An instruction ending in a 32-bit RIP-relative displacement to ``label``."""
-
-    op: bytes
-    label: str
+    return ("rip32", op, label)
 
 
 def _u32(value: int) -> bytes:
     return (value & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def _size(part: object) -> int:
-    if isinstance(part, _Label):
+def _size(part: Any) -> int:
+    if isinstance(part, bytes):
+        return len(part)
+    if part[0] == "label":
         return 0
-    if isinstance(part, _Rel8):
-        return len(part.op) + 1
-    if isinstance(part, _Rip32):
-        return len(part.op) + 4
-    assert isinstance(part, bytes)
-    return len(part)
+    return len(part[1]) + (1 if part[0] == "rel8" else 4)
 
 
-def _assemble(parts: list[object]) -> bytes:
+def _assemble(parts: list[Any]) -> bytes:
     """Two passes: label offsets, then the code with displacements filled in."""
     labels: dict[str, int] = {}
     pos = 0
     for part in parts:
-        if isinstance(part, _Label):
-            labels[part.name] = pos
+        if not isinstance(part, bytes) and part[0] == "label":
+            labels[part[1]] = pos
         pos += _size(part)
     out = bytearray()
     for part in parts:
-        end = len(out) + _size(part)
-        if isinstance(part, _Rel8):
-            disp = labels[part.label] - end
-            assert -128 <= disp < 128, part
-            out += part.op + (disp & 0xFF).to_bytes(1, "little")
-        elif isinstance(part, _Rip32):
-            out += part.op + _u32(labels[part.label] - end)
-        elif isinstance(part, bytes):
+        if isinstance(part, bytes):
             out += part
+            continue
+        kind, op, label = (*part, "")[:3]
+        end = len(out) + _size(part)
+        if kind == "rel8":
+            disp = labels[label] - end
+            assert -128 <= disp < 128, part
+            out += op + (disp & 0xFF).to_bytes(1, "little")
+        elif kind == "rip32":
+            out += op + _u32(labels[label] - end)
     return bytes(out)
 
 
@@ -121,7 +117,7 @@ def _reason_table() -> bytes:
 def _x86_64(report_fd: int, prefix: bytes | None) -> bytes:
     w = _u32(report_fd)
     syscall = b"\x0f\x05"
-    code: list[object] = [
+    code: list[Any] = [
         # fcntl(report_fd, F_SETFD, FD_CLOEXEC): the program must not inherit it
         b"\xbf" + w,  # mov edi, report_fd
         b"\xbe\x02\x00\x00\x00",  # mov esi, F_SETFD
@@ -131,7 +127,7 @@ def _x86_64(report_fd: int, prefix: bytes | None) -> bytes:
         b"\x48\x8b\x0c\x24",  # mov rcx, [rsp]          argc
         b"\x41\xbc" + _u32(errno.EINVAL),  # mov r12d, EINVAL   (too few arguments)
         b"\x48\x83\xf9\x02",  # cmp rcx, 2
-        _Rel8(b"\x7c", "failed"),  # jl failed
+        _rel8(b"\x7c", "failed"),  # jl failed
         b"\x48\x8b\x7c\x24\x08",  # mov rdi, [rsp+8]        argv[0]: the path
         b"\x48\x8d\x74\x24\x10",  # lea rsi, [rsp+16]       &argv[1]
         b"\x48\x8d\x54\xcc\x10",  # lea rdx, [rsp+rcx*8+16] envp
@@ -139,7 +135,7 @@ def _x86_64(report_fd: int, prefix: bytes | None) -> bytes:
         syscall,
         b"\x41\x89\xc4",  # mov r12d, eax
         b"\x41\xf7\xdc",  # neg r12d                 errno
-        _Label("failed"),
+        _label("failed"),
         b"\x44\x89\x64\x24\xf8",  # mov [rsp-8], r12d
         b"\xbf" + w,  # mov edi, report_fd
         b"\x48\x8d\x74\x24\xf8",  # lea rsi, [rsp-8]
@@ -150,21 +146,21 @@ def _x86_64(report_fd: int, prefix: bytes | None) -> bytes:
     if prefix is not None:
         code += [
             b"\xbf\x02\x00\x00\x00",  # mov edi, 2
-            _Rip32(b"\x48\x8d\x35", "prefix"),  # lea rsi, [rip+prefix]
+            _rip32(b"\x48\x8d\x35", "prefix"),  # lea rsi, [rip+prefix]
             b"\xba" + _u32(len(prefix)),  # mov edx, len(prefix)
             b"\xb8\x01\x00\x00\x00",  # mov eax, SYS_write
             syscall,
-            _Rip32(b"\x48\x8d\x35", "reasons"),  # lea rsi, [rip+reasons]
-            _Label("next"),
+            _rip32(b"\x48\x8d\x35", "reasons"),  # lea rsi, [rip+reasons]
+            _label("next"),
             b"\x0f\xb6\x06",  # movzx eax, byte [rsi]
             b"\x0f\xb6\x56\x01",  # movzx edx, byte [rsi+1]
             b"\x85\xc0",  # test eax, eax
-            _Rel8(b"\x74", "found"),  # jz found (the generic entry)
+            _rel8(b"\x74", "found"),  # jz found (the generic entry)
             b"\x44\x39\xe0",  # cmp eax, r12d
-            _Rel8(b"\x74", "found"),  # je found
+            _rel8(b"\x74", "found"),  # je found
             b"\x48\x8d\x74\x16\x02",  # lea rsi, [rsi+rdx+2]
-            _Rel8(b"\xeb", "next"),  # jmp next
-            _Label("found"),
+            _rel8(b"\xeb", "next"),  # jmp next
+            _label("found"),
             b"\x48\x83\xc6\x02",  # add rsi, 2
             b"\xbf\x02\x00\x00\x00",  # mov edi, 2
             b"\xb8\x01\x00\x00\x00",  # mov eax, SYS_write
@@ -173,14 +169,14 @@ def _x86_64(report_fd: int, prefix: bytes | None) -> bytes:
     code += [
         b"\xbf\x7e\x00\x00\x00",  # mov edi, 126
         b"\x41\x83\xfc" + bytes((errno.ENOENT,)),  # cmp r12d, ENOENT
-        _Rel8(b"\x75", "exit"),  # jne exit
+        _rel8(b"\x75", "exit"),  # jne exit
         b"\xbf\x7f\x00\x00\x00",  # mov edi, 127
-        _Label("exit"),
+        _label("exit"),
         b"\xb8\xe7\x00\x00\x00",  # mov eax, SYS_exit_group
         syscall,
     ]
     if prefix is not None:
-        code += [_Label("prefix"), prefix, _Label("reasons"), _reason_table()]
+        code += [_label("prefix"), prefix, _label("reasons"), _reason_table()]
     return _assemble(code)
 
 
@@ -225,8 +221,6 @@ def build(report_fd: int = -1, message: bytes | None = None) -> bytes:
 
 def sealed_memfd(data: bytes) -> int:
     """A close-on-exec memfd holding ``data``, sealed against any change."""
-    import fcntl
-
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         fd = os.memfd_create("capsa-exec", flags | _MFD_EXEC)
