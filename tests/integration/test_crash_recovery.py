@@ -286,12 +286,18 @@ def test_system_restore_starts_what_the_restart_policy_brings_back(capsa: CapsaC
 # -- 4. a killed monitor or host loses no exit status and no output ---------------------------
 
 
-def _late_exit(capsa: CapsaCli, delay: int) -> tuple[str, str]:
+GO = "/tmp/go"
+LATE = f"echo early; until [ -e {GO} ]; do sleep 0.05; done; echo late; exit 3"
+
+
+def _late_exit(capsa: CapsaCli) -> tuple[str, str]:
+    """A container that writes a line, waits for ``_go``, writes another and exits 3."""
     name = capsa.name()
-    cid = capsa.detached(
-        "--name", name, cmd=("sh", "-c", f"echo early; sleep {delay}; echo late; exit 3")
-    )
-    return name, cid
+    return name, capsa.detached("--name", name, cmd=("sh", "-c", LATE))
+
+
+def _go(capsa: CapsaCli, name: str) -> None:
+    capsa.run("exec", name, "touch", GO)
 
 
 def _ended_with_3(capsa: CapsaCli, name: str) -> None:
@@ -303,15 +309,16 @@ def _ended_with_3(capsa: CapsaCli, name: str) -> None:
 
 
 def test_killed_monitor_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
-    name, cid = _late_exit(capsa, 2)
-    monitor = capsa.monitor_pid(cid)
+    name, cid = _late_exit(capsa)
+    monitor = capsa.monitor_pid(cid)  # still its own: the hand-over comes after 3 s
     assert _cmdline(monitor).startswith(f"capsa-monitor {name}"), _cmdline(monitor)
     os.kill(monitor, signal.SIGKILL)
+    _go(capsa, name)
     _ended_with_3(capsa, name)
 
 
 def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
-    name, _ = _late_exit(capsa, 6)
+    name, _ = _late_exit(capsa)
 
     def handed_over() -> bool:
         hosts = _titled(capsa, "capsa-monitor host")
@@ -320,15 +327,17 @@ def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
     capsa.wait_for(handed_over, 15, "the monitor host to adopt the container")
     (host,) = _titled(capsa, "capsa-monitor host")
     os.kill(host, signal.SIGKILL)
+    _go(capsa, name)
     _ended_with_3(capsa, name)
 
 
 def test_unknown_exit_code_is_never_made_up(capsa: CapsaCli) -> None:
     """Host and guardian both killed: the container is init's child, its status lost."""
-    name, _ = _late_exit(capsa, 1)
+    name, _ = _late_exit(capsa)
     for pid in _supervisors_first(capsa):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    _go(capsa, name)
     capsa.wait_for(lambda: capsa.status(name) == "exited", 30, f"{name} to exit")
     state = capsa.inspect(name)["State"]
     assert state["ExitCode"] is None and state["Error"].startswith("exit status unknown"), state
