@@ -1,4 +1,6 @@
-"""``run``/``create`` flags -> ContainerSpec, with docker's syntax for each value."""
+"""``run``/``create`` flags -> ContainerSpec, with docker's syntax for each value.
+
+The resource flags are read by ``capsa.cli.limitflags``."""
 
 from __future__ import annotations
 
@@ -7,36 +9,15 @@ import shlex
 
 import click
 
-from capsa.engine.container_types import (
-    ContainerSpec,
-    DeviceSpec,
-    Healthcheck,
-    MountSpec,
-    Resources,
-    ThrottleSpec,
-)
+from capsa.cli import limitflags
+from capsa.cli.limitflags import parse_bytes
+from capsa.engine.container_types import ContainerSpec, DeviceSpec, Healthcheck, MountSpec
 from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_bytes(text: str, what: str = "size") -> int:
-    """docker's units.RAMInBytes: ``512m``, ``1g``, ``1.5GiB``, ``1024``."""
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
-    num = t.rstrip("kmgtp")
-    unit = t[len(num) :]
-    try:
-        value = float(num)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what}: '{text}'") from None
-    if unit not in _UNITS or value < 0:
-        raise InvalidArgument(f"invalid {what}: '{text}'")
-    return int(value * _UNITS[unit])
 
 
 def _kv(items: tuple[str, ...], what: str) -> dict[str, str]:
@@ -50,11 +31,21 @@ def _kv(items: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def _read_lines(path: str, what: str) -> list[str]:
+    """The lines of an env or label file that are not blank or comments (UTF-8 only, as
+    Docker reads them)."""
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            raw = f.read().splitlines()
     except OSError as e:
         raise InvalidArgument(f"open {path}: {(e.strerror or '').lower()}") from None
+    lines = []
+    for number, line in enumerate(raw, 1):
+        try:
+            lines.append(line.decode())
+        except UnicodeDecodeError:
+            raise InvalidArgument(
+                f"{what} {path} contains invalid utf8 bytes at line {number}"
+            ) from None
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -63,6 +54,8 @@ def env_list(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
     for path in env_files:
         for line in _read_lines(path, "env file"):
             key, eq, value = line.partition("=")
+            if not key:
+                raise InvalidArgument(f"invalid env file {path}: no variable name on line {line!r}")
             if not eq:
                 value = os.environ.get(key, "")
                 if key not in os.environ:
@@ -70,6 +63,8 @@ def env_list(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
             out.append(f"{key}={value}")
     for item in env:
         key, eq, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item}")
         if not eq:  # `-e NAME` passes the caller's value, if any
             if key in os.environ:
                 out.append(f"{key}={os.environ[key]}")
@@ -124,7 +119,10 @@ def mount(text: str) -> MountSpec:
     """``--mount type=bind,source=/a,target=/b,readonly`` (docker's CSV syntax)."""
     import csv
 
-    fields = next(csv.reader([text]))
+    try:
+        fields = next(csv.reader([text]), [])
+    except csv.Error as e:  # a newline in a field: Go's csv reader refuses it too
+        raise InvalidArgument(f'invalid argument "{text}" for "--mount" flag: {e}') from None
     values: dict[str, str] = {}
     for f in fields:
         key, eq, value = f.partition("=")
@@ -155,12 +153,19 @@ def mount(text: str) -> MountSpec:
         elif key == "tmpfs-size":
             m.tmpfs_size = parse_bytes(value, "tmpfs size")
         elif key == "tmpfs-mode":
-            m.tmpfs_mode = int(value, 8)
+            m.tmpfs_mode = _mode(value, text)
         elif key in ("consistency", "volume-driver", "volume-label", "volume-opt"):
             continue
         else:
             raise InvalidArgument(f"unexpected key '{key}' in '{text}'")
     return m
+
+
+def _mode(value: str, text: str) -> int:
+    """An octal file mode (``1777``) of a tmpfs."""
+    if not value or not set(value) <= set("01234567") or int(value, 8) > 0o7777:
+        raise InvalidArgument(f"invalid tmpfs mode {value!r} in {text!r}")
+    return int(value, 8)
 
 
 def tmpfs(text: str) -> MountSpec:
@@ -170,7 +175,7 @@ def tmpfs(text: str) -> MountSpec:
         if opt.startswith("size="):
             m.tmpfs_size = parse_bytes(opt[5:], "tmpfs size")
         elif opt.startswith("mode="):
-            m.tmpfs_mode = int(opt[5:], 8)
+            m.tmpfs_mode = _mode(opt[5:], text)
         elif opt == "ro":
             m.readonly = True
         elif opt in ("rw",):
@@ -188,20 +193,6 @@ def device(text: str) -> DeviceSpec:
     if set(perms) - set("rwm"):
         raise InvalidArgument(f"invalid device mode: {perms}")
     return DeviceSpec(host=host, container=container, permissions=perms)
-
-
-def throttle(text: str, iops: bool) -> ThrottleSpec:
-    path, _, rate = text.rpartition(":")
-    if not path.startswith("/dev/"):
-        raise InvalidArgument(f"invalid device path in {text!r}")
-    if iops:
-        if not rate.isdigit():
-            raise InvalidArgument(
-                f"invalid rate for device: {text}. The correct format is "
-                "<device-path>:<number>. Number must be a positive integer"
-            )
-        return ThrottleSpec(path=path, rate=int(rate))
-    return ThrottleSpec(path=path, rate=parse_bytes(rate, "rate"))
 
 
 def security(opts: tuple[str, ...], spec: ContainerSpec) -> None:
@@ -262,56 +253,23 @@ def healthcheck(kw: dict[str, Any]) -> Healthcheck | None:
     )
 
 
-def resources(kw: dict[str, Any]) -> Resources:
-    r = Resources()
-    if kw["memory"]:
-        r.memory = parse_bytes(kw["memory"], "memory")
-        if r.memory < 6 * 1024 * 1024:
-            raise InvalidArgument("minimum memory limit allowed is 6MB")
-    if kw["memory_swap"]:
-        r.memory_swap = (
-            -1 if kw["memory_swap"] == "-1" else parse_bytes(kw["memory_swap"], "memory-swap")
-        )
-    if kw["memory_reservation"]:
-        r.memory_reservation = parse_bytes(kw["memory_reservation"], "memory reservation")
-    r.oom_kill_disable = kw["oom_kill_disable"]
-    if kw["cpus"]:
-        try:
-            r.nano_cpus = int(float(kw["cpus"]) * 1e9)
-        except ValueError:
-            raise InvalidArgument(f'invalid argument "{kw["cpus"]}" for "--cpus" flag') from None
-        ncpu = os.cpu_count() or 1
-        if r.nano_cpus > ncpu * 1_000_000_000:
-            raise InvalidArgument(
-                f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            )
-    r.cpu_shares = kw["cpu_shares"] or 0
-    r.cpu_quota = kw["cpu_quota"] or 0
-    r.cpu_period = kw["cpu_period"] or 0
-    r.cpuset_cpus = kw["cpuset_cpus"] or ""
-    r.cpuset_mems = kw["cpuset_mems"] or ""
-    r.pids_limit = kw["pids_limit"] or 0
-    r.blkio_weight = kw["blkio_weight"] or 0
-    if r.blkio_weight and not 10 <= r.blkio_weight <= 1000:
-        raise InvalidArgument("range of blkio weight is from 10 to 1000")
-    r.device_read_bps = [throttle(t, False) for t in kw["device_read_bps"]]
-    r.device_write_bps = [throttle(t, False) for t in kw["device_write_bps"]]
-    r.device_read_iops = [throttle(t, True) for t in kw["device_read_iops"]]
-    r.device_write_iops = [throttle(t, True) for t in kw["device_write_iops"]]
-    if kw["network_rate_in"] or kw["network_rate_out"]:
-        from capsa.engine.network.tc import parse_rate
-
-        r.network_rate_in = parse_rate(kw["network_rate_in"]) if kw["network_rate_in"] else 0
-        r.network_rate_out = parse_rate(kw["network_rate_out"]) if kw["network_rate_out"] else 0
-    return r
+def _words(text: str, flag: str) -> list[str]:
+    """A flag's value split as a shell would (``--entrypoint "sh -c"``)."""
+    try:
+        return shlex.split(text)
+    except ValueError as e:  # an unclosed quote, a final backslash
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {e}') from None
 
 
 def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> ContainerSpec:
+    from capsa.oci.reference import parse
+
+    parse(image)  # a name no image can have fails now, before looking for it
     spec = ContainerSpec(
         image=image, name=kw["name"] or "", command=list(command) if command else None
     )
     if kw["entrypoint"] is not None:
-        spec.entrypoint = shlex.split(kw["entrypoint"]) if kw["entrypoint"] else []
+        spec.entrypoint = _words(kw["entrypoint"], "--entrypoint")
     spec.env = env_list(kw["env"], kw["env_file"])
     spec.workdir = kw["workdir"] or ""
     spec.user = kw["user"] or ""
@@ -336,9 +294,9 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.devices = [device(d) for d in kw["device"]]
     spec.ulimits = list(kw["ulimit"])
     spec.sysctls = _kv(kw["sysctl"], "sysctl")
-    spec.shm_size = parse_bytes(kw["shm_size"], "shm size") if kw["shm_size"] else 0
+    spec.shm_size = limitflags.shm_size(kw)
     spec.stop_signal = kw["stop_signal"] or ""
-    spec.stop_timeout = kw["stop_timeout"]
+    spec.stop_timeout = limitflags.stop_timeout(kw)
     spec.pid_mode, spec.ipc_mode, spec.uts_mode = kw["pid"] or "", kw["ipc"] or "", kw["uts"] or ""
     spec.network_mode = kw["network"] or "bridge"
     spec.aliases = list(kw["network_alias"])
@@ -351,10 +309,10 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.extra_hosts = [h.replace("=", ":", 1) if "=" in h else h for h in kw["add_host"]]
     spec.dns, spec.dns_search = list(kw["dns"]), list(kw["dns_search"])
     spec.dns_options = list(kw["dns_option"])
-    spec.resources = resources(kw)
+    spec.resources = limitflags.resources(kw)
     spec.log_opts = _kv(kw["log_opt"], "log option")
     spec.runtime = kw["runtime"] or ""
-    spec.oom_score_adj = kw["oom_score_adj"]
+    spec.oom_score_adj = limitflags.oom_score_adj(kw)
     spec.group_add = list(kw["group_add"])
     for host in spec.extra_hosts:
         if ":" not in host:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
+from capsa.engine import kernel_limits
 from capsa.engine.container_types import ContainerSpec, ThrottleSpec
 from capsa.errors import InvalidArgument
 from capsa.linux.capabilities import CAPABILITIES, DOCKER_DEFAULT_CAPS, canonical
@@ -155,7 +156,13 @@ def check_sysctls(spec: ContainerSpec) -> None:
 
 
 def check_modes(spec: ContainerSpec) -> None:
-    """--pid/--ipc/--uts values Docker accepts, and the stop signal."""
+    """What the kernel would refuse at start: --pid/--ipc/--uts values Docker accepts, the
+    hostname and domain name, the sizes of the command line and environment given, and
+    the stop signal."""
+    kernel_limits.check_uts_name("hostname", spec.hostname)
+    kernel_limits.check_uts_name("domainname", spec.domainname)
+    given = [*(spec.entrypoint or []), *(spec.command or [])]
+    kernel_limits.check_exec_strings(given, spec.env, kernel_limits.exec_limit(spec.ulimits))
     for flag, value, allowed in (
         ("pid", spec.pid_mode, ("", "host", "private")),
         ("ipc", spec.ipc_mode, ("", "host", "private", "shareable", "none")),
@@ -243,18 +250,19 @@ def _base_mounts(spec: ContainerSpec) -> list[oci.Mount]:
 
 
 def rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
+    """``--ulimit name=soft[:hard]`` (-1: unlimited), checked as Docker's go-units does."""
+    from capsa.engine.limits import ULIMITS
+
     out = []
     for item in spec.ulimits:
         name, eq, value = item.partition("=")
         if not eq:
             raise InvalidArgument(f"invalid ulimit argument: {item}")
+        if name not in ULIMITS:
+            raise InvalidArgument(f"invalid ulimit type: {name}")
         soft_s, _, hard_s = value.partition(":")
-        try:
-            soft = int(soft_s)
-            hard = int(hard_s) if hard_s else soft
-        except ValueError:
-            raise InvalidArgument(f"invalid ulimit argument: {item}") from None
-        if soft > hard:
+        soft, hard = _ulimit_value(soft_s, item), _ulimit_value(hard_s or soft_s, item)
+        if hard != -1 and (soft == -1 or soft > hard):  # -1: unlimited
             raise InvalidArgument(
                 f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
             )
@@ -262,15 +270,28 @@ def rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
     return out or None
 
 
+def _ulimit_value(text: str, item: str) -> int:
+    from capsa.engine.limits import rlimit
+
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise InvalidArgument(f"invalid ulimit argument: {item}")
+    value = int(text)
+    if rlimit(value):
+        raise InvalidArgument(f"invalid ulimit argument: {item}")
+    return value
+
+
 def _device_numbers(path: str) -> tuple[str, int, int]:
     import stat
 
     try:
         st = os.stat(path)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        why = e.strerror if isinstance(e, OSError) else "not a valid path"
         raise InvalidArgument(
             f"error gathering device information while adding custom "
-            f"device {path!r}: {(e.strerror or '').lower()}"
+            f"device {path!r}: {(why or '').lower()}"
         ) from None
     if stat.S_ISCHR(st.st_mode):
         kind = "c"
@@ -289,15 +310,23 @@ def _throttles(items: list[ThrottleSpec]) -> list[oci.ThrottleDevice] | None:
     return out or None
 
 
+def check_limits(spec: ContainerSpec) -> None:
+    """Docker's ranges for the limits (``capsa.engine.limits``)."""
+    from capsa.engine.limits import refusal
+
+    why = refusal(spec)
+    if why:
+        raise InvalidArgument(why)
+
+
 def resources(spec: ContainerSpec) -> oci.Resources:
+    """The cgroup settings of ``spec``, refused first when out of Docker's ranges (create
+    calls this to validate a spec)."""
+    check_limits(spec)
     r = spec.resources
     res = oci.Resources(devices=[oci.DeviceCgroup(allow=spec.privileged, access="rwm")])
     if r.memory or r.memory_reservation or r.oom_kill_disable or r.memory_swap:
         swap = r.memory_swap or (r.memory * 2 if r.memory else None)
-        if r.memory_swap and r.memory_swap != -1 and r.memory and r.memory_swap < r.memory:
-            raise InvalidArgument(
-                "minimum memoryswap limit should be larger than memory limit, see usage"
-            )
         res.memory = oci.MemoryResources(
             limit=r.memory or None,
             reservation=r.memory_reservation or None,
@@ -306,8 +335,6 @@ def resources(spec: ContainerSpec) -> oci.Resources:
         )
     cpu = oci.CPUResources()
     if r.nano_cpus:
-        if r.cpu_quota or r.cpu_period:
-            raise InvalidArgument("conflicting options: Nano CPUs and CPU Period/Quota")
         cpu.period, cpu.quota = 100000, r.nano_cpus * 100000 // 1_000_000_000
     else:
         cpu.period, cpu.quota = r.cpu_period or None, r.cpu_quota or None
@@ -315,8 +342,8 @@ def resources(spec: ContainerSpec) -> oci.Resources:
     cpu.cpus, cpu.mems = r.cpuset_cpus or None, r.cpuset_mems or None
     if any(v is not None for v in (cpu.period, cpu.quota, cpu.shares, cpu.cpus, cpu.mems)):
         res.cpu = cpu
-    if r.pids_limit:
-        res.pids = oci.PidsResources(limit=r.pids_limit)
+    if r.pids_limit:  # zero or less: unlimited, as Docker takes it
+        res.pids = oci.PidsResources(limit=max(r.pids_limit, -1))
     blkio = oci.BlockIOResources(
         weight=r.blkio_weight or None,
         throttle_read_bps_device=_throttles(r.device_read_bps),
@@ -418,9 +445,11 @@ def generate(spec: ContainerSpec, inputs: Inputs) -> oci.Spec:
     args = command_line(spec, image)
     if spec.init:
         args = [INIT_PATH, "--", *args]
+    env = environment(spec, image, hostname, inputs.home)
+    kernel_limits.check_exec_strings(args, env, kernel_limits.exec_limit(spec.ulimits))
     process = oci.Process(
         args=args,
-        env=environment(spec, image, hostname, inputs.home),
+        env=env,
         cwd=spec.workdir or ((image.config.working_dir if image.config else None) or "/"),
         terminal=spec.tty,
         user=oci.User(

@@ -138,7 +138,14 @@ def _become(request: Request, fds: list[int], nofile: tuple[int, int] | None) ->
     os.environ.update(request.env)
     sys.argv = list(request.argv)
     _reopen_streams(request.encoding)
-    set_title(" ".join(["capsa", *request.argv[1:]]))
+    set_title(_title(request.argv))
+
+
+def _title(argv: list[str]) -> str:
+    """The process title of the command: its arguments as ``ps`` can show them (bytes that
+    are not UTF-8 come as surrogate escapes, which a title cannot hold)."""
+    title = " ".join(["capsa", *argv[1:]])
+    return title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _reopen_streams(encoding: str) -> None:
