@@ -312,6 +312,8 @@ def load_spec(bundle: str) -> Spec:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
     try:
         data = fastjson.loads(raw)
-    except ValueError as e:
+    except ValueError as e:  # bad JSON, or bytes that are not UTF-8
         raise InvalidArgument(f"{path}: invalid JSON: {e}") from None
+    except RecursionError:  # [[[[... a few thousand deep
+        raise InvalidArgument(f"{path}: invalid JSON: nested too deeply") from None
     return Spec.from_json(data)
