@@ -45,11 +45,11 @@ LAYER_TYPES = frozenset(
     }
 )
 
-_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$")
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")  # matched whole
 
 
 def validate_digest(digest: str) -> str:
-    if not _DIGEST_RE.match(digest):
+    if not _DIGEST_RE.fullmatch(digest):
         raise InvalidArgument(f"invalid digest {digest!r}")
     return digest
 
@@ -176,8 +176,10 @@ class ImageConfig:
 def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except ValueError as e:
+    except ValueError as e:  # bad JSON, or bytes that are not UTF-8
         raise InvalidArgument(f"{what}: invalid JSON: {e}") from None
+    except RecursionError:  # [[[[... a few thousand deep
+        raise InvalidArgument(f"{what}: invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidArgument(f"{what}: expected a JSON object")
     return data

@@ -422,7 +422,12 @@ def _spool(content: ContentStore, f: IO[bytes]) -> str:
 
 
 def _load_docker(content: ContentStore, staged: _Staged) -> list[LoadedImage]:
-    entries = json.loads(staged.read("manifest.json") or b"null")
+    try:
+        entries = json.loads(staged.read("manifest.json"))
+    except ValueError as e:  # bad JSON, or bytes that are not UTF-8
+        raise InvalidArgument(f"load: manifest.json: invalid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidArgument("load: manifest.json: invalid JSON: nested too deeply") from None
     if not isinstance(entries, list):
         raise InvalidArgument("load: manifest.json: expected a list")
     return [_load_docker_entry(content, staged, entry) for entry in entries]

@@ -196,7 +196,7 @@ def json_array(text: str) -> list[str] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested past the parser's depth)
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
