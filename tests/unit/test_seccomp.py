@@ -216,6 +216,25 @@ def test_default_profile_bpf_verdicts() -> None:
     assert run_bpf(bpf, 1000, AUDIT_ARCH_AARCH64) == seccomp.ACT_KILL_THREAD
 
 
+IO_URING = ("io_uring_setup", "io_uring_enter", "io_uring_register")
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64", "s390x", "ppc64le", "riscv64"])
+def test_default_profile_blocks_io_uring_whatever_the_capabilities(machine: str) -> None:
+    """As Docker since 25.0: a ring runs syscalls the filter never sees."""
+    for caps in (capabilities.DOCKER_DEFAULT_CAPS, set(capabilities.CAPABILITIES)):
+        assert not set(IO_URING) & _allowed(default_profile(caps, machine=machine))
+
+
+@pytest.mark.skipif(not X86_64, reason="syscall numbers below are x86_64's")
+def test_default_profile_bpf_denies_io_uring_with_eperm() -> None:
+    all_caps = set(capabilities.CAPABILITIES)
+    for caps in (capabilities.DOCKER_DEFAULT_CAPS, all_caps):
+        bpf = seccomp.build_filter_bpf(default_profile(caps, machine="x86_64"))
+        for name in IO_URING:
+            assert run_bpf(bpf, nr(name), AUDIT_ARCH_X86_64) == RET_EPERM, name
+
+
 @pytest.mark.skipif(not X86_64, reason="syscall numbers below are x86_64's")
 def test_no_enosys_stub_when_default_allows() -> None:
     profile = Seccomp(syscalls=[SeccompSyscall(names=["mkdir"], action="SCMP_ACT_ERRNO")])
