@@ -76,6 +76,15 @@ def test_names_that_are_not_utf8_are_one_line_errors(serving: CapsaCli, mode: st
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_looking_up_a_name_that_is_not_utf8_is_a_one_line_error(
+    serving: CapsaCli, mode: str
+) -> None:
+    for command in (("inspect",), ("rm", "-f"), ("logs",), ("volume", "inspect")):
+        line = _one_line_error(_run(serving, mode, *command, b"a\xffb"), code=1)
+        assert 'invalid argument "a\\xffb"' in line, line
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_a_1mb_environment_variable_is_refused_before_create(
     serving: CapsaCli, mode: str, tmp_path: Path
 ) -> None:

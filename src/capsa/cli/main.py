@@ -60,8 +60,6 @@ class CapsaGroup(click.Group):
     """Turns capsa errors into one line on stderr and Docker's exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from capsa.cli.errors import exit_code
-
         try:
             return super().invoke(ctx)
         except click.UsageError as e:
@@ -69,14 +67,13 @@ class CapsaGroup(click.Group):
                 e.exit_code = 125  # type: ignore[misc]  # docker: a bad flag of run is 125
             raise
         except CapsaError as e:
-            sub = ctx.invoked_subcommand or ""
-            app = ctx.obj if isinstance(ctx.obj, App) else None
-            if app is not None and app.debug:
-                import traceback
+            self._fail(ctx, e)
+        except UnicodeEncodeError as e:
+            # bytes from the command line that are not UTF-8 (surrogate escapes) met what
+            # holds text only (the database, a JSON document): a name no object can have
+            from capsa.errors import InvalidArgument
 
-                traceback.print_exc()
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(exit_code(e, run_like=sub in ("run", "create", "exec", "start")))
+            self._fail(ctx, InvalidArgument(f'invalid argument "{_shown(e.object)}": not UTF-8'))
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
@@ -104,6 +101,26 @@ class CapsaGroup(click.Group):
                 err=True,
             )
             ctx.exit(125)
+
+    def _fail(self, ctx: click.Context, e: CapsaError) -> None:
+        from capsa.cli.errors import exit_code
+
+        sub = ctx.invoked_subcommand or ""
+        app = ctx.obj if isinstance(ctx.obj, App) else None
+        if app is not None and app.debug:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {e}", err=True)
+        ctx.exit(exit_code(e, run_like=sub in ("run", "create", "exec", "start")))
+
+
+def _shown(text: str) -> str:
+    """``text`` with the bytes that are not UTF-8 written ``\\xff``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that came from no byte
+        return text.encode("utf-8", "backslashreplace").decode()
 
 
 @click.group(cls=CapsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
