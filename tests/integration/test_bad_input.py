@@ -33,7 +33,9 @@ def serving(capsa: CapsaCli) -> Iterator[CapsaCli]:
 
 
 def _run(capsa: CapsaCli, mode: str, *args: str | bytes) -> subprocess.CompletedProcess[bytes]:
-    env = {**capsa.env, "CAPSA_WARM": "0" if mode == "cold" else "1"}
+    # a locale whose output encoding is strict (en_US.UTF-8 and most others are)
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+    env = {**capsa.env, **strict, "CAPSA_WARM": "0" if mode == "cold" else "1"}
     argv = [CAPSA.encode(), *(a if isinstance(a, bytes) else a.encode() for a in args)]
     proc = subprocess.run(argv, env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
@@ -61,6 +63,19 @@ def test_bytes_that_are_not_utf8_reach_the_container(serving: CapsaCli, mode: st
     assert (env.returncode, env.stdout) == (0, b"\xfe\n"), env.stderr
     workdir = _run(serving, mode, *run, "-w", b"/w\xff", IMAGE, "pwd")
     assert (workdir.returncode, workdir.stdout) == (0, b"/w\xff\n"), workdir.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_label_that_is_not_utf8_prints_as_its_bytes(serving: CapsaCli, mode: str) -> None:
+    name = serving.name()
+    made = _run(
+        serving, mode, "create", "--network", "none", "--name", name, "-l", b"k=\xff", IMAGE
+    )
+    assert made.returncode == 0, made.stderr
+    shown = _run(serving, mode, "inspect", "-f", "{{.Config.Labels.k}}", name)
+    assert (shown.returncode, shown.stdout) == (0, b"\xff\n"), shown.stderr
+    as_json = _run(serving, mode, "inspect", "-f", "{{json .Config.Labels}}", name)
+    assert as_json.stdout == '{"k":"\ufffd"}\n'.encode(), as_json.stderr  # as Go's json
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -212,6 +212,10 @@ def warm() -> None:
 
 
 def main() -> None:
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        # a name or label that is not UTF-8 prints as the bytes it was (as Docker's CLI
+        # writes them), whatever the locale's strictness
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         cli.main(standalone_mode=True)
     except SystemExit as e:
