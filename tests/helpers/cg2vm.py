@@ -3,8 +3,9 @@
 Python port of shared/vm/cg2vm-run.sh: Debian's own kernel (uncompressed, PVH entry)
 boots with ``cgroup_no_v1=all``; a busybox initramfs mounts this machine's root
 read-only over virtio-9p with a RAM overlay on top, mounts cgroup2 with cpu, memory,
-pids and io enabled, runs the script as root and powers off. The checkout (and any
-venv) is visible in the guest at the same path. KVM here is a paravirtual backend that
+pids and io enabled, runs the script as root and powers off. The checkout and its
+venv are visible in the guest at the same path, even below the guest's own tmpfs
+``/tmp`` and ``/run`` (bound back over them). KVM here is a paravirtual backend that
 cannot boot a stock kernel, so TCG is used unless a real KVM is present.
 """
 
@@ -16,8 +17,10 @@ import io
 import lzma
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +62,9 @@ exec switch_root /newroot /bin/sh /capsa-out/guest-init.sh
 GUEST_INIT = """export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
 echo "CAPSA-USERSPACE $(cat /proc/uptime)"
+@SAVE@
 mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
+@KEEP@
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
@@ -68,6 +73,25 @@ rc=$?; echo $rc > /capsa-out/rc; sync
 echo "CAPSA-RC=$rc"
 echo o > /proc/sysrq-trigger; sleep 10
 """
+
+
+# the guest mounts fresh tmpfs here: a checkout or venv below them must be bound back
+_GUEST_TMPFS = ("/run", "/tmp")
+
+
+def kept_paths() -> list[str]:
+    """Host paths the guest must see where they are: the checkout and the venv."""
+    checkout = str(Path(__file__).resolve().parents[2])
+    return sorted({checkout, os.path.realpath(sys.prefix)})
+
+
+def _guest_init(paths: list[str]) -> str:
+    """GUEST_INIT binding ``paths`` that its tmpfs mounts would hide back at the same
+    place, from ``/capsa-host`` (the root as it was before those mounts)."""
+    hidden = [p for p in paths if any(p == d or p.startswith(d + "/") for d in _GUEST_TMPFS)]
+    save = "mkdir -p /capsa-host; mount --bind / /capsa-host" if hidden else ""
+    keep = [f"mkdir -p {q}; mount --bind /capsa-host{q} {q}" for q in map(shlex.quote, hidden)]
+    return GUEST_INIT.replace("@SAVE@", save).replace("@KEEP@", "\n".join(keep))
 
 
 @dataclass(frozen=True)
@@ -205,7 +229,7 @@ def run_in_guest(script: str, timeout: int = 600, memory_mb: int = 1024) -> Gues
         (work / "out").mkdir()
         _vmlinux(image, work / "vmlinux")
         (work / "initrd.gz").write_bytes(_initramfs(kver))
-        (work / "out" / "guest-init.sh").write_text(GUEST_INIT)
+        (work / "out" / "guest-init.sh").write_text(_guest_init(kept_paths()))
         (work / "out" / "test.sh").write_text(script)
         serial = _boot(_qemu_argv(work, memory_mb), timeout)
         log = work / "out" / "test.log"
