@@ -177,3 +177,10 @@ def test_limits_that_are_fine_still_apply(capsa: CapsaCli) -> None:
     assert capsa.cgroup_value(cid, "memory", "memory.limit_in_bytes") == str(64 << 20)
     assert capsa.cgroup_value(cid, "pids", "pids.max") == "max"  # Docker: <= 0 is unlimited
     assert os.path.isdir(capsa.cgroup(cid, "cpu"))
+
+
+def test_update_names_the_flag_and_the_value(capsa: CapsaCli) -> None:
+    cid = capsa.detached("--init")
+    for value, why in (("inf", "rational number"), ("-1", "range of CPUs")):
+        line = _one_line_error(_run(capsa, "cold", "update", "--cpus", value, cid), code=1)
+        assert f'invalid argument "{value}" for "--cpus" flag: ' in line and why in line, line

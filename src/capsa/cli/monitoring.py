@@ -183,10 +183,9 @@ def _changes(kw: dict[str, Any]) -> Any:
     if kw["memory_reservation"]:
         ch.memory_reservation = parse_bytes(kw["memory_reservation"], "memory reservation")
     if kw["cpus"]:
-        try:
-            ch.nano_cpus = int(float(kw["cpus"]) * 1e9)
-        except ValueError:
-            raise InvalidArgument(f'invalid argument "{kw["cpus"]}" for "--cpus" flag') from None
+        from capsa.cli.limitflags import nano_cpus
+
+        ch.nano_cpus = nano_cpus(kw["cpus"])  # as run's --cpus: no float overflow on "inf"
     for name in ("cpu_shares", "cpu_quota", "cpu_period", "pids_limit", "blkio_weight"):
         if kw[name] is not None:
             setattr(ch, name, kw[name])
