@@ -217,3 +217,19 @@ def test_a_late_import_cannot_load_the_containers_code(
     runtime.run("run", "--bundle", str(missing), runtime.new_id(), check=False)
     for root in (path / "rootfs", missing / "rootfs"):
         assert not (root / "pwned").exists(), (root / "pwned").read_text()[:400]
+
+
+def test_a_failed_final_exec_is_one_line_with_dockers_code(
+    runtime: Runtime, bundle: BundleFactory
+) -> None:
+    """An execve that fails after start (here: one variable past the kernel's
+    MAX_ARG_STRLEN) ends the init with a line naming the program, and 126."""
+
+    def huge_env(spec: object) -> None:
+        spec.process.env.append("BIG=" + "x" * 200_000)  # type: ignore[attr-defined]
+
+    path = bundle(["/bin/true"], edit=huge_env)
+    proc = runtime.run("run", "--bundle", str(path), runtime.new_id(), check=False)
+    assert proc.returncode == 126
+    assert "Traceback" not in proc.stderr and "OSError" not in proc.stderr
+    assert "exec /bin/true: argument list too long" in proc.stderr
