@@ -198,3 +198,27 @@ def test_lingering_host_keeps_an_idle_network_up_until_it_exits(capsa: CapsaCli)
         assert bridge not in ruleset.stdout
     finally:
         capsa.run("network", "rm", net, check=False)
+
+
+def test_a_host_older_than_capsas_code_starts_monitors_with_the_new_code(
+    capsa: CapsaCli,
+) -> None:
+    """An upgrade under a running host: the next container's monitor runs what is on
+    disk now (a fresh interpreter), not the code the host imported at its start."""
+    first = capsa.name()
+    capsa.detached("--name", first, "--init")
+    _handed_over(capsa, first)
+    import capsa.engine.specgen as changed  # imported by every host
+
+    path = Path(changed.__file__)
+    stat = path.stat()
+    try:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        second = capsa.name()
+        cid = capsa.detached("--name", second, "--init")
+        assert capsa.status(second) == "running"
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    log = (capsa.runroot / "containers" / cid / "monitor.log").read_text()
+    assert "capsa changed since the host started" in log
+    capsa.run("rm", "-f", first, second)

@@ -119,9 +119,13 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
         os._exit(code)
 
 
-def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
+def run_monitor(
+    args: dict[str, Any], log: int, keep: tuple[int, ...], fresh: bool = False
+) -> None:
     """In a freshly forked child: become a container's monitor in a session of its own,
-    output to ``log``, no fd but ``keep`` inherited; never returns."""
+    output to ``log``, no fd but ``keep`` inherited; never returns. ``fresh``: in a new
+    interpreter, because the code this process imported is no longer what is on disk
+    (capsa was upgraded under a running host: the container must get the new code)."""
 
     code = 1
     try:
@@ -130,6 +134,13 @@ def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
 
         Waker.forget()  # a host's waker is not the monitor's
         detach_stdio(log, keep)
+        if fresh:
+            print("monitor: capsa changed since the host started; new code", file=sys.stderr)
+            sys.stderr.flush()
+            for fd in keep:
+                os.set_inheritable(fd, True)
+            argv = [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)]
+            os.execv(sys.executable, argv)
         from capsa.engine import monitor
 
         code = monitor.main(["monitor", json.dumps(args)])

@@ -484,8 +484,11 @@ class Host:
 
     def _spawn(self, args: dict[str, Any], passed: list[int]) -> int:
         """Fork a container's monitor; ``passed`` are fds of ours named in ``args``."""
+        from capsa.engine.warm import code_changed
+
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         log = os.path.join(args["runroot"], "containers", args["id"], "monitor.log")
+        fresh = code_changed(self.code)
         pid = os.fork()
         if pid == 0:
             if self.nofile is not None:  # containers get the limits a CLI would give them
@@ -494,7 +497,7 @@ class Host:
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             channel = theirs.fileno()
             args = {**args, "host_fd": channel, "host_linger": self.linger}
-            run_monitor(args, open_log(log), (*passed, channel))
+            run_monitor(args, open_log(log), (*passed, channel), fresh)
         theirs.close()
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
