@@ -12,20 +12,18 @@ kernel objects a reboot loses; the data root keeps every record).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
-import random
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.helpers import capsa_cli
 from tests.helpers.capsa_cli import CGROUP_ROOT, IMAGE, CapsaCli
+from tests.helpers.host import cmdline, free_subnet, ppid
 
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
@@ -39,20 +37,8 @@ SLEEP = ("sleep", "300")
 # -- the host's view ------------------------------------------------------------------------
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def _titled(capsa: CapsaCli, prefix: str) -> list[int]:
-    return [p for p in capsa.monitor_pids() if _cmdline(p).startswith(prefix)]
+    return [p for p in capsa.monitor_pids() if cmdline(p).startswith(prefix)]
 
 
 def _links() -> set[str]:
@@ -99,20 +85,6 @@ def _in_kernel(net: Any) -> list[str]:
     return held
 
 
-def _free_subnet() -> str:
-    from pyroute2 import IPRoute
-
-    from capsa.engine.network import pools
-
-    with IPRoute() as ipr:
-        busy = [ipaddress.IPv4Network(r, strict=False) for r in pools.host_routes(ipr)]
-    for _ in range(500):
-        net = ipaddress.IPv4Network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
-        if not any(net.overlaps(b) for b in busy):
-            return str(net)
-    raise AssertionError("no free subnet")
-
-
 # -- losing the kernel's state ----------------------------------------------------------------
 
 
@@ -122,7 +94,7 @@ def _supervisors_first(capsa: CapsaCli) -> list[int]:
     rank = {"capsa-monitor guardian": 0, "capsa-monitor host": 1}
     return sorted(
         capsa.monitor_pids(),
-        key=lambda p: next((r for t, r in rank.items() if _cmdline(p).startswith(t)), 2),
+        key=lambda p: next((r for t, r in rank.items() if cmdline(p).startswith(t)), 2),
     )
 
 
@@ -137,7 +109,7 @@ def _our_processes(capsa: CapsaCli, ids: set[str]) -> list[int]:
     others = [
         int(e)
         for e in os.listdir("/proc")
-        if e.isdigit() and int(e) != os.getpid() and any(r in _cmdline(int(e)) for r in roots)
+        if e.isdigit() and int(e) != os.getpid() and any(r in cmdline(int(e)) for r in roots)
     ]
     return [*_supervisors_first(capsa), *inside, *others]
 
@@ -188,7 +160,7 @@ def simulate_reboot(capsa: CapsaCli, keep_network: bool = False) -> None:
 @pytest.fixture
 def user_network(capsa: CapsaCli) -> Iterator[str]:
     name = capsa.name()
-    capsa.run("network", "create", "--subnet", _free_subnet(), name)
+    capsa.run("network", "create", "--subnet", free_subnet(), name)
     yield name
     capsa.cleanup()
     capsa.run("network", "rm", name, check=False)
@@ -311,7 +283,7 @@ def _ended_with_3(capsa: CapsaCli, name: str) -> None:
 def test_killed_monitor_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
     name, cid = _late_exit(capsa)
     monitor = capsa.monitor_pid(cid)  # still its own: the hand-over comes after 3 s
-    assert _cmdline(monitor).startswith(f"capsa-monitor {name}"), _cmdline(monitor)
+    assert cmdline(monitor).startswith(f"capsa-monitor {name}"), cmdline(monitor)
     os.kill(monitor, signal.SIGKILL)
     _go(capsa, name)
     _ended_with_3(capsa, name)
@@ -322,7 +294,7 @@ def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
 
     def handed_over() -> bool:
         hosts = _titled(capsa, "capsa-monitor host")
-        return len(hosts) == 1 and _ppid(capsa.pid(name)) == hosts[0]
+        return len(hosts) == 1 and ppid(capsa.pid(name)) == hosts[0]
 
     capsa.wait_for(handed_over, 15, "the monitor host to adopt the container")
     (host,) = _titled(capsa, "capsa-monitor host")

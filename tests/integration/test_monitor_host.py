@@ -4,9 +4,7 @@ exit, applies its restart policy and exits itself when it supervises nothing."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import random
 import secrets
 import signal
 import subprocess
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import capsa_cli
 from tests.helpers.capsa_cli import IMAGE, CapsaCli
+from tests.helpers.host import cmdline, free_subnet, ppid
 
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
@@ -24,27 +23,15 @@ pytestmark = pytest.mark.root
 
 
 def _hosts(capsa: CapsaCli) -> list[int]:
-    return [pid for pid in capsa.monitor_pids() if _cmdline(pid).startswith("capsa-monitor host")]
+    return [pid for pid in capsa.monitor_pids() if cmdline(pid).startswith("capsa-monitor host")]
 
 
 def _keepers(capsa: CapsaCli) -> list[int]:
-    return [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor databases")]
+    return [p for p in capsa.monitor_pids() if cmdline(p).startswith("capsa-monitor databases")]
 
 
 def _guardians(capsa: CapsaCli) -> list[int]:
-    return [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor guardian")]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    return [p for p in capsa.monitor_pids() if cmdline(p).startswith("capsa-monitor guardian")]
 
 
 def _handed_over(capsa: CapsaCli, *names: str) -> int:
@@ -54,7 +41,7 @@ def _handed_over(capsa: CapsaCli, *names: str) -> int:
     def ready() -> bool:
         hosts = _hosts(capsa)
         found[:] = hosts
-        return len(hosts) == 1 and all(_ppid(capsa.pid(n)) == hosts[0] for n in names)
+        return len(hosts) == 1 and all(ppid(capsa.pid(n)) == hosts[0] for n in names)
 
     capsa.wait_for(ready, timeout=15, what="the monitor host to adopt the containers")
     return found[0]
@@ -69,7 +56,7 @@ def test_one_host_adopts_every_running_container(capsa: CapsaCli) -> None:
     helpers = {host, *_keepers(capsa), *_guardians(capsa)}
     left = [p for p in capsa.monitor_pids() if p not in helpers]
     assert not left, f"per-container monitors still running: {left}"
-    assert _guardians(capsa) == [_ppid(host)], "the host has no guardian for its parent"
+    assert _guardians(capsa) == [ppid(host)], "the host has no guardian for its parent"
     for name in names:
         assert capsa.status(name) == "running"
         assert capsa.run("exec", name, "true").returncode == 0
@@ -109,7 +96,7 @@ def test_stop_after_handover_records_signal_and_host_exits(capsa: CapsaCli) -> N
     capsa.run("stop", "-t", "1", name)
     assert capsa.status(name) == "exited"
     assert capsa.fmt(name, "{{.State.ExitCode}}") == "137"
-    capsa.wait_for(lambda: not _cmdline(host), 10, "the idle host to exit")
+    capsa.wait_for(lambda: not cmdline(host), 10, "the idle host to exit")
 
 
 def test_host_keeps_the_databases_open_while_it_serves(capsa: CapsaCli) -> None:
@@ -117,14 +104,14 @@ def test_host_keeps_the_databases_open_while_it_serves(capsa: CapsaCli) -> None:
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
     (guardian,) = _guardians(capsa)  # the host's parent holds them, never forking after
-    assert _ppid(host) == guardian and not _keepers(capsa)
+    assert ppid(host) == guardian and not _keepers(capsa)
     capsa.run("ps", "-a")
     db = str(capsa.root / "containers.db")
     assert db in capsa_cli._fd_links(guardian), "the guardian does not hold the database"
     wal = capsa.root / "containers.db-wal"
     assert wal.exists(), "a command's close checkpointed the database"
     capsa.run("stop", "-t", "1", name)
-    capsa.wait_for(lambda: not _cmdline(host) and not _cmdline(guardian), 10, "both exit")
+    capsa.wait_for(lambda: not cmdline(host) and not cmdline(guardian), 10, "both exit")
     assert not wal.exists(), "the guardian's last close did not checkpoint"
 
 
@@ -135,7 +122,7 @@ def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
     (guardian,) = _guardians(capsa)
     os.kill(host, signal.SIGKILL)
     capsa.wait_for(lambda: _hosts(capsa) == [guardian], 10, "the guardian to become the host")
-    assert _ppid(capsa.pid(name)) == guardian
+    assert ppid(capsa.pid(name)) == guardian
     assert capsa.status(name) == "running"
     assert capsa.run("exec", name, "true").returncode == 0
     other = capsa.name()
@@ -158,28 +145,14 @@ def test_lingering_host_serves_the_next_container_then_exits(capsa: CapsaCli) ->
     )
     assert second.returncode == 0, second.stderr
     assert _hosts(capsa) == [host], "the second container did not use the lingering host"
-    capsa.wait_for(lambda: not _cmdline(host), 10, "the host to exit after lingering")
-
-
-def _free_subnet() -> str:
-    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True)
-    busy = []
-    for line in routes.stdout.decode().splitlines():
-        word = line.split()[0] if line.split() else ""
-        if word[:1].isdigit():
-            busy.append(ipaddress.IPv4Network(word if "/" in word else f"{word}/32", strict=False))
-    for _ in range(500):
-        net = ipaddress.IPv4Network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
-        if not any(net.overlaps(b) for b in busy):
-            return str(net)
-    raise AssertionError("no free subnet")
+    capsa.wait_for(lambda: not cmdline(host), 10, "the host to exit after lingering")
 
 
 def test_lingering_host_keeps_an_idle_network_up_until_it_exits(capsa: CapsaCli) -> None:
     bridge = f"capsa-test-{secrets.token_hex(2)}"
     net = capsa.name()
     option = f"com.docker.network.bridge.name={bridge}"
-    capsa.run("network", "create", "--subnet", _free_subnet(), "-o", option, net)
+    capsa.run("network", "create", "--subnet", free_subnet(), "-o", option, net)
     try:
         env = {**capsa.env, "CAPSA_MONITOR_LINGER": "3"}
         for _ in range(2):  # the second run finds the network up
@@ -192,7 +165,7 @@ def test_lingering_host_keeps_an_idle_network_up_until_it_exits(capsa: CapsaCli)
             assert proc.returncode == 0, proc.stderr
             assert Path("/sys/class/net", bridge).is_dir(), "the lingering host let it go"
         (host,) = _hosts(capsa)
-        capsa.wait_for(lambda: not _cmdline(host), 15, "the host to exit after lingering")
+        capsa.wait_for(lambda: not cmdline(host), 15, "the host to exit after lingering")
         assert not Path("/sys/class/net", bridge).exists(), "the exiting host left the bridge"
         ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
         assert bridge not in ruleset.stdout

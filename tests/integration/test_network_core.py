@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
+from tests.helpers.host import free_subnet
 
 from capsa.config import Settings
-from capsa.engine.network import firewall, pools, veth
+from capsa.engine.network import firewall, veth
 from capsa.engine.network.service import NetworkService
 from capsa.engine.network.types import AttachRequest, Network, NetworkCreateOptions
 from capsa.errors import CapsaError, InvalidArgument, NotFound
@@ -92,17 +92,6 @@ print(c.recv(100).decode())
 def in_netns(pid: int, script: str, *args: str, **kw: object) -> subprocess.Popen[str]:
     cmd = ["nsenter", "-t", str(pid), "-n", sys.executable, "-c", script, *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def free_subnet() -> str:
-    """A random 10.200-250.x.0/24 overlapping no route of the host."""
-    with IPRoute() as ipr:
-        routes = [ipaddress.ip_network(r, strict=False) for r in pools.host_routes(ipr)]
-    for _ in range(200):
-        net = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
-        if not any(net.overlaps(r) for r in routes):
-            return str(net)
-    raise AssertionError("no free subnet")
 
 
 def link_names() -> set[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import capsa_cli
 from tests.helpers.capsa_cli import CAPSA, IMAGE, CapsaCli
+from tests.helpers.host import cmdline, ppid
 
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
@@ -20,26 +21,11 @@ capsa = capsa_cli.capsa
 pytestmark = pytest.mark.root
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def _host(capsa: CapsaCli) -> int:
     found: list[int] = []
 
     def up() -> bool:
-        found[:] = [p for p in capsa.monitor_pids() if _cmdline(p).startswith("capsa-monitor host")]
+        found[:] = [p for p in capsa.monitor_pids() if cmdline(p).startswith("capsa-monitor host")]
         return len(found) == 1
 
     capsa.wait_for(up, 10, "the monitor host")
@@ -52,8 +38,8 @@ def _forked(host: int, prefix: str) -> list[int]:
         int(e.name)
         for e in Path("/proc").iterdir()
         if e.name.isdigit()
-        and _ppid(int(e.name)) == host
-        and _cmdline(int(e.name)).startswith(prefix)
+        and ppid(int(e.name)) == host
+        and cmdline(int(e.name)).startswith(prefix)
     ]
 
 
@@ -71,7 +57,7 @@ def test_a_command_is_forked_from_the_host_unless_capsa_warm_is_0(capsa: CapsaCl
     (child,) = _forked(host, "capsa logs -f")
     follow.send_signal(signal.SIGTERM)  # relayed: the command dies of it, and so the client
     assert follow.wait(10) == -signal.SIGTERM
-    capsa.wait_for(lambda: not _cmdline(child), 5, "the forked command to exit")
+    capsa.wait_for(lambda: not cmdline(child), 5, "the forked command to exit")
 
     cold = subprocess.Popen(
         [CAPSA, "logs", "-f", name],
@@ -80,7 +66,7 @@ def test_a_command_is_forked_from_the_host_unless_capsa_warm_is_0(capsa: CapsaCl
         stderr=subprocess.DEVNULL,
     )
     try:
-        capsa.wait_for(lambda: "capsa" in _cmdline(cold.pid), 5, "the cold command")
+        capsa.wait_for(lambda: "capsa" in cmdline(cold.pid), 5, "the cold command")
         assert not _forked(host, "capsa logs -f"), "CAPSA_WARM=0 still forked from the host"
     finally:
         cold.kill()
@@ -141,7 +127,7 @@ def test_a_killed_client_takes_its_command_along(capsa: CapsaCli) -> None:
     (child,) = _forked(host, "capsa logs -f")
     follow.kill()
     follow.wait(10)
-    capsa.wait_for(lambda: not _cmdline(child), 5, "the orphaned command to be killed")
+    capsa.wait_for(lambda: not cmdline(child), 5, "the orphaned command to be killed")
     assert capsa.status(name) == "running"
 
 
