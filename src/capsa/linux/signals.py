@@ -30,7 +30,10 @@ SIGTERM: int = _impl.SIGTERM
 SIGUSR1: int = _impl.SIGUSR1
 SIGUSR2: int = _impl.SIGUSR2
 SIGXFSZ: int = _impl.SIGXFSZ
+SIG_SETMASK: int = _impl.SIG_SETMASK
 set_handler = _impl.signal
+get_handler = _impl.getsignal
+set_mask = _impl.pthread_sigmask
 
 __all__ = [
     "NSIG",
@@ -46,8 +49,12 @@ __all__ = [
     "SIGUSR2",
     "SIGXFSZ",
     "SIG_DFL",
+    "SIG_SETMASK",
+    "defaults",
     "forward_to",
+    "get_handler",
     "set_handler",
+    "set_mask",
 ]
 
 
@@ -63,3 +70,22 @@ def forward_to(pid: int, signals: Iterable[int]) -> None:
 
     for sig in signals:
         set_handler(sig, forward)
+
+
+def defaults() -> None:
+    """Every signal at its default disposition and none blocked, as a new program
+    should start: Python ignores SIGPIPE and SIGXFSZ and handles SIGINT, and whoever
+    started this process (a monitor, a shell with ``nohup``) may ignore or block more.
+    Ignored signals stay ignored across ``execve``; handlers and the mask do not
+    reset either way, so both are cleared here."""
+    for signum in range(1, NSIG):
+        if signum in (SIGKILL, _SIGSTOP) or get_handler(signum) == SIG_DFL:
+            continue
+        try:
+            set_handler(signum, SIG_DFL)
+        except (OSError, ValueError):  # the C library's own (32, 33): reset by execve
+            pass
+    set_mask(SIG_SETMASK, ())
+
+
+_SIGSTOP: int = _impl.SIGSTOP

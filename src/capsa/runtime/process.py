@@ -242,8 +242,7 @@ def finalize_and_exec(
     _close_on_exec_from(3 + keep_fds)
     for fd in range(3, 3 + keep_fds):
         os.set_inheritable(fd, True)
-    for signum in (sig.SIGPIPE, sig.SIGXFSZ):
-        sig.set_handler(signum, sig.SIG_DFL)
+    sig.defaults()
     if prep.seccomp is not None and not early_filter:
         prep.seccomp.load()
     _execve(hop, prep, report_fd)
