@@ -126,6 +126,7 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
         or None,
         "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
         "UTSMode": spec.uts_mode,
+        "CgroupnsMode": spec.cgroupns_mode or "private",
         "ShmSize": spec.shm_size or 67108864,
         "Runtime": spec.runtime or "capsa",
         "Init": spec.init,

@@ -298,6 +298,7 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.stop_signal = kw["stop_signal"] or ""
     spec.stop_timeout = limitflags.stop_timeout(kw)
     spec.pid_mode, spec.ipc_mode, spec.uts_mode = kw["pid"] or "", kw["ipc"] or "", kw["uts"] or ""
+    spec.cgroupns_mode = kw["cgroupns"] or ""
     spec.network_mode = kw["network"] or "bridge"
     spec.aliases = list(kw["network_alias"])
     spec.ip = kw["ip"] or ""
@@ -367,6 +368,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--pid"),
         click.option("--ipc"),
         click.option("--uts"),
+        click.option("--cgroupns", help="cgroup namespace: host or private"),
         click.option("--network", "--net"),
         click.option("--add-host", **multi),
         click.option("-p", "--publish", **multi),

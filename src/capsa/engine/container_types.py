@@ -184,6 +184,7 @@ class ContainerSpec:
     pid_mode: str = ""  # "" private, "host", "container:<id>"
     ipc_mode: str = ""  # "" private (shareable), "host", "none", "container:<id>"
     uts_mode: str = ""  # "" private, "host"
+    cgroupns_mode: str = ""  # "host" | "private" (create fills the default); "" = private
     network_mode: str = "bridge"  # none | host | bridge | container:<id> | <network>
     aliases: list[str] = field(default_factory=list)  # --network-alias
     ip: str = ""  # --ip

@@ -156,9 +156,9 @@ def check_sysctls(spec: ContainerSpec) -> None:
 
 
 def check_modes(spec: ContainerSpec) -> None:
-    """What the kernel would refuse at start: --pid/--ipc/--uts values Docker accepts, the
-    hostname and domain name, the sizes of the command line and environment given, and
-    the stop signal."""
+    """What the kernel would refuse at start: --pid/--ipc/--uts/--cgroupns values Docker
+    accepts, the hostname and domain name, the sizes of the command line and environment
+    given, and the stop signal. No ``--cgroupns`` takes the host's default, recorded."""
     kernel_limits.check_uts_name("hostname", spec.hostname)
     kernel_limits.check_uts_name("domainname", spec.domainname)
     given = [*(spec.entrypoint or []), *(spec.command or [])]
@@ -170,10 +170,19 @@ def check_modes(spec: ContainerSpec) -> None:
     ):
         if value not in allowed and not value.startswith("container:"):
             raise InvalidArgument(f"invalid {flag.upper()} mode: {value}")
+    if spec.cgroupns_mode not in ("", "host", "private"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {spec.cgroupns_mode}")
+    spec.cgroupns_mode = spec.cgroupns_mode or default_cgroupns()
     if spec.stop_signal:
         from capsa.runtime.container import signal_number
 
         signal_number(spec.stop_signal)
+
+
+def default_cgroupns(unified_marker: str = "/sys/fs/cgroup/cgroup.controllers") -> str:
+    """Docker's and podman's default: a cgroup namespace of its own on a cgroup v2 host,
+    the host's on v1 (hybrid included, as on our machines)."""
+    return "private" if os.path.exists(unified_marker) else "host"
 
 
 def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespace]:
@@ -193,7 +202,8 @@ def _namespaces(spec: ContainerSpec, paths: dict[str, str]) -> list[oci.Namespac
                 f"{kind} namespace of {mode.partition(':')[2]}: the container is not running"
             )
         out.append(oci.Namespace(type=kind, path=paths.get(kind)))
-    out.append(oci.Namespace(type="cgroup"))
+    if spec.cgroupns_mode != "host":  # "": a record made before --cgroupns, private
+        out.append(oci.Namespace(type="cgroup"))
     return out
 
 
