@@ -556,22 +556,14 @@ def attach(
     ctx: click.Context, container: str, no_stdin: bool, detach_keys: str | None, sig_proxy: bool
 ) -> None:
     """Attach to a running container's stdio."""
-    import socket
-
     from capsa.cli.attachio import DETACH_KEYS, AttachSession
+    from capsa.engine.attach import connect_client
     from capsa.engine.container_types import Action, check
 
     app = _app(ctx)
     rec = app.engine.containers.get(container)
     check(Action.ATTACH, rec.state, rec.name, rec.id)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        from capsa.engine.attach import connect_unix
-
-        connect_unix(sock, app.engine.ctx.paths(rec.id).attach_socket)
-    except OSError as e:
-        raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
-    fd = sock.detach()
+    fd = connect_client(app.engine.containers, rec)
     session = AttachSession(
         fd,
         tty=rec.spec.tty,

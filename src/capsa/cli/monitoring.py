@@ -3,7 +3,9 @@ info, system prune (and a ``version`` if the main module has none)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 import time
 
@@ -349,13 +351,19 @@ def events(
     from capsa.engine.logs import parse_time_arg
 
     now = time.time()
-    start = parse_time_arg(since, now) if since else now
+    # dockerd: --until alone shows the past events up to it, then new ones until then
+    start = parse_time_arg(since, now) if since else (None if until else now)
     end = parse_time_arg(until, now) if until else None
+    if start is not None and end is not None and end < start:
+        raise InvalidArgument(f"`since` time ({since}) cannot be after `until` time ({until})")
     match = event_matcher(parse_event_filters(filters))
     tpl = Template(fmt) if fmt and fmt != "json" else None
     log = _app(ctx).engine.ctx.events
+    out = sys.stdout.fileno()
     try:
-        for event in log.read(since=start, until=end, match=match, follow=True):
+        for event in log.read(
+            since=start, until=end, match=match, follow=True, stop=lambda: _reader_gone(out)
+        ):
             if fmt == "json":
                 click.echo(json.dumps(event, separators=(",", ":")))
             elif tpl is not None:
@@ -364,6 +372,22 @@ def events(
                 click.echo(format_event(event))
     except KeyboardInterrupt:
         return
+    if _reader_gone(out):  # a pipe nobody reads: end as a write to it would
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def _reader_gone(fd: int) -> bool:
+    """Nobody reads ``fd`` any more (a pipe's reader exited, a socket or terminal hung
+    up): seen without writing, so ``events`` ends even when no event comes."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+    try:
+        ready = poller.poll(0)
+    except OSError:
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in ready)
 
 
 # -- info ------------------------------------------------------------------------------

@@ -14,6 +14,11 @@ from __future__ import annotations
 import json
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from capsa.engine.container_types import ContainerRecord
+    from capsa.engine.containers import ContainerService
+
 STDIN, STDOUT, STDERR = 0, 1, 2
 EXIT, ERROR, HELLO, STDIN_CLOSE, RESIZE = 9, 10, 11, 12, 13
 
@@ -95,3 +100,25 @@ def connect_unix(sock: object, path: str) -> None:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def connect_client(service: ContainerService, rec: ContainerRecord) -> int:
+    """A client connection to the running container's attach socket (its fd), and the
+    ``attach`` event Docker emits for it."""
+    import socket
+
+    from capsa.errors import InvalidArgument
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connect_unix(sock, service.ctx.paths(rec.id).attach_socket)
+    except OSError as e:
+        sock.close()
+        raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
+    emit_attach(service, rec)
+    return sock.detach()
+
+
+def emit_attach(service: ContainerService, rec: ContainerRecord) -> None:
+    attrs = {"name": rec.name, "image": rec.image_name}
+    service.ctx.events.emit("container", "attach", rec.id, attrs)

@@ -275,7 +275,11 @@ class ContainerService:
         check(Action.START, rec.state, rec.name, rec.id)
         self.ctx.store.update(rec.id, stopped_by_user=False)
         launch = Launch(self, rec, wait_attach)
-        if not wait_attach:
+        if wait_attach:  # connected: the monitor starts the container once it is greeted
+            from capsa.engine.attach import emit_attach
+
+            emit_attach(self, rec)
+        else:
             launch.wait_ready()
             rec = self.ctx.store.get(rec.id)
         return rec, launch

@@ -67,6 +67,8 @@ def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
         process.console_size = ConsoleSize(height=rows, width=cols)
     if not spec.detach:
         foreground.become_subreaper()
+    event = _ExecEvents(service, rec.id, {"name": rec.name, "image": rec.image_name}, spec)
+    event.emit("exec_create")
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         stdio = Stdio(
@@ -75,17 +77,34 @@ def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
             stderr=devnull if spec.detach else 2,
             terminal=spec.tty,
         )
+        event.emit("exec_start")
         done = service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
     except (NotFound, PermissionDenied) as e:
         e.exit_code = 127 if isinstance(e, NotFound) else 126
         raise
     finally:
         os.close(devnull)
-    service.ctx.events.emit(
-        "container", "exec_start: " + " ".join(spec.command), rec.id, {"name": rec.name}
-    )
     if spec.detach:
         if done.master >= 0:
             os.close(done.master)
         return 0
-    return foreground.wait_foreground(done.pid, done.master if done.master >= 0 else None)
+    code = foreground.wait_foreground(done.pid, done.master if done.master >= 0 else None)
+    event.emit("exec_die", exitCode=str(code))
+    return code
+
+
+class _ExecEvents:
+    """Docker's events of one exec: ``exec_create: CMD``, ``exec_start: CMD`` and
+    ``exec_die`` (with ``exitCode``), each naming the exec by its ``execID``."""
+
+    def __init__(
+        self, service: ContainerService, container_id: str, attrs: dict[str, str], spec: ExecSpec
+    ) -> None:
+        self.log = service.ctx.events
+        self.container_id = container_id
+        self.attrs = {**attrs, "execID": os.urandom(32).hex()}
+        self.command = " ".join(spec.command)
+
+    def emit(self, action: str, **extra: str) -> None:
+        name = action if action == "exec_die" else f"{action}: {self.command}"
+        self.log.emit("container", name, self.container_id, {**self.attrs, **extra})
