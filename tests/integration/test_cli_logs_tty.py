@@ -204,6 +204,18 @@ def test_run_it_tty_resize_and_exit_code(capsa: CapsaCli, terminals: list[PtyPro
     assert capsa.inspect(name)["Config"]["Tty"] is True
 
 
+def test_run_it_terminal_shows_the_container_first(
+    capsa: CapsaCli, terminals: list[PtyProcess]
+) -> None:
+    """Nothing pulled, nothing shown: no progress display writes to the terminal (rich
+    began with cursor codes, ESC[?25l ESC[2K ESC[?25h), so the first bytes the user sees
+    are the container's."""
+    term = _spawn(terminals, capsa.argv("run", "--rm", "-it", IMAGE, "echo", "first-bytes"))
+    data = term.term.read_to_eof(30)
+    assert term.wait(15) == 0
+    assert term.term.data.startswith(b"first-bytes"), data
+
+
 def test_detach_keys_and_attach(capsa: CapsaCli, terminals: list[PtyProcess]) -> None:
     name = capsa.name()
     term = _spawn(terminals, capsa.argv("run", "-it", "--name", name, IMAGE, "sh"))

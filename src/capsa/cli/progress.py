@@ -30,9 +30,19 @@ class LineProgress:
 
 
 class BarProgress:
-    """rich progress bars, one per item, on a terminal."""
+    """rich progress bars, one per item, on a terminal.
+
+    The display starts with the first event, so nothing (not even the cursor hiding
+    and line clearing rich begins with) reaches a terminal when nothing is pulled, and
+    ``close`` stops it for good: a container that owns the terminal next (``run -it``)
+    sees only its own bytes there."""
 
     def __init__(self) -> None:
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._closed = False
+
+    def _start(self) -> Any:
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -40,17 +50,21 @@ class BarProgress:
             TextColumn,
         )
 
-        self._progress = Progress(
+        progress = Progress(
             TextColumn("{task.fields[item]}"),
             TextColumn("{task.description:<18}"),
             BarColumn(),
             DownloadColumn(),
             transient=False,
         )
-        self._tasks: dict[str, Any] = {}
-        self._progress.start()
+        progress.start()
+        return progress
 
     def emit(self, event: ProgressEvent) -> None:
+        if self._closed:
+            return
+        if self._progress is None:
+            self._progress = self._start()
         task = self._tasks.get(event.id)
         if task is None:
             task = self._progress.add_task(event.action, item=event.id, total=event.total)
@@ -65,7 +79,10 @@ class BarProgress:
         self._progress.update(task, **kwargs)
 
     def close(self) -> None:
-        self._progress.stop()
+        self._closed = True
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 def make_progress(quiet: bool = False) -> Any:
