@@ -40,12 +40,14 @@ def test_create_lays_out_docker_style(service: VolumeService, tmp_path: Path) ->
     assert service.get("data") == v
 
 
-def test_create_without_name_is_random_and_not_anonymous(service: VolumeService) -> None:
-    v = service.create(VolumeCreateOptions())
+def test_create_without_name_is_random_and_anonymous(service: VolumeService) -> None:
+    v = service.create(VolumeCreateOptions())  # dockerd labels a volume it names itself
     assert len(v.name) == 64 and int(v.name, 16) >= 0
-    assert not v.anonymous
+    assert v.anonymous and v.labels == {ANONYMOUS_LABEL: ""}
     anon = service.create(VolumeCreateOptions(anonymous=True))
     assert anon.anonymous and anon.labels == {ANONYMOUS_LABEL: ""}
+    named = service.create(VolumeCreateOptions(name="named", labels={"k": "v"}))
+    assert not named.anonymous and named.labels == {"k": "v"}
 
 
 def test_create_is_idempotent(service: VolumeService) -> None:
@@ -173,6 +175,43 @@ def test_prune_anonymous_by_default_all_with_flag(service: VolumeService) -> Non
     assert [v.name for v in service.list({})] == [anon_used]
     with pytest.raises(InvalidArgument):
         service.prune({"name": ["x"]})
+
+
+def test_prune_keeps_volumes_of_stopped_containers(tmp_path: Path) -> None:
+    """A container that exists holds its volumes even stopped (released by its monitor):
+    prune and df count it, as Docker's reference counts do."""
+    refs: dict[str, list[str]] = {}
+    settings = Settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"))
+    svc = VolumeService(settings, lambda: refs)
+    try:
+        held = svc.create(VolumeCreateOptions()).name  # no name: anonymous, as Docker's
+        free = svc.create(VolumeCreateOptions()).name
+        _create(svc, "named")
+        refs[held] = ["c1"]
+        refs["named"] = ["c1", "c2"]
+        assert {u.volume.name: u.links for u in svc.disk_usage()} == {
+            held: 1,
+            free: 0,
+            "named": 2,
+        }
+        assert svc.prune({}).deleted == [free]
+        assert svc.prune({}, all_volumes=True).deleted == []
+        refs.clear()
+        assert sorted(svc.prune({"all": ["1"]}).deleted) == sorted([held, "named"])
+    finally:
+        svc.close()
+
+
+def test_prune_leaves_volumes_with_mount_options(service: VolumeService) -> None:
+    """dockerd prunes local volumes without options only: a tmpfs or bind volume's data
+    is not on the data root."""
+    opts = {"type": "tmpfs", "device": "tmpfs"}
+    anon = service.create(VolumeCreateOptions(anonymous=True, driver_opts=opts)).name
+    assert service.prune({}, all_volumes=True).deleted == []
+    assert [u.volume.name for u in service.disk_usage()] == []
+    assert [v.name for v in service.list({})] == [anon]
+    with pytest.raises(InvalidArgument, match="invalid filter 'until'"):
+        service.prune({"until": ["1h"]})
 
 
 # -- populate from the image ---------------------------------------------------------

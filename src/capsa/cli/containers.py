@@ -686,21 +686,25 @@ def inspect_any(
 
 @click.command("prune")
 @click.option("-f", "--force", is_flag=True)
+@click.option("--filter", "filters", multiple=True, help="until=, label=, label!=")
 @click.pass_context
-def container_prune(ctx: click.Context, force: bool) -> None:
+def container_prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all stopped containers."""
+    from capsa.cli import flags
+
+    parsed = flags.filters(filters)
     if not force and not click.confirm(
         "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
         default=False,
     ):
         return
-    deleted, freed = _app(ctx).engine.containers.prune()
+    deleted, freed = _app(ctx).engine.containers.prune(parsed)
     if deleted:
         click.echo("Deleted Containers:")
         for cid in deleted:
             click.echo(cid)
         click.echo()
-    click.echo(f"Total reclaimed space: {render.human_size(freed)}")
+    click.echo(f"Total reclaimed space: {render.human_size(freed, 4)}")
 
 
 def register(cli: click.Group) -> None:

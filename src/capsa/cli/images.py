@@ -400,17 +400,20 @@ def import_cmd(
 @click.command()
 @click.option("-a", "--all", "all_images", is_flag=True, help="also unused tagged images")
 @click.option("-f", "--force", is_flag=True, help="do not ask")
-@click.option("--filter", "filters", multiple=True)
+@click.option("--filter", "filters", multiple=True, help="until=, label=, label!=, dangling=")
 @click.pass_context
 def prune(ctx: click.Context, all_images: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused images."""
+    from capsa.cli import flags
+
+    parsed = flags.filters(filters)
     if not force:
         what = "all images without at least one container" if all_images else "all dangling images"
         if not click.confirm(
             f"WARNING! This will remove {what}.\nAre you sure you want to continue?", default=False
         ):
             return
-    report = _app(ctx).engine.images.prune(all_images, _filters(filters))
+    report = _app(ctx).engine.images.prune(all_images, parsed)
     if report.deleted or report.untagged:
         click.echo("Deleted Images:")
         for name in report.untagged:
@@ -418,51 +421,18 @@ def prune(ctx: click.Context, all_images: bool, force: bool, filters: tuple[str,
         for image_id in report.deleted:
             click.echo(f"deleted: {image_id}")
         click.echo()
-    click.echo(f"Total reclaimed space: {render.human_size(report.space_reclaimed)}")
+    click.echo(f"Total reclaimed space: {render.human_size(report.space_reclaimed, 4)}")
 
 
 @click.command()
-@click.option("-v", "--verbose", is_flag=True)
-@click.option("--format", "fmt")
+@click.option("-v", "--verbose", is_flag=True, help="each image, container and volume")
+@click.option("--format", "fmt", help="'table', 'json' or a Go template")
 @click.pass_context
 def df(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     """Show disk usage."""
-    usage = _app(ctx).engine.images.disk_usage()
-    rows = []
-    for item in usage.items:
-        pct = f" ({item.reclaimable * 100 // item.size}%)" if item.size else ""
-        rows.append(
-            {
-                "Type": item.kind,
-                "TotalCount": str(item.total),
-                "Active": str(item.active),
-                "Size": render.human_size(item.size),
-                "Reclaimable": render.human_size(item.reclaimable) + pct,
-            }
-        )
-    if fmt:
-        render.render_format(fmt, rows)
-        return
-    render.print_table(
-        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-        [[r["Type"], r["TotalCount"], r["Active"], r["Size"], r["Reclaimable"]] for r in rows],
-    )
-    if verbose:
-        click.echo("\nImages space usage:\n")
-        render.print_table(
-            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS"],
-            [
-                [
-                    r["Repository"],
-                    r["Tag"],
-                    r["ID"].removeprefix("sha256:")[:12],
-                    r["CreatedSince"],
-                    r["Size"],
-                    r["Containers"],
-                ]
-                for r in _rows(usage.images, False)
-            ],
-        )
+    from capsa.cli import diskusage
+
+    diskusage.show(_app(ctx), verbose, fmt)
 
 
 def register(cli: click.Group) -> None:

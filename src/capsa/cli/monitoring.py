@@ -478,7 +478,8 @@ def info(ctx: click.Context, fmt: str) -> None:
 # -- system prune ----------------------------------------------------------------------
 
 
-def _prune_warning(all_images: bool, volumes: bool) -> str:
+def _prune_warning(all_images: bool, volumes: bool, filters: dict[str, list[str]]) -> str:
+    """The docker CLI's confirmation, with the filters it will apply."""
     items = ["all stopped containers", "all networks not used by at least one container"]
     if volumes:
         items.append("all anonymous volumes not used by at least one container")
@@ -487,8 +488,12 @@ def _prune_warning(all_images: bool, volumes: bool) -> str:
         if all_images
         else "all dangling images"
     )
-    body = "".join(f"\n  - {item}" for item in items)
-    return f"WARNING! This will remove:{body}\n\nAre you sure you want to continue?"
+    text = "WARNING! This will remove:" + "".join(f"\n  - {item}" for item in items) + "\n"
+    shown = sorted(f"{k}={v}" for k in ("label", "label!", "until") for v in filters.get(k, []))
+    if shown:
+        text += "\n  Items to be pruned will be filtered with:"
+        text += "".join(f"\n  - {item}" for item in shown) + "\n"
+    return text + "\nAre you sure you want to continue?"
 
 
 def _section(title: str, lines: list[str]) -> None:
@@ -503,26 +508,33 @@ def _section(title: str, lines: list[str]) -> None:
 @click.option("-a", "--all", "all_images", is_flag=True, help="remove all unused images")
 @click.option("--volumes", is_flag=True, help="prune anonymous volumes")
 @click.option("-f", "--force", is_flag=True, help="do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, help="until=, label=, label!=")
 @click.pass_context
-def system_prune(ctx: click.Context, all_images: bool, volumes: bool, force: bool) -> None:
+def system_prune(
+    ctx: click.Context, all_images: bool, volumes: bool, force: bool, filters: tuple[str, ...]
+) -> None:
     """Remove unused data."""
-    if not force and not click.confirm(_prune_warning(all_images, volumes), default=False):
+    from capsa.cli import flags
+    from capsa.engine.system_types import SystemPruneOptions
+
+    opts = SystemPruneOptions(all_images, volumes, flags.filters(filters))
+    system = _app(ctx).engine.system
+    system.check_prune(opts)
+    if not force and not click.confirm(
+        _prune_warning(all_images, volumes, opts.filters), default=False
+    ):
         return
-    engine = _app(ctx).engine
-    deleted, freed = engine.containers.prune()
-    _section("Deleted Containers", deleted)
-    _section("Deleted Networks", engine.networks.prune())
-    if volumes:
-        report = engine.volumes.prune()
-        _section("Deleted Volumes", report.deleted)
-        freed += report.space_reclaimed
-    images = engine.images.prune(all_images)
-    _section(
-        "Deleted Images",
-        [f"untagged: {n}" for n in images.untagged] + [f"deleted: {i}" for i in images.deleted],
-    )
-    freed += images.space_reclaimed
-    click.echo(f"Total reclaimed space: {render.human_size(freed)}")
+    report = system.prune(opts)
+    _section("Deleted Containers", report.containers)
+    _section("Deleted Networks", report.networks)
+    _section("Deleted Volumes", report.volumes)
+    images = report.images
+    if images is not None:
+        _section(
+            "Deleted Images",
+            [f"untagged: {n}" for n in images.untagged] + [f"deleted: {i}" for i in images.deleted],
+        )
+    click.echo(f"Total reclaimed space: {render.human_size(report.space_reclaimed, 4)}")
 
 
 # -- version (only if the main module has none) ----------------------------------------

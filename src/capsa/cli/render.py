@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
-def human_size(size: float) -> str:
-    """Docker's units.HumanSize: decimal units, 3 significant digits ("4.26MB")."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, 3 significant digits
+    ("4.26MB") by default, as most columns; ``units.HumanSize`` is precision 4 (prune's
+    reclaimed space, ``system df``)."""
     i = 0
     while size >= 1000 and i < len(_UNITS) - 1:
         size /= 1000
         i += 1
-    text = f"{size:.3g}"
+    text = f"{size:.{precision}g}"
     if "e" in text:
         text = f"{size:.0f}"
     return f"{text}{_UNITS[i]}"

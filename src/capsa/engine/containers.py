@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.config import Settings
+    from capsa.engine.filters import FilterArgs
     from capsa.engine.images import ImageService
     from capsa.engine.service_context import ServiceContext
     from capsa.progress import ProgressSink
@@ -441,12 +442,16 @@ class ContainerService:
         self.ctx.store.rename(rec.id, name)
         self.ctx.events.emit("container", "rename", rec.id, {"name": name, "oldName": rec.name})
 
-    def prune(self) -> tuple[list[str], int]:
+    def prune(self, filters: FilterArgs | None = None) -> tuple[list[str], int]:
+        """Remove stopped containers (``until``/``label``/``label!`` filters, as
+        dockerd's); their ids and the bytes their rw layers held."""
+        from capsa.engine.filters import CONTAINER_PRUNE, parse_prune
         from capsa.engine.removal import remove_container
 
+        parsed = parse_prune(filters, CONTAINER_PRUNE)
         deleted, freed = [], 0
         for rec in self.list_containers(PsOptions(all=True)):
-            if is_live(rec.state):
+            if is_live(rec.state) or not parsed.matches(rec.spec.labels, rec.created):
                 continue
             freed += self.rw_size(rec)
             remove_container(self.ctx, rec, volumes=False)

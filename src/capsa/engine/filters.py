@@ -1,4 +1,10 @@
-"""``ps --filter``: Docker's container filters."""
+"""Docker's filters: ``ps --filter`` (container filters) and ``prune --filter``.
+
+Prune filters are parsed once here (``parse_prune``) from Docker's filter map, the
+shape both ``--filter k=v`` and the API's ``filters`` parameter come in; each prune
+verb of the engine says which names it accepts and matches its objects with the
+typed ``PruneFilters`` it gets back.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ import fnmatch
 
 from capsa.engine.container_types import ContainerRecord, State
 from capsa.errors import InvalidArgument
+from capsa.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from capsa.engine.service_context import ServiceContext
 
 KNOWN = (
@@ -96,3 +105,100 @@ def _health(rec: ContainerRecord, ctx: ServiceContext) -> str:
             return str(json.load(f).get("Status", "none"))
     except (OSError, ValueError):
         return "none"
+
+
+# -- prune --filter ----------------------------------------------------------------------
+
+# Docker's filter map: {"label": ["a=b"], "until": ["10m"]}; keys AND, values of a key AND
+FilterArgs = dict[str, list[str]]
+
+# what each of dockerd's prune endpoints accepts (daemon/prune.go, image_prune.go, volumes)
+CONTAINER_PRUNE = frozenset({"until", "label", "label!"})
+NETWORK_PRUNE = frozenset({"until", "label", "label!"})
+IMAGE_PRUNE = frozenset({"until", "label", "label!", "dangling"})
+VOLUME_PRUNE = frozenset({"label", "label!", "all"})
+
+
+@record
+class PruneFilters:
+    """``prune --filter``, parsed: an object is pruned only if it ``matches``."""
+
+    until: float | None = None  # epoch seconds: only objects created at or before it
+    labels: list[str] = field(default_factory=list)  # label=k, label=k=v: all must match
+    not_labels: list[str] = field(default_factory=list)  # label!=...: kept if all match
+    dangling: bool | None = None  # images: only untagged ones (the default) or all
+    all: bool | None = None  # volumes: named ones too
+
+    def matches(self, labels: Mapping[str, str], created: str | None = None) -> bool:
+        """Docker's ``matchLabels`` and ``until`` test; ``created`` is RFC 3339."""
+        if self.labels and not _kv_all(self.labels, labels):
+            return False
+        if self.not_labels and _kv_all(self.not_labels, labels):
+            return False
+        return self.until is None or _created_by(created, self.until)
+
+
+def parse_prune(
+    args: Mapping[str, Sequence[str]] | None, accepted: frozenset[str], now: float | None = None
+) -> PruneFilters:
+    """Check ``args`` against what a prune verb ``accepted``, as dockerd does; durations
+    in ``until`` count back from ``now``."""
+    sets = {k: sorted(set(v)) for k, v in (args or {}).items() if v}  # Docker's are sets
+    for key in sorted(sets):
+        if key not in accepted:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return PruneFilters(
+        until=_until(sets.get("until", []), now),
+        labels=sets.get("label", []),
+        not_labels=sets.get("label!", []),
+        dangling=_flag("dangling", sets.get("dangling", [])),
+        all=_flag("all", sets.get("all", [])),
+    )
+
+
+def _kv_all(wanted: Sequence[str], labels: Mapping[str, str]) -> bool:
+    """Docker's ``MatchKVList``: every ``key`` or ``key=value`` of ``wanted`` is set."""
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def _until(values: list[str], now: float | None) -> float | None:
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument("more than one until filter specified")
+    from capsa.engine.log_reader import parse_time_arg
+
+    try:
+        return parse_time_arg(values[0], now)
+    except InvalidArgument:
+        raise InvalidArgument(f'failed to parse value as time or duration: "{values[0]}"') from None
+
+
+def _created_by(created: str | None, until: float) -> bool:
+    """Created at or before ``until``; an object without a known time never is."""
+    if not created:
+        return False
+    from capsa.engine.log_reader import parse_time_arg
+
+    try:
+        return parse_time_arg(created) <= until
+    except InvalidArgument:
+        return False
+
+
+def _flag(key: str, values: list[str]) -> bool | None:
+    """A boolean filter as strconv.ParseBool reads it; one value at most."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument(f"invalid filter '{key}={','.join(values)}'")
+    value = values[0]
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise InvalidArgument(f"invalid filter '{key}={value}'")

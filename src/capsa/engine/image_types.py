@@ -106,18 +106,3 @@ class PruneReport:
     deleted: list[str] = field(default_factory=list)
     untagged: list[str] = field(default_factory=list)
     space_reclaimed: int = 0
-
-
-@record
-class DiskUsageItem:
-    kind: str  # "Images", "Containers", "Local Volumes", "Build Cache"
-    total: int
-    active: int
-    size: int
-    reclaimable: int
-
-
-@record
-class DiskUsage:
-    items: list[DiskUsageItem] = field(default_factory=list)
-    images: list[ImageSummary] = field(default_factory=list)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import fnmatch
 
 from capsa.engine.image_types import (
-    DiskUsage,
-    DiskUsageItem,
     HistoryEntry,
     ImageDetail,
     ImageFilters,
@@ -34,6 +32,8 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from capsa.config import Settings
+    from capsa.engine.filters import FilterArgs
+    from capsa.engine.system_types import ImagesUsage
     from capsa.oci.image_spec import ImageConfig, Manifest, Platform
     from capsa.progress import ProgressSink
     from capsa.store.content import ContentStore
@@ -308,14 +308,18 @@ class ImageService:
         self.images.delete(record.id)
         report.deleted.append(record.id)
 
-    def prune(
-        self,
-        all_images: bool = False,
-        filters: ImageFilters | None = None,
-    ) -> PruneReport:
+    def prune(self, all_images: bool = False, filters: FilterArgs | None = None) -> PruneReport:
+        """Remove images no container uses: untagged ones, or all with ``all_images`` (or
+        ``dangling=false``); ``until``/``label``/``label!`` narrow it, as dockerd's."""
+        from capsa.engine.filters import IMAGE_PRUNE, parse_prune
+
+        parsed = parse_prune(filters, IMAGE_PRUNE)
+        dangling_only = not all_images if parsed.dangling is None else parsed.dangling
         report = PruneReport()
-        for summary in self.list_images(filters):
-            if summary.containers or (summary.repo_tags and not all_images):
+        for summary in self.list_images():
+            if summary.containers or (summary.repo_tags and dangling_only):
+                continue
+            if not parsed.matches(summary.labels, summary.created):
                 continue
             record = self.images.get(summary.id)
             for name in record.tags:
@@ -389,25 +393,22 @@ class ImageService:
 
     # -- disk usage -----------------------------------------------------------
 
-    def disk_usage(self) -> DiskUsage:
+    def disk_usage(self) -> ImagesUsage:
+        """``system df``'s images: every layer once, and for each image the bytes of its
+        layers that other images share (dockerd's ``SharedSize``)."""
+        from collections import Counter
+
+        from capsa.engine.system_types import ImagesUsage, ImageUsage
+
         summaries = self.list_images()
         sizes = self._chain_sizes()
-        shared: dict[str, int] = {}
-        for s in summaries:
-            for cid in self.chain_ids(self.images.get(s.id)):
-                shared[cid] = shared.get(cid, 0) + 1
-        total = sum(sizes.get(c, 0) for c in shared)
-        active_ids = [s for s in summaries if s.containers]
-        active_chains = {c for s in active_ids for c in self.chain_ids(self.images.get(s.id))}
-        reclaimable = total - sum(sizes.get(c, 0) for c in active_chains)
-        item = DiskUsageItem(
-            kind="Images",
-            total=len(summaries),
-            active=len(active_ids),
-            size=total,
-            reclaimable=max(0, reclaimable),
-        )
-        return DiskUsage(items=[item], images=summaries)
+        chains = {s.id: set(self.chain_ids(self.images.get(s.id))) for s in summaries}
+        refs = Counter(c for ids in chains.values() for c in ids)
+        images = [
+            ImageUsage(s, sum(sizes.get(c, 0) for c in chains[s.id] if refs[c] > 1))
+            for s in summaries
+        ]
+        return ImagesUsage(layers_size=sum(sizes.get(c, 0) for c in refs), images=images)
 
 
 def _familiar_digest(text: str) -> str:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from capsa.engine.network.service import NetworkService
     from capsa.engine.restore import RestoreService
     from capsa.engine.service_context import ServiceContext
+    from capsa.engine.system import SystemService
     from capsa.engine.volumes import VolumeService
 
 
@@ -52,6 +53,12 @@ class LocalEngine:
         from capsa.engine.restore import RestoreService
 
         return RestoreService(self.ctx, self.containers)
+
+    @property
+    def system(self) -> SystemService:
+        from capsa.engine.system import SystemService
+
+        return SystemService(self.containers, self.images, self.volumes, self.networks)
 
     @property
     def volumes(self) -> VolumeService:

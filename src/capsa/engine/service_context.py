@@ -82,7 +82,16 @@ class ServiceContext:
     def volumes(self) -> VolumeService:
         from capsa.engine.volumes import VolumeService
 
-        return self._get("volumes", lambda: VolumeService(self.settings))
+        return self._get("volumes", lambda: VolumeService(self.settings, self._volume_refs))
+
+    def _volume_refs(self) -> dict[str, list[str]]:
+        """Volume name -> the containers (running or not) that mount it."""
+        refs: dict[str, list[str]] = {}
+        for rec in self.store.list():
+            for m in rec.spec.mounts:
+                if m.type == "volume" and m.source:
+                    refs.setdefault(m.source, []).append(rec.id)
+        return refs
 
     @property
     def networks(self) -> NetworkService:

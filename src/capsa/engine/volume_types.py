@@ -24,7 +24,6 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 # option -> options it needs, as moby's local driver (volume/local/local_unix.go)
 _REQUIRED_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 _FILTERS = frozenset({"name", "label", "dangling", "driver"})
-_PRUNE_FILTERS = frozenset({"label", "label!", "all"})
 
 
 @record
@@ -53,7 +52,7 @@ class VolumeCreateOptions:
     driver: str = LOCAL_DRIVER
     labels: dict[str, str] = field(default_factory=dict)
     driver_opts: dict[str, str] = field(default_factory=dict)
-    anonymous: bool = False  # adds ANONYMOUS_LABEL (`-v /data`, not `volume create`)
+    anonymous: bool = False  # adds ANONYMOUS_LABEL (`-v /data`); so does a missing name
 
 
 @record
@@ -102,12 +101,12 @@ def split_mount_options(text: str) -> list[str]:
     return [o for o in text.split(",") if o]
 
 
-def check_filters(filters: VolumeFilters, prune: bool = False) -> None:
-    allowed = _PRUNE_FILTERS if prune else _FILTERS
+def check_filters(filters: VolumeFilters) -> None:
+    """``volume ls --filter`` (prune's are ``capsa.engine.filters.parse_prune``'s)."""
     for key, values in filters.items():
-        if key not in allowed:
+        if key not in _FILTERS:
             raise InvalidArgument(f"invalid filter '{key}'")
-        if key in ("dangling", "all"):
+        if key == "dangling":
             for value in values:
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise InvalidArgument(f"invalid filter '{key}={value}'")
@@ -124,8 +123,3 @@ def match_labels(labels: dict[str, str], wanted: list[str]) -> bool:
         if key not in labels or (eq and labels[key] != value):
             return False
     return True
-
-
-def match_any_label(labels: dict[str, str], wanted: list[str]) -> bool:
-    """For ``label!=``: true when one of ``wanted`` is among ``labels``."""
-    return any(match_labels(labels, [item]) for item in wanted)

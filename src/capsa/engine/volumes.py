@@ -33,7 +33,6 @@ from capsa.engine.volume_types import (
     VolumeFilters,
     VolumePruneReport,
     check_filters,
-    match_any_label,
     match_labels,
     split_mount_options,
     truthy,
@@ -46,9 +45,10 @@ from capsa.errors import Conflict, Internal, InvalidArgument, NotFound, os_reaso
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from capsa.config import Settings
+    from capsa.engine.system_types import VolumeUsage
     from capsa.store.db import Database
 
 _MIGRATIONS = [
@@ -75,10 +75,17 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class VolumeService:
     """The local volume driver. Thread-compatible; safe across processes."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        references: Callable[[], dict[str, builtins.list[str]]] | None = None,
+    ) -> None:
+        """``references``: volume name -> ids of the containers, running or not, that
+        mount it (a stopped container's volumes are in use for prune and df, as Docker's)."""
         self.settings = settings
         self.base = os.path.join(settings.root, "volumes")
         self._store: Database | None = None
+        self._references = references or dict
 
     def close(self) -> None:
         if self._store is not None:
@@ -103,7 +110,7 @@ class VolumeService:
         name = opts.name or secrets.token_hex(32)
         validate_name(name)
         labels = dict(opts.labels)
-        if opts.anonymous:
+        if opts.anonymous or not opts.name:  # as dockerd marks a volume it names itself
             labels.setdefault(ANONYMOUS_LABEL, "")
         row = self._create_row(name, opts.driver, labels, opts.driver_opts)
         volume = self._volume(row)
@@ -210,6 +217,21 @@ class VolumeService:
             return -1
         return _tree_size(volume.mountpoint)
 
+    def disk_usage(self) -> builtins.list[VolumeUsage]:
+        """``system df``'s volumes, sized: as dockerd, those with mount options (tmpfs,
+        bind, devices) are not local data and are left out."""
+        from capsa.engine.system_types import VolumeUsage
+
+        referenced = self._references()
+        return [
+            VolumeUsage(v, _tree_size(v.mountpoint), len(self._holders(v.name, referenced)))
+            for v in self.list()
+            if not v.options
+        ]
+
+    def _holders(self, name: str, referenced: dict[str, builtins.list[str]]) -> set[str]:
+        return set(referenced.get(name, [])) | set(self.users(name))
+
     # -- remove / prune ------------------------------------------------------------
 
     def remove(self, name: str, force: bool = False) -> None:
@@ -249,17 +271,21 @@ class VolumeService:
     def prune(
         self, filters: VolumeFilters | None = None, all_volumes: bool = False
     ) -> VolumePruneReport:
-        """Remove unused anonymous volumes (Docker 23+), or all unused with ``all_volumes``."""
-        filters = filters or {}
-        check_filters(filters, prune=True)
-        all_volumes = all_volumes or any(truthy(v) for v in filters.get("all", []))
+        """Remove unused anonymous volumes (Docker 23+), or all unused ones with
+        ``all_volumes`` (or the ``all=true`` filter). As dockerd, volumes with mount
+        options (tmpfs, bind, devices) are left alone: removing them frees nothing."""
+        from capsa.engine.filters import VOLUME_PRUNE, parse_prune
+
+        parsed = parse_prune(filters, VOLUME_PRUNE)
+        all_volumes = all_volumes or bool(parsed.all)
+        referenced = self._references()
         report = VolumePruneReport()
         for volume in self.list():
-            if not (all_volumes or volume.anonymous) or self.users(volume.name):
+            if not (all_volumes or volume.anonymous) or volume.options:
                 continue
-            if not match_labels(volume.labels, filters.get("label", [])):
+            if not parsed.matches(volume.labels) or volume.name in referenced:
                 continue
-            if match_any_label(volume.labels, filters.get("label!", [])):
+            if self.users(volume.name):
                 continue
             size = self.size(volume.name)
             try:

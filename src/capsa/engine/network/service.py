@@ -193,10 +193,16 @@ class NetworkService:
             self.store.remove_network(net)
 
     def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
+        """Remove unused user networks (``until``/``label``/``label!`` filters)."""
+        from capsa.engine.filters import NETWORK_PRUNE, parse_prune
+
+        parsed = parse_prune(filters, NETWORK_PRUNE)
         self.drop_stale_endpoints()
         removed = []
-        for net in self.list({k: v for k, v in (filters or {}).items() if k == "label"}):
-            if net.default or self.store.endpoints(network_id=net.id):
+        for net in self.list():
+            if net.default or not parsed.matches(net.labels, net.created):
+                continue
+            if self.store.endpoints(network_id=net.id):
                 continue
             try:
                 self.remove(net.id)
