@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from capsa.engine.container_types import ContainerRecord
     from capsa.engine.containers import ContainerService
+    from capsa.engine.network.types import Endpoint
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -267,6 +268,7 @@ def container_inspect(
     }
     if size:
         doc["SizeRw"] = service.rw_size(rec)
+        doc["SizeRootFs"] = service.root_fs_size(rec, doc["SizeRw"])
     return doc
 
 
@@ -281,6 +283,16 @@ def ports(rec: ContainerRecord) -> dict[str, Any]:
     return out
 
 
+def _ipam_config(rec: ContainerRecord, ep: Endpoint) -> dict[str, str] | None:
+    """The address asked for with ``--ip`` on the network it was asked on; null if none."""
+    mode = rec.spec.network_mode
+    if not rec.spec.ip or not mode:
+        return None
+    if mode != ep.network_name and not ep.network_id.startswith(mode):
+        return None
+    return {"IPv4Address": rec.spec.ip}
+
+
 def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
     try:
         endpoints = service.ctx.networks.endpoints(rec.id) if rec.pid else []
@@ -289,7 +301,7 @@ def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[st
     networks = {}
     for ep in endpoints:
         networks[ep.network_name] = {
-            "IPAMConfig": None,
+            "IPAMConfig": _ipam_config(rec, ep),
             "Links": None,
             "Aliases": ep.aliases or None,
             "MacAddress": ep.mac,

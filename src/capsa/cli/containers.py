@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from capsa.cli.main import App
     from capsa.engine.container_types import ContainerRecord
+    from capsa.engine.containers import ContainerService
 
 RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -409,9 +410,17 @@ def ps_rows(
             "Networks": rec.spec.network_mode,
         }
         if size:
-            row["Size"] = render.human_size(service.rw_size(rec))
+            row["Size"] = _size_text(service, rec)
         rows.append(PsRow(row, rec.spec.labels))
     return rows
+
+
+def _size_text(service: ContainerService, rec: ContainerRecord) -> str:
+    """``2B (virtual 4.26MB)``: the rw layer, then with the image's layers."""
+    rw = service.rw_size(rec)
+    virtual = service.root_fs_size(rec, rw)
+    text = render.human_size(rw)
+    return f"{text} (virtual {render.human_size(virtual)})" if virtual > 0 else text
 
 
 def _ports_text(rec: ContainerRecord) -> str:
@@ -649,9 +658,10 @@ def container_inspect(
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--format", "fmt")
 @click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]))
+@click.option("-s", "--size", is_flag=True, help="file sizes of containers")
 @click.pass_context
 def inspect_any(
-    ctx: click.Context, names: tuple[str, ...], fmt: str | None, kind: str | None
+    ctx: click.Context, names: tuple[str, ...], fmt: str | None, kind: str | None, size: bool
 ) -> None:
     """Show low-level information about containers, images or volumes."""
     from capsa.api import wire, wire_containers
@@ -664,7 +674,7 @@ def inspect_any(
             if kind in (None, "container"):
                 try:
                     rec = app.engine.containers.get(name)
-                    docs.append(wire_containers.container_inspect(app.engine.containers, rec))
+                    docs.append(wire_containers.container_inspect(app.engine.containers, rec, size))
                     continue
                 except NotFound:
                     if kind == "container":

@@ -459,13 +459,19 @@ class ContainerService:
         return deleted, freed
 
     def rw_size(self, rec: ContainerRecord) -> int:
-        from capsa.store.snapshots import disk_usage
+        """Bytes of the files the container changed (Docker's ``SizeRw``)."""
+        from capsa.store.snapshots import content_size
 
-        return int(
-            disk_usage(
-                os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id), "upper")
-            )
-        )
+        upper = os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id), "upper")
+        return content_size(upper)
+
+    def root_fs_size(self, rec: ContainerRecord, rw_size: int | None = None) -> int:
+        """The rw layer plus the image's layers (Docker's ``SizeRootFs``, ps's virtual)."""
+        rw = self.rw_size(rec) if rw_size is None else rw_size
+        try:
+            return rw + self.ctx.images.get(rec.image_id).size
+        except NotFound:  # removed with rmi -f
+            return rw
 
     def health(self, rec: ContainerRecord) -> dict[str, Any] | None:
         path = os.path.join(self.ctx.paths(rec.id).run, "health.json")

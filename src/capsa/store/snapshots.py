@@ -460,6 +460,33 @@ def disk_usage(path: str) -> int:
     return total
 
 
+def content_size(path: str) -> int:
+    """Bytes of the files below ``path`` as their sizes say (hard links once, directories
+    not counted): Docker's ``directory.Size``, what its ``SizeRw`` reports; 0 if missing."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed meanwhile: a running container writes
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
 def _check_key(key: str) -> None:
     if not key or key in (".", "..") or "/" in key or "\0" in key or len(key) > 255:
         raise InvalidArgument(f"invalid rw layer key {key!r}")
