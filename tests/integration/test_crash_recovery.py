@@ -45,9 +45,13 @@ def _links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
 
-def _ruleset() -> str:
+def _ruleset(capsa: CapsaCli) -> str:
+    """The root's own nftables table (``inet capsa-<tag>``) as JSON text, "" if none."""
+    from capsa.engine.network.service import root_firewall_table
+
+    table = root_firewall_table(str(capsa.root))
     proc = subprocess.run(
-        ["nft", "-j", "list", "table", "inet", "capsa"], capture_output=True, text=True
+        ["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True
     )
     return proc.stdout if proc.returncode == 0 else ""
 
@@ -73,12 +77,12 @@ def _network_state(capsa: CapsaCli) -> tuple[list[Any], list[Any]]:
         store.close()
 
 
-def _in_kernel(net: Any) -> list[str]:
+def _in_kernel(capsa: CapsaCli, net: Any) -> list[str]:
     """What of network ``net`` the kernel holds: its bridge, its chains and elements."""
     from capsa.engine.network.firewall import net_chains
 
     held = [f"bridge {net.bridge}"] if net.bridge in _links() else []
-    rules = _ruleset()
+    rules = _ruleset(capsa)
     held += [f"chain {c}" for c in net_chains(net.id) if c in rules]
     if f'"{net.bridge}"' in rules:
         held.append(f"element {net.bridge}")
@@ -139,6 +143,7 @@ def simulate_reboot(capsa: CapsaCli, keep_network: bool = False) -> None:
     """What a reboot does to this module's containers (see the module doc). With
     ``keep_network`` the bridges and rules survive (a run root lost without a reboot)."""
     from capsa.engine.network import firewall
+    from capsa.engine.network.service import root_firewall_table
     from capsa.linux.syscalls import MNT_DETACH, umount2
 
     ids = capsa.all_ids()
@@ -153,8 +158,8 @@ def simulate_reboot(capsa: CapsaCli, keep_network: bool = False) -> None:
     for net in _networks(capsa):
         if net.bridge in _links():
             subprocess.run(["ip", "link", "del", net.bridge], check=True)
-        firewall.remove_network(net)
-        assert not _in_kernel(net), _in_kernel(net)
+        firewall.remove_network(net, root_firewall_table(str(capsa.root)))
+        assert not _in_kernel(capsa, net), _in_kernel(capsa, net)
 
 
 @pytest.fixture
@@ -198,11 +203,13 @@ def test_containers_start_again_after_a_reboot(capsa: CapsaCli, user_network: st
         ping = capsa.run("exec", name, "ping", "-c", "1", "-W", "2", gateway, check=False)
         assert ping.returncode == 0, f"{name} cannot reach {gateway}: {ping.stdout}"
     for net in _networks(capsa):
-        assert any(h.startswith("chain") for h in _in_kernel(net)), f"no rules for {net}"
+        assert any(h.startswith("chain") for h in _in_kernel(capsa, net)), f"no rules for {net}"
 
     capsa.run("rm", "-f", r1, r2)
     for net in _networks(capsa):
-        assert not _in_kernel(net), f"left after the last container: {_in_kernel(net)}"
+        assert not _in_kernel(capsa, net), (
+            f"left after the last container: {_in_kernel(capsa, net)}"
+        )
     assert _network_state(capsa) == ([], [])
 
 
@@ -218,9 +225,11 @@ def test_prune_takes_down_networks_nobody_uses(capsa: CapsaCli, prune: tuple[str
     _running(capsa, name)
     simulate_reboot(capsa, keep_network=True)
     (default,) = [n for n in _networks(capsa) if n.name == "bridge"]
-    assert _in_kernel(default), "the simulation lost the bridge"
+    assert _in_kernel(capsa, default), "the simulation lost the bridge"
     capsa.run(*prune)
-    assert not _in_kernel(default), f"left after {' '.join(prune)}: {_in_kernel(default)}"
+    assert not _in_kernel(capsa, default), (
+        f"left after {' '.join(prune)}: {_in_kernel(capsa, default)}"
+    )
     assert _network_state(capsa) == ([], []), "stale endpoints or leases kept"
     names = capsa.run("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert "bridge" in names, "the default network's definition went too"

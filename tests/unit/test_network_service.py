@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from capsa.config import Settings
+from capsa.engine.network import claims
 from capsa.engine.network import service as service_mod
 from capsa.engine.network.service import NetworkService
 from capsa.engine.network.types import AttachRequest, Endpoint, NetworkCreateOptions
@@ -39,6 +42,14 @@ def calls(monkeypatch: pytest.MonkeyPatch, lost: set[str]) -> list[tuple[Any, ..
     return seen
 
 
+@pytest.fixture(autouse=True)
+def claims_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host's subnet claims (claims.py), private to the test."""
+    path = tmp_path / "claims"
+    monkeypatch.setattr(claims, "CLAIMS_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def svc(tmp_path: Path, calls: list[tuple[Any, ...]]) -> NetworkService:
     return NetworkService(Settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run")))
@@ -48,8 +59,8 @@ def test_default_network(svc: NetworkService) -> None:
     net = svc.default()
     assert (net.name, net.subnet, net.gateway, net.default) == (
         "bridge",
-        "10.88.0.0/16",
-        "10.88.0.1",
+        "172.17.0.0/16",
+        "172.17.0.1",
         True,
     )
     # a private root gets a bridge of its own (capsa0 belongs to /var/lib/capsa)
@@ -241,3 +252,75 @@ def test_resolv_conf(svc: NetworkService) -> None:
     assert conf is not None and conf["nameservers"] == [user.gateway]
     ep = Endpoint(user.id, "a", "c", "c", "eth0", "veth", "m", "10.89.1.2", 24, user.gateway)
     assert svc.resolv_conf([ep]) == conf
+
+
+# -- two data roots on one host ------------------------------------------------------------
+
+
+def _root(tmp_path: Path, name: str) -> NetworkService:
+    return NetworkService(Settings(root=str(tmp_path / name), runroot=str(tmp_path / f"{name}-r")))
+
+
+def test_two_roots_never_choose_one_subnet(
+    tmp_path: Path, calls: list[tuple[Any, ...]], claims_dir: Path
+) -> None:
+    """Neither network is up (no route shows it): the claims keep the choices apart."""
+    a, b = _root(tmp_path, "a"), _root(tmp_path, "b")
+    assert a.default().subnet == "172.17.0.0/16"
+    assert b.default().subnet == "10.88.0.0/16"
+    assert a.create(NetworkCreateOptions(name="n")).subnet == "10.89.1.0/24"
+    assert b.create(NetworkCreateOptions(name="n")).subnet == "10.89.2.0/24"
+    assert a.default().subnet == "172.17.0.0/16"  # recorded: stable
+    assert len(list(claims_dir.glob("*.json"))) == 2
+    a.remove("n")  # its claim goes with it: the next choice may take it again
+    c = _root(tmp_path, "c")
+    assert c.create(NetworkCreateOptions(name="n")).subnet == "10.89.1.0/24"
+
+
+def test_a_deleted_roots_claims_go(
+    tmp_path: Path, calls: list[tuple[Any, ...]], claims_dir: Path
+) -> None:
+    a = _root(tmp_path, "a")
+    assert a.default().subnet == "172.17.0.0/16"
+    a.close()
+    shutil.rmtree(tmp_path / "a")
+    b = _root(tmp_path, "b")
+    assert b.default().subnet == "172.17.0.0/16"
+    left = [json.loads(p.read_text())["root"] for p in claims_dir.glob("*.json")]
+    assert left == [str(tmp_path / "b")]
+
+
+def test_an_explicit_subnet_is_claimed(
+    tmp_path: Path, calls: list[tuple[Any, ...]], claims_dir: Path
+) -> None:
+    a, b = _root(tmp_path, "a"), _root(tmp_path, "b")
+    a.create(NetworkCreateOptions(name="mine", subnet="172.17.0.0/16"))
+    assert b.default().subnet == "10.88.0.0/16"
+
+
+def test_each_root_has_its_own_table_and_bridge(
+    tmp_path: Path, calls: list[tuple[Any, ...]]
+) -> None:
+    from capsa.config import DEFAULT_ROOT
+
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert service_mod.root_firewall_table(DEFAULT_ROOT) == "capsa"  # as before
+    tables = {service_mod.root_firewall_table(r) for r in (a, b, DEFAULT_ROOT)}
+    assert len(tables) == 3 and all(t.startswith("capsa") for t in tables)
+    nets = [_root(tmp_path, n).default() for n in ("a", "b")]
+    assert nets[0].bridge != nets[1].bridge
+    assert service_mod.root_firewall_table(a) == "capsa-" + nets[0].bridge[len("capsa") :]
+
+
+def test_the_firewall_works_in_the_roots_table(
+    tmp_path: Path, calls: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, object]] = []
+    monkeypatch.setattr(
+        service_mod, "_call", lambda module, fn, *a, **kw: seen.append((fn, kw.get("table")))
+    )
+    svc = _root(tmp_path, "a")
+    net = svc.default()
+    svc._teardown(net)
+    table = service_mod.root_firewall_table(str(tmp_path / "a"))
+    assert seen == [("remove_network", table)]

@@ -1,8 +1,10 @@
 """Address pools and subnet selection that avoids every route of the host.
 
-The default network takes 10.88.0.0/16 (podman's choice); user networks take /24s from
-10.89.0.0/16 and onwards. A candidate overlapping a route in any table of the host
-(VPNs, other engines, the LAN) or a subnet capsa already uses is skipped.
+The default network takes 172.17.0.0/16 (Docker's choice), else 10.88.0.0/16 (podman's),
+else a /24 of 10.87.0.0/16; user networks take /24s from 10.89.0.0/16 and onwards. A
+candidate overlapping a route or address of the host (VPNs, Docker's or podman's bridge
+when up, the LAN), a subnet of the root's own networks or one another capsa root of the
+host claims (``claims.py``) is skipped.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ class AddressPool:
 
 
 DEFAULT_BRIDGE_POOLS = (
-    AddressPool("10.88.0.0/16", 16),
     AddressPool("172.17.0.0/16", 16),
+    AddressPool("10.88.0.0/16", 16),
     AddressPool("10.87.0.0/16", 24),
 )
 USER_POOLS = (

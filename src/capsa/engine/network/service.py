@@ -24,7 +24,7 @@ import secrets
 import time
 
 from capsa.cleanup import CleanupStack
-from capsa.engine.network import bridge, ipam, pools, tc, veth
+from capsa.engine.network import bridge, claims, ipam, pools, tc, veth
 from capsa.engine.network.store import NetworkStore
 from capsa.engine.network.types import (
     BRIDGE_DRIVER,
@@ -88,11 +88,15 @@ class NetworkService:
         settings: Settings,
         container_exists: Callable[[str], bool] | None = None,
         firewall_table: str = "",
+        claims_dir: str = "",
     ) -> None:
         self.settings = settings
-        # a private nftables table (tests); "" = the firewall's own default
-        self._fw_args: dict[str, object] = {"table": firewall_table} if firewall_table else {}
+        # the root's own nftables table, or one a test names
+        table = firewall_table or root_firewall_table(settings.root)
+        self._fw_args: dict[str, object] = {"table": table}
         self.store = NetworkStore(settings.root)
+        # subnets other roots of the host hold (see claims.py)
+        self._claims = claims.SubnetClaims(settings.root, claims_dir or claims.CLAIMS_DIR)
         # lets a full subnet reclaim the leases of containers that are gone
         self._is_live = container_exists
         self._lock_dir = os.path.join(settings.runroot, "networks")
@@ -117,7 +121,10 @@ class NetworkService:
                 net.gateway = ipam.default_gateway(ipam.parse_subnet(net.subnet))
             ipam.check_conflicts(net, existing)
 
-        self.store.add_network(net, check)
+        with self._claims.locked():
+            routes += [] if opts.subnet else self._claims.others()
+            self.store.add_network(net, check)
+            self._publish_claims()
         return net
 
     def default(self) -> Network:
@@ -142,7 +149,10 @@ class NetworkService:
             net.gateway = ipam.default_gateway(ipam.parse_subnet(net.subnet))
 
         try:
-            self.store.add_network(net, check)
+            with self._claims.locked():
+                routes += self._claims.others()  # never another root's subnet
+                self.store.add_network(net, check)
+                self._publish_claims()
         except AlreadyExists:  # another process won the race
             return self.get(DEFAULT_NETWORK)
         return net
@@ -150,13 +160,12 @@ class NetworkService:
     def _default_bridge_name(self) -> str:
         """capsa0 for the default root; a root of its own (tests, a second engine) gets a
         bridge of its own, so two roots never share, lease on or delete one bridge."""
-        from capsa.config import DEFAULT_ROOT
+        tag = root_tag(self.settings.root)
+        return "capsa" + tag if tag else DEFAULT_BRIDGE
 
-        if os.path.realpath(self.settings.root) == DEFAULT_ROOT:
-            return DEFAULT_BRIDGE
-        import hashlib
-
-        return "capsa" + hashlib.sha256(self.settings.root.encode()).hexdigest()[:9]
+    def _publish_claims(self) -> None:
+        """Claim this root's subnets for the host (the caller holds the claims lock)."""
+        self._claims.publish(n.subnet for n in self.store.networks())
 
     def get(self, name_or_id: str) -> Network:
         if name_or_id == DEFAULT_NETWORK:
@@ -191,6 +200,8 @@ class NetworkService:
                 )
             self._teardown(net)  # a failure keeps the record: rm can be retried
             self.store.remove_network(net)
+        with self._claims.locked():
+            self._publish_claims()
 
     def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
         """Remove unused user networks (``until``/``label``/``label!`` filters)."""
@@ -435,6 +446,8 @@ class NetworkService:
             if not net.default:
                 _call("dns", "start_dns", self.settings, net)
             _touch(up)
+            with self._claims.locked():  # a claim lost, or a root older than claims
+                self._publish_claims()
             return index
 
     def _teardown_if_unused(self, net: Network) -> None:
@@ -490,6 +503,24 @@ class NetworkService:
     def _routes() -> builtins.list[str]:
         with bridge.open_iproute() as ipr:
             return pools.host_routes(ipr)
+
+
+def root_tag(root: str) -> str:
+    """A short hash of ``root`` ("" for the default data root): it sets the root's
+    default bridge and nftables table apart from every other root's."""
+    from capsa.config import DEFAULT_ROOT
+
+    if os.path.realpath(root) == DEFAULT_ROOT:
+        return ""
+    return hashlib.sha256(root.encode()).hexdigest()[:9]
+
+
+def root_firewall_table(root: str) -> str:
+    """The data root's own nftables table: ``inet capsa`` for the default root,
+    ``inet capsa-<tag>`` for any other (its default bridge is ``capsa<tag>``), so that
+    two roots' rules never mix and one root's last network never drops the other's."""
+    tag = root_tag(root)
+    return f"capsa-{tag}" if tag else "capsa"
 
 
 def _touch(path: str) -> None:
