@@ -7,12 +7,11 @@ monitor killed with SIGKILL), and cleaned up on the way.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sys
 import time
 
+from capsa import fastjson
 from capsa.cleanup import CleanupStack
 from capsa.engine.container_types import (
     Action,
@@ -30,6 +29,7 @@ from capsa.linux.proc import is_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from capsa.config import Settings
@@ -39,15 +39,24 @@ if TYPE_CHECKING:
     from capsa.progress import ProgressSink
 
 
+_SIGKILL = 9  # signal.SIGKILL: the signal module costs listing ~0.5 ms to import
+
+
 def now_rfc3339() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 class ContainerService:
-    def __init__(self, ctx: ServiceContext, images: ImageService) -> None:
+    def __init__(self, ctx: ServiceContext, images: Callable[[], ImageService]) -> None:
+        """``images``: the image service, asked for when needed (listing containers
+        does not: building it imports and opens the image stores)."""
         self.ctx = ctx
-        self.images = images
+        self._images = images
+
+    @property
+    def images(self) -> ImageService:
+        return self._images()
 
     # -- lookup and observed state -------------------------------------------
 
@@ -311,7 +320,7 @@ class ContainerService:
             backend.resume(rec.id)
         self._signal(rec, sig)
         if not self._wait_exit(rec, float(grace)):
-            self._signal(rec, signal.SIGKILL, all_processes=True)
+            self._signal(rec, _SIGKILL, all_processes=True)
         self.ctx.events.emit("container", "stop", rec.id, {"name": rec.name})
         return self._wait_down(rec, 10.0)
 
@@ -429,7 +438,7 @@ class ContainerService:
             deadline = time.monotonic() + 15.0
             while is_live(rec.state) and time.monotonic() < deadline:
                 # again each round: a restarting container may have come back meanwhile
-                self._signal(rec, signal.SIGKILL, all_processes=True)
+                self._signal(rec, _SIGKILL, all_processes=True)
                 rec = self._wait_down(rec, 1.0)
             if is_live(rec.state):
                 raise Conflict(f"could not kill container {rec.name}")
@@ -477,7 +486,7 @@ class ContainerService:
         path = os.path.join(self.ctx.paths(rec.id).run, "health.json")
         try:
             with open(path) as f:
-                data: dict[str, Any] = json.load(f)
+                data: dict[str, Any] = fastjson.loads(f.read())
                 return data
         except (OSError, ValueError):
             return None
@@ -562,7 +571,7 @@ class Launch:
                 import subprocess
 
                 subprocess.Popen(
-                    [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+                    [sys.executable, "-m", "capsa.engine.monitor", fastjson.dumps(args)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
@@ -588,7 +597,7 @@ class Launch:
                 f"the monitor of {self.rec.name} exited without a word (see "
                 f"{self.service.ctx.paths(self.rec.id).monitor_log})"
             )
-        message: dict[str, Any] = json.loads(data.splitlines()[0])
+        message: dict[str, Any] = fastjson.loads(data.splitlines()[0])
         self.warnings = list(message.get("warnings") or [])
         if "error" in message:
             from capsa import errors

@@ -8,8 +8,6 @@ typed ``PruneFilters`` it gets back.
 
 from __future__ import annotations
 
-import fnmatch
-
 from capsa.engine.container_types import ContainerRecord, State
 from capsa.errors import InvalidArgument
 from capsa.record import field, record
@@ -65,7 +63,7 @@ def container_matches(
 ) -> bool:
     checks = {
         "id": lambda v: rec.id.startswith(v),
-        "name": lambda v: v in rec.name or fnmatch.fnmatch(rec.name, v),
+        "name": lambda v: v in rec.name or _glob(rec.name, v),
         "status": lambda v: rec.state.value == v,
         "exited": lambda v: rec.state is State.EXITED and str(rec.exit_code) == v,
         "ancestor": lambda v: _ancestor(rec, v, ctx),
@@ -89,6 +87,12 @@ def container_matches(
         if check is not None and not any(check(v) for v in values):
             return False
     return True
+
+
+def _glob(name: str, pattern: str) -> bool:
+    import fnmatch  # here: it imports ``re``, which a plain ``ps`` does not need
+
+    return fnmatch.fnmatch(name, pattern)
 
 
 def _ancestor(rec: ContainerRecord, value: str, ctx: ServiceContext) -> bool:

@@ -29,6 +29,7 @@ from capsa.store.images import ImageRecord, now_rfc3339
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, BinaryIO
 
     from capsa.config import Settings
@@ -47,12 +48,18 @@ class ImageService:
         settings: Settings,
         content: ContentStore,
         images: ImageStore,
-        snapshots: SnapshotStore,
+        snapshots: Callable[[], SnapshotStore],
     ) -> None:
+        """``snapshots``: the snapshot store, asked for when needed (listing images
+        does not: it imports and opens the store)."""
         self.settings = settings
         self.content = content
         self.images = images
-        self.snapshots = snapshots
+        self._snapshots = snapshots
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self._snapshots()
 
     # -- helpers ------------------------------------------------------------
 

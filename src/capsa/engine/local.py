@@ -37,7 +37,9 @@ class LocalEngine:
             from capsa.engine.images import ImageService
 
             ctx = self.ctx
-            self._images = ImageService(self.settings, ctx.content, ctx.images, ctx.snapshots)
+            self._images = ImageService(
+                self.settings, ctx.content, ctx.images, lambda: self.ctx.snapshots
+            )
         return self._images
 
     @property
@@ -45,7 +47,7 @@ class LocalEngine:
         if self._containers is None:
             from capsa.engine.containers import ContainerService
 
-            self._containers = ContainerService(self.ctx, self.images)
+            self._containers = ContainerService(self.ctx, lambda: self.images)
         return self._containers
 
     @property

@@ -8,9 +8,9 @@ written once at create; the state fields change over the container's life.
 
 from __future__ import annotations
 
-import json
 import os
 
+from capsa import fastjson  # json's C parts without ``re``: ps starts faster
 from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
 from capsa.errors import AlreadyExists, Conflict, NotFound
 from capsa.oci.codec import from_dict, to_dict
@@ -57,7 +57,7 @@ _STATUS_FIELDS = (
 
 
 def _status_json(rec: ContainerRecord) -> str:
-    return json.dumps({f: getattr(rec, f) for f in _STATUS_FIELDS}, separators=(",", ":"))
+    return fastjson.dumps({f: getattr(rec, f) for f in _STATUS_FIELDS}, separators=(",", ":"))
 
 
 class ContainerStore(Database):
@@ -65,7 +65,7 @@ class ContainerStore(Database):
         super().__init__(os.path.join(root, "containers.db"), MIGRATIONS)
 
     def _record(self, row: sqlite3.Row) -> ContainerRecord:
-        spec = from_dict(ContainerSpec, json.loads(row["spec"]), "spec")
+        spec = from_dict(ContainerSpec, fastjson.loads(row["spec"]), "spec")
         rec = ContainerRecord(
             id=row["id"],
             name=row["name"],
@@ -75,7 +75,7 @@ class ContainerStore(Database):
             spec=spec,
             state=State(row["state"]),
         )
-        for key, value in json.loads(row["status"]).items():
+        for key, value in fastjson.loads(row["status"]).items():
             if key in _STATUS_FIELDS:
                 setattr(rec, key, value)
         return rec
@@ -92,7 +92,7 @@ class ContainerStore(Database):
                         rec.image_id,
                         rec.image_name,
                         rec.created,
-                        json.dumps(to_dict(rec.spec), separators=(",", ":")),
+                        fastjson.dumps(to_dict(rec.spec), separators=(",", ":")),
                         rec.state.value,
                         _status_json(rec),
                     ),
@@ -154,7 +154,7 @@ class ContainerStore(Database):
         with Transaction(self.conn) as c:
             c.execute(
                 "UPDATE containers SET spec=? WHERE id=?",
-                (json.dumps(to_dict(spec), separators=(",", ":")), container_id),
+                (fastjson.dumps(to_dict(spec), separators=(",", ":")), container_id),
             )
 
     def rename(self, container_id: str, name: str) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from capsa.errors import InvalidArgument
 
-_VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_VALID = r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$"  # compiled on use: listing needs no ``re``
 
 _LEFT = (
     "admiring",
@@ -81,7 +79,9 @@ _RIGHT = (
 
 
 def validate_name(name: str) -> None:
-    if not _VALID.match(name):
+    import re
+
+    if not re.match(_VALID, name):
         raise InvalidArgument(
             f'invalid container name "{name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
         )

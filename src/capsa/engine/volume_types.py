@@ -8,8 +8,6 @@ same way, before anything touches the disk.
 
 from __future__ import annotations
 
-import re
-
 from capsa.errors import InvalidArgument
 from capsa.record import field, record
 
@@ -20,7 +18,7 @@ LOCAL_DRIVER = "local"
 # filter name -> values, as Docker's API sends them: {"label": ["a=b"], "dangling": ["true"]}
 VolumeFilters = dict[str, list[str]]
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$"  # compiled on use: listing needs no ``re``
 # option -> options it needs, as moby's local driver (volume/local/local_unix.go)
 _REQUIRED_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 _FILTERS = frozenset({"name", "label", "dangling", "driver"})
@@ -67,7 +65,9 @@ def validate_name(name: str) -> None:
             f"create {name}: volume name is too short, "
             "names should be at least two alphanumeric characters"
         )
-    if not _NAME.match(name):
+    import re
+
+    if not re.match(_NAME, name):
         raise InvalidArgument(
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. '

@@ -18,14 +18,11 @@ import builtins
 import contextlib
 import errno
 import fcntl
-import json
 import os
-import re
-import secrets
-import shutil
 import stat
 import time
 
+from capsa import fastjson
 from capsa.engine.volume_types import (
     ANONYMOUS_LABEL,
     Volume,
@@ -107,7 +104,7 @@ class VolumeService:
         """A new volume, or the existing one of that name (Docker is idempotent)."""
         validate_driver(opts.driver)
         validate_options(opts.driver_opts)
-        name = opts.name or secrets.token_hex(32)
+        name = opts.name or _random_name()
         validate_name(name)
         labels = dict(opts.labels)
         if opts.anonymous or not opts.name:  # as dockerd marks a volume it names itself
@@ -141,7 +138,7 @@ class VolumeService:
                     conn.execute(
                         "INSERT INTO volumes (name, driver, created_at, labels, options)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        (name, driver, stamp, json.dumps(labels), json.dumps(options)),
+                        (name, driver, stamp, fastjson.dumps(labels), fastjson.dumps(options)),
                     )
                     self._make_dirs(name)
                     row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
@@ -168,8 +165,8 @@ class VolumeService:
             driver=row["driver"],
             mountpoint=self.mountpoint(row["name"]),
             created_at=row["created_at"],
-            labels=json.loads(row["labels"]),
-            options=json.loads(row["options"]),
+            labels=fastjson.loads(row["labels"]),
+            options=fastjson.loads(row["options"]),
         )
 
     def get(self, name: str) -> Volume:
@@ -266,6 +263,8 @@ class VolumeService:
             # never recurse into what may be a host directory: _data must be empty now
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(path)
+        import shutil
+
         shutil.rmtree(os.path.dirname(path), ignore_errors=False, onerror=_missing_ok)
 
     def prune(
@@ -407,6 +406,14 @@ class VolumeService:
             unmount(path, detach=True)
 
 
+def _random_name() -> str:
+    """A new anonymous volume's name: 64 random hex digits (``secrets`` is imported
+    here, not at start: listing volumes does not need it)."""
+    import secrets
+
+    return secrets.token_hex(32)
+
+
 def _mount(volume: Volume) -> None:
     from capsa.linux.mount import Mount, mount_all
 
@@ -433,10 +440,14 @@ def _is_mountpoint(path: str) -> bool:
 
 def _unescape(text: str) -> str:
     """mountinfo's octal escapes (``\\040`` for a space)."""
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def _match_any(patterns: list[str], value: str) -> bool:
+    import re
+
     for pattern in patterns:
         if pattern == value:
             return True
