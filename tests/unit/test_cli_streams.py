@@ -64,3 +64,10 @@ def test_bars_start_with_the_first_event(capfd: pytest.CaptureFixture[str]) -> N
     bars.emit(ProgressEvent("abc", "Pull complete", 10, 10, True))
     bars.close()
     assert "abc" in capfd.readouterr().out
+
+
+def test_an_output_that_is_no_file_is_never_gone() -> None:
+    import io
+
+    assert monitoring._fileno(io.StringIO()) == -1
+    assert not monitoring._reader_gone(-1)

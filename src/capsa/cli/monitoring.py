@@ -359,7 +359,7 @@ def events(
     match = event_matcher(parse_event_filters(filters))
     tpl = Template(fmt) if fmt and fmt != "json" else None
     log = _app(ctx).engine.ctx.events
-    out = sys.stdout.fileno()
+    out = _fileno(sys.stdout)
     try:
         for event in log.read(
             since=start, until=end, match=match, follow=True, stop=lambda: _reader_gone(out)
@@ -376,11 +376,20 @@ def events(
         raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
+def _fileno(stream: Any) -> int:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # not a file (embedded, tests): -1
+        return -1
+
+
 def _reader_gone(fd: int) -> bool:
     """Nobody reads ``fd`` any more (a pipe's reader exited, a socket or terminal hung
     up): seen without writing, so ``events`` ends even when no event comes."""
     import select
 
+    if fd < 0:
+        return False
     poller = select.poll()
     poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
     try:
