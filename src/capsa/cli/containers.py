@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
     from capsa.cli.main import App
     from capsa.engine.container_types import ContainerRecord
-    from capsa.engine.containers import ContainerService
 
 RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -330,123 +329,6 @@ def wait(ctx: click.Context, containers: tuple[str, ...], condition: str) -> Non
 # -- ps ----------------------------------------------------------------------------
 
 
-def status_text(rec: ContainerRecord, health: dict[str, Any] | None) -> str:
-    from capsa.engine.container_types import State
-
-    if rec.state in (State.RUNNING, State.PAUSED):
-        text = "Up " + render.human_duration(_since(rec.started_at))
-        if rec.state is State.PAUSED:
-            text += " (Paused)"
-        elif health and health.get("Status"):
-            text += (
-                f" ({health['Status'] if health['Status'] != 'starting' else 'health: starting'})"
-            )
-        return text
-    if rec.state is State.RESTARTING:
-        return (
-            f"Restarting ({_exit_text(rec)}) "
-            + render.human_duration(_since(rec.finished_at))
-            + " ago"
-        )
-    if rec.state is State.EXITED:
-        return f"Exited ({_exit_text(rec)}) {render.human_duration(_since(rec.finished_at))} ago"
-    return rec.state.value.capitalize()
-
-
-def _exit_text(rec: ContainerRecord) -> str:
-    """The exit code, or ``unknown`` when nobody saw the process end (engine.restore)."""
-    return "unknown" if rec.exit_code is None else str(rec.exit_code)
-
-
-def _since(stamp: str) -> float:
-    import time
-
-    when = render.parse_time(stamp)
-    return time.time() - when if when else 0.0
-
-
-class PsRow(dict):
-    """A `ps` row for templates: fields as keys, plus docker's ``.Label "key"``."""
-
-    def __init__(self, values: dict[str, Any], labels: dict[str, str]) -> None:
-        super().__init__(values)
-        self._labels = labels
-
-    def Label(self, key: str) -> str:
-        return self._labels.get(key, "")
-
-
-def ps_rows(
-    app: App,
-    recs: list[ContainerRecord],
-    no_trunc: bool,
-    size: bool,
-) -> list[dict[str, Any]]:
-    import shlex
-
-    service = app.engine.containers
-    rows: list[dict[str, Any]] = []
-    for rec in recs:
-        cmd = (
-            " ".join(shlex.quote(a) for a in (rec.spec.entrypoint or []) + (rec.spec.command or []))
-            or ""
-        )
-        if not cmd:
-            cmd = _image_command(app, rec)
-        if not no_trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        row = {
-            "ID": rec.id if no_trunc else rec.short_id,
-            "Image": rec.image_name,
-            "Command": f'"{cmd}"',
-            "CreatedAt": rec.created,
-            "RunningFor": render.ago(rec.created),
-            "Ports": _ports_text(rec),
-            "Status": status_text(rec, service.health(rec)),
-            "State": rec.state.value,
-            "Names": rec.name,
-            "Labels": ",".join(f"{k}={v}" for k, v in rec.spec.labels.items()),
-            "Mounts": ",".join(m.source or m.target for m in rec.spec.mounts),
-            "Networks": rec.spec.network_mode,
-        }
-        if size:
-            row["Size"] = _size_text(service, rec)
-        rows.append(PsRow(row, rec.spec.labels))
-    return rows
-
-
-def _size_text(service: ContainerService, rec: ContainerRecord) -> str:
-    """``2B (virtual 4.26MB)``: the rw layer, then with the image's layers."""
-    rw = service.rw_size(rec)
-    virtual = service.root_fs_size(rec, rw)
-    text = render.human_size(rw)
-    return f"{text} (virtual {render.human_size(virtual)})" if virtual > 0 else text
-
-
-def _ports_text(rec: ContainerRecord) -> str:
-    from capsa.engine.container_types import State
-
-    if rec.state is not State.RUNNING:
-        return ""
-    return ", ".join(
-        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
-        for p in rec.spec.extra.get("ports") or []
-    )
-
-
-def _image_command(app: App, rec: ContainerRecord) -> str:
-    import shlex
-
-    from capsa.oci import image_spec
-
-    try:
-        cfg = image_spec.load_config(app.engine.ctx.content.read(rec.image_id)).config
-    except CapsaError:
-        return ""
-    args = ((cfg.entrypoint if cfg else None) or []) + ((cfg.cmd if cfg else None) or [])
-    return " ".join(shlex.quote(a) for a in args)
-
-
 @click.command()
 @click.option("-a", "--all", "show_all", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
@@ -457,46 +339,13 @@ def _image_command(app: App, rec: ContainerRecord) -> str:
 @click.option("-f", "--filter", "filters", multiple=True)
 @click.option("--format", "fmt")
 @click.pass_context
-def ps(
-    ctx: click.Context,
-    show_all: bool,
-    quiet: bool,
-    size: bool,
-    last: int,
-    latest: bool,
-    no_trunc: bool,
-    filters: tuple[str, ...],
-    fmt: str | None,
-) -> None:
+def ps(ctx: click.Context, **kw: Any) -> None:
     """List containers."""
-    from capsa.engine import filters as flt
-    from capsa.engine.container_types import PsOptions
+    # the body is shared with the cold fast path (capsa.cli.fastpath): flags above and
+    # in fastpath.PS_OPTIONS are the same (tests/unit/test_fastpath.py)
+    from capsa.cli.list_containers import ps as body
 
-    app = _app(ctx)
-    opts = PsOptions(
-        all=show_all, last=1 if latest else last, size=size, filters=flt.parse(filters)
-    )
-    recs = app.engine.containers.list_containers(opts)
-    if quiet:
-        for rec in recs:
-            click.echo(rec.id if no_trunc else rec.short_id)
-        return
-    rows = ps_rows(app, recs, no_trunc, size)
-    if fmt:
-        render.render_format(
-            fmt, rows, {"ID": "CONTAINER ID", "RunningFor": "CREATED", "Names": "NAMES"}
-        )
-        return
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    table = [
-        [r["ID"], r["Image"], r["Command"], r["RunningFor"], r["Status"], r["Ports"], r["Names"]]
-        for r in rows
-    ]
-    if size:
-        headers.append("SIZE")
-        for t, r in zip(table, rows, strict=True):
-            t.append(r["Size"])
-    render.print_table(headers, table)
+    body(_app(ctx), **kw)
 
 
 # -- logs ---------------------------------------------------------------------------

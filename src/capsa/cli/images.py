@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.main import App
-    from capsa.engine.image_types import ImageSummary
 
 
 def _app(ctx: click.Context) -> App:
@@ -113,55 +112,6 @@ def logout(ctx: click.Context, server: str) -> None:
 # -- listing ----------------------------------------------------------------------
 
 
-def _filters(values: tuple[str, ...]) -> Any:
-    from capsa.engine.image_types import ImageFilters
-
-    f = ImageFilters()
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        if key == "dangling":
-            if value not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'dangling={value}'")
-            f.dangling = value in ("true", "1")
-        elif key == "label":
-            f.labels.append(value)
-        elif key == "reference":
-            f.references.append(value)
-        elif key == "before":
-            f.before = value
-        elif key == "since":
-            f.since = value
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    return f
-
-
-def _rows(summaries: list[ImageSummary], digests: bool) -> list[dict[str, Any]]:
-    rows = []
-    for s in summaries:
-        tags = s.repo_tags or ["<none>:<none>"]
-        digest_by_repo = {d.partition("@")[0]: d.partition("@")[2] for d in s.repo_digests}
-        for tag in tags:
-            repo, _, t = tag.rpartition(":")
-            rows.append(
-                {
-                    "ID": s.id,
-                    "Repository": repo,
-                    "Tag": t,
-                    "Digest": s.tag_digests.get(tag) or digest_by_repo.get(repo, "<none>"),
-                    "CreatedSince": render.ago(s.created),
-                    "CreatedAt": s.created or "",
-                    "Size": render.human_size(s.size),
-                    "Containers": str(s.containers),
-                }
-            )
-        if not s.repo_tags and digests and s.repo_digests:
-            rows[-1]["Digest"] = s.repo_digests[0].partition("@")[2]
-    return rows
-
-
 @click.command("images")
 @click.argument("repository", required=False)
 @click.option("-a", "--all", "show_all", is_flag=True, help="show intermediate images too")
@@ -177,52 +127,13 @@ def _rows(summaries: list[ImageSummary], digests: bool) -> list[dict[str, Any]]:
 )
 @click.option("--format", "fmt", help="'json', 'table ...' or a Go template")
 @click.pass_context
-def images_cmd(
-    ctx: click.Context,
-    repository: str | None,
-    show_all: bool,
-    quiet: bool,
-    digests: bool,
-    no_trunc: bool,
-    filters: tuple[str, ...],
-    fmt: str | None,
-) -> None:
+def images_cmd(ctx: click.Context, **kw: Any) -> None:
     """List images."""
-    f = _filters(filters)
-    if repository:
-        f.references.append(
-            repository if ":" in repository.rsplit("/", 1)[-1] else f"{repository}:*"
-        )
-    summaries = _app(ctx).engine.images.list_images(f, include_intermediate=show_all)
-    rows = _rows(summaries, digests)
-    for row in rows:
-        row["ID"] = row["ID"] if no_trunc else row["ID"].removeprefix("sha256:")[:12]
-    if quiet:
-        seen: list[str] = []
-        for row in rows:
-            if row["ID"] not in seen:
-                seen.append(row["ID"])
-        for image_id in seen:
-            click.echo(image_id)
-        return
-    if fmt:
-        render.render_format(fmt, rows, {"ID": "IMAGE ID", "CreatedSince": "CREATED"})
-        return
-    headers = (
-        ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
-    )
-    table = [
-        [
-            r["Repository"],
-            r["Tag"],
-            *([r["Digest"]] if digests else []),
-            r["ID"],
-            r["CreatedSince"],
-            r["Size"],
-        ]
-        for r in rows
-    ]
-    render.print_table(headers, table)
+    # the body is shared with the cold fast path (capsa.cli.fastpath): flags above and
+    # in fastpath.IMAGES_OPTIONS are the same (tests/unit/test_fastpath.py)
+    from capsa.cli.list_images import images as body
+
+    body(_app(ctx), **kw)
 
 
 # -- names and removal -----------------------------------------------------

@@ -6,54 +6,18 @@ Command groups live in their own modules (``images``, later ``containers``,
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from capsa import __version__
+from capsa.cli.app import App
 from capsa.errors import CapsaError
 from capsa.linux.fastexit import exit_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-    from capsa.config import Settings
-    from capsa.engine.local import LocalEngine
-
-
-class App:
-    """What every command gets: settings and the engine, built on first use."""
-
-    def __init__(
-        self, root: str | None, runroot: str | None, config: str | None, debug: bool
-    ) -> None:
-        self._args = (root, runroot, config)
-        self.debug = debug
-        self._settings: Settings | None = None
-        self._engine: LocalEngine | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            from capsa import config
-
-            root, runroot, path = self._args
-            self._settings = config.load(root=root, runroot=runroot, config=path, env=os.environ)
-        return self._settings
-
-    @property
-    def engine(self) -> LocalEngine:
-        if self._engine is None:
-            from capsa.engine.local import LocalEngine
-
-            self._engine = LocalEngine(self.settings)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
 
 
 class CapsaGroup(click.Group):

@@ -1,17 +1,22 @@
-"""Output helpers shared by commands: tables, JSON, templates, sizes and times."""
+"""Output helpers shared by commands: tables, JSON, templates, sizes and times.
+
+No click here: the listing commands' fast path (``capsa.cli.fastpath``) renders with
+these too. Output goes through ``capsa.cli.output.echo`` (``click.echo``'s behaviour).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
-import click
+from capsa.cli.output import echo, echo_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
+
+    import click
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
@@ -31,14 +36,44 @@ def human_size(size: float, precision: int = 3) -> str:
 
 
 def parse_time(stamp: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 time's date and time of day (UTC)."""
     if not stamp:
         return None
+    fast = _utc_seconds(stamp[:19])
+    if fast is not None:
+        return fast
     import calendar
 
     try:
         return float(calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")))
     except ValueError:
         return None
+
+
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _utc_seconds(text: str) -> float | None:
+    """``calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))`` for the usual
+    ``2024-05-01T10:00:00`` (``strptime``'s first call imports ``re``, ``locale`` and
+    ``calendar``: milliseconds of a ``ps``); None for anything else."""
+    if len(text) != 19 or text[4] + text[7] + text[10] + text[13] + text[16] != "--T::":
+        return None
+    digits = text[:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    year, month, day = int(text[:4]), int(text[5:7]), int(text[8:10])
+    hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:])
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not (1 <= month <= 12 and hour < 24 and minute < 60 and second < 60 and year >= 1):
+        return None
+    if not 1 <= day <= _DAYS[month - 1] + (month == 2 and leap):
+        return None
+    # days since 1970-01-01 (the proleptic Gregorian calendar, as timegm)
+    y = year - (month <= 2)
+    era_day = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = 365 * y + y // 4 - y // 100 + y // 400 + era_day - 719468
+    return float(days * 86400 + hour * 3600 + minute * 60 + second)
 
 
 def human_duration(seconds: float) -> str:
@@ -81,13 +116,15 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     all_rows = [list(headers), *[list(r) for r in rows]]
     # tabwriter with minwidth 10 and padding 3: a column is at least 7 + 3 wide
     widths = [max(7, *(len(r[i]) for r in all_rows)) for i in range(len(headers))]
-    for r in all_rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
-        click.echo("   ".join(cells).rstrip())
+    echo_lines(
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows
+    )
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=4))
+    import json
+
+    echo(json.dumps(data, indent=4))
 
 
 def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
@@ -101,7 +138,7 @@ def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
 def fail_all(ctx: click.Context, errors: list[str]) -> None:
     """Each error on stderr, then exit 1 (docker reports all, fails once)."""
     for message in errors:
-        click.echo(f"Error: {message}", err=True)
+        echo(f"Error: {message}", err=True)
     if errors:
         ctx.exit(1)
 
@@ -110,15 +147,15 @@ def render_format(
     fmt: str, items: Sequence[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> None:
     """``--format``: "json" (one JSON object per line), "table ..." or a Go template."""
+    if fmt == "json":
+        import json
+
+        echo_lines(json.dumps(item, separators=(",", ":")) for item in items)
+        return
     from capsa.cli import template
 
-    if fmt == "json":
-        for item in items:
-            click.echo(json.dumps(item, separators=(",", ":")))
-        return
     if fmt.startswith("table"):
         sys.stdout.write(template.table(fmt, list(items), headers))
         return
     tpl = template.Template(fmt)
-    for item in items:
-        click.echo(tpl.render(item))
+    echo_lines(tpl.render(item) for item in items)

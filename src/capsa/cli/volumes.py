@@ -20,13 +20,6 @@ def _service(ctx: click.Context) -> VolumeService:
     return service
 
 
-def _natural(name: str) -> list[Any]:
-    """Sort key putting "v2" before "v10", as the docker CLI's ``sortorder.NaturalLess``."""
-    import re
-
-    return [int(part) if part[:1].isdigit() else part for part in re.split(r"([0-9]+)", name)]
-
-
 def inspect_doc(v: Volume) -> dict[str, Any]:
     """Docker's ``volume inspect`` shape (belongs in ``capsa.api.wire``)."""
     return {
@@ -37,22 +30,6 @@ def inspect_doc(v: Volume) -> dict[str, Any]:
         "Name": v.name,
         "Options": dict(sorted(v.options.items())),
         "Scope": v.scope,
-    }
-
-
-def _row(v: Volume) -> dict[str, Any]:
-    """The fields ``volume ls --format`` knows, rendered as docker's formatter does."""
-    return {
-        "Availability": "N/A",
-        "Driver": v.driver,
-        "Group": "N/A",
-        "Labels": ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
-        "Links": "N/A",
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Scope": v.scope,
-        "Size": "N/A",
-        "Status": "N/A",
     }
 
 
@@ -90,17 +67,13 @@ def create(
 @click.option("-f", "--filter", "filters", multiple=True, help="filter output (name=value)")
 @click.option("--format", "fmt", help="'table', 'json' or a Go template")
 @click.pass_context
-def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+def ls(ctx: click.Context, **kw: Any) -> None:
     """List volumes."""
-    volumes = sorted(_service(ctx).list(flags.filters(filters)), key=lambda v: _natural(v.name))
-    if quiet:
-        for v in volumes:
-            click.echo(v.name)
-        return
-    if fmt and fmt != "table":
-        render.render_format(fmt, [_row(v) for v in volumes], {"Name": "VOLUME NAME"})
-        return
-    render.print_table(["DRIVER", "VOLUME NAME"], [[v.driver, v.name] for v in volumes])
+    # the body is shared with the cold fast path (capsa.cli.fastpath): flags above and
+    # in fastpath.VOLUME_LS_OPTIONS are the same (tests/unit/test_fastpath.py)
+    from capsa.cli.list_volumes import ls as body
+
+    body(ctx.find_root().obj, **kw)
 
 
 @click.command("inspect")
