@@ -24,7 +24,9 @@ def test_parse_rate(text: str, bps: int) -> None:
     assert tc.parse_rate(text) == bps
 
 
-@pytest.mark.parametrize("text", ["", "fast", "10 parsecs", "-1mbit", "10xbit"])
+@pytest.mark.parametrize(
+    "text", ["", "fast", "10 parsecs", "-1mbit", "10xbit", "1e400", "nan", "inf", "1e30gbit"]
+)
 def test_parse_rate_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument):
         tc.parse_rate(text)

@@ -43,9 +43,10 @@ def parse_rate(text: str) -> int:
         value = float(digits)
     except ValueError:
         raise InvalidArgument(f"invalid rate {text}") from None
-    if unit not in _UNITS or value < 0:
+    bits = value * _UNITS.get(unit, 0)
+    if unit not in _UNITS or not 0 <= bits < 2**64:  # also inf and nan
         raise InvalidArgument(f"invalid rate {text}")
-    return int(value * _UNITS[unit])
+    return int(bits)
 
 
 def limit(ipr: IPRoute, index: int, bps: int) -> None:
