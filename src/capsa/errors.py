@@ -27,7 +27,7 @@ class CapsaError(Exception):
 
 
 class NotFound(CapsaError):
-    """The named object does not exist."""
+    """The named object does not exist (``no_such_*`` below word it as clients expect)."""
 
 
 class AlreadyExists(CapsaError):
@@ -61,3 +61,45 @@ class Internal(CapsaError):
 def os_reason(e: OSError) -> str:
     """The kernel's reason for ``e``, lower-case, for one-line messages."""
     return (e.strerror or str(e)).lower()
+
+
+def not_utf8(e: UnicodeEncodeError) -> InvalidArgument:
+    """Bytes from the command line that are not UTF-8 (surrogate escapes) met what holds
+    text only (the database, a JSON document): a name no object can have."""
+    return InvalidArgument(f'invalid argument "{shown(e.object)}": not UTF-8')
+
+
+def shown(text: str) -> str:
+    """``text`` with the bytes that are not UTF-8 written ``\\xff``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that came from no byte
+        return text.encode("utf-8", "backslashreplace").decode()
+
+
+# What a missing object is called, worded once, here. Scripts and client libraries match
+# on Docker's wording (its capitalisation included), so these keep it rather than the
+# lower-case style of the other messages.
+
+
+def no_such_container(name: str) -> NotFound:
+    return NotFound(f"No such container: {name}")
+
+
+def no_such_image(name: str) -> NotFound:
+    return NotFound(f"No such image: {name}")
+
+
+def no_such_volume(name: str) -> NotFound:
+    return NotFound(f"No such volume: {name}")
+
+
+def no_such_network(name: str) -> NotFound:
+    """Docker's daemon words a missing network so (its ``network inspect`` as below)."""
+    return NotFound(f"network {name} not found")
+
+
+def no_such_object(name: str, kind: str = "object") -> NotFound:
+    """Docker's CLI for ``inspect`` of something missing: ``No such object: X`` (any kind),
+    ``No such network: X`` (``network inspect``)."""
+    return NotFound(f"No such {kind}: {name}")

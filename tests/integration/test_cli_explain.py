@@ -145,4 +145,4 @@ def test_explain_stopped_container(capsa: CapsaCli, monkeypatch: pytest.MonkeyPa
 
 def test_explain_unknown_container(capsa: CapsaCli, monkeypatch: pytest.MonkeyPatch) -> None:
     result = explain(capsa, monkeypatch, capsa.name())
-    assert result.exit_code == 1 and "no such container" in result.stderr
+    assert result.exit_code == 1 and "No such container: " in result.stderr

@@ -146,7 +146,7 @@ def test_rm_reports_each(run: Run, service: VolumeService) -> None:
     assert result.exit_code == 1
     assert result.stdout == "free\n"
     assert "remove busy: volume is in use - [c0ffee]" in result.stderr
-    assert "get missing: no such volume" in result.stderr
+    assert "No such volume: missing" in result.stderr
     forced = run("volume", "rm", "-f", "busy", "missing")
     assert forced.exit_code == 1 and forced.stdout == "missing\n"
     service.release("busy", "c0ffee")

@@ -85,7 +85,7 @@ def test_create_rejects_other_drivers_and_options(service: VolumeService) -> Non
 
 
 def test_get_missing(service: VolumeService) -> None:
-    with pytest.raises(NotFound, match="no such volume"):
+    with pytest.raises(NotFound, match="No such volume: "):
         service.get("nope")
 
 

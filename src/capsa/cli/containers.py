@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from capsa.cli.main import App
     from capsa.engine.container_types import ContainerRecord
+    from capsa.engine.objects import Found
+    from capsa.engine.reports import ItemReport
 
 RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -60,7 +62,9 @@ def _create(
         finally:
             progress.close()
     elif kw["pull"] == "never" and engine.ctx.images.find(image) is None:
-        raise InvalidArgument(f"no such image: {image}")
+        from capsa.errors import no_such_image
+
+        raise no_such_image(image)
     elif engine.ctx.images.find(image) is None and not kw["quiet"]:
         click.echo(f"Unable to find image '{image}' locally", err=True)
     progress = make_progress(kw["quiet"])
@@ -210,30 +214,17 @@ def start(
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         rec = service.get(containers[0])
         ctx.exit(_start_attached(ctx, rec, stdin=interactive, detach_keys=detach_keys))
-    failed = False
-    for name in containers:
-        try:
-            service.start(name)
-            click.echo(name)
-        except CapsaError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
-            failed = True
-    if failed:
-        click.echo("Error: failed to start containers: " + " ".join(containers), err=True)
-        ctx.exit(1)
+    from capsa.cli.per_item import DAEMON
 
-
-def _each(ctx: click.Context, names: tuple[str, ...], fn: Any, echo: bool = True) -> None:
-    failed = False
-    for name in names:
-        try:
-            fn(name)
-            if echo:
-                click.echo(name)
-        except CapsaError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
-            failed = True
+    failed = []
+    for report in service.each.start(list(containers)):  # each line as Docker's CLI
+        if report.error is None:
+            click.echo(report.name)
+        else:
+            click.echo(f"{DAEMON}{report.error}", err=True)
+            failed.append(report.name)
     if failed:
+        click.echo("Error: failed to start containers: " + ", ".join(failed), err=True)
         ctx.exit(1)
 
 
@@ -246,8 +237,9 @@ def stop(
     ctx: click.Context, containers: tuple[str, ...], timeout: int | None, sig: str | None
 ) -> None:
     """Stop running containers (SIGTERM, then SIGKILL after the timeout)."""
-    service = _app(ctx).engine.containers
-    _each(ctx, containers, lambda n: service.stop(n, timeout))
+    from capsa.cli.per_item import print_each
+
+    print_each(ctx, _app(ctx).engine.containers.each.stop(list(containers), timeout))
 
 
 @click.command()
@@ -256,8 +248,9 @@ def stop(
 @click.pass_context
 def restart(ctx: click.Context, containers: tuple[str, ...], timeout: int | None) -> None:
     """Restart containers."""
-    service = _app(ctx).engine.containers
-    _each(ctx, containers, lambda n: service.restart(n, timeout))
+    from capsa.cli.per_item import print_each
+
+    print_each(ctx, _app(ctx).engine.containers.each.restart(list(containers), timeout))
 
 
 @click.command()
@@ -266,9 +259,10 @@ def restart(ctx: click.Context, containers: tuple[str, ...], timeout: int | None
 @click.pass_context
 def kill(ctx: click.Context, containers: tuple[str, ...], sig: str) -> None:
     """Send a signal to containers (default SIGKILL)."""
-    service = _app(ctx).engine.containers
+    from capsa.cli.per_item import print_each
+
     number = _signal(sig)
-    _each(ctx, containers, lambda n: service.kill(n, number))
+    print_each(ctx, _app(ctx).engine.containers.each.kill(list(containers), number))
 
 
 @click.command()
@@ -281,8 +275,11 @@ def rm(
     ctx: click.Context, containers: tuple[str, ...], force: bool, volumes: bool, link: bool
 ) -> None:
     """Remove containers."""
-    service = _app(ctx).engine.containers
-    _each(ctx, containers, lambda n: service.remove(n, force, volumes))
+    from capsa.cli.per_item import print_each
+    from capsa.errors import NotFound
+
+    reports = _app(ctx).engine.containers.each.remove(list(containers), force, volumes)
+    print_each(ctx, reports, forgiven=(NotFound,) if force else ())  # Docker's rm -f
 
 
 @click.command()
@@ -290,8 +287,9 @@ def rm(
 @click.pass_context
 def pause(ctx: click.Context, containers: tuple[str, ...]) -> None:
     """Freeze all processes of containers."""
-    service = _app(ctx).engine.containers
-    _each(ctx, containers, service.pause)
+    from capsa.cli.per_item import print_each
+
+    print_each(ctx, _app(ctx).engine.containers.each.pause(list(containers)))
 
 
 @click.command()
@@ -299,8 +297,9 @@ def pause(ctx: click.Context, containers: tuple[str, ...]) -> None:
 @click.pass_context
 def unpause(ctx: click.Context, containers: tuple[str, ...]) -> None:
     """Thaw paused containers."""
-    service = _app(ctx).engine.containers
-    _each(ctx, containers, service.unpause)
+    from capsa.cli.per_item import print_each
+
+    print_each(ctx, _app(ctx).engine.containers.each.unpause(list(containers)))
 
 
 @click.command()
@@ -320,10 +319,14 @@ def rename(ctx: click.Context, container: str, new_name: str) -> None:
 @click.pass_context
 def wait(ctx: click.Context, containers: tuple[str, ...], condition: str) -> None:
     """Block until containers stop; print their exit codes."""
-    service = _app(ctx).engine.containers
-    for name in containers:
-        code = service.wait(name, condition)
-        click.echo("unknown" if code is None else code)  # never invented: engine.restore
+    from capsa.cli.per_item import print_each
+
+    reports = _app(ctx).engine.containers.each.wait(list(containers), condition)
+    print_each(ctx, reports, line=_exit_code_text)
+
+
+def _exit_code_text(report: ItemReport[int | None]) -> str:
+    return "unknown" if report.value is None else str(report.value)  # never invented
 
 
 # -- ps ----------------------------------------------------------------------------
@@ -494,53 +497,50 @@ def container_inspect(
 ) -> None:
     """Show low-level information about containers (Docker's JSON)."""
     from capsa.api import wire_containers
+    from capsa.cli.per_item import print_inspected
 
-    app = _app(ctx)
-    docs = [
-        wire_containers.container_inspect(app.engine.containers, app.engine.containers.get(c), size)
-        for c in containers
-    ]
-    render.print_inspect(docs, fmt)
+    service = _app(ctx).engine.containers
+    print_inspected(
+        ctx,
+        service.each.inspect(list(containers)),
+        lambda rec: wire_containers.container_inspect(service, rec, size),
+        fmt,
+    )
 
 
 @click.command("inspect")
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--format", "fmt")
-@click.option("--type", "kind", type=click.Choice(["container", "image", "volume"]))
+@click.option("--type", "kind", type=click.Choice(["container", "image", "network", "volume"]))
 @click.option("-s", "--size", is_flag=True, help="file sizes of containers")
 @click.pass_context
 def inspect_any(
     ctx: click.Context, names: tuple[str, ...], fmt: str | None, kind: str | None, size: bool
 ) -> None:
-    """Show low-level information about containers, images or volumes."""
-    from capsa.api import wire, wire_containers
-    from capsa.errors import NotFound
+    """Show low-level information about containers, images, networks or volumes."""
+    from capsa.cli.per_item import print_inspected
+    from capsa.engine.objects import find_each
 
     app = _app(ctx)
-    docs = []
-    for name in names:
-        try:
-            if kind in (None, "container"):
-                try:
-                    rec = app.engine.containers.get(name)
-                    docs.append(wire_containers.container_inspect(app.engine.containers, rec, size))
-                    continue
-                except NotFound:
-                    if kind == "container":
-                        raise
-            if kind in (None, "image"):
-                try:
-                    docs.append(wire.image_inspect(app.engine.images.inspect(name)))
-                    continue
-                except NotFound:
-                    if kind == "image":
-                        raise
-            from capsa.cli.volumes import inspect_doc
+    reports = find_each(app.engine, list(names), kind)
+    print_inspected(ctx, reports, lambda found: _inspect_doc(app, found, size), fmt)
 
-            docs.append(inspect_doc(app.engine.volumes.get(name)))
-        except NotFound:
-            raise NotFound(f"no such object: {name}") from None
-    render.print_inspect(docs, fmt)
+
+def _inspect_doc(app: App, found: Found, size: bool) -> dict[str, Any]:
+    """Docker's JSON of whatever ``inspect`` found."""
+    from capsa.api import wire, wire_containers
+
+    if found.kind == "container":
+        return wire_containers.container_inspect(app.engine.containers, found.value, size)
+    if found.kind == "image":
+        return wire.image_inspect(found.value)
+    if found.kind == "network":
+        from capsa.cli.networks import inspect_doc as network_doc
+
+        return network_doc(found.value, app.engine.networks.endpoints_of(found.value))
+    from capsa.cli.volumes import inspect_doc
+
+    return inspect_doc(found.value)
 
 
 @click.command("prune")

@@ -178,9 +178,10 @@ def rmi(ctx: click.Context, images: tuple[str, ...], force: bool, no_prune: bool
 def image_inspect(ctx: click.Context, images: tuple[str, ...], fmt: str | None) -> None:
     """Show low-level information about images (Docker's JSON)."""
     from capsa.api import wire
+    from capsa.cli.per_item import print_inspected
 
-    docs = [wire.image_inspect(_app(ctx).engine.images.inspect(i)) for i in images]
-    render.print_inspect(docs, fmt)
+    reports = _app(ctx).engine.images.inspect_each(list(images))
+    print_inspected(ctx, reports, wire.image_inspect, fmt)
 
 
 @click.command()

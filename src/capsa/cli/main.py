@@ -6,6 +6,7 @@ Command groups live in their own modules (``images``, later ``containers``,
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -17,7 +18,7 @@ from capsa.linux.fastexit import exit_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 
 class CapsaGroup(click.Group):
@@ -33,14 +34,11 @@ class CapsaGroup(click.Group):
         except CapsaError as e:
             self._fail(ctx, e)
         except UnicodeEncodeError as e:
-            # bytes from the command line that are not UTF-8 (surrogate escapes) met what
-            # holds text only (the database, a JSON document): a name no object can have
-            from capsa.errors import InvalidArgument
+            from capsa.errors import not_utf8
 
-            self._fail(ctx, InvalidArgument(f'invalid argument "{_shown(e.object)}": not UTF-8'))
+            self._fail(ctx, not_utf8(e))
         except BrokenPipeError:
-            sys.stderr.close()
-            ctx.exit(1)
+            die_of_sigpipe()
         except click.exceptions.Exit:
             raise
         except (click.ClickException, click.exceptions.Abort):
@@ -79,12 +77,15 @@ class CapsaGroup(click.Group):
         ctx.exit(exit_code(e, run_like=sub in ("run", "create", "exec", "start")))
 
 
-def _shown(text: str) -> str:
-    """``text`` with the bytes that are not UTF-8 written ``\\xff``."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that came from no byte
-        return text.encode("utf-8", "backslashreplace").decode()
+def die_of_sigpipe() -> NoReturn:
+    """Output to a closed pipe (``logs -f | head``): die of SIGPIPE, quietly, as Docker's
+    CLI does (141 in a shell). Python ignores SIGPIPE, so the write raised instead; a
+    warm start's ``capsa`` process dies of the same signal (``capsa.cli.entry``)."""
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(128 + signal.SIGPIPE)  # not reached
 
 
 @click.group(cls=CapsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -198,4 +199,10 @@ def exit_fast(code: object) -> None:
     else:
         sys.stderr.write(f"{code}\n")
         status = 1
+    try:
+        sys.stdout.flush()  # what is left of the output: a closed pipe kills, as a write does
+    except BrokenPipeError:
+        die_of_sigpipe()
+    except (OSError, ValueError):
+        pass
     exit_now(status)

@@ -164,19 +164,11 @@ def ls(
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None, verbose: bool) -> None:
     """Show details of networks."""
-    from capsa.errors import NotFound
+    from capsa.cli.per_item import print_inspected
 
     service = _service(ctx)
-    docs, errors = [], []
-    for name in names:
-        try:
-            net = service.get(name)
-        except NotFound:
-            errors.append(f"No such network: {name}")
-            continue
-        docs.append(inspect_doc(net, service.endpoints_of(net)))
-    render.print_inspect(docs, fmt)
-    render.fail_all(ctx, errors)
+    reports = service.inspect_each(list(names))
+    print_inspected(ctx, reports, lambda net: inspect_doc(net, service.endpoints_of(net)), fmt)
 
 
 @click.command("rm")
@@ -185,22 +177,14 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None, verbose
 @click.pass_context
 def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     """Remove networks."""
-    from capsa.errors import NotFound
+    from capsa.cli.per_item import print_each
 
-    service = _service(ctx)
-    errors = []
-    for name in names:
-        try:
-            service.remove(name)
-        except NotFound as e:
-            if not force:
-                errors.append(str(e))
-            continue
-        except CapsaError as e:
-            errors.append(str(e))
-            continue
-        click.echo(name)
-    render.fail_all(ctx, errors)
+    reports = _service(ctx).remove_each(list(names))
+    if force:  # Docker's network rm -f: a missing network is no error, and not shown
+        from capsa.errors import NotFound
+
+        reports = [r for r in reports if not isinstance(r.error, NotFound)]
+    print_each(ctx, reports)
 
 
 @click.command("prune")

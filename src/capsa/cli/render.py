@@ -155,7 +155,7 @@ def render_format(
     from capsa.cli import template
 
     if fmt.startswith("table"):
-        sys.stdout.write(template.table(fmt, list(items), headers))
+        sys.stdout.write(template.table(fmt, list(items), headers) + "\n")  # as Docker's
         return
     tpl = template.Template(fmt)
     echo_lines(tpl.render(item) for item in items)

@@ -80,7 +80,11 @@ def labels(label: tuple[str, ...], label_files: tuple[str, ...]) -> dict[str, st
 
 def volume(text: str) -> MountSpec:
     """``-v [SRC:]DST[:OPTS]``: SRC absolute = bind, a name = volume, none = anonymous."""
+    if not text:
+        raise InvalidArgument("invalid empty volume spec")
     parts = text.split(":")
+    if len(parts) > 1 and "" in parts:  # Docker's CLI wording
+        raise InvalidArgument(f"invalid spec: {text}: empty section between colons")
     if len(parts) == 1:
         return MountSpec(type="volume", target=parts[0])
     if len(parts) > 3:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from capsa.cli import flags, render
-from capsa.errors import CapsaError, InvalidArgument
+from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,17 +82,9 @@ def ls(ctx: click.Context, **kw: Any) -> None:
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Show details of volumes."""
-    from capsa.errors import NotFound
+    from capsa.cli.per_item import print_inspected
 
-    service = _service(ctx)
-    docs, errors = [], []
-    for name in names:
-        try:
-            docs.append(inspect_doc(service.get(name)))
-        except NotFound:
-            errors.append(f"No such volume: {name}")
-    render.print_inspect(docs, fmt)
-    render.fail_all(ctx, errors)
+    print_inspected(ctx, _service(ctx).inspect_each(list(names)), inspect_doc, fmt)
 
 
 @click.command("rm")
@@ -101,16 +93,9 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None
 @click.pass_context
 def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     """Remove volumes."""
-    service = _service(ctx)
-    errors = []
-    for name in names:
-        try:
-            service.remove(name, force=force)
-        except CapsaError as e:
-            errors.append(str(e))
-            continue
-        click.echo(name)
-    render.fail_all(ctx, errors)
+    from capsa.cli.per_item import print_each
+
+    print_each(ctx, _service(ctx).remove_each(list(names), force))
 
 
 @click.command("prune")

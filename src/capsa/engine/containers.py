@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.config import Settings
+    from capsa.engine.container_batch import ContainerBatch
     from capsa.engine.filters import FilterArgs
     from capsa.engine.images import ImageService
     from capsa.engine.service_context import ServiceContext
@@ -296,6 +297,14 @@ class ContainerService:
 
     def stop(self, text: str, timeout: int | None = None) -> ContainerRecord:
         rec = self.get(text)
+        try:
+            return self._stop(rec, timeout)
+        except NotFound:
+            if self._exists(rec.id):
+                raise
+            return _gone(rec)  # an --rm container, removed as it stopped: stopped
+
+    def _stop(self, rec: ContainerRecord, timeout: int | None) -> ContainerRecord:
         if not is_live(rec.state):
             if rec.state is not State.EXITED:
                 self.ctx.store.update(rec.id, stopped_by_user=True)
@@ -370,7 +379,12 @@ class ContainerService:
     def kill(self, text: str, sig: int) -> ContainerRecord:
         rec = self.get(text)
         check(Action.KILL, rec.state, rec.name, rec.id)
-        self.ctx.store.update(rec.id, stopped_by_user=True)
+        try:
+            self.ctx.store.update(rec.id, stopped_by_user=True)
+        except NotFound:
+            if self._exists(rec.id):
+                raise
+            return _gone(rec)  # an --rm container that ended and went meanwhile
         self._signal(rec, sig)
         self.ctx.events.emit("container", "kill", rec.id, {"name": rec.name, "signal": str(sig)})
         return rec
@@ -403,32 +417,48 @@ class ContainerService:
         self.ctx.events.emit("container", "unpause", rec.id, {"name": rec.name})
 
     def wait(self, text: str, condition: str = "not-running") -> int | None:
+        """The exit code once the container stops (``removed``: once it is removed);
+        None when nobody saw how it ended (``engine.restore``)."""
+        began = time.time()
         rec = self.get(text)
-        if condition == "removed":
-            while True:
-                try:
-                    rec = self.get(rec.id)
-                except NotFound:
-                    return rec.exit_code
-                time.sleep(0.05)
-        while is_live(rec.state) or (
-            rec.monitor_pid
-            and is_alive(rec.monitor_pid, rec.monitor_start or None)
-            and rec.state is not State.CREATED
-        ):
+        while condition == "removed" or _still_up(rec):
             time.sleep(0.05)
             try:
                 rec = self.get(rec.id)
-            except NotFound:
-                break
+            except NotFound:  # removed (--rm): the last record seen may predate the exit
+                return self._exit_of_removed(rec, began)
         return rec.exit_code
+
+    def _exit_of_removed(self, last: ContainerRecord, since: float) -> int | None:
+        """The exit code of a container removed while waited on: what its monitor wrote
+        in the ``die`` event, if it died after ``since``; else its last record's."""
+        code = None if is_live(last.state) else last.exit_code
+        for event in self.ctx.events.read(since=since - 1.0, match=_died(last.id)):
+            text = event.get("Actor", {}).get("Attributes", {}).get("exitCode", "")
+            code = int(text) if text.lstrip("-").isdigit() else None
+        return code
+
+    @property
+    def each(self) -> ContainerBatch:
+        """The verbs that take several names, a report per name (``stop a b c``)."""
+        from capsa.engine.container_batch import ContainerBatch
+
+        return ContainerBatch(self)
 
     # -- remove ------------------------------------------------------------------------
 
     def remove(self, text: str, force: bool = False, volumes: bool = False) -> str:
+        rec = self.get(text)
+        try:
+            self._remove(rec, force, volumes)
+        except NotFound:
+            if self._exists(rec.id):
+                raise  # else an --rm container removed meanwhile: removed all the same
+        return rec.name
+
+    def _remove(self, rec: ContainerRecord, force: bool, volumes: bool) -> None:
         from capsa.engine.removal import remove_container
 
-        rec = self.get(text)
         if is_live(rec.state):
             if not force:
                 check(Action.REMOVE, rec.state, rec.name, rec.id)
@@ -443,11 +473,19 @@ class ContainerService:
             if is_live(rec.state):
                 raise Conflict(f"could not kill container {rec.name}")
         remove_container(self.ctx, rec, volumes)
-        return rec.name
+
+    def _exists(self, container_id: str) -> bool:
+        try:
+            self.ctx.store.get(container_id)
+        except NotFound:
+            return False
+        return True
 
     def rename(self, text: str, name: str) -> None:
         validate_name(name)
         rec = self.get(text)
+        if name == rec.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
         self.ctx.store.rename(rec.id, name)
         self.ctx.events.emit("container", "rename", rec.id, {"name": name, "oldName": rec.name})
 
@@ -490,6 +528,25 @@ class ContainerService:
                 return data
         except (OSError, ValueError):
             return None
+
+
+def _gone(rec: ContainerRecord) -> ContainerRecord:
+    """The last record of a container removed meanwhile (``--rm``): it no longer runs."""
+    rec.state, rec.pid = State.EXITED, 0
+    return rec
+
+
+def _still_up(rec: ContainerRecord) -> bool:
+    """Running, or its monitor still at work on its exit (recording it, cleaning up)."""
+    return is_live(rec.state) or bool(
+        rec.monitor_pid
+        and is_alive(rec.monitor_pid, rec.monitor_start or None)
+        and rec.state is not State.CREATED
+    )
+
+
+def _died(container_id: str) -> Any:
+    return lambda e: e.get("id") == container_id and e.get("Action") == "die"
 
 
 def _single_threaded() -> bool:

@@ -8,8 +8,6 @@ half image visible. Blobs and snapshots no image needs are collected after remov
 
 from __future__ import annotations
 
-import fnmatch
-
 from capsa.engine.image_types import (
     HistoryEntry,
     ImageDetail,
@@ -22,7 +20,7 @@ from capsa.engine.image_types import (
     RemoveImagesOptions,
     RemoveReport,
 )
-from capsa.errors import Conflict, InvalidArgument, NotFound
+from capsa.errors import CapsaError, Conflict, InvalidArgument
 from capsa.oci import image_spec, reference
 from capsa.progress import NullProgress, ProgressEvent
 from capsa.store.images import ImageRecord, now_rfc3339
@@ -34,6 +32,7 @@ if TYPE_CHECKING:
 
     from capsa.config import Settings
     from capsa.engine.filters import FilterArgs
+    from capsa.engine.reports import ItemReport
     from capsa.engine.system_types import ImagesUsage
     from capsa.oci.image_spec import ImageConfig, Manifest, Platform
     from capsa.progress import ProgressSink
@@ -212,7 +211,7 @@ class ImageService:
                 continue
             if not _labels_match(summary.labels, filters.labels):
                 continue
-            if filters.references and not _reference_match(record, filters.references):
+            if filters.references and not _narrow(summary, filters.references):
                 continue
             if before is not None and record.added >= before:
                 continue
@@ -238,6 +237,12 @@ class ImageService:
             layer_sizes=per_layer,
             added=record.added,
         )
+
+    def inspect_each(self, texts: list[str]) -> list[ItemReport[ImageDetail]]:
+        """``inspect`` of several images, a report per name (``capsa.engine.reports``)."""
+        from capsa.engine.reports import each
+
+        return each(texts, self.inspect)
 
     def history(self, text: str) -> list[HistoryEntry]:
         detail = self.inspect(text)
@@ -282,7 +287,7 @@ class ImageService:
         for text in texts:
             try:
                 self._remove_one(text, opts, report)
-            except (NotFound, Conflict) as e:
+            except CapsaError as e:  # the next names are removed all the same
                 report.errors.append(str(e))
         if report.deleted and not opts.no_prune:
             self.collect_garbage()
@@ -454,14 +459,17 @@ def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
     return True
 
 
-def _reference_match(record: ImageRecord, patterns: list[str]) -> bool:
-    for name in record.tags:
-        ref = reference.parse(name)
-        for pattern in patterns:
-            if (
-                fnmatch.fnmatch(ref.familiar, pattern)
-                or fnmatch.fnmatch(ref.familiar_repository, pattern)
-                or fnmatch.fnmatch(ref.name, pattern)
-            ):
-                return True
-    return False
+def _narrow(summary: ImageSummary, patterns: list[str]) -> bool:
+    """``images REPO`` and ``--filter reference=``: keep only the image's names that
+    match one of ``patterns``, as dockerd does (its other names are not listed); False
+    when none does (nor for an untagged image: it is not listed)."""
+    tags = [t for t in summary.repo_tags if _familiar_match(patterns, t)]
+    digests = [d for d in summary.repo_digests if _familiar_match(patterns, d)]
+    summary.repo_tags, summary.repo_digests = tags, digests
+    summary.tag_digests = {t: d for t, d in summary.tag_digests.items() if t in tags}
+    return bool(tags or digests)
+
+
+def _familiar_match(patterns: list[str], familiar: str) -> bool:
+    ref = reference.parse(familiar, default_tag=False)
+    return any(reference.familiar_match(pattern, ref) for pattern in patterns)

@@ -12,7 +12,7 @@ import os
 
 from capsa import fastjson  # json's C parts without ``re``: ps starts faster
 from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
-from capsa.errors import AlreadyExists, Conflict, NotFound
+from capsa.errors import AlreadyExists, Conflict, no_such_container
 from capsa.oci.codec import from_dict, to_dict
 from capsa.store.db import Database, Transaction
 
@@ -105,7 +105,7 @@ class ContainerStore(Database):
     def get(self, container_id: str) -> ContainerRecord:
         row = self.conn.execute("SELECT * FROM containers WHERE id=?", (container_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no such container: {container_id}")
+            raise no_such_container(container_id)
         return self._record(row)
 
     def find(self, text: str) -> ContainerRecord:
@@ -122,7 +122,7 @@ class ContainerStore(Database):
                 raise Conflict(f"multiple containers match the prefix {text}")
             row = rows[0] if rows else None
         if row is None:
-            raise NotFound(f"no such container: {text}")
+            raise no_such_container(text)
         return self._record(row)
 
     def list(self) -> list[ContainerRecord]:
@@ -136,7 +136,7 @@ class ContainerStore(Database):
         with Transaction(self.conn) as c:
             row = c.execute("SELECT * FROM containers WHERE id=?", (container_id,)).fetchone()
             if row is None:
-                raise NotFound(f"no such container: {container_id}")
+                raise no_such_container(container_id)
             rec = self._record(row)
             for key, value in fields.items():
                 if key not in _STATUS_FIELDS:

@@ -37,7 +37,14 @@ from capsa.engine.volume_types import (
     validate_name,
     validate_options,
 )
-from capsa.errors import Conflict, Internal, InvalidArgument, NotFound, os_reason
+from capsa.errors import (
+    Conflict,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    no_such_volume,
+    os_reason,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from capsa.config import Settings
+    from capsa.engine.reports import ItemReport
     from capsa.engine.system_types import VolumeUsage
     from capsa.store.db import Database
 
@@ -172,8 +180,21 @@ class VolumeService:
     def get(self, name: str) -> Volume:
         row = self._db().execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"get {name}: no such volume")
+            raise no_such_volume(name)
         return self._volume(row)
+
+    def inspect_each(self, names: builtins.list[str]) -> builtins.list[ItemReport[Volume]]:
+        """``get`` for several names, a report per name (``capsa.engine.reports``)."""
+        from capsa.engine.reports import each
+
+        return each(names, self.get)
+
+    def remove_each(
+        self, names: builtins.list[str], force: bool = False
+    ) -> builtins.list[ItemReport[None]]:
+        from capsa.engine.reports import each
+
+        return each(names, lambda name: self.remove(name, force))
 
     def list(self, filters: VolumeFilters | None = None) -> list[Volume]:
         """Volumes sorted by name; ``name``/``driver`` are regexps, as Docker's filters."""

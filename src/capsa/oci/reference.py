@@ -141,3 +141,59 @@ def is_image_id(text: str) -> bool:
 def is_short_id(text: str) -> bool:
     """A prefix of an image id (at least 4 hex digits), as ``docker rmi 3f5`` takes."""
     return 4 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def familiar_match(pattern: str, ref: Reference) -> bool:
+    """Docker's ``reference.FamiliarMatch`` (``images REPO``, ``--filter reference=``):
+    ``pattern`` matches the familiar name with its tag or digest (``busybox:1.36``) or
+    the familiar repository alone (``busybox``), as Go's ``path.Match`` does: ``*`` and
+    ``?`` stop at ``/``. InvalidArgument for a malformed pattern."""
+    regex = re.compile(_path_regex(pattern))
+    return bool(regex.fullmatch(ref.familiar) or regex.fullmatch(ref.familiar_repository))
+
+
+def _path_regex(pattern: str) -> str:
+    """Go's ``path.Match`` pattern as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            item, i = _char_class(pattern, i + 1)
+            out.append(item)
+            continue
+        else:
+            char, i = _pattern_char(pattern, i)
+            out.append(re.escape(char))
+            continue
+        i += 1
+    return "".join(out)
+
+
+def _char_class(pattern: str, i: int) -> tuple[str, int]:
+    """``[^a-z...]`` from just after its ``[``: the regex and where the pattern goes on."""
+    negate = pattern[i : i + 1] == "^"
+    i += negate
+    items: list[str] = []
+    while pattern[i : i + 1] != "]" or not items:
+        low, i = _pattern_char(pattern, i, in_class=True)
+        high = low
+        if pattern[i : i + 1] == "-":
+            high, i = _pattern_char(pattern, i + 1, in_class=True)
+            if high < low:
+                raise InvalidArgument(f"syntax error in pattern: {pattern}")
+        items.append(re.escape(low) + ("-" + re.escape(high) if high != low else ""))
+    return "[" + ("^" if negate else "") + "".join(items) + "]", i + 1
+
+
+def _pattern_char(pattern: str, i: int, in_class: bool = False) -> tuple[str, int]:
+    """One literal character (``\\`` escapes the next) and the index after it."""
+    if pattern[i : i + 1] == "\\":
+        i += 1
+    char = pattern[i : i + 1]
+    if not char or (in_class and pattern[i - 1 : i] != "\\" and char in "-]"):
+        raise InvalidArgument(f"syntax error in pattern: {pattern}")
+    return char, i + 1

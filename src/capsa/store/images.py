@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from capsa.errors import Conflict, NotFound
+from capsa.errors import Conflict, no_such_image
 from capsa.oci import reference
 from capsa.record import field, record
 from capsa.store.db import Database, Transaction
@@ -134,7 +134,7 @@ class ImageStore(Database):
         with Transaction(self.conn) as c:
             row = c.execute("SELECT image_id FROM tags WHERE name=?", (name,)).fetchone()
             if row is None:
-                raise NotFound(f"no such image: {name}")
+                raise no_such_image(name)
             c.execute("DELETE FROM tags WHERE name=?", (name,))
             return str(row[0])
 
@@ -167,7 +167,7 @@ class ImageStore(Database):
 
     def _require(self, c: sqlite3.Connection, image_id: str) -> None:
         if c.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone() is None:
-            raise NotFound(f"no such image: {image_id}")
+            raise no_such_image(image_id)
 
     def _record(self, row: sqlite3.Row) -> ImageRecord:
         image_id = row["id"]
@@ -198,7 +198,7 @@ class ImageStore(Database):
     def get(self, image_id: str) -> ImageRecord:
         row = self.conn.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
         if row is None:
-            raise NotFound(f"no such image: {image_id}")
+            raise no_such_image(image_id)
         return self._record(row)
 
     def list(self) -> list[ImageRecord]:
@@ -242,5 +242,5 @@ class ImageStore(Database):
     def resolve(self, text: str) -> ImageRecord:
         found = self.find(text)
         if found is None:
-            raise NotFound(f"no such image: {text}")
+            raise no_such_image(text)
         return found

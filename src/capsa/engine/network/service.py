@@ -45,6 +45,8 @@ from capsa.errors import (
     Internal,
     InvalidArgument,
     NotFound,
+    no_such_network,
+    no_such_object,
 )
 
 TYPE_CHECKING = False
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
     from capsa.config import Settings
+    from capsa.engine.reports import ItemReport
 
 _RESERVED = {"host", "none"}
 _FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
@@ -172,8 +175,26 @@ class NetworkService:
             return self.default()
         net = self.store.find_network(name_or_id)
         if net is None:
-            raise NotFound(f"network {name_or_id} not found")
+            raise no_such_network(name_or_id)
         return net
+
+    def inspect(self, name_or_id: str) -> Network:
+        """``get``, a missing network worded as Docker's ``inspect`` words it."""
+        try:
+            return self.get(name_or_id)
+        except NotFound:
+            raise no_such_object(name_or_id, "network") from None
+
+    def inspect_each(self, names: builtins.list[str]) -> builtins.list[ItemReport[Network]]:
+        """``inspect`` of several names, a report per name (``capsa.engine.reports``)."""
+        from capsa.engine.reports import each
+
+        return each(names, self.inspect)
+
+    def remove_each(self, names: builtins.list[str]) -> builtins.list[ItemReport[None]]:
+        from capsa.engine.reports import each
+
+        return each(names, self.remove)
 
     def list(self, filters: NetworkFilters | None = None) -> builtins.list[Network]:
         self.default()

@@ -11,7 +11,7 @@ import os
 
 from capsa.engine.network import ipam
 from capsa.engine.network.types import Endpoint, Network
-from capsa.errors import AlreadyExists, Conflict, NotFound
+from capsa.errors import AlreadyExists, Conflict, no_such_network
 from capsa.oci.codec import from_dict, to_dict
 from capsa.store.db import Database, Transaction
 
@@ -203,7 +203,7 @@ class NetworkStore(Database):
     def get_network_by_id(self, network_id: str) -> Network:
         net = self.find_network(network_id)
         if net is None:
-            raise NotFound(f"network {network_id} not found")
+            raise no_such_network(network_id)
         return net
 
 
