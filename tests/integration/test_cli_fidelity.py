@@ -124,7 +124,7 @@ def test_volume_network_and_image_removal_report_each_name(capsa: CapsaCli) -> N
     capsa.run("tag", IMAGE, f"{tag}:v1")
     images = capsa.run("rmi", missing, f"{tag}:v1", check=False)
     assert (images.returncode, images.stdout) == (1, f"Untagged: {tag}:v1\n")
-    assert f"No such image: {missing}" in images.stderr
+    assert images.stderr == f"Error response from daemon: No such image: {missing}\n"
 
 
 # -- images REPO -------------------------------------------------------------------------

@@ -162,8 +162,10 @@ def rmi(ctx: click.Context, images: tuple[str, ...], force: bool, no_prune: bool
         click.echo(f"Untagged: {name}")
     for image_id in report.deleted:
         click.echo(f"Deleted: {image_id}")
+    from capsa.cli.per_item import DAEMON
+
     for err in report.errors:
-        click.echo(f"Error: {err}", err=True)
+        click.echo(f"{DAEMON}{err}", err=True)  # as Docker's CLI shows its daemon's answer
     if report.errors:
         ctx.exit(1)
 
