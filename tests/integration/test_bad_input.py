@@ -46,7 +46,8 @@ def _one_line_error(proc: subprocess.CompletedProcess[bytes], code: int = 125) -
     err = proc.stderr.decode(errors="replace")
     assert proc.returncode == code, err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    # "Error response from daemon: " for a verb given several names (rm), as Docker's CLI
+    assert len(lines) == 1 and lines[0].startswith(("Error: ", "Error response from daemon: ")), err
     return lines[0]
 
 
