@@ -6,86 +6,33 @@ Command groups live in their own modules (``images``, later ``containers``,
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from capsa import __version__
+from capsa.cli import failure, output
 from capsa.cli.app import App
-from capsa.errors import CapsaError
-from capsa.linux.fastexit import exit_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any
 
 
 class CapsaGroup(click.Group):
-    """Turns capsa errors into one line on stderr and Docker's exit codes."""
+    """Turns capsa errors into one line on stderr and Docker's exit codes
+    (``capsa.cli.failure``, which the listings' fast path shares)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as e:
-            if ctx.invoked_subcommand in ("run", "create", "exec", "start"):
+            if ctx.invoked_subcommand in failure.RUN_LIKE:
                 e.exit_code = 125  # type: ignore[misc]  # docker: a bad flag of run is 125
             raise
-        except CapsaError as e:
-            self._fail(ctx, e)
-        except UnicodeEncodeError as e:
-            from capsa.errors import not_utf8
-
-            self._fail(ctx, not_utf8(e))
-        except BrokenPipeError:
-            die_of_sigpipe()
-        except click.exceptions.Exit:
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except (click.ClickException, click.exceptions.Abort):
-            raise
-        except OSError as e:  # a kernel refusal nobody translated: one line, no traceback
-            app = ctx.obj if isinstance(ctx.obj, App) else None
-            if app is not None and app.debug:
-                import traceback
-
-                traceback.print_exc()
-            where = f": {e.filename}" if e.filename else ""
-            click.echo(f"Error: {(e.strerror or str(e)).lower()}{where}", err=True)
-            ctx.exit(125)
-        except Exception as e:  # a bug: say what, point at --debug, no traceback
-            app = ctx.obj if isinstance(ctx.obj, App) else None
-            if app is not None and app.debug:
-                import traceback
-
-                traceback.print_exc()
-            click.echo(
-                f"Error: internal error: {type(e).__name__}: {e} (run with --debug for details)",
-                err=True,
-            )
-            ctx.exit(125)
-
-    def _fail(self, ctx: click.Context, e: CapsaError) -> None:
-        from capsa.cli.errors import exit_code
-
-        sub = ctx.invoked_subcommand or ""
-        app = ctx.obj if isinstance(ctx.obj, App) else None
-        if app is not None and app.debug:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"Error: {e}", err=True)
-        ctx.exit(exit_code(e, run_like=sub in ("run", "create", "exec", "start")))
-
-
-def die_of_sigpipe() -> NoReturn:
-    """Output to a closed pipe (``logs -f | head``): die of SIGPIPE, quietly, as Docker's
-    CLI does (141 in a shell). Python ignores SIGPIPE, so the write raised instead; a
-    warm start's ``capsa`` process dies of the same signal (``capsa.cli.entry``)."""
-    import signal
-
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGPIPE)
-    os._exit(128 + signal.SIGPIPE)  # not reached
+        except Exception as e:
+            debug = isinstance(ctx.obj, App) and ctx.obj.debug
+            ctx.exit(failure.report(e, ctx.invoked_subcommand or "", debug))
 
 
 @click.group(cls=CapsaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,32 +124,9 @@ def warm() -> None:
 
 
 def main() -> None:
-    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
-        # a name or label that is not UTF-8 prints as the bytes it was (as Docker's CLI
-        # writes them), whatever the locale's strictness
-        sys.stdout.reconfigure(errors="surrogateescape")
+    output.setup_streams()
     try:
         cli.main(standalone_mode=True)
     except SystemExit as e:
-        exit_fast(e.code)
-    exit_fast(0)
-
-
-def exit_fast(code: object) -> None:
-    """Exit without the interpreter's teardown (collecting every module: ~8 ms, which a
-    command as short as ``ps`` notices). Every command has closed what it opened by now;
-    only the standard streams need a flush."""
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
-        sys.stderr.write(f"{code}\n")
-        status = 1
-    try:
-        sys.stdout.flush()  # what is left of the output: a closed pipe kills, as a write does
-    except BrokenPipeError:
-        die_of_sigpipe()
-    except (OSError, ValueError):
-        pass
-    exit_now(status)
+        failure.exit_fast(e.code)
+    failure.exit_fast(0)
