@@ -11,14 +11,21 @@ cannot be made raises ``NoSpace`` with nothing half-written (SQLite rolls it bac
 from __future__ import annotations
 
 import os
-import sqlite3
 
 from capsa.store.space import Reserve, is_low, no_space
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from typing import Any
+else:
+    try:
+        # the C module that ``sqlite3`` wraps: the package only adds datetime adapters,
+        # which capsa does not use, and importing datetime costs a cold ``ps`` ~1 ms
+        import _sqlite3 as sqlite3
+    except ImportError:
+        import sqlite3
 
 _FULL = sqlite3.SQLITE_FULL
 _MAYBE_FULL = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN})
