@@ -3,7 +3,7 @@
 The fast path must read a command line exactly as click reads it for these commands, or
 leave it to click: each case here runs click (with the command bodies replaced by
 recorders) and the fast path's parser on the same arguments, and compares what the body
-would be called with. ``tests/integration/test_fastpath.py`` compares whole runs (output,
+would be called with. ``tests/integration/test_cli_fastpath.py`` compares whole runs (output,
 errors, exit codes) of both on real containers, images and volumes.
 """
 

@@ -5,8 +5,8 @@ the run root with the engine and the command line imported; this process then ha
 fork the command (``capsa.engine.warm``) and only relays signals and the exit status:
 ``capsa ps`` takes a fraction of a cold start. Otherwise, with ``CAPSA_WARM=0``, for a
 host of another installation or user, and for ``login`` (which reads a password from
-the controlling terminal), the command runs here, cold: ``ps``, ``images`` and ``volume
-ls`` without click (``capsa.cli.fastpath``), the others through click.
+the controlling terminal), the command runs here, cold (``capsa.cli.command``: ``ps``,
+``images`` and ``volume ls`` without click, the others through click).
 
 Every command pays for this module first: it imports only builtins and ``_socket`` (not
 ``json``, ``re``, ``enum`` or click), and ``signal`` only once a command runs warm.
@@ -20,7 +20,7 @@ import sys
 
 from capsa.engine import warm_wire
 
-ENTRY = "capsa.cli.main"
+ENTRY = "capsa.cli.command"  # what the host's fork runs: capsa.cli.command.main
 _COLD_COMMANDS = frozenset({"login"})  # prompts for a password on /dev/tty
 _GLOBAL_WITH_VALUE = frozenset({"--root", "--runroot", "--config"})
 _RELAYED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
@@ -31,28 +31,12 @@ def main() -> None:
     if os.environ.get("CAPSA_WARM", "1") != "0":
         status = warm_start(sys.argv)
     if status is None:
-        cold_start(sys.argv)  # exits
+        from capsa.cli.command import main as cold
+
+        cold()  # exits
     from capsa.linux.fastexit import exit_now
 
     exit_now(status or 0)
-
-
-def cold_start(argv: list[str]) -> None:
-    """Run the command here: ``ps``, ``images`` and ``volume ls`` without click when
-    they can (``capsa.cli.fastpath``), everything else through click."""
-    from capsa.cli import fastpath
-
-    status = fastpath.run(argv)
-    if status is None:
-        from capsa.cli.launcher import with_site
-
-        with_site()  # click and the rest of the environment's packages
-        from capsa.cli.main import main as cold
-
-        cold()  # exits
-    from capsa.cli.failure import exit_fast
-
-    exit_fast(status)
 
 
 def warm_start(argv: list[str]) -> int | None:

@@ -8,7 +8,7 @@ ls`` exactly as click would for the options those commands declare, and gives up
 malformed option, a value click would refuse, shell completion. ``invoke`` then calls
 the same command body as click (``capsa.cli.list_*``) and ends as click's group does
 (``capsa.cli.failure``): output, errors and exit codes are the same either way
-(``tests/integration/test_fastpath.py`` runs both on the same inputs;
+(``tests/integration/test_cli_fastpath.py`` runs both on the same inputs;
 ``tests/unit/test_fastpath.py`` checks these option tables against click's).
 """
 

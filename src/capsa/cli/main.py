@@ -93,6 +93,10 @@ _register()
 # ``inspect``, ``stop``, ``rm``...): a warm host imports them once for all its commands
 _WARM_MODULES = (
     "capsa.config",
+    "capsa.cli.fastpath",
+    "capsa.cli.list_containers",
+    "capsa.cli.list_images",
+    "capsa.cli.list_volumes",
     "capsa.api.wire_containers",
     "capsa.cli.attachio",
     "capsa.cli.errors",

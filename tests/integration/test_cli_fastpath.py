@@ -87,10 +87,10 @@ COMMAND_LINES = [
 ]
 
 
-def _run(capsa: CapsaCli, argv: list[str]) -> tuple[int, str, str]:
+def _run(capsa: CapsaCli, argv: list[str], warm: bool = False) -> tuple[int, str, str]:
     proc = subprocess.run(
         argv,
-        env={**capsa.env, "CAPSA_WARM": "0"},
+        env={**capsa.env, "CAPSA_WARM": "1" if warm else "0"},
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
@@ -130,6 +130,22 @@ def test_the_fast_path_prints_what_click_prints(capsa: CapsaCli) -> None:
         capsa.run("rmi", "fp/other:v1", "fp/other:v2", check=False)
         for name in ("fp-v1", "fp-v2", "fp-v10", "fp-v9", "fp-labelled"):
             capsa.run("volume", "rm", name, check=False)
+
+
+def test_a_warm_listing_prints_what_click_prints(capsa: CapsaCli) -> None:
+    """Forked from the monitor host (capsa.cli.command): the fast path there too."""
+    capsa.detached("--name", capsa.name(), "--init")
+    socket = capsa.runroot / "monitor-host.sock"
+    capsa.wait_for(socket.exists, 10, "the monitor host")
+    for args in (["ps", "-a"], ["ps", "--format", "{{.Names}} {{.State}}"], ["images", "-q"]):
+        warm = _run(capsa, [CAPSA, *args], warm=True)
+        clicked = _run(capsa, [sys.executable, "-c", CLICK, CAPSA, *args])
+        if clicked != warm:
+            assert clicked == _run(capsa, [CAPSA, *args], warm=True), args
+    for args in (["ps", "--bogus"], ["volume", "ls", "-f", "bogus=1"]):
+        assert _run(capsa, [CAPSA, *args], warm=True) == _run(
+            capsa, [sys.executable, "-c", CLICK, CAPSA, *args]
+        )
 
 
 def test_output_to_a_closed_pipe_dies_of_sigpipe_on_both_paths(capsa: CapsaCli) -> None:
