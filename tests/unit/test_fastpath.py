@@ -321,8 +321,23 @@ NEVER = (
 )
 # and these only where the command needs them (images parse references with ``re``)
 NOT_FOR = {
-    "ps": ("re", "json", "capsa.engine.images", "capsa.store.content", "capsa.engine.volumes"),
-    "volume ls": ("re", "json", "enum", "capsa.engine.images", "capsa.engine.containers"),
+    "ps": (
+        "re",
+        "json",
+        "enum",
+        "datetime",
+        "capsa.engine.images",
+        "capsa.store.content",
+        "capsa.engine.volumes",
+    ),
+    "volume ls": (
+        "re",
+        "json",
+        "enum",
+        "datetime",
+        "capsa.engine.images",
+        "capsa.engine.containers",
+    ),
     "images": ("capsa.engine.containers", "capsa.engine.volumes"),
 }
 

@@ -15,6 +15,7 @@ RANK = {
     "progress": 0,
     "config": 0,
     "fastjson": 0,
+    "enums": 0,
     "linux": 1,
     "oci": 1,
     "cgroups": 1,

@@ -7,17 +7,18 @@ config. ``ContainerRecord`` is what the engine keeps about a container.
 
 from __future__ import annotations
 
-import enum
-
 from capsa.errors import Conflict
 from capsa.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from enum import Enum
     from typing import Any
+else:
+    from capsa.enums import Enum  # the standard one costs a cold ``ps`` ~3.5 ms
 
 
-class State(enum.Enum):
+class State(Enum):
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
@@ -27,7 +28,7 @@ class State(enum.Enum):
     DEAD = "dead"
 
 
-class Action(enum.Enum):
+class Action(Enum):
     START = "start"
     STOP = "stop"
     KILL = "kill"
