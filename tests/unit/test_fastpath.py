@@ -417,3 +417,24 @@ def _echoed(which: str, stream: str, tty: bool, encoding: str) -> bytes:
 @pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
 def test_echo_writes_the_bytes_click_echo_writes(tty: bool, stream: str, encoding: str) -> None:
     assert _echoed("capsa", stream, tty, encoding) == _echoed("click", stream, tty, encoding)
+
+
+@pytest.mark.parametrize("args", [["ps", "-a"], ["version"], ["ps", "--filter", "bogus=1"]])
+def test_a_command_started_with_stdout_closed_ends_without_a_traceback(
+    args: list[str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "CAPSA_ROOT": str(tmp_path / "root"),
+        "CAPSA_RUNROOT": str(tmp_path / "run"),
+        "CAPSA_WARM": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", "from capsa.cli.entry import main; main()", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.close(1),  # Python starts with sys.stdout None
+    )
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == (1 if "bogus=1" in args else 0), proc.stderr

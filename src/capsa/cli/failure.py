@@ -93,7 +93,8 @@ def exit_fast(code: object) -> NoReturn:
         sys.stderr.write(f"{code}\n")
         status = 1
     try:
-        sys.stdout.flush()  # what is left of the output: a closed pipe kills, as a write does
+        if sys.stdout is not None:  # None: started with fd 1 closed
+            sys.stdout.flush()  # what is left of the output: a closed pipe kills, as a write does
     except BrokenPipeError:
         die_of_sigpipe()
     except (OSError, ValueError):

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 def exit_now(status: int) -> NoReturn:
     """Flush stdout and stderr (a closed pipe, as in ``| head``, is fine), then ``_exit``."""
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with that fd closed
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):
