@@ -132,6 +132,21 @@ def test_the_fast_path_prints_what_click_prints(capsa: CapsaCli) -> None:
             capsa.run("volume", "rm", name, check=False)
 
 
+def test_a_cold_ps_imports_neither_click_nor_re_with_image_commands(capsa: CapsaCli) -> None:
+    """A container made without a command shows its image's: read without json or re."""
+    capsa.run("create", "--name", capsa.name(), IMAGE)
+    env = {**capsa.env, "CAPSA_WARM": "0", "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.run([CAPSA, "ps", "-a"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and '"/bin/sh"' in proc.stdout, proc.stderr[-500:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "capsa.oci.image_spec" in imported
+    assert not {"click", "re", "json", "enum", "hashlib"} & imported
+
+
 def test_a_warm_listing_prints_what_click_prints(capsa: CapsaCli) -> None:
     """Forked from the monitor host (capsa.cli.command): the fast path there too."""
     capsa.detached("--name", capsa.name(), "--init")

@@ -111,14 +111,19 @@ def ps_rows(
     no_trunc: bool,
     size: bool,
 ) -> list[dict[str, Any]]:
+    from capsa.engine.container_types import State
+
     service = app.engine.containers
+    image_commands: dict[str, str] = {}  # image id -> its command: read once per image
     rows: list[dict[str, Any]] = []
     for rec in recs:
         cmd = " ".join(
             shell_quote(a) for a in (rec.spec.entrypoint or []) + (rec.spec.command or [])
         )
         if not cmd:
-            cmd = _image_command(app, rec)
+            if rec.image_id not in image_commands:
+                image_commands[rec.image_id] = _image_command(app, rec)
+            cmd = image_commands[rec.image_id]
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         row = {
@@ -128,7 +133,9 @@ def ps_rows(
             "CreatedAt": rec.created,
             "RunningFor": render.ago(rec.created),
             "Ports": _ports_text(rec),
-            "Status": status_text(rec, service.health(rec)),
+            "Status": status_text(
+                rec, service.health(rec) if rec.state is State.RUNNING else None
+            ),  # only a running container shows its health
             "State": rec.state.value,
             "Names": rec.name,
             "Labels": ",".join(f"{k}={v}" for k, v in rec.spec.labels.items()),

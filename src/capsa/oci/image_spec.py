@@ -7,9 +7,7 @@ media types are accepted everywhere the OCI ones are; ``MANIFEST_TYPES`` and
 
 from __future__ import annotations
 
-import json
-import re
-
+from capsa import fastjson
 from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict, to_dict
 from capsa.record import field, record
@@ -44,11 +42,15 @@ LAYER_TYPES = frozenset(
     }
 )
 
-_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")  # matched whole
+# ``sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}``, matched whole (without ``re``: listing
+# containers reads image configs, and ``re`` costs a cold ``ps`` milliseconds)
+_DIGEST_HEX = {"sha256:": 64, "sha512:": 128}
+_HEX = frozenset("0123456789abcdef")
 
 
 def validate_digest(digest: str) -> str:
-    if not _DIGEST_RE.fullmatch(digest):
+    size = _DIGEST_HEX.get(digest[:7])
+    if size is None or len(digest) != 7 + size or not _HEX.issuperset(digest[7:]):
         raise InvalidArgument(f"invalid digest {digest!r}")
     return digest
 
@@ -176,7 +178,7 @@ class ImageConfig:
 
 def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
+        data = decode_json(raw)
     except ValueError as e:  # bad JSON, or bytes that are not UTF-8
         raise InvalidArgument(f"{what}: invalid JSON: {e}") from None
     except RecursionError:  # [[[[... a few thousand deep
@@ -184,6 +186,23 @@ def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidArgument(f"{what}: expected a JSON object")
     return data
+
+
+_NOT_UTF8_FIRST = (b"\x00", b"\xef", b"\xfe", b"\xff")  # BOMs, UTF-16/32: json's choice
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """``json.loads(raw)``; the usual UTF-8 document without importing ``json`` (and
+    ``re``): decoded as ``json`` decodes what it finds to be UTF-8, then parsed by the
+    same C scanner (``capsa.fastjson``). Anything else goes to ``json`` itself."""
+    if isinstance(raw, str):
+        if not raw.startswith("\ufeff"):
+            return fastjson.loads(raw)
+    elif raw[:1] not in _NOT_UTF8_FIRST and raw[1:2] != b"\x00":
+        return fastjson.loads(raw.decode("utf-8", "surrogatepass"))
+    import json
+
+    return json.loads(raw)
 
 
 def load_manifest(raw: bytes) -> Manifest:
@@ -200,7 +219,7 @@ def load_config(raw: bytes) -> ImageConfig:
 
 def dump(obj: Any) -> bytes:
     """Canonical-enough JSON bytes for a document we write (and hash)."""
-    return json.dumps(to_dict(obj), separators=(",", ":")).encode()
+    return fastjson.dumps(to_dict(obj), separators=(",", ":")).encode()
 
 
 def media_type_of(raw: bytes) -> str:
