@@ -93,9 +93,9 @@ def _in_kernel(capsa: CapsaCli, net: Any) -> list[str]:
 
 
 def _supervisors_first(capsa: CapsaCli) -> list[int]:
-    """The roots' monitor processes, guardian then host first: killed in this order none
-    of them can take over from another."""
-    rank = {"capsa-monitor guardian": 0, "capsa-monitor host": 1}
+    """The roots' monitor processes, host then shims first: killed in this order none
+    of them can take over from another (nor a new host adopt a shim)."""
+    rank = {"capsa-monitor host": 0, "capsa-monitor shim": 1}
     return sorted(
         capsa.monitor_pids(),
         key=lambda p: next((r for t, r in rank.items() if cmdline(p).startswith(t)), 2),
@@ -301,9 +301,10 @@ def test_killed_monitor_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
 def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
     name, _ = _late_exit(capsa)
 
-    def handed_over() -> bool:
+    def handed_over() -> bool:  # to the host, and the monitor is the init's shim now
         hosts = _titled(capsa, "capsa-monitor host")
-        return len(hosts) == 1 and ppid(capsa.pid(name)) == hosts[0]
+        shim = cmdline(ppid(capsa.pid(name))).startswith("capsa-monitor shim")
+        return len(hosts) == 1 and shim
 
     capsa.wait_for(handed_over, 15, "the monitor host to adopt the container")
     (host,) = _titled(capsa, "capsa-monitor host")
@@ -313,7 +314,7 @@ def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
 
 
 def test_unknown_exit_code_is_never_made_up(capsa: CapsaCli) -> None:
-    """Host and guardian both killed: the container is init's child, its status lost."""
+    """Host and shim both killed: the container is init's child, its status lost."""
     name, _ = _late_exit(capsa)
     for pid in _supervisors_first(capsa):
         with contextlib.suppress(ProcessLookupError):

@@ -1,12 +1,15 @@
 """The monitor host: after a few seconds a container's supervision moves from its own
 monitor to one host process per run root, which then relays its output, records its
-exit, applies its restart policy and exits itself when it supervises nothing."""
+exit, applies its restart policy and exits itself when it supervises nothing. The
+monitor becomes the container's shim (the init's parent, a page of machine code); an
+idle host goes to sleep and wakes for output, exits, attaches and commands."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -30,18 +33,29 @@ def _keepers(capsa: CapsaCli) -> list[int]:
     return [p for p in capsa.monitor_pids() if cmdline(p).startswith("capsa-monitor databases")]
 
 
-def _guardians(capsa: CapsaCli) -> list[int]:
-    return [p for p in capsa.monitor_pids() if cmdline(p).startswith("capsa-monitor guardian")]
+def _shim(capsa: CapsaCli, name: str) -> int:
+    """The parent of the container's init if it is a shim (0 if not)."""
+    parent = ppid(capsa.pid(name))
+    return parent if cmdline(parent).startswith("capsa-monitor shim") else 0
+
+
+def _asleep(pid: int) -> bool:
+    """The host is the sleeper, not an interpreter: its program is a sealed memfd."""
+    try:
+        return os.readlink(f"/proc/{pid}/exe").startswith("/memfd:")
+    except OSError:
+        return False
 
 
 def _handed_over(capsa: CapsaCli, *names: str) -> int:
-    """Wait until one host is the parent of every named container's init; its pid."""
+    """Wait until one host serves the run root and every named container's init is the
+    child of its shim (a monitor that handed over to the host); the host's pid."""
     found: list[int] = []
 
     def ready() -> bool:
         hosts = _hosts(capsa)
         found[:] = hosts
-        return len(hosts) == 1 and all(ppid(capsa.pid(n)) == hosts[0] for n in names)
+        return len(hosts) == 1 and all(_shim(capsa, n) for n in names)
 
     capsa.wait_for(ready, timeout=15, what="the monitor host to adopt the containers")
     return found[0]
@@ -53,10 +67,12 @@ def test_one_host_adopts_every_running_container(capsa: CapsaCli) -> None:
         capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, *names)
     assert os.getsid(host) == host, "the host is not in its own session"
-    helpers = {host, *_keepers(capsa), *_guardians(capsa)}
+    shims = {_shim(capsa, n) for n in names}
+    helpers = {host, *_keepers(capsa), *shims}
     left = [p for p in capsa.monitor_pids() if p not in helpers]
     assert not left, f"per-container monitors still running: {left}"
-    assert _guardians(capsa) == [ppid(host)], "the host has no guardian for its parent"
+    for shim in shims:  # the monitor became the shim: a sealed memfd, no interpreter
+        assert ppid(shim) == host and os.readlink(f"/proc/{shim}/exe").startswith("/memfd:")
     for name in names:
         assert capsa.status(name) == "running"
         assert capsa.run("exec", name, "true").returncode == 0
@@ -103,27 +119,29 @@ def test_host_keeps_the_databases_open_while_it_serves(capsa: CapsaCli) -> None:
     name = capsa.name()
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
-    (guardian,) = _guardians(capsa)  # the host's parent holds them, never forking after
-    assert ppid(host) == guardian and not _keepers(capsa)
     capsa.run("ps", "-a")
+    (keeper,) = _keepers(capsa)  # a child of the host that never forks
+    assert ppid(keeper) == host
     db = str(capsa.root / "containers.db")
-    assert db in capsa_cli._fd_links(guardian), "the guardian does not hold the database"
+    assert db in capsa_cli._fd_links(keeper), "the keeper does not hold the database"
     wal = capsa.root / "containers.db-wal"
     assert wal.exists(), "a command's close checkpointed the database"
     capsa.run("stop", "-t", "1", name)
-    capsa.wait_for(lambda: not cmdline(host) and not cmdline(guardian), 10, "both exit")
-    assert not wal.exists(), "the guardian's last close did not checkpoint"
+    capsa.wait_for(lambda: not cmdline(host) and not cmdline(keeper), 10, "both exit")
+    assert not wal.exists(), "the keeper's last close did not checkpoint"
 
 
 def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
+    """The shim keeps the container; the next command starts a host that adopts it."""
     name = capsa.name()
     capsa.detached("--name", name, "--init")
     host = _handed_over(capsa, name)
-    (guardian,) = _guardians(capsa)
+    shim = _shim(capsa, name)
     os.kill(host, signal.SIGKILL)
-    capsa.wait_for(lambda: _hosts(capsa) == [guardian], 10, "the guardian to become the host")
-    assert ppid(capsa.pid(name)) == guardian
-    assert capsa.status(name) == "running"
+    capsa.wait_for(lambda: not cmdline(host) or "defunct" in cmdline(host), 10, "the kill")
+    assert capsa.status(name) == "running"  # and a new host for the shim
+    capsa.wait_for(lambda: len(_hosts(capsa)) == 1, 10, "a new host")
+    assert _hosts(capsa) != [host] and _shim(capsa, name) == shim
     assert capsa.run("exec", name, "true").returncode == 0
     other = capsa.name()
     capsa.detached("--name", other, "--init")  # the new host serves new containers
@@ -131,6 +149,35 @@ def test_killed_host_loses_no_container(capsa: CapsaCli) -> None:
     capsa.run("stop", "-t", "5", name, other)
     assert capsa.status(name) == "exited" and capsa.fmt(name, "{{.State.ExitCode}}") == "143"
     assert capsa.status(other) == "exited"
+
+
+def test_an_idle_host_sleeps_and_wakes_for_output_an_attach_and_the_exit(
+    capsa: CapsaCli, tmp_path: Path
+) -> None:
+    """Asleep, the host is a page of machine code; the container's output wakes it (the
+    line is logged), so does an ``attach``, and the exit (recorded with its code)."""
+    name = capsa.name()
+    wait = "until [ -e /x/{0} ]; do sleep 0.1; done"
+    script = f"echo first; {wait.format('more')}; echo second; {wait.format('end')}; exit 5"
+    os.chmod(tmp_path, 0o755)
+    cid = capsa.detached("--name", name, "-v", f"{tmp_path}:/x", cmd=("sh", "-c", script))
+    host = _handed_over(capsa, name)
+    log = capsa.root / "containers" / cid / "json.log"
+    capsa.wait_for(lambda: _asleep(host), 30, "the host to go to sleep")
+    (tmp_path / "more").touch()  # no capsa command: the output itself must wake it
+    capsa.wait_for(lambda: "second" in log.read_text(), 10, "the host to log the output")
+    assert _hosts(capsa) == [host], "not the same host"
+    capsa.wait_for(lambda: _asleep(host), 30, "the host to go back to sleep")
+    from capsa.engine.attach import connect_unix
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        connect_unix(client, str(capsa.runroot / "containers" / cid / "attach.sock"))
+        capsa.wait_for(lambda: not _asleep(host), 10, "an attach to wake the host")
+    capsa.wait_for(lambda: _asleep(host), 30, "the host to sleep once the client left")
+    (tmp_path / "end").touch()
+    capsa.wait_status(name, "exited", timeout=20)
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "5"
+    assert capsa.run("logs", name).stdout.split() == ["first", "second"]
 
 
 def test_lingering_host_serves_the_next_container_then_exits(capsa: CapsaCli) -> None:

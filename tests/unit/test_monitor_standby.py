@@ -149,10 +149,25 @@ def test_an_exit_nobody_can_know_is_recorded_unknown(host: _Host, loop: tuple[Lo
     assert finish["exit_code"] is None and "reaping" in finish["unknown_why"]
 
 
-def test_a_dead_hosts_containers_resume_with_their_reaped_status(
+def test_a_dead_hosts_containers_are_adopted_with_the_status_their_shims_kept(
     host: _Host, loop: tuple[Loop, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    copy = _copy(*loop[0].standby())
-    host.resume([copy], {999_999: (3 << 8, 0.0)})  # it exited 3 between the two hosts
-    assert host.supervised == [999_999] and host.recorded == ["c" * 64]
-    assert host.loops[999_999].exit_code == 3
+    """A new host adopts the shims nobody supervises; a shim that saw the exit meanwhile
+    said how it ended (3) in its status file."""
+    from capsa.engine import monitor_shim
+
+    args, fds = loop[0].standby()
+    copied = {**_copy(args, fds).args, "shim": 4242, "shim_start": 1, "shim_status": 3 << 8}
+    seen: list[set[str]] = []
+
+    def adopt(runroot: str, skip: set[str]) -> list[dict[str, Any]]:
+        seen.append(skip)
+        return [copied]
+
+    monkeypatch.setattr(monitor_shim, "adopt", adopt)
+    host._adopt()
+    assert host.supervised == [999_999] and seen == [set()]
+    assert host.loops[999_999].exit_code == 3 and host.loops[999_999].draining
+    copied = {**_copy(args, fds).args, "shim": 4242, "shim_start": 1}
+    host._adopt()  # supervised now: asked to skip it, and never adopted twice
+    assert seen[-1] == {"c" * 64} and host.loops[999_999].exit_code == 3

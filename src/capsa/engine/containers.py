@@ -70,7 +70,7 @@ class ContainerService:
             return rec
         from capsa.engine import restore
 
-        if restore.supervised(rec):
+        if restore.supervised(rec, self.ctx):
             return rec
         # gone without a word (a killed monitor, a reboot): finish its work here
         from capsa.store.space import NoSpace

@@ -4,10 +4,10 @@ skip SQLite's checkpoint and WAL removal on last close.
 
 Not the host itself: SQLite's per-process state (its list of open files, the WAL index
 mapping) must not be inherited by a fork, and the host forks every monitor and warm
-command. The keeper reads root paths, one a line, until the host closes the pipe.
-
-Only a host without a guardian uses it (one that took over from a dead host): a host's
-guardian, its parent, holds the databases itself (``capsa.engine.monitor_guardian``).
+command. The keeper reads root paths, one a line, until the host closes the pipe: the
+host starts it with the first container it is asked to start and closes it when it
+drops its warm-start modules (``capsa.engine.monitor_sleep``), so it lives while
+commands come, not while containers idle.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ class HealthRunner:
         self.path = os.path.join(args["runroot"], "containers", args["id"], "health.json")
         self.init_pid = init_pid
         self._resume()
-        self.due = self.state.next_due(time.time())
+        due = args.get("health_due")  # a host waking up, or taking over: the same time
+        self.due = float(due) if due is not None else self.state.next_due(time.time())
         self.probe: dict[str, Any] | None = None
         self.restart = False
         self.stop = False

@@ -78,7 +78,8 @@ class Setup:
         supervised right here (its exit goes straight to the finish phase, returned); a
         container still running after HANDOFF_AFTER seconds is handed over, so idle
         containers cost little memory: to the monitor host that forked this monitor
-        (None is returned), or else to a fresh, lean process (``exec``)."""
+        (this process then becomes the container's shim: it never returns), or else to
+        a fresh, lean process (``exec``)."""
         from capsa.cleanup import CleanupStack
         from capsa.engine.monitor_loop import Loop, exec_module
 
@@ -92,8 +93,7 @@ class Setup:
         while result is None and loop.probing:  # a healthcheck in flight stays here
             result = loop.run(until=time.monotonic() + 0.2)
         if result is None:
-            if self._hand_to_host(loop):
-                return None
+            self._hand_to_host(loop)  # returns only if there is no host to take it
             exec_module("capsa.engine.monitor_loop", loop.handoff_args())
         self._tell_host("exited", result or {}, [])
         loop.close()
@@ -109,28 +109,33 @@ class Setup:
 
             monitor_client.tell(host, op, args, fds)
 
-    def _hand_to_host(self, loop: Loop) -> bool:
-        """Give the running container to the monitor host; it becomes the init's
-        parent (it is our parent and a subreaper) when this process exits."""
+    def _hand_to_host(self, loop: Loop) -> None:
+        """Give the running container to the monitor host (our parent), then become the
+        container's shim (``capsa.engine.monitor_shim``): the init stays this process's
+        child, so its exit status and output outlive any supervisor. Never returns once
+        the host has the loop; returns at once if there is no host to take it."""
         host = int(self.args.get("host_fd", -1))
         if host < 0:
-            return False
-        from capsa.engine import monitor_client
+            return
+        from capsa.engine import monitor_client, monitor_shim
         from capsa.linux.proc import start_time
 
-        # recorded first: once adopted, the host may finish the container (and clear
-        # the record's monitor) before this process would get to write it
-        parent, me = os.getppid(), os.getpid()
-        self.ctx.store.update(
-            self.rec.id, monitor_pid=parent, monitor_start=start_time(parent) or 0
-        )
-        if not monitor_client.tell(host, "adopt", loop.handoff_args(), loop.handoff_fds()):
-            self.ctx.store.update(self.rec.id, monitor_pid=me, monitor_start=start_time(me) or 0)
-            return False
-        loop.close()
-        for fd in loop.clients:
-            os.close(fd)
-        return True
+        fds = monitor_shim.prepare(self.paths.run)
+        loop.notify = fds.notify_read
+        standby, kept = loop.standby()
+        monitor_shim.write_record(self.paths.run, standby, fds)
+        me = os.getpid()
+        args = {**loop.handoff_args(), "shim": me, "shim_start": start_time(me) or 0}
+        if not monitor_client.tell(host, "adopt", args, loop.handoff_fds()):
+            loop.notify = -1
+            monitor_shim.discard(self.paths.run, fds)
+            return
+        self.ctx.close()
+        title = f"{monitor_shim.TITLE} {self.rec.name}"
+        monitor_shim.become(fds, loop.pid, title, kept)
+        from capsa.linux.shim import hold  # no shim program could start: be it here
+
+        hold(loop.pid, fds.status, fds.notify_write)
 
     def _launch(self, cleanup: Any) -> dict[str, Any]:
         from capsa.engine import bundle
@@ -351,6 +356,9 @@ class Finish(Setup):
         """Record the exit; return the setup arguments when the policy restarts."""
         args = self.args
         code = None if args.get("exit_code") is None else int(args["exit_code"])
+        from capsa.engine import monitor_shim
+
+        claim = monitor_shim.claim(self.paths.run)  # no new host adopts it meanwhile
         oom = self._oom_killed()
         backend = self.ctx.backend(self.rec.spec.runtime)
         backend.delete(self.rec.id, True)
@@ -369,6 +377,9 @@ class Finish(Setup):
         ran_for = time.time() - float(args.get("started") or time.time())
         restart, delay = self._restart_decision(rec, code, ran_for)
         state = State.RESTARTING if restart else State.EXITED
+        from capsa.linux.proc import start_time
+
+        me = os.getpid()
         self.ctx.store.update(
             rec.id,
             state,
@@ -378,7 +389,11 @@ class Finish(Setup):
             finished_at=now_rfc3339(),
             pid=0,
             restart_count=rec.restart_count + (1 if restart else 0),
+            monitor_pid=me,  # this process answers for it now, not the shim
+            monitor_start=start_time(me) or 0,
         )
+        shim = (int(args.get("shim") or 0), int(args.get("shim_start") or 0))
+        monitor_shim.release(self.paths.run, claim, *shim)  # recorded: it may go
         self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
         attrs = {"name": rec.name, "image": rec.image_name, "exitCode": _code_text(code)}
         self.ctx.events.emit("container", "die", rec.id, attrs)

@@ -1,11 +1,12 @@
 """The client side of the monitor host (``capsa.engine.monitor_host``): what a ``capsa``
-command and a container's monitor call. Finding the run root's host (or starting one:
-its guardian first, which forks the host), asking it to fork a monitor, a monitor
-telling the host about its loop, and how a forked monitor leaves its parent's state.
+command and a container's monitor call. Finding the run root's host (or starting one),
+asking it to fork a monitor, a monitor telling the host about its loop, how a forked
+monitor leaves its parent's state, and starting a host for shims that have none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,9 +17,11 @@ from capsa.errors import Internal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 LOCK_NAME = "monitor-host.lock"
+ALIVE_NAME = "monitor-host.pid"  # locked by the host while it lives (``host_alive``)
 
 
 def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float = 0.0) -> int:
@@ -65,37 +68,100 @@ def _connect(path: str) -> socket.socket | None:
     return sock
 
 
-def _start_host(runroot: str, linger: float) -> socket.socket:
+def host_alive(runroot: str) -> bool:
+    """Whether a host serves ``runroot`` (awake or asleep): it holds a lock while it
+    lives. Asks the host nothing, so a sleeping host sleeps on."""
     import fcntl
 
-    path = os.path.join(runroot, SOCKET_NAME)
+    try:
+        fd = os.open(os.path.join(runroot, ALIVE_NAME), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def ensure_host(runroot: str, linger: float) -> None:
+    """Start a host for ``runroot`` unless one runs: it adopts the containers whose shims
+    nobody supervises (their host was killed). The host is a fresh, lean interpreter:
+    this process may hold databases open, which a fork must not inherit."""
+    if host_alive(runroot):
+        return
+    with _start_lock(runroot):
+        if not host_alive(runroot):
+            _launch_host(runroot, linger, fresh=True)
+
+
+@contextlib.contextmanager
+def _start_lock(runroot: str) -> Iterator[None]:
+    """Held while a host is started, and by a host that stops listening."""
+    import fcntl
+
     lock = os.open(os.path.join(runroot, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        sock = _connect(path)  # another client made one while we waited
-        if sock is not None:
-            return sock
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        listener.bind(path)
-        os.chmod(path, 0o600)
-        listener.listen(64)
-        _fork_host(listener, runroot, linger)
-        listener.close()
-        sock = _connect(path)
-        if sock is None:
-            raise Internal(f"the monitor host did not listen on {path}")
-        return sock
+        yield
     finally:
         os.close(lock)
 
 
-def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
+def _start_host(runroot: str, linger: float) -> socket.socket:
+    path = os.path.join(runroot, SOCKET_NAME)
+    with _start_lock(runroot):
+        sock = _connect(path)  # another client made one while we waited
+        if sock is not None:
+            return sock
+        _launch_host(runroot, linger, fresh=False)
+        sock = _connect(path)
+        if sock is None:
+            raise Internal(f"the monitor host did not listen on {path}")
+        return sock
+
+
+def _launch_host(runroot: str, linger: float, fresh: bool) -> None:
+    """Listen on the run root's socket and start the host that serves it, its alive lock
+    taken here (a host that is still exiting lets go of it first)."""
+    path = os.path.join(runroot, SOCKET_NAME)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    alive = lock_alive(runroot)
+    try:
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(64)
+        _fork_host(listener, runroot, linger, fresh, alive)
+    finally:
+        os.close(alive)
+        listener.close()
+
+
+def lock_alive(runroot: str) -> int:
+    """The host's alive lock (``host_alive``), taken: an fd for the host to keep."""
+    import fcntl
+
+    fd = os.open(os.path.join(runroot, ALIVE_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fork_host(
+    listener: socket.socket, runroot: str, linger: float, fresh: bool, alive: int
+) -> None:
     """Fork twice so that the host is nobody's child here (no zombie in a long-lived
-    caller) and leads its own session."""
+    caller) and leads its own session. The host is this process forked, with the engine
+    imported (``fresh``: a new, lean interpreter instead)."""
     pid = os.fork()
     if pid:
         os.waitpid(pid, 0)
@@ -104,10 +170,15 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
     try:
         if os.fork() == 0:
             os.setsid()
-            detach_stdio(open_log(os.path.join(runroot, "monitor-host.log")), (listener.fileno(),))
-            from capsa.engine.monitor_guardian import Guardian
+            log = open_log(os.path.join(runroot, "monitor-host.log"))
+            detach_stdio(log, (listener.fileno(), alive))
+            if fresh:
+                _exec_host(listener, runroot, linger, alive)
+            from capsa.engine.monitor_host import Host
 
-            Guardian(listener, runroot, linger).run()  # forks the host, its child
+            host = Host(listener, runroot, linger)
+            host.alive = alive
+            host.serve()
             code = 0
         else:
             code = 0
@@ -119,9 +190,23 @@ def _fork_host(listener: socket.socket, runroot: str, linger: float) -> None:
         os._exit(code)
 
 
-def run_monitor(
-    args: dict[str, Any], log: int, keep: tuple[int, ...], fresh: bool = False
-) -> None:
+def _exec_host(listener: socket.socket, runroot: str, linger: float, alive: int) -> None:
+    import json
+
+    from capsa.engine.monitor_sleep import STATE_NAME, boot_argv, fresh_state
+    from capsa.linux.atomicfile import write_atomic
+
+    state = fresh_state(runroot, linger, listener.fileno(), sys.executable, sys.path)
+    state["alive"] = alive
+    path = os.path.join(runroot, STATE_NAME)
+    write_atomic(path, json.dumps(state).encode(), 0o600, durable=False)
+    for fd in (listener.fileno(), alive):
+        os.set_inheritable(fd, True)
+    argv = boot_argv(sys.executable, path)
+    os.execv(argv[0], argv)
+
+
+def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...], fresh: bool = False) -> None:
     """In a freshly forked child: become a container's monitor in a session of its own,
     output to ``log``, no fd but ``keep`` inherited; never returns. ``fresh``: in a new
     interpreter, because the code this process imported is no longer what is on disk

@@ -4,28 +4,37 @@ Every container still gets a monitor of its own for the work that needs the engi
 (creating the container, recording its exit, restarting it: ``capsa.engine.monitor``),
 but the host forks those monitors, and once a container has run for a few seconds its
 monitor hands the supervision loop (stdio relay, json-file log, attach socket,
-healthchecks) over to the host and exits. The host is a subreaper and the monitor's
-parent, so the container's init becomes the host's child and the host reaps it. An idle
-container then costs a few kilobytes in the host instead of a Python interpreter.
+healthchecks) over to the host and becomes the container's *shim*: a few hundred bytes
+of machine code that stay the init's parent and keep its exit status and copies of its
+output pipes (``capsa.engine.monitor_shim``). An idle container then costs a few
+kilobytes in the host and a shim of tens of KiB, instead of a Python interpreter.
+
+The host itself costs little while nothing happens (``capsa.engine.monitor_sleep``):
+it forks warm-start commands and monitors with the engine imported, but a few seconds
+after the last of those it drops these modules (it execs a lean interpreter of itself),
+and once its containers have been quiet for a moment it goes to sleep: it execs a tiny
+program that holds every fd and execs the interpreter again when one of them is
+readable (output, an exit, an attach, a command) or a healthcheck is due.
 
 A killed monitor or host loses no container, no exit status and no output where the
-kernel still lets us have them (``capsa.engine.monitor_standby``): the host keeps a copy
-of each of its monitors' loops and takes over a monitor that dies; its parent, a small
-guardian (``capsa.engine.monitor_guardian``), keeps a copy of the host's loops and
-becomes the host if the host dies. The host exits once it has supervised nothing for
-``linger`` seconds; the next ``start`` makes a new one.
+kernel still lets us have them: the host keeps a copy of each of its monitors' loops and
+takes over a monitor that dies (``capsa.engine.monitor_standby``; it is their parent and
+a subreaper, so their containers' inits become its children); a killed host leaves the
+shims, and the next host (started by the next ``capsa`` command that finds a shim with
+no host, or by ``capsa system restore``) adopts them. The host exits once it has
+supervised nothing for ``linger`` seconds; the next ``start`` makes a new one.
 
 Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
 
 - client -> host on ``<runroot>/monitor-host.sock``: ``{"op": "spawn", "args": {...},
   "fds": [arg names]}`` with one fd per name; the host answers ``{"pid": N}`` once it
-  has forked the container's monitor.
+  has forked the container's monitor. Warm-start requests (``capsa.engine.warm_wire``)
+  come on the same socket.
 - monitor -> host on a socketpair made at the fork: ``{"op": "adopt", "args": {...},
-  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state;
-  ``"standby"`` (same shape: a copy of the loop, ``Loop.standby``) and ``"exited"``
-  (``args``: the loop's result) keep the host ready to take over.
-- host -> guardian on a socketpair made at its fork: ``"keep"`` (a copy of a loop the
-  host supervises) and ``"drop"`` (``{"pid": N}``: that container exited).
+  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state (the
+  shim's pid and notification pipe among them); ``"standby"`` (same shape: a copy of the
+  loop, ``Loop.standby``) and ``"exited"`` (``args``: the loop's result) keep the host
+  ready to take over.
 """
 
 from __future__ import annotations
@@ -58,25 +67,18 @@ if TYPE_CHECKING:
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 256
 _ORPHAN_TTL = 60.0  # seconds an unclaimed exit status is kept for a hand-off
+WARM_LINGER = 5.0  # seconds the engine's modules stay imported after the last command
+SLEEP_AFTER = 2.0  # seconds without anything to do before the host goes to sleep
 
 
 # -- the host ------------------------------------------------------------------------------------
 
 
 class Host:
-    def __init__(
-        self,
-        listener: socket.socket,
-        runroot: str,
-        linger: float = 0.0,
-        guardian: socket.socket | None = None,
-    ) -> None:
+    def __init__(self, listener: socket.socket, runroot: str, linger: float = 0.0) -> None:
         self.listener = listener
         self.runroot = runroot
         self.linger = linger
-        self.guardian = guardian  # to our parent, which takes over if we die
-        if guardian is not None:
-            guardian.setblocking(False)  # a slow guardian must never stall the host
         self.senders: dict[int, int] = {}  # channel fd -> the monitor's pid
         self.standby: dict[int, Standby] = {}  # monitor pid -> a copy of its loop
         self.idle_since: float | None = None
@@ -91,33 +93,54 @@ class Host:
         self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
         self.pins: DatabaseKeeper | None = None  # holds the served roots' databases open
         self.code: dict[str, int] = {}  # capsa's modules as imported here: path -> mtime
+        self.shims: set[int] = set()  # our children that became containers' shims
+        self.finishing: dict[int, str] = {}  # monitor pid -> id of the container it records
+        self.fat = True  # the engine's modules imported (False in a lean interpreter)
+        self.resumed = False  # woken up from sleep, or re-executed lean
+        self.alive = -1  # the lock on ALIVE_NAME, held while this host lives
+        self.warm_until = 0.0  # monotonic: keep the engine imported until then
+        self.last_activity = time.monotonic()
+        self.executable = sys.executable  # what a lean or woken host runs
+        self.sys_path = list(sys.path)
 
     def serve(self) -> None:
         import gc
 
         from capsa.engine.monitor_loop import Waker
-        from capsa.linux import syscalls as sc
 
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        if not self.resumed:  # a subreaper stays one across exec
+            from capsa.linux import syscalls as sc
+
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         from capsa.engine.warm import code_stamps
         from capsa.linux.proc import set_title
 
         set_title(f"capsa-monitor host {self.runroot}")
+        if self.alive < 0:  # started here rather than by monitor_client
+            from capsa.engine.monitor_client import lock_alive
 
+            self.alive = lock_alive(self.runroot)
         self.code = code_stamps()
         limits = raise_fd_limit()  # about four fds per container it supervises
-        self.nofile = self.nofile or limits  # a guardian taking over knows the first ones
+        self.nofile = self.nofile or limits  # a host woken up knows the first ones
         gc.freeze()  # the forked monitors then share the heap instead of copying it
         waker = Waker()
+        self._reap(waker)  # what exited while it slept
+        if not self.resumed:
+            self._adopt()
         while True:
             if self._lingered():
                 self._teardown_networks()  # still listening: a new client just waits
                 if self._close_listener():
                     break
             self._step(waker)
+            self._rest()
         waker.close()
         if self.pins is not None:
             self.pins.close()
+        from capsa.engine.monitor_sleep import forget_state
+
+        forget_state(self.runroot)
 
     def _idle(self) -> bool:
         return not (self.requests or self.workers or self.channels or self.loops or self.commands)
@@ -141,6 +164,7 @@ class Host:
             if name not in self.warmed:
                 self.warmed.add(name)
                 monitor.warm(name)
+        self.fat = True
         gc.freeze()
 
     def _close_listener(self) -> bool:
@@ -170,14 +194,17 @@ class Host:
         watched.update(dict.fromkeys(self.channels))
         askers = {conn.fileno(): pid for pid, conn in self.commands.items() if conn is not None}
         watched.update(dict.fromkeys(askers))
-        timeouts = []
+        timeouts = [self._rest_in()]
         for each in self.loops.values():
             watched.update(dict.fromkeys(each.fds(), each))
             timeouts.append(each.timeout())
         if self.idle_since is not None:
             timeouts.append(max(0.0, self.idle_since + self.linger - time.monotonic()))
         timeout = min((t for t in timeouts if t is not None), default=None)
-        for fd in waker.select(list(watched), timeout):
+        ready = waker.select(list(watched), timeout)
+        if ready:
+            self.last_activity = time.monotonic()
+        for fd in ready:
             owner = watched.get(fd)
             if owner is not None:
                 self._guard(owner, owner.readable, fd)
@@ -189,6 +216,15 @@ class Host:
                 self._channel(fd)
             elif fd in askers:
                 self._asker_gone(askers[fd])
+        self._reap(waker)
+        for loop in list(self.loops.values()):
+            self._guard(loop, loop.tick)
+            if loop.shim_lost:
+                self._shim_lost(loop)
+            if loop.done:
+                self._finish(loop)
+
+    def _reap(self, waker: Waker) -> None:
         now = time.monotonic()
         for pid, status in waker.reap(*self.loops.values()):
             if pid in self.commands:
@@ -199,6 +235,9 @@ class Host:
             elif pid in self.workers:
                 del self.workers[pid]
                 self._worker_gone(pid, status)
+            elif pid in self.shims:  # released once its container's exit was recorded
+                self.shims.discard(pid)
+                self._shim_gone(pid)
             else:
                 self.orphans[pid] = (status, now)
         for pid, loop in list(self.loops.items()):  # taken over in this very batch
@@ -207,10 +246,97 @@ class Host:
         for pid, (_, when) in list(self.orphans.items()):
             if now - when > _ORPHAN_TTL:  # its pid may come back as another container's
                 del self.orphans[pid]
+
+    def _shim_lost(self, loop: Loop) -> None:
+        """A loop's shim died before saying how the container ended. A shim of ours
+        (our child) left us its init, to be reaped here once the shim itself is; the
+        init of another host's shim is nobody's to reap any more."""
+        if loop.shim in self.shims:
+            return  # wait for the shim's own exit (``_shim_gone``)
+        loop.shim_lost = False
+        loop.ended_unknown("its shim was killed")
+
+    def _shim_gone(self, shim: int) -> None:
         for loop in list(self.loops.values()):
-            self._guard(loop, loop.tick)
-            if loop.done:
-                self._finish(loop)
+            if loop.shim != shim or loop.ended:
+                continue
+            loop.shim_lost = False
+            if loop.pid in self.orphans:
+                loop.reaped(loop.pid, self.orphans.pop(loop.pid)[0])
+            else:
+                from capsa.engine.monitor_standby import is_child
+
+                if not is_child(loop.pid):  # the shim had reaped it, and died
+                    loop.ended_unknown("its shim was killed")
+
+    # -- rest: dropping the engine's modules, sleeping -------------------------------
+
+    def _calm(self, now: float) -> bool:
+        """Nothing in flight that only this interpreter's memory holds: no request,
+        monitor, command, client, probe or exit being drained."""
+        if self.requests or self.workers or self.channels or self.commands:
+            return False
+        return now >= self.warm_until and all(loop.portable() for loop in self.loops.values())
+
+    def _rest_in(self) -> float | None:
+        """Seconds until the host may rest (None: no rest to wait for)."""
+        if not self.loops:
+            return None
+        due = max(self.warm_until, self.last_activity + SLEEP_AFTER)
+        wait = due - time.monotonic()
+        return wait if wait > 0 else None
+
+    def _rest(self) -> None:
+        """Go to sleep, or at least drop the engine's modules, when calm (execs: this
+        returns only when it did neither)."""
+        now = time.monotonic()
+        if not self.loops or not self._calm(now):
+            return
+        from capsa.engine import monitor_sleep
+
+        if now - self.last_activity >= SLEEP_AFTER and all(
+            loop.sleepable() for loop in self.loops.values()
+        ):
+            monitor_sleep.sleep(self)
+        elif self.fat:
+            monitor_sleep.shed(self)
+
+    def wake_in(self) -> float | None:
+        """Seconds until a loop needs the host again without any fd saying so (a
+        healthcheck due)."""
+        dues = [loop.health.next_due() for loop in self.loops.values() if loop.health]
+        return max(0.0, min(dues) - time.time()) if dues else None
+
+    def _adopt(self) -> None:
+        """Supervise the run root's shims that nobody supervises (a host killed before
+        us, a monitor killed while recording an exit)."""
+        from capsa.engine import monitor_shim
+        from capsa.engine.monitor_loop import Loop
+
+        skip = {str(loop.args.get("id")) for loop in self.loops.values()}
+        skip.update(self.finishing.values())
+        for args in monitor_shim.adopt(self.runroot, skip):
+            status = args.pop("shim_status", None)
+            try:
+                if int(args["pid"]) in self.loops:
+                    raise ValueError("supervised already")
+                loop = Loop(args)
+            except Exception as e:
+                print(f"monitor host: cannot adopt {args.get('id')}: {e!r}", file=sys.stderr)
+                for name in monitor_shim.ADOPTED_FDS:
+                    if int(args.get(name, -1)) >= 0:
+                        os.close(int(args[name]))
+                continue
+            print(f"monitor host: adopted {args.get('id')}", file=sys.stderr, flush=True)
+            self.loops[loop.pid] = loop
+            if status is not None:
+                loop.shim_status(status)
+            self._note_network(args)
+
+    def _note_network(self, args: dict[str, Any]) -> None:
+        if "network" in (args.get("warm") or ()):
+            roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
+            self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
 
     def _guard(self, loop: Loop, call: Any, *args: Any) -> None:
         """One container's trouble (a full disk under its log...) must not take down the
@@ -238,6 +364,7 @@ class Host:
         except OSError:
             conn.close()
             return
+        self.warm_until = time.monotonic() + WARM_LINGER
         if is_request(data):
             self._command(conn, data, fds)
             return
@@ -247,16 +374,12 @@ class Host:
             self._pin(str(args["root"]))
         if args is not None and self.linger > 0:  # more containers will come: get ready
             self._warm(list(args.get("warm") or []))
-            if "network" in (args.get("warm") or ()):
-                roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
-                self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+            self._note_network(args)
 
     def _pin(self, root: str) -> None:
-        """Have the root's databases held open: by the guardian (it never forks while it
-        holds them), else by a keeper child (``capsa.engine.db_keeper``)."""
-        if self.guardian is not None:
-            self._tell_guardian("pin", {"root": root}, [])
-            return
+        """Have the root's databases held open by a keeper child (``capsa.engine.db_keeper``)
+        while the host forks commands and monitors: they then skip SQLite's checkpoint
+        and WAL removal on close. The keeper goes when the host rests."""
         if self.pins is None:
             from capsa.engine.db_keeper import DatabaseKeeper
 
@@ -316,6 +439,7 @@ class Host:
             except Exception as e:
                 print(f"monitor host: warm {entry}: {e!r}", file=sys.stderr, flush=True)
             self.code = {**warm.code_stamps(), **self.code}  # an earlier change still shows
+            self.fat = True
             import gc
 
             gc.freeze()
@@ -393,7 +517,16 @@ class Host:
         if op == "standby":
             self.standby[sender] = copy
             return
-        self._supervise(Loop(copy.args))  # "adopt": the fds are the loop's now
+        # "adopt": the fds are the loop's now, and the monitor becomes the container's
+        # shim (it stays our child, but is no monitor any more)
+        if self.workers.pop(sender, None) is not None:
+            self.shims.add(sender)
+        self.finishing.pop(sender, None)
+        loop = Loop(copy.args)
+        duplicate = self.loops.pop(loop.pid, None)
+        if duplicate is not None:  # adopted from its shim meanwhile: this one is whole
+            duplicate.close()
+        self._supervise(loop)
 
     def _supervise(self, loop: Loop, took_over: bool = False) -> None:
         self.loops[loop.pid] = loop
@@ -408,12 +541,14 @@ class Host:
                 record_supervisor(loop.args)
             except Exception as e:
                 print(f"monitor host: record {loop.args.get('id')}: {e!r}", file=sys.stderr)
-        self._tell_guardian("keep", *loop.standby())
 
     def _worker_gone(self, pid: int, status: int) -> None:
-        """A monitor exited; if it was killed with a container to supervise, take over."""
+        """A monitor exited; if it was killed with a container to supervise, take over;
+        if it was killed recording an exit, adopt the shim it left."""
         from capsa.engine.monitor_standby import died_abnormally
 
+        if self.finishing.pop(pid, None) is not None and died_abnormally(status):
+            self._adopt()
         entry = self.standby.pop(pid, None)
         if entry is None:
             return
@@ -442,32 +577,11 @@ class Host:
             why = "its supervisor was killed after reaping it"
             self._finish(loop, {"exit_code": None, "unknown_why": why})
 
-    def resume(self, entries: list[Standby], orphans: dict[int, tuple[int, float]]) -> None:
-        """Take over a dead host's containers (in its guardian)."""
-        self.orphans.update(orphans)
-        for entry in entries:
-            self.take_over(entry)
-            args = entry.args
-            if "network" in (args.get("warm") or ()):
-                roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
-                self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
-
-    def _tell_guardian(self, op: str, args: dict[str, Any], fds: list[int]) -> None:
-        if self.guardian is None:
-            return
-        message = json.dumps({"op": op, "args": args, "fds": fds}).encode()
-        try:
-            socket.send_fds(self.guardian, [message], fds)
-        except OSError as e:  # gone, or not keeping up: the host goes on without it
-            print(f"monitor host: guardian: {e!r}", file=sys.stderr, flush=True)
-            if not isinstance(e, BlockingIOError):
-                self.guardian.close()
-                self.guardian = None
-
     def _finish(self, loop: Loop, result: dict[str, Any] | None = None) -> None:
-        """The container exited: a fresh monitor records it and restarts or removes it."""
+        """The container exited: a fresh monitor records it and restarts or removes it
+        (and then releases its shim)."""
         self.loops.pop(loop.pid, None)
-        self._tell_guardian("drop", {"pid": loop.pid}, [])
+        self.warm_until = time.monotonic() + WARM_LINGER
         try:
             done = loop.result()
         except OSError:  # the log could not be closed: the exit still gets recorded
@@ -476,7 +590,7 @@ class Host:
         loop.close()
         clients = list(loop.clients)
         try:
-            self._spawn(finish, clients)
+            self.finishing[self._spawn(finish, clients)] = str(finish.get("id"))
         except OSError as e:
             print(f"monitor host: cannot finish {finish.get('id')}: {e!r}", file=sys.stderr)
         for fd in clients:

@@ -39,6 +39,11 @@ class Loop:
     def __init__(self, args: dict[str, Any]) -> None:
         self.args = args
         self.pid = int(args["pid"])
+        # the shim's notification pipe (``capsa.engine.monitor_shim``): once the
+        # container is handed over, its exit status arrives here, not through waitpid
+        self.notify = int(args.get("notify", -1))
+        self.shim = int(args.get("shim", 0))
+        self.shim_lost = False  # it died before the init: the host looks for the status
         self.tty = bool(args.get("tty"))
         self.master = int(args.get("master", -1))
         self.stdin = int(args.get("stdin", -1))
@@ -49,8 +54,9 @@ class Loop:
             for stream in ("stdout", "stderr"):  # -1: closed by the container already
                 if int(args.get(stream, -1)) >= 0:
                     self.outputs[int(args[stream])] = stream
-        for fd in self.outputs:
-            os.set_blocking(fd, False)
+        for fd in (*self.outputs, self.notify):
+            if fd >= 0:
+                os.set_blocking(fd, False)
         self.listener = int(args["listener"])
         self.clients: dict[int, Client] = {}
         for fd in args.get("clients", []):
@@ -62,6 +68,8 @@ class Loop:
             self.clients[fd] = c
         self.log = LogWriter(args["log"], parse_log_opts(args.get("log_opts") or {}))
         self.exit_code: int | None = None
+        self.ended = False  # the init exited (exit_code None: nobody could know how)
+        self.unknown_why = ""
         self.drain_until = 0.0
         self.health: Any = None
         if args.get("health"):
@@ -165,20 +173,60 @@ class Loop:
     def reaped(self, pid: int, status: int) -> bool:
         """A child was reaped: the init (the container exited) or a health probe."""
         if pid == self.pid:
+            if self.ended:  # the shim said so already
+                return True
             code = os.waitstatus_to_exitcode(status)
-            self.exit_code = 128 - code if code < 0 else code
-            self.drain_until = time.monotonic() + 2.0  # what it wrote before it died
+            self._ended(128 - code if code < 0 else code)
             return True
         if self.probing and self.health.probe["pid"] == pid:
             self.health.reaped(pid, status)
             return True
         return False
 
+    def _ended(self, code: int | None, why: str = "") -> None:
+        self.ended, self.exit_code, self.unknown_why = True, code, why
+        self.drain_until = time.monotonic() + 2.0  # what it wrote before it died
+        self._close_notify()
+
+    def ended_unknown(self, why: str) -> None:
+        """The init is gone and nobody could learn how it ended (its shim was killed
+        and the init was not ours to reap)."""
+        if not self.ended:
+            self._ended(None, why)
+
+    def shim_status(self, status: int) -> None:
+        """The raw wait status the shim reported (-1: the shim could not know it)."""
+        if status < 0:
+            self.ended_unknown("the container's init was not its shim's child")
+        else:
+            self.reaped(self.pid, status)
+
+    def _read_notify(self) -> None:
+        try:
+            word = os.read(self.notify, 4)
+        except BlockingIOError:
+            return
+        except OSError:
+            word = b""
+        if len(word) == 4:
+            from capsa.linux.shim import read_status
+
+            status = read_status(word)
+            self.shim_status(-1 if status is None else status)
+        else:  # the shim died without a word: its init is ours to reap, or lost
+            self._close_notify()
+            self.shim_lost = True
+
+    def _close_notify(self) -> None:
+        if self.notify >= 0:
+            os.close(self.notify)
+            self.notify = -1
+
     # -- driving ---------------------------------------------------------------------
 
     @property
     def draining(self) -> bool:
-        return self.exit_code is not None
+        return self.ended
 
     @property
     def done(self) -> bool:
@@ -193,6 +241,8 @@ class Loop:
         if self.draining:
             return list(self.outputs)
         fds = [*self.outputs, self.listener, *self.clients]
+        if self.notify >= 0:
+            fds.append(self.notify)
         if self.health is not None:
             fds += self.health.fds()
         return fds
@@ -209,6 +259,8 @@ class Loop:
             self._read_output(fd)
         elif self.draining:
             return
+        elif fd == self.notify:
+            self._read_notify()
         elif fd == self.listener:
             self._accept()
         elif fd in self.clients:
@@ -223,6 +275,8 @@ class Loop:
     def result(self) -> dict[str, Any]:
         self.log.close()
         result: dict[str, Any] = {"exit_code": self.exit_code}
+        if self.ended and self.exit_code is None:
+            result["unknown_why"] = self.unknown_why
         if self.health is not None:
             result.update(self.health.finish())
         return result
@@ -249,6 +303,7 @@ class Loop:
             waker.close()
 
     def close(self) -> None:
+        self._close_notify()
         for fd in (self.master, self.stdin, self.listener, *self.outputs):
             if fd >= 0:
                 try:
@@ -263,11 +318,20 @@ class Loop:
 
     def handoff_args(self) -> dict[str, Any]:
         """The loop's state for another process (``exec`` of this module, or the host)."""
-        self.log.flush_partial()
         self.log.close()
+        return self.snapshot()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The loop's state as arguments for a ``Loop`` in another process, or in this
+        one after an ``exec`` (``capsa.engine.monitor_sleep``); its fds made inheritable.
+        A partial line is logged as it is."""
+        self.log.flush_partial()
         args = {k: v for k, v in self.args.items() if k not in ("host_fd", "ready_fd")}
         args["clients"] = list(self.clients)
         args["wants"] = {str(fd): c.wants for fd, c in self.clients.items() if c.greeted}
+        args["notify"] = self.notify
+        if self.health is not None:  # the next probe keeps its time
+            args["health_due"] = self.health.due
         for fd in self.handoff_fds():
             os.set_inheritable(fd, True)
         return args
@@ -278,7 +342,7 @@ class Loop:
         the fds to send, which the sender keeps using. Without stdin and clients: the
         container must see its stdin close, and a client its connection end, when this
         process closes them."""
-        skip = ("host_fd", "ready_fd", "clients", "wants", "stdin")
+        skip = ("host_fd", "ready_fd", "clients", "wants", "stdin", "notify")
         args = {k: v for k, v in self.args.items() if k not in skip}
         args.update(clients=[], wants={}, stdin=-1)
         if not self.tty:
@@ -289,17 +353,41 @@ class Loop:
         return args, [int(args[k]) for k in keys if int(args.get(k, -1)) >= 0]
 
     def handoff_fds(self) -> list[int]:
-        return [
-            fd
-            for fd in [*self.clients, *self.outputs, self.master, self.stdin, self.listener]
-            if fd >= 0
-        ]
+        fds = [*self.clients, *self.outputs, self.master, self.stdin, self.listener, self.notify]
+        return [fd for fd in fds if fd >= 0]
+
+    def portable(self) -> bool:
+        """All of this loop is in ``snapshot``: no exit being drained, no client attached
+        (their half-read frames), no probe running."""
+        return not (self.ended or self.clients or self.probing)
+
+    def sleepable(self) -> bool:
+        """Nothing of this loop needs an awake host but its fds becoming readable (and a
+        shim keeps the exit status: a loop taken over from a killed monitor has none,
+        and its init's exit comes as a SIGCHLD)."""
+        return self.portable() and self.notify >= 0
+
+    def sleep_fds(self) -> list[int]:
+        """What wakes a sleeping host for this loop: output, attach, the shim's word."""
+        return [*self.outputs, self.listener, self.notify]
 
 
-_FD_KEYS = ("stdout", "stderr", "stdin", "master", "listener")
+_FD_KEYS = ("stdout", "stderr", "stdin", "master", "listener", "notify")
 # what the finish phase needs besides the result
 _FINISH_KEYS = frozenset(
-    ("id", "name", "root", "runroot", "config", "started", "backoff", "host_fd", "host_linger")
+    (
+        "id",
+        "name",
+        "root",
+        "runroot",
+        "config",
+        "started",
+        "backoff",
+        "host_fd",
+        "host_linger",
+        "shim",
+        "shim_start",
+    )
 )
 
 

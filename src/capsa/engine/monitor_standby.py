@@ -1,26 +1,27 @@
-"""Taking over the supervision of a container whose supervisor was killed.
+"""Taking over the supervision of a container whose monitor was killed.
 
 Two processes supervise a running container in turn: its own monitor for the first
-seconds, then the monitor host (``capsa.engine.monitor_host``). Each has a standby
-that can take its place: the host for the monitors it forks (it is their parent and a
-subreaper), the host's guardian for the host (``capsa.engine.monitor_guardian``, the
-host's parent and a subreaper). The kernel gives a killed process's children to the
-nearest living subreaper among its ancestors, so the container's init becomes the
-standby's child: the standby reaps it and learns its real exit status.
+seconds, then the monitor host (``capsa.engine.monitor_host``), while the monitor
+becomes the container's shim (``capsa.engine.monitor_shim``), which keeps the init's
+exit status and copies of its output pipes whatever happens to the host. For the first
+seconds the host is the monitor's standby: it is the monitor's parent and a subreaper,
+and the kernel gives a killed process's children to the nearest living subreaper among
+its ancestors, so the container's init becomes the host's child: the host reaps it and
+learns its real exit status.
 
-For the output to go on reaching the log, the supervisor sends its standby a *copy* of
-the loop (``Loop.standby``: its arguments and duplicates of the output pipes' read
-ends, the pty master and the attach socket) as soon as it has one. A standby keeps
-those fds unread; when the supervisor dies abnormally it builds a ``Loop`` from them
-and carries on where the supervisor stopped (what the supervisor had read and not yet
-written is lost: at most one read). Stdin and attached clients are not copied: the
-container must see its stdin close, and a client its connection end, when the
-supervisor closes them; after a takeover ``attach`` still works, through the socket.
+For the output to go on reaching the log, the monitor sends the host a *copy* of the
+loop (``Loop.standby``: its arguments and duplicates of the output pipes' read ends,
+the pty master and the attach socket) as soon as it has one. The host keeps those fds
+unread; when the monitor dies abnormally it builds a ``Loop`` from them and carries on
+where the monitor stopped (what the monitor had read and not yet written is lost: at
+most one read). Stdin and attached clients are not copied: the container must see its
+stdin close, and a client its connection end, when the monitor closes them; after a
+takeover ``attach`` still works, through the socket.
 
-When the supervisor had already reaped the init (it was recording the exit) it told
-its standby the result first ("exited"); when nobody can know the status any more (the
-init was reaped by a process that died before saying), the exit is recorded as
-unknown: ``None``, with ``State.Error`` saying why.
+When the monitor had already reaped the init (it was recording the exit) it told the
+host the result first ("exited"); when nobody can know the status any more (the init
+was reaped by a process that died before saying), the exit is recorded as unknown:
+``None``, with ``State.Error`` saying why.
 """
 
 from __future__ import annotations

@@ -58,13 +58,20 @@ def now_rfc3339() -> str:
 # -- one container ------------------------------------------------------------------------
 
 
-def supervised(rec: ContainerRecord) -> bool:
-    """Someone still answers for this live record: its monitor runs, its init runs, or its
-    init is a zombie whose parent is a capsa monitor (a monitor host that took it over is
-    about to reap it and record how it ended: no guessing before that)."""
+def supervised(rec: ContainerRecord, ctx: ServiceContext | None = None) -> bool:
+    """Someone still answers for this live record: its monitor runs (or the shim it
+    became), its init runs, or its init is a zombie whose parent is a capsa monitor (a
+    monitor host that took it over is about to reap it and record how it ended: no
+    guessing before that). With ``ctx``, a shim whose host was killed gets a new host,
+    which adopts it (``capsa.engine.monitor_shim``)."""
     from capsa.linux.proc import is_alive, stat_fields
 
     if rec.monitor_pid > 0 and is_alive(rec.monitor_pid, rec.monitor_start or None):
+        if ctx is not None and _is_shim(rec.monitor_pid):
+            from capsa.engine import monitor_client
+
+            settings = ctx.settings
+            monitor_client.ensure_host(settings.runroot, settings.monitor_linger)
         return True
     if rec.pid <= 0:
         return False
@@ -76,6 +83,16 @@ def supervised(rec: ContainerRecord) -> bool:
     if rec.pid_start and int(fields[19]) != rec.pid_start:
         return False
     return _is_monitor(int(fields[1]))
+
+
+def _is_shim(pid: int) -> bool:
+    from capsa.engine.monitor_shim import TITLE
+
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().startswith(TITLE.encode())
+    except OSError:
+        return False
 
 
 def _is_monitor(pid: int) -> bool:

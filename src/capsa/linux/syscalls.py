@@ -97,6 +97,7 @@ RESOLVE_IN_ROOT = 0x10
 _SYS_pivot_root = 155
 _SYS_openat2 = 437
 _SYS_pidfd_send_signal = 424
+_SYS_pidfd_getfd = 438
 
 
 def _b(s: str | bytes | None) -> bytes | None:
@@ -155,3 +156,9 @@ def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0, resolve: i
 
 def pidfd_send_signal(pidfd: int, sig: int) -> None:
     call("syscall", _SYS_pidfd_send_signal, pidfd, sig, None, 0)
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A duplicate, in this process (close-on-exec), of fd ``target_fd`` of the process
+    ``pidfd`` refers to (Linux 5.6; needs the right to ptrace it)."""
+    return call("syscall", _SYS_pidfd_getfd, pidfd, target_fd, 0)
