@@ -120,6 +120,31 @@ def test_status_streams_env_cwd_and_umask_carry_over(capsa: CapsaCli, tmp_path: 
     assert (tmp_path / "out.tar").stat().st_mode & 0o777 == 0o600
 
 
+def _asleep(host: int) -> bool:
+    """The host sleeps: its program is the sleeper, a sealed memfd, not the interpreter."""
+    try:
+        return os.readlink(f"/proc/{host}/exe").startswith("/memfd:")
+    except OSError:
+        return False
+
+
+def test_a_command_does_not_wait_for_a_sleeping_host_but_wakes_it(capsa: CapsaCli) -> None:
+    """Asleep, the host hides its socket's name: a command runs cold at once, and wakes
+    the host (with the command line imported) for the next, which is forked from it."""
+    name, host = _serving(capsa)
+    capsa.wait_for(lambda: _asleep(host), 30, "the host to go to sleep")
+    awake = capsa.runroot / "monitor-host.sock"
+    assert not awake.exists() and Path(f"{awake}.asleep").exists()
+    assert name in capsa.run("ps").stdout
+    capsa.wait_for(lambda: awake.exists() and not _asleep(host), 10, "the host to wake up")
+    follow = capsa.popen("logs", "-f", name)
+    try:
+        capsa.wait_for(lambda: _forked(host, "capsa logs -f"), 10, "the next command forked")
+    finally:
+        follow.kill()
+        follow.wait(10)
+
+
 def test_a_killed_client_takes_its_command_along(capsa: CapsaCli) -> None:
     name, host = _serving(capsa)
     follow = capsa.popen("logs", "-f", name)

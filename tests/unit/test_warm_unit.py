@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,26 @@ def test_replies() -> None:
     assert warm_wire.parse_reply(warm_wire.finished(256), b"status") == 256
     assert warm_wire.parse_reply(warm_wire.declined("busy"), b"pid") is None
     assert warm_wire.parse_reply(b"", b"status") is None
+
+
+def test_a_command_wakes_a_sleeping_host_without_waiting_for_it(tmp_path: Path) -> None:
+    """Asleep, the host listens under another name: the command's ``wake`` leaves a
+    message there (the entry to import) and goes on at once; with no host, nothing."""
+    import socket
+
+    path = str(tmp_path / warm_wire.SOCKET_NAME)
+    warm_wire.wake(path, "capsa.cli.command")  # no host at all: nothing happens
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as listener:
+        listener.bind(path + warm_wire.ASLEEP)
+        listener.listen(1)
+        warm_wire.wake(path, "capsa.cli.command")
+        conn, _ = listener.accept()
+        with conn:
+            data = conn.recv(4096)
+    assert warm_wire.wake_entry(data) == "capsa.cli.command"
+    assert not warm_wire.is_request(data)
+    assert warm_wire.wake_entry(_request().encode()) is None
+    assert warm_wire.wake_entry(warm_wire.WAKE) is None
 
 
 def test_host_refuses_other_users_installations_and_entry_points() -> None:

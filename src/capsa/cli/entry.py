@@ -49,9 +49,13 @@ def warm_start(argv: list[str]) -> int | None:
     try:
         try:
             sock.connect(path)
+        except OSError:  # no host, or one asleep: wake it for the next command, not this
+            warm_wire.wake(path, ENTRY)
+            return None
+        try:
             _send(sock, _request(argv))
             pid = warm_wire.parse_reply(sock.recv(256), b"pid")
-        except OSError:  # no host, a host going away, a closed stdin...
+        except OSError:  # a host going away, a closed stdin...
             return None
         if pid is None:
             return None

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from capsa.engine.warm_wire import SOCKET_NAME
+from capsa.engine.warm_wire import ASLEEP, SOCKET_NAME
 from capsa.errors import Internal
 
 TYPE_CHECKING = False
@@ -31,7 +31,7 @@ def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float
     path = os.path.join(runroot, SOCKET_NAME)
     message = json.dumps({"op": "spawn", "args": args, "fds": list(fds)}).encode()
     for _ in range(5):  # a host that was just exiting drops the request: ask the next one
-        sock = _connect(path) or _start_host(runroot, linger)
+        sock = _connect(path) or _start_host(runroot, linger)  # or wakes it
         try:
             with sock:
                 sock.settimeout(60.0)
@@ -59,13 +59,17 @@ def tell(channel: int, op: str, args: dict[str, Any], fds: list[int]) -> bool:
 
 
 def _connect(path: str) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        return None
-    return sock
+    """A connection to the host listening at ``path``, or at its name while it sleeps
+    (``monitor_sleep.rename_socket``: connecting wakes it)."""
+    for name in (path, path + ASLEEP):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(name)
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    return None
 
 
 def host_alive(runroot: str) -> bool:
@@ -92,13 +96,13 @@ def ensure_host(runroot: str, linger: float) -> None:
     this process may hold databases open, which a fork must not inherit."""
     if host_alive(runroot):
         return
-    with _start_lock(runroot):
+    with start_lock(runroot):
         if not host_alive(runroot):
             _launch_host(runroot, linger, fresh=True)
 
 
 @contextlib.contextmanager
-def _start_lock(runroot: str) -> Iterator[None]:
+def start_lock(runroot: str) -> Iterator[None]:
     """Held while a host is started, and by a host that stops listening."""
     import fcntl
 
@@ -112,7 +116,7 @@ def _start_lock(runroot: str) -> Iterator[None]:
 
 def _start_host(runroot: str, linger: float) -> socket.socket:
     path = os.path.join(runroot, SOCKET_NAME)
-    with _start_lock(runroot):
+    with start_lock(runroot):
         sock = _connect(path)  # another client made one while we waited
         if sock is not None:
             return sock

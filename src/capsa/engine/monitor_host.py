@@ -47,6 +47,7 @@ import time
 
 from capsa.engine.monitor_client import LOCK_NAME, open_log, run_monitor
 from capsa.engine.warm_wire import (
+    ASLEEP,
     SOCKET_NAME,
     Request,
     WireError,
@@ -54,6 +55,7 @@ from capsa.engine.warm_wire import (
     finished,
     is_request,
     started,
+    wake_entry,
 )
 
 TYPE_CHECKING = False
@@ -126,7 +128,11 @@ class Host:
         gc.freeze()  # the forked monitors then share the heap instead of copying it
         waker = Waker()
         self._reap(waker)  # what exited while it slept
-        if not self.resumed:
+        if self.resumed:
+            from capsa.engine.monitor_sleep import rename_socket
+
+            rename_socket(self.runroot, asleep=False)  # commands come warm again
+        else:
             self._adopt()
         while True:
             if self._lingered():
@@ -179,10 +185,11 @@ class Host:
             ready, _, _ = select.select([self.listener], [], [], 0)
             if ready:
                 return False
-            try:
-                os.unlink(os.path.join(self.runroot, SOCKET_NAME))
-            except FileNotFoundError:
-                pass
+            for name in (SOCKET_NAME, SOCKET_NAME + ASLEEP):
+                try:
+                    os.unlink(os.path.join(self.runroot, name))
+                except FileNotFoundError:
+                    pass
             self.listener.close()
             return True
         finally:
@@ -368,6 +375,13 @@ class Host:
         if is_request(data):
             self._command(conn, data, fds)
             return
+        entry = wake_entry(data)
+        if entry is not None:  # a command that ran cold while we slept: get warm
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            self._warm_entry(entry)
+            return
         with conn:
             args = self._spawn_request(conn, data, fds)
         if args is not None and args.get("root"):
@@ -431,18 +445,24 @@ class Host:
         self.commands[pid] = conn
         if not _send_quietly(conn, started(pid)):
             self._asker_gone(pid)
-        entry = request.entry
-        if entry not in self.warmed:  # the next command forks with it imported
-            self.warmed.add(entry)
-            try:
-                warm.warm(entry)
-            except Exception as e:
-                print(f"monitor host: warm {entry}: {e!r}", file=sys.stderr, flush=True)
-            self.code = {**warm.code_stamps(), **self.code}  # an earlier change still shows
-            self.fat = True
-            import gc
+        self._warm_entry(request.entry)
 
-            gc.freeze()
+    def _warm_entry(self, entry: str) -> None:
+        """Import a command entry point, so that the next command forks with it."""
+        from capsa.engine import warm
+
+        if entry in self.warmed or not entry.startswith("capsa."):
+            return
+        self.warmed.add(entry)
+        try:
+            warm.warm(entry)
+        except Exception as e:
+            print(f"monitor host: warm {entry}: {e!r}", file=sys.stderr, flush=True)
+        self.code = {**warm.code_stamps(), **self.code}  # an earlier change still shows
+        self.fat = True
+        import gc
+
+        gc.freeze()
 
     def _asker_gone(self, pid: int) -> None:
         """The asking process went away (killed): its command goes with it, as a cold

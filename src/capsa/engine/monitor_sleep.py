@@ -122,13 +122,32 @@ def sleep(host: Host) -> None:
     import signal
 
     handler = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # asleep too (kept by exec)
+    rename_socket(host.runroot, asleep=True)
     try:
         shim.exec_program(program, [f"capsa-monitor host {host.runroot}"])
     except OSError as e:
         print(f"monitor host: cannot sleep: {e!r}", file=sys.stderr, flush=True)
+    rename_socket(host.runroot, asleep=False)
     signal.signal(signal.SIGTERM, handler)
     _unfreeze(kept)
     host.last_activity = time.monotonic()  # not again at once
+
+
+def rename_socket(runroot: str, asleep: bool) -> None:
+    """A sleeping host's socket goes by another name (``warm_wire.ASLEEP``): commands
+    start cold at once instead of waiting for it to wake up, and wake it for the next
+    ones; monitors and ``run`` find it under either name. Under the start lock, so that
+    no client takes the host for gone and starts another meanwhile."""
+    from capsa.engine.monitor_client import start_lock
+    from capsa.engine.warm_wire import ASLEEP, SOCKET_NAME
+
+    awake = os.path.join(runroot, SOCKET_NAME)
+    names = (awake, awake + ASLEEP) if asleep else (awake + ASLEEP, awake)
+    with start_lock(runroot):
+        try:
+            os.rename(*names)
+        except FileNotFoundError:
+            pass
 
 
 def shed(host: Host) -> None:
@@ -174,9 +193,8 @@ def _with_site_packages() -> None:
     none of it."""
     import site
 
-    for path in site.getsitepackages():
-        if path not in sys.path and os.path.isdir(path):
-            site.addsitedir(path)
+    known = site.removeduppaths()
+    site.addsitepackages(site.venv(known))  # a virtual environment's, if it is one
 
 
 def thaw(state: dict[str, Any]) -> Host:

@@ -12,6 +12,11 @@ than the rest of the exchange.
 - host -> command: ``b"pid N"`` once the command is forked (or ``b"no REASON"`` when
   the host will not fork it: the command then starts cold), later ``b"status N"``, N the
   wait status of the command's process.
+
+A host asleep (``capsa.engine.monitor_sleep``) renames its socket to ``SOCKET_NAME +
+ASLEEP``: a command does not wait for it to wake up but starts cold at once, and
+``wake``s it (``WAKE``, then the entry module, with no reply) so that the next command
+finds it awake with the entry imported.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import os
 from capsa.record import record
 
 SOCKET_NAME = "monitor-host.sock"  # in the run root
+ASLEEP = ".asleep"  # added to the socket's name while its host sleeps
 MAGIC = b"capsa-command/1"
+WAKE = b"capsa-wake/1"
 FDS = 4  # stdin, stdout, stderr, working directory
 
 
@@ -105,3 +112,27 @@ def parse_reply(data: bytes, word: bytes) -> int | None:
         return int(number)
     except ValueError:
         return None
+
+
+def wake(path: str, entry: str) -> None:
+    """Wake the host asleep behind ``path`` (the socket's usual name) and have it import
+    ``entry``, for the commands to come; does not wait, and nothing if none sleeps."""
+    import _socket
+
+    kind = _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK
+    sock = _socket.socket(_socket.AF_UNIX, kind)
+    try:
+        sock.connect(path + ASLEEP)
+        sock.send(WAKE + b"\0" + os.fsencode(entry))
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def wake_entry(data: bytes) -> str | None:
+    """The entry module of a ``wake`` message; None if ``data`` is none."""
+    head, sep, entry = data.partition(b"\0")
+    if head != WAKE or not sep:
+        return None
+    return os.fsdecode(entry)
