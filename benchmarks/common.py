@@ -59,9 +59,9 @@ class Peers:
         self.capsa(["rm", "-f", *self.capsa(["ps", "-aq"]).stdout.split()], check=False)
         # idle networks down now, and the lingering monitor host gone, before the roots go
         self.capsa(["network", "prune", "-f"], check=False)
-        host_socket = self.base / "capsa-run" / "monitor-host.sock"
+        run = self.base / "capsa-run"  # the host's socket, awake or asleep (.asleep)
         deadline = time.monotonic() + 30
-        while host_socket.exists() and time.monotonic() < deadline:
+        while list(run.glob("monitor-host.sock*")) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.pod(["rm", "-a", "-f", "-t", "0"], check=False)
         self.pod(["system", "reset", "-f"], check=False)
