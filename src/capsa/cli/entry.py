@@ -9,7 +9,7 @@ the controlling terminal), the command runs here, cold (``capsa.cli.command``: `
 ``images`` and ``volume ls`` without click, the others through click).
 
 Every command pays for this module first: it imports only builtins and ``_socket`` (not
-``json``, ``re``, ``enum`` or click), and ``signal`` only once a command runs warm.
+``json``, ``re``, ``enum`` or click), and ``_signal`` only once a command runs warm.
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ def _send(sock: _socket.socket, message: bytes) -> None:
 
 def _relay(sock: _socket.socket, pid: int) -> int:
     """Pass our signals on to the command until the host reports its exit status."""
-    import signal
+    import _signal  # not ``signal``: it builds enums (enum, functools...: ~4 ms here)
 
     from capsa.linux.signals import forward_to
 
-    forward_to(pid, [getattr(signal, name) for name in _RELAYED])
+    forward_to(pid, [getattr(_signal, name) for name in _RELAYED])
     try:
         status = warm_wire.parse_reply(sock.recv(256), b"status")
     except OSError:
@@ -133,7 +133,7 @@ def _relay(sock: _socket.socket, pid: int) -> int:
         return 125
     if os.WIFSIGNALED(status):  # die the same way, as a cold start would have
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         return 128 + sig
     return os.waitstatus_to_exitcode(status)
