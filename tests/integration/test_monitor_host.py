@@ -6,11 +6,13 @@ idle host goes to sleep and wakes for output, exits, attaches and commands."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,30 @@ def test_an_idle_host_sleeps_and_wakes_for_output_an_attach_and_the_exit(
     capsa.wait_status(name, "exited", timeout=20)
     assert capsa.fmt(name, "{{.State.ExitCode}}") == "5"
     assert capsa.run("logs", name).stdout.split() == ["first", "second"]
+
+
+def test_a_monitor_spawned_on_its_own_hands_over_to_the_run_roots_host(capsa: CapsaCli) -> None:
+    """A threaded caller (an API server) spawns ``python -m capsa.engine.monitor`` rather
+    than fork: its monitor still hands the container over to a host, and becomes its shim."""
+    name = capsa.name()
+    cid = capsa.run("create", "--name", name, "--init", IMAGE, "sleep", "300").stdout.split()[-1]
+    capsa.ids.add(cid)
+    args = {"root": str(capsa.root), "runroot": str(capsa.runroot), "config": None, "id": cid}
+    args.update(name=name, ready_fd=-1, wait_attach=False, warm=[])
+    log = capsa.runroot / "containers" / cid / "monitor.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    host = _handed_over(capsa, name)
+    assert ppid(_shim(capsa, name)) != host  # the host did not fork it
+    capsa.run("stop", "-t", "5", name)
+    assert capsa.status(name) == "exited" and capsa.fmt(name, "{{.State.ExitCode}}") == "143"
 
 
 def test_lingering_host_serves_the_next_container_then_exits(capsa: CapsaCli) -> None:

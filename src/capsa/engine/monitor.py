@@ -110,16 +110,23 @@ class Setup:
             monitor_client.tell(host, op, args, fds)
 
     def _hand_to_host(self, loop: Loop) -> None:
-        """Give the running container to the monitor host (our parent), then become the
-        container's shim (``capsa.engine.monitor_shim``): the init stays this process's
-        child, so its exit status and output outlive any supervisor. Never returns once
-        the host has the loop; returns at once if there is no host to take it."""
-        host = int(self.args.get("host_fd", -1))
-        if host < 0:
-            return
+        """Give the running container to the monitor host, then become the container's
+        shim (``capsa.engine.monitor_shim``): the init stays this process's child, so its
+        exit status and output outlive any supervisor. The host is our parent, or else
+        (a monitor the API server spawned) the run root's host, started if need be.
+        Never returns once the host has the loop; returns if no host takes it."""
         from capsa.engine import monitor_client, monitor_shim
         from capsa.linux.proc import start_time
 
+        host = int(self.args.get("host_fd", -1))
+        conn = None
+        if host < 0:
+            linger = self.ctx.settings.monitor_linger
+            self.ctx.close()  # a host started from here must not inherit the databases
+            conn = monitor_client.connect_host(self.args["runroot"], linger)
+            if conn is None:
+                return
+            host = conn.fileno()
         fds = monitor_shim.prepare(self.paths.run)
         loop.notify = fds.notify_read
         standby, kept = loop.standby()

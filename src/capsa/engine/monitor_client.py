@@ -44,10 +44,20 @@ def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float
     raise Internal(f"no monitor host answered on {path}")
 
 
+def connect_host(runroot: str, linger: float) -> socket.socket | None:
+    """A connection to the run root's host (started if there is none), for a monitor
+    that is not the host's child to hand its container over ("adopt" on it)."""
+    path = os.path.join(runroot, SOCKET_NAME)
+    try:
+        return _connect(path) or _start_host(runroot, linger)
+    except (OSError, Internal):
+        return None
+
+
 def tell(channel: int, op: str, args: dict[str, Any], fds: list[int]) -> bool:
     """From a container's monitor to the host: "adopt" (hand the running container's
     loop over), "standby" (a copy of it), "exited" (``args``: how it ended)."""
-    message = json.dumps({"op": op, "args": args, "fds": fds}).encode()
+    message = json.dumps({"op": op, "args": args, "fds": fds}).encode()  # "op" first
     sock = socket.socket(fileno=os.dup(channel))
     try:
         socket.send_fds(sock, [message], fds)

@@ -403,6 +403,9 @@ class Host:
     def _spawn_request(
         self, conn: socket.socket, data: bytes, fds: list[int]
     ) -> dict[str, Any] | None:
+        if data.startswith(b'{"op": "adopt"'):  # a monitor that is not our child (tell)
+            self._channel_message(0, data, fds)
+            return None
         try:
             message = json.loads(data)
             args = dict(message["args"])
@@ -512,9 +515,11 @@ class Host:
             self.senders.pop(fd, None)
             channel.close()
             return
+        self._channel_message(self.senders.get(fd, 0), data, fds)
+
+    def _channel_message(self, sender: int, data: bytes, fds: list[int]) -> None:
         try:
-            message = json.loads(data)
-            self._message(self.senders.get(fd, 0), message, fds)
+            self._message(sender, json.loads(data), fds)
         except Exception as e:
             print(f"monitor host: bad message: {e!r}", file=sys.stderr, flush=True)
             for passed in fds:

@@ -193,8 +193,8 @@ def _with_site_packages() -> None:
     none of it."""
     import site
 
-    known = site.removeduppaths()
-    site.addsitepackages(site.venv(known))  # a virtual environment's, if it is one
+    known = site.venv(site.removeduppaths())  # a virtual environment's, if it is one
+    site.addsitepackages(known or set())
 
 
 def thaw(state: dict[str, Any]) -> Host:
