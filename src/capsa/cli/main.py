@@ -109,6 +109,7 @@ _WARM_MODULES = (
     "capsa.engine.log_reader",
     "capsa.engine.logs",
     "capsa.engine.removal",
+    "capsa.engine.restore",  # ps and inspect of a running container (observe)
     "capsa.engine.specgen",
     "capsa.engine.stats",
     "capsa.engine.netwire",
