@@ -45,18 +45,10 @@ import socket
 import sys
 import time
 
+from capsa.engine import monitor_sleep
 from capsa.engine.monitor_client import LOCK_NAME, open_log, run_monitor
-from capsa.engine.warm_wire import (
-    ASLEEP,
-    SOCKET_NAME,
-    Request,
-    WireError,
-    declined,
-    finished,
-    is_request,
-    started,
-    wake_entry,
-)
+from capsa.engine.monitor_commands import WarmCommands
+from capsa.engine.warm_wire import ASLEEP, SOCKET_NAME, is_request, wake_entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,8 +61,6 @@ if TYPE_CHECKING:
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 256
 _ORPHAN_TTL = 60.0  # seconds an unclaimed exit status is kept for a hand-off
-WARM_LINGER = 5.0  # seconds the engine's modules stay imported after the last command
-SLEEP_AFTER = 2.0  # seconds without anything to do before the host goes to sleep
 
 
 # -- the host ------------------------------------------------------------------------------------
@@ -91,7 +81,7 @@ class Host:
         self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
         self.loops: dict[int, Loop] = {}  # container init pid -> its loop
         self.orphans: dict[int, tuple[int, float]] = {}  # reaped unclaimed: status, when
-        self.commands: dict[int, socket.socket | None] = {}  # warm command pid -> asker
+        self.commands = WarmCommands()
         self.nofile: tuple[int, int] | None = None  # the open-files limit to give monitors
         self.pins: DatabaseKeeper | None = None  # holds the served roots' databases open
         self.code: dict[str, int] = {}  # capsa's modules as imported here: path -> mtime
@@ -129,9 +119,7 @@ class Host:
         waker = Waker()
         self._reap(waker)  # what exited while it slept
         if self.resumed:
-            from capsa.engine.monitor_sleep import rename_socket
-
-            rename_socket(self.runroot, asleep=False)  # commands come warm again
+            monitor_sleep.rename_socket(self.runroot, asleep=False)  # commands come warm
         else:
             self._adopt()
         while True:
@@ -140,7 +128,7 @@ class Host:
                 if self._close_listener():
                     break
             self._step(waker)
-            self._rest()
+            monitor_sleep.rest(self)
         waker.close()
         if self.pins is not None:
             self.pins.close()
@@ -199,9 +187,9 @@ class Host:
         watched: dict[int, Loop | None] = {self.listener.fileno(): None, waker.fd: None}
         watched.update(dict.fromkeys(self.requests))
         watched.update(dict.fromkeys(self.channels))
-        askers = {conn.fileno(): pid for pid, conn in self.commands.items() if conn is not None}
+        askers = self.commands.watched()
         watched.update(dict.fromkeys(askers))
-        timeouts = [self._rest_in()]
+        timeouts = [monitor_sleep.rest_in(self)]
         for each in self.loops.values():
             watched.update(dict.fromkeys(each.fds(), each))
             timeouts.append(each.timeout())
@@ -222,7 +210,7 @@ class Host:
             elif fd in self.channels:
                 self._channel(fd)
             elif fd in askers:
-                self._asker_gone(askers[fd])
+                self.commands.asker_gone(askers[fd])
         self._reap(waker)
         for loop in list(self.loops.values()):
             self._guard(loop, loop.tick)
@@ -235,7 +223,7 @@ class Host:
         now = time.monotonic()
         for pid, status in waker.reap(*self.loops.values()):
             if pid in self.commands:
-                self._command_done(pid, status)
+                self.commands.done(pid, status)
             elif self.pins is not None and pid == self.pins.pid:
                 self.pins.close(reaped=True)  # died: a new one comes with the next container
                 self.pins = None
@@ -275,44 +263,6 @@ class Host:
 
                 if not is_child(loop.pid):  # the shim had reaped it, and died
                     loop.ended_unknown("its shim was killed")
-
-    # -- rest: dropping the engine's modules, sleeping -------------------------------
-
-    def _calm(self, now: float) -> bool:
-        """Nothing in flight that only this interpreter's memory holds: no request,
-        monitor, command, client, probe or exit being drained."""
-        if self.requests or self.workers or self.channels or self.commands:
-            return False
-        return now >= self.warm_until and all(loop.portable() for loop in self.loops.values())
-
-    def _rest_in(self) -> float | None:
-        """Seconds until the host may rest (None: no rest to wait for)."""
-        if not self.loops:
-            return None
-        due = max(self.warm_until, self.last_activity + SLEEP_AFTER)
-        wait = due - time.monotonic()
-        return wait if wait > 0 else None
-
-    def _rest(self) -> None:
-        """Go to sleep, or at least drop the engine's modules, when calm (execs: this
-        returns only when it did neither)."""
-        now = time.monotonic()
-        if not self.loops or not self._calm(now):
-            return
-        from capsa.engine import monitor_sleep
-
-        if now - self.last_activity >= SLEEP_AFTER and all(
-            loop.sleepable() for loop in self.loops.values()
-        ):
-            monitor_sleep.sleep(self)
-        elif self.fat:
-            monitor_sleep.shed(self)
-
-    def wake_in(self) -> float | None:
-        """Seconds until a loop needs the host again without any fd saying so (a
-        healthcheck due)."""
-        dues = [loop.health.next_due() for loop in self.loops.values() if loop.health]
-        return max(0.0, min(dues) - time.time()) if dues else None
 
     def _adopt(self) -> None:
         """Supervise the run root's shims that nobody supervises (a host killed before
@@ -371,9 +321,11 @@ class Host:
         except OSError:
             conn.close()
             return
-        self.warm_until = time.monotonic() + WARM_LINGER
+        self.warm_until = time.monotonic() + monitor_sleep.WARM_LINGER
         if is_request(data):
-            self._command(conn, data, fds)
+            entry = self.commands.start(conn, data, fds, self.nofile, self.code)
+            if entry is not None:
+                self._warm_entry(entry)
             return
         entry = wake_entry(data)
         if entry is not None:  # a command that ran cold while we slept: get warm
@@ -425,31 +377,6 @@ class Host:
 
     # -- warm commands -------------------------------------------------------------------------
 
-    def _command(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
-        """Fork a command for the process asking on ``conn`` (``capsa.engine.warm``)."""
-        from capsa.engine import warm
-
-        try:
-            request = Request.decode(data)
-            uid = _peer_uid(conn)
-            reason = warm.refusal(request, fds, uid)
-            if reason is None and warm.code_changed(self.code):
-                reason = "capsa changed since this host started"
-            pid = warm.fork(request, fds, self.nofile) if reason is None else None
-        except (WireError, OSError) as e:
-            reason, pid = str(e) or type(e).__name__, None
-        finally:
-            for fd in fds:
-                os.close(fd)
-        if pid is None:
-            with conn:
-                _send_quietly(conn, declined(reason or "refused"))
-            return
-        self.commands[pid] = conn
-        if not _send_quietly(conn, started(pid)):
-            self._asker_gone(pid)
-        self._warm_entry(request.entry)
-
     def _warm_entry(self, entry: str) -> None:
         """Import a command entry point, so that the next command forks with it."""
         from capsa.engine import warm
@@ -466,26 +393,6 @@ class Host:
         import gc
 
         gc.freeze()
-
-    def _asker_gone(self, pid: int) -> None:
-        """The asking process went away (killed): its command goes with it, as a cold
-        command would have. The host still reaps it."""
-        conn = self.commands.get(pid)
-        if conn is not None:
-            conn.close()
-            self.commands[pid] = None
-        import signal
-
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def _command_done(self, pid: int, status: int) -> None:
-        conn = self.commands.pop(pid)
-        if conn is not None:
-            with conn:
-                _send_quietly(conn, finished(status))
 
     def _teardown_networks(self) -> None:
         """The monitors of a lingering host leave idle networks up for the next container
@@ -606,7 +513,7 @@ class Host:
         """The container exited: a fresh monitor records it and restarts or removes it
         (and then releases its shim)."""
         self.loops.pop(loop.pid, None)
-        self.warm_until = time.monotonic() + WARM_LINGER
+        self.warm_until = time.monotonic() + monitor_sleep.WARM_LINGER
         try:
             done = loop.result()
         except OSError:  # the log could not be closed: the exit still gets recorded
@@ -649,21 +556,6 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
     for fd in fds:
         os.set_inheritable(fd, False)
     return data, fds
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    import struct
-
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
-def _send_quietly(conn: socket.socket, message: bytes) -> bool:
-    try:
-        conn.send(message)
-    except OSError:
-        return False
-    return True
 
 
 def raise_fd_limit() -> tuple[int, int]:

@@ -17,9 +17,9 @@ same children, every fd it marks inheritable kept) after writing its state to
 Either way the state holds what the interpreter knew: the loops' arguments (with their
 fd numbers, valid again after the exec), the open-files limit monitors get, the
 networks to tear down at the end, the exit statuses reaped and not yet claimed. Only a
-calm host rests (``Host._calm``): no request, command or monitor in flight, no client
-attached, no probe running, no exit being drained; a json-file partial line is written
-out as it is at a hand-over. Where the machine code cannot run the host never sleeps.
+calm host rests: no request, command or monitor in flight, no client attached, no probe
+running, no exit being drained (``calm``); a json-file partial line is written out as it
+is at a hand-over. Where the machine code cannot run the host never sleeps.
 """
 
 from __future__ import annotations
@@ -38,6 +38,46 @@ if TYPE_CHECKING:
 
 STATE_NAME = "monitor-host.state"
 _VERSION = 1
+
+
+WARM_LINGER = 5.0  # seconds the engine's modules stay imported after the last command
+SLEEP_AFTER = 2.0  # seconds without anything to do before the host goes to sleep
+
+
+def calm(host: Host, now: float) -> bool:
+    """Nothing in flight that only the host's interpreter holds: no request, monitor,
+    command, client, probe or exit being drained, and no command for a while."""
+    if host.requests or host.workers or host.channels or host.commands:
+        return False
+    return now >= host.warm_until and all(loop.portable() for loop in host.loops.values())
+
+
+def rest_in(host: Host) -> float | None:
+    """Seconds until the host may rest (None: no rest to wait for)."""
+    if not host.loops:
+        return None
+    due = max(host.warm_until, host.last_activity + SLEEP_AFTER)
+    wait = due - time.monotonic()
+    return wait if wait > 0 else None
+
+
+def rest(host: Host) -> None:
+    """Sleep, or at least drop the engine's modules, when calm: execs, so this returns
+    only when the host did neither. A host with no container lingers, then exits."""
+    now = time.monotonic()
+    if not host.loops or not calm(host, now):
+        return
+    quiet = now - host.last_activity >= SLEEP_AFTER
+    if quiet and all(loop.sleepable() for loop in host.loops.values()):
+        sleep(host)
+    elif host.fat:
+        shed(host)
+
+
+def wake_in(host: Host) -> float | None:
+    """Seconds until a loop needs the host without any fd saying so (a healthcheck)."""
+    dues = [loop.health.next_due() for loop in host.loops.values() if loop.health]
+    return max(0.0, min(dues) - time.time()) if dues else None
 
 
 def boot_argv(executable: str, state_path: str) -> list[str]:
@@ -117,7 +157,7 @@ def sleep(host: Host) -> None:
     path = _write(host, state)
     argv = [a.encode() for a in boot_argv(host.executable, path)]
     env = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
-    program = sleeper.program(wake, host.wake_in(), os.fsencode(host.executable), argv, env)
+    program = sleeper.program(wake, wake_in(host), os.fsencode(host.executable), argv, env)
     _before_exec(host)
     import signal
 
