@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import configparser
 import shlex
+import subprocess
+import time
 import tomllib
+import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from capsa.cli.main import cli
@@ -149,3 +153,44 @@ def test_the_unit_runs_system_restore_after_the_network_is_online() -> None:
     assert "network-online.target" in unit["Unit"]["Wants"]
     assert unit["Service"]["Type"] == "oneshot"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def _titled(title: str) -> subprocess.Popen[bytes]:
+    """A process whose command line starts with ``title``, as a monitor's does."""
+    proc = subprocess.Popen(["bash", "-c", f"exec -a '{title}' sleep 30"])
+    deadline = time.monotonic() + 5
+    while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(title.encode()):
+        assert time.monotonic() < deadline, "no such process"
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.parametrize(
+    ("title", "host_up", "starts"),
+    [
+        ("capsa-monitor shim web", False, True),  # its host was killed: start one
+        ("capsa-monitor shim web", True, False),
+        ("capsa-monitor web", False, False),  # a monitor: it has a host to hand over to
+    ],
+)
+def test_a_shim_with_no_host_gets_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, title: str, host_up: bool, starts: bool
+) -> None:
+    """A live record whose monitor became a shim, with no host left to serve the run
+    root: the command that looks at it starts one (which adopts it)."""
+    from capsa.engine import monitor_client, restore
+    from capsa.linux.proc import start_time
+
+    started: list[str] = []
+    monkeypatch.setattr(monitor_client, "ensure_host", lambda root, linger: started.append(root))
+    monkeypatch.setattr(monitor_client, "host_alive", lambda runroot: host_up)
+    settings = types.SimpleNamespace(runroot=str(tmp_path), monitor_linger=5.0)
+    ctx: Any = types.SimpleNamespace(settings=settings)
+    with _titled(title) as monitor:
+        try:
+            rec = _rec("web", "no", State.RUNNING, monitor_pid=monitor.pid)
+            rec.monitor_start = start_time(monitor.pid) or 0
+            assert restore.supervised(rec, ctx)
+        finally:
+            monitor.kill()
+    assert started == ([str(tmp_path)] if starts else [])

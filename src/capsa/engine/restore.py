@@ -67,11 +67,8 @@ def supervised(rec: ContainerRecord, ctx: ServiceContext | None = None) -> bool:
     from capsa.linux.proc import is_alive, stat_fields
 
     if rec.monitor_pid > 0 and is_alive(rec.monitor_pid, rec.monitor_start or None):
-        if ctx is not None and _is_shim(rec.monitor_pid):
-            from capsa.engine import monitor_client
-
-            settings = ctx.settings
-            monitor_client.ensure_host(settings.runroot, settings.monitor_linger)
+        if ctx is not None:
+            _host_for(ctx, rec.monitor_pid)
         return True
     if rec.pid <= 0:
         return False
@@ -83,6 +80,16 @@ def supervised(rec: ContainerRecord, ctx: ServiceContext | None = None) -> bool:
     if rec.pid_start and int(fields[19]) != rec.pid_start:
         return False
     return _is_monitor(int(fields[1]))
+
+
+def _host_for(ctx: ServiceContext, monitor: int) -> None:
+    """A host for ``monitor`` if it is a shim and none serves the run root (the lock's
+    test first: it is the cheaper, about 8 us)."""
+    from capsa.engine import monitor_client
+
+    settings = ctx.settings
+    if not monitor_client.host_alive(settings.runroot) and _is_shim(monitor):
+        monitor_client.ensure_host(settings.runroot, settings.monitor_linger)
 
 
 def _is_shim(pid: int) -> bool:
