@@ -53,9 +53,12 @@ fi
 # nothing in the venv needs setuptools (the editable install builds in pip's isolated
 # environment), and its distutils-precedence.pth costs every capsa process ~0.7 ms at start
 .venv/bin/python -m pip uninstall -q -y setuptools
-# the capsa command without site (python -S): about 2 ms of every cold command, a tenth
-# of a cold `capsa ps` (capsa.cli.launcher; `pip install` puts its own script back)
-.venv/bin/python -m capsa.cli.launcher .venv/bin/capsa || echo "setup: keeping pip's capsa script"
+# capsa and capsa-runtime without site (python -S): about 2 ms of every cold command, a
+# tenth of a cold `capsa ps` (capsa.launcher; `pip install` puts its own scripts back)
+.venv/bin/python -m capsa.launcher .venv/bin/capsa capsa.cli.entry:main \
+  || echo "setup: keeping pip's capsa script"
+.venv/bin/python -m capsa.launcher .venv/bin/capsa-runtime capsa.runtime.cli:entry \
+  || echo "setup: keeping pip's capsa-runtime script"
 # bytecode up front: capsa-runtime and the monitors start faster, and PYTHONDONTWRITEBYTECODE
 # environments would otherwise compile on every start
 .venv/bin/python -m compileall -q src >/dev/null

@@ -1,4 +1,4 @@
-"""capsa.cli.launcher: the ``capsa`` command started without ``site``.
+"""capsa.launcher: the ``capsa`` command started without ``site``.
 
 The launcher ``scripts/setup.sh`` installs runs ``python -S``: the fast listings import
 nothing from the environment's packages, while every other command gets them (click)
@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from capsa.cli import launcher
+import pytest
+
+from capsa import launcher
 
 
 def _run(path: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,3 +57,25 @@ def test_an_interpreter_path_too_long_for_a_shebang_keeps_pips_script() -> None:
     assert launcher.render("/" + "x" * 200 + "/python", "/src") is None
     text = launcher.render("/venv/bin/python", "/src")
     assert text is not None and text.startswith("#!/venv/bin/python -S\n")
+
+
+def test_capsa_runtime_runs_from_the_launcher_without_site(tmp_path: Path) -> None:
+    path = tmp_path / "capsa-runtime"
+    assert launcher.install(str(path), "capsa.runtime.cli:entry")
+    assert path.read_text().startswith(f"#!{sys.executable} -S\n")
+    proc = subprocess.run(
+        [str(path), "--root", str(tmp_path / "state"), "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.strip() == "null"  # runc's answer for no containers
+    assert "site" not in _imported(proc)
+
+
+def test_an_entry_point_must_name_a_function() -> None:
+    for bad in ("capsa.runtime.cli", ":entry", "capsa.runtime.cli:entry()"):
+        with pytest.raises(ValueError):
+            launcher.render("/venv/bin/python", "/src", bad)

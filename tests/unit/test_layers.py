@@ -16,6 +16,7 @@ RANK = {
     "config": 0,
     "fastjson": 0,
     "enums": 0,
+    "launcher": 0,  # imports nothing of capsa: writes the scripts, adds site
     "linux": 1,
     "oci": 1,
     "cgroups": 1,

@@ -17,7 +17,7 @@ def main() -> None:
 
     status = fastpath.run(sys.argv)
     if status is None:
-        from capsa.cli.launcher import with_site
+        from capsa.launcher import with_site
 
         with_site()  # click and the rest of the environment's packages
         from capsa.cli.main import main as click_main
