@@ -298,7 +298,17 @@ def test_killed_monitor_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
     _ended_with_3(capsa, name)
 
 
-def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
+def _asleep(pid: int) -> bool:
+    """The host sleeps: its program is a sealed memfd, not the interpreter."""
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/{pid}/exe").startswith("/memfd:")
+    return False
+
+
+@pytest.mark.parametrize("when", ["awake", "asleep"])
+def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli, when: str) -> None:
+    """The shim keeps the status and the output; the next command starts a host that
+    adopts it."""
     name, _ = _late_exit(capsa)
 
     def handed_over() -> bool:  # to the host, and the monitor is the init's shim now
@@ -308,6 +318,8 @@ def test_killed_host_keeps_exit_code_and_output(capsa: CapsaCli) -> None:
 
     capsa.wait_for(handed_over, 15, "the monitor host to adopt the container")
     (host,) = _titled(capsa, "capsa-monitor host")
+    if when == "asleep":
+        capsa.wait_for(lambda: _asleep(host), 30, "the host to go to sleep")
     os.kill(host, signal.SIGKILL)
     _go(capsa, name)
     _ended_with_3(capsa, name)
