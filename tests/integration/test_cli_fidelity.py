@@ -13,6 +13,8 @@ import json
 import os
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from tests.helpers import capsa_cli
@@ -52,15 +54,20 @@ def test_kill_and_rm_force_of_rm_containers(capsa: CapsaCli) -> None:
     capsa.wait_for(lambda: _gone(capsa, killed), what=f"{killed} removed")
 
 
-def test_wait_for_rm_containers_prints_their_exit_codes(capsa: CapsaCli) -> None:
-    """The record goes with the container: the code comes from its exit all the same."""
+def test_wait_for_rm_containers_prints_their_exit_codes(capsa: CapsaCli, tmp_path: Path) -> None:
+    """The record goes with the container: the code comes from its exit all the same.
+    The containers exit only once the waits have started (a file the test makes): a
+    name already removed when wait looks it up is "No such container", as in Docker."""
     names = [capsa.name() for _ in range(3)]
     for code, name in enumerate(names, start=3):
-        capsa.detached("--rm", "--name", name, cmd=("sh", "-c", f"sleep 1; exit {code}"))
-    waited = capsa.run("wait", *names[:2], check=False)
-    assert (waited.returncode, waited.stdout) == (0, "3\n4\n")
-    removed = capsa.run("wait", "--condition", "removed", names[2], check=False)
-    assert (removed.returncode, removed.stdout) == (0, "5\n")
+        script = f"while [ ! -e /sync/go ]; do sleep 0.05; done; exit {code}"
+        capsa.detached("--rm", "--name", name, "-v", f"{tmp_path}:/sync", cmd=("sh", "-c", script))
+    waited = capsa.popen("wait", *names[:2])
+    removed = capsa.popen("wait", "--condition", "removed", names[2])
+    time.sleep(1)  # both have looked the names up (no assertion rests on this)
+    (tmp_path / "go").touch()
+    assert (waited.wait(30), waited.communicate()[0]) == (0, "3\n4\n")
+    assert (removed.wait(30), removed.communicate()[0]) == (0, "5\n")
 
 
 # -- several names: a report for each ----------------------------------------------------

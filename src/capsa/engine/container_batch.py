@@ -7,6 +7,8 @@ does not stop the others (``capsa.engine.reports``).
 
 from __future__ import annotations
 
+import time
+
 from capsa.engine.reports import each
 
 TYPE_CHECKING = False
@@ -53,5 +55,17 @@ class ContainerBatch:
     def wait(
         self, names: list[str], condition: str = "not-running"
     ) -> list[ItemReport[int | None]]:
-        """Each exit code (None: unknown, ``engine.restore``), one name after another."""
-        return each(names, lambda n: self.service.wait(n, condition))
+        """Each exit code (None: unknown, ``engine.restore``), one name after another.
+        Every name is looked up first: a ``--rm`` container that ends, and goes, while an
+        earlier one is waited on still reports its code."""
+        began = time.time()
+        found = {r.name: r for r in each(names, self.service.get)}
+
+        def wait_one(name: str) -> int | None:
+            report = found[name]
+            if report.error is not None:
+                raise report.error
+            assert report.value is not None
+            return self.service.wait_for(report.value, condition, began)
+
+        return each(names, wait_one)

@@ -420,7 +420,10 @@ class ContainerService:
         """The exit code once the container stops (``removed``: once it is removed);
         None when nobody saw how it ended (``engine.restore``)."""
         began = time.time()
-        rec = self.get(text)
+        return self.wait_for(self.get(text), condition, began)
+
+    def wait_for(self, rec: ContainerRecord, condition: str, began: float) -> int | None:
+        """``wait`` of a container already looked up (at ``began``)."""
         while condition == "removed" or _still_up(rec):
             time.sleep(0.05)
             try:
