@@ -96,6 +96,8 @@ class Host:
         self.sys_path = list(sys.path)
 
     def serve(self) -> None:
+        """Supervise, fork and rest until nothing is left to supervise for ``linger``
+        seconds (a host woken up or re-executed comes back here: ``monitor_sleep``)."""
         import gc
 
         from capsa.engine.monitor_loop import Waker
@@ -132,9 +134,7 @@ class Host:
         waker.close()
         if self.pins is not None:
             self.pins.close()
-        from capsa.engine.monitor_sleep import forget_state
-
-        forget_state(self.runroot)
+        monitor_sleep.forget_state(self.runroot)
 
     def _idle(self) -> bool:
         return not (self.requests or self.workers or self.channels or self.loops or self.commands)
