@@ -31,6 +31,7 @@ from capsa.store.space import check_room, is_full_error, is_low, no_space
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterator
 
     from capsa.linux.mount import Mount
     from capsa.oci.image_spec import Descriptor, ImageConfig, Manifest
@@ -440,31 +441,19 @@ def _mkdir_like(path: str, model: str) -> None:
 
 def disk_usage(path: str) -> int:
     """Bytes allocated below ``path`` (hard links counted once); 0 if it is missing."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            st = entry.stat(follow_symlinks=False)
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-    return total
+    return sum(st.st_blocks * 512 for st, _ in _tree(path))
 
 
 def content_size(path: str) -> int:
     """Bytes of the files below ``path`` as their sizes say (hard links once, directories
     not counted): Docker's ``directory.Size``, what its ``SizeRw`` reports; 0 if missing."""
+    return sum(st.st_size for st, is_dir in _tree(path) if not is_dir)
+
+
+def _tree(path: str) -> Iterator[tuple[os.stat_result, bool]]:
+    """The stat of every entry below ``path`` (each hard-linked inode once) and whether
+    it is a directory; entries removed meanwhile (a running container writes) skipped."""
     seen: set[tuple[int, int]] = set()
-    total = 0
     stack = [path]
     while stack:
         try:
@@ -475,16 +464,15 @@ def content_size(path: str) -> int:
             try:
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
-                continue  # removed meanwhile: a running container writes
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
                 continue
-            if st.st_nlink > 1:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir:
+                stack.append(entry.path)
+            elif st.st_nlink > 1:
                 if (st.st_dev, st.st_ino) in seen:
                     continue
                 seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
+            yield st, is_dir
 
 
 def _check_key(key: str) -> None:
