@@ -239,3 +239,15 @@ def test_missing_objects_are_worded_as_docker_words_them(capsa: CapsaCli) -> Non
     never = capsa.run("run", "--pull", "never", "--rm", f"{missing}:1", "true", check=False)
     assert never.returncode == 125
     assert never.stderr == f"Error: No such image: {missing}:1\n"
+
+
+def test_restart_keeps_an_rm_container(capsa: CapsaCli) -> None:
+    """Docker restarts an --rm container in place; only its own end removes it."""
+    name = capsa.name()
+    cid = capsa.detached("--rm", "--name", name, "--init")
+    first = capsa.pid(name)
+    assert capsa.run("restart", "-t", "1", name).stdout == f"{name}\n"
+    assert capsa.status(name) == "running"
+    assert capsa.pid(name) != first
+    capsa.run("stop", "-t", "1", name)
+    capsa.wait_for(lambda: cid not in capsa.run("ps", "-aq", "--no-trunc").stdout, 15)

@@ -227,6 +227,7 @@ class ContainerRecord:
     monitor_pid: int = 0
     monitor_start: int = 0
     stopped_by_user: bool = False
+    restarting: bool = False  # stopped by `restart`: an --rm container stays for its start
     rootfs_key: str = ""
     chain_ids: list[str] = field(default_factory=list)
 

@@ -284,7 +284,7 @@ class ContainerService:
         if rec.state in (State.RUNNING, State.PAUSED):
             return rec, None
         check(Action.START, rec.state, rec.name, rec.id)
-        self.ctx.store.update(rec.id, stopped_by_user=False)
+        self.ctx.store.update(rec.id, stopped_by_user=False, restarting=False)
         launch = Launch(self, rec, wait_attach)
         if wait_attach:  # connected: the monitor starts the container once it is greeted
             from capsa.engine.attach import emit_attach
@@ -397,7 +397,11 @@ class ContainerService:
             self._signal(rec, sig)
 
     def restart(self, text: str, timeout: int | None = None) -> ContainerRecord:
-        rec = self.stop(text, timeout)
+        """Stop, then start: an ``--rm`` container is kept through it, as in Docker."""
+        rec = self.get(text)
+        if rec.spec.auto_remove:
+            self.ctx.store.update(rec.id, restarting=True)  # read by its monitor's finish
+        rec = self.stop(rec.id, timeout)
         rec, _ = self.start(rec.id)
         self.ctx.events.emit("container", "restart", rec.id, {"name": rec.name})
         return rec

@@ -51,6 +51,7 @@ _STATUS_FIELDS = (
     "monitor_pid",
     "monitor_start",
     "stopped_by_user",
+    "restarting",
     "rootfs_key",
     "chain_ids",
 )

@@ -416,10 +416,11 @@ class Finish(Setup):
                 }
             self.ctx.store.update(rec.id, State.EXITED)
         try:
-            if rec.spec.auto_remove:  # gone before `run --rm` returns, as with Docker
+            rec = self.ctx.store.get(rec.id)
+            if rec.spec.auto_remove and not rec.restarting:  # gone before `run --rm` returns
                 from capsa.engine.removal import remove_container
 
-                remove_container(self.ctx, self.ctx.store.get(rec.id), volumes=True)
+                remove_container(self.ctx, rec, volumes=True)
             else:
                 self.release()
         finally:
