@@ -14,7 +14,7 @@ from capsa import fastjson  # json's C parts without ``re``: ps starts faster
 from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
 from capsa.errors import AlreadyExists, Conflict, no_such_container
 from capsa.oci.codec import from_dict, to_dict
-from capsa.store.db import Database, Transaction
+from capsa.store.db import Database, Transaction, is_unique_violation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class ContainerStore(Database):
                     ),
                 )
         except Exception as e:
-            if "UNIQUE" in str(e) and "name" in str(e):
+            if is_unique_violation(e):  # the name (the id is the primary key)
                 raise AlreadyExists(f'the container name "/{rec.name}" is already in use') from None
             raise
 
@@ -163,7 +163,7 @@ class ContainerStore(Database):
             with Transaction(self.conn) as c:
                 c.execute("UPDATE containers SET name=? WHERE id=?", (name, container_id))
         except Exception as e:
-            if "UNIQUE" in str(e):
+            if is_unique_violation(e):
                 raise AlreadyExists(f'the container name "/{name}" is already in use') from None
             raise
 

@@ -64,6 +64,14 @@ def _code(err: sqlite3.Error) -> int:
     return int(getattr(err, "sqlite_errorcode", 0) or 0) & 0xFF
 
 
+def is_unique_violation(err: BaseException) -> bool:
+    """A UNIQUE constraint refused the row (not the primary key: another constraint)."""
+    return (
+        isinstance(err, sqlite3.Error)
+        and getattr(err, "sqlite_errorcode", 0) == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+    )
+
+
 def is_full(err: BaseException, directory: str) -> bool:
     """SQLite could not write for want of space: SQLITE_FULL, or an I/O error (the WAL
     index could not grow) while ``directory`` is low on space."""
@@ -171,7 +179,7 @@ def _retry(conn: sqlite3.Connection, sql: str) -> None:
             conn.execute(sql)
             return
         except sqlite3.OperationalError as e:
-            transient = "locking protocol" in str(e) or "database is locked" in str(e)
+            transient = _code(e) in (sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_BUSY)
             if not transient or attempt == 49:
                 raise
             time.sleep(0.01 * (attempt + 1))
