@@ -307,3 +307,19 @@ def test_inspect_ipam_config_of_ip(capsa: CapsaCli) -> None:
         capsa.run("rm", "-f", fixed, auto)
     finally:
         capsa.run("network", "rm", net, check=False)
+
+
+def test_volume_rm_refuses_a_volume_a_stopped_container_has(capsa: CapsaCli) -> None:
+    """As Docker: in use while any container has it, running or not (even with -f);
+    ``rm -v`` of that container then takes an anonymous one with it."""
+    named, holder = capsa.name(), capsa.name()
+    capsa.run("volume", "create", named)
+    cid = capsa.run("create", "--name", holder, "-v", f"{named}:/data", "-v", "/anon", IMAGE)
+    anonymous = [m["Name"] for m in capsa.inspect(holder)["Mounts"] if m["Destination"] == "/anon"]
+    for flags in ((), ("-f",)):
+        refused = capsa.run("volume", "rm", *flags, named, check=False)
+        assert refused.returncode == 1
+        assert f"volume is in use - [{cid.stdout.strip()}]" in refused.stderr
+    capsa.run("rm", "-v", holder)
+    assert capsa.run("volume", "ls", "-q").stdout.split().count(anonymous[0]) == 0
+    assert capsa.run("volume", "rm", named).stdout == f"{named}\n"

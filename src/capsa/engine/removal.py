@@ -54,6 +54,6 @@ def _release_volumes(ctx: ServiceContext, rec: ContainerRecord, volumes: bool) -
         try:
             ctx.volumes.release(m.source, rec.id)
             if volumes and ctx.volumes.get(m.source).anonymous and not ctx.volumes.users(m.source):
-                ctx.volumes.remove(m.source)
+                ctx.volumes.remove(m.source, leaving=rec.id)
         except CapsaError:
             pass

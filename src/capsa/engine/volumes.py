@@ -252,8 +252,10 @@ class VolumeService:
 
     # -- remove / prune ------------------------------------------------------------
 
-    def remove(self, name: str, force: bool = False) -> None:
-        """Delete a volume and its data; refused while a container uses it, even forced.
+    def remove(self, name: str, force: bool = False, leaving: str = "") -> None:
+        """Delete a volume and its data; refused while a container mounts it or has it in
+        its spec (a stopped one too, as Docker), even forced: the container ``leaving``
+        (being removed with ``rm -v``) does not count.
 
         ``force`` ignores a missing volume and purges the record when the data cannot be
         deleted.
@@ -265,7 +267,8 @@ class VolumeService:
                 return
             raise
         with self._locked(name):
-            users = self.users(name)
+            known = self._references().get(name, [])
+            users = sorted({*self.users(name), *known} - {leaving})
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{' '.join(users)}]")
             try:
