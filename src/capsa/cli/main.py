@@ -104,6 +104,7 @@ _WARM_MODULES = (
     "capsa.cli.template",
     "capsa.engine.local",
     "capsa.engine.containers",
+    "capsa.engine.launch",
     "capsa.engine.execs",
     "capsa.engine.filters",
     "capsa.engine.log_reader",
