@@ -125,6 +125,25 @@ def test_a_database_not_made_yet_reads_as_empty_on_a_full_disk(
     assert not (tmp_path / "new.db").exists()
 
 
+def test_a_database_whose_making_a_full_disk_cut_short_reads_as_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file exists (WAL mode set, its header written) but no migration ran."""
+    path = tmp_path / "half.db"
+    half = sqlite3.connect(path)
+    half.execute("PRAGMA journal_mode=WAL")
+    half.close()
+    assert path.stat().st_size > 0
+
+    def full(path: str, migrations: object) -> db.Connection:
+        raise _full()
+
+    monkeypatch.setattr(db, "open_db", full)
+    database = db.Database(str(path), SCHEMA)
+    assert database.conn.execute("SELECT * FROM t").fetchall() == []
+    database.close()
+
+
 def test_a_write_that_does_not_fit_raises_no_space_and_changes_nothing(
     store: db.Database, tmp_path: Path
 ) -> None:

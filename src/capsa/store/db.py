@@ -150,14 +150,19 @@ def _open_after_release(path: str, migrations: Sequence[str]) -> Connection | No
 
 def read_only(path: str, migrations: Sequence[str]) -> Connection:
     """The database as it stands on disk, for reading only, with nothing written: no
-    WAL index, no journal (``immutable``). A database not made yet reads as empty."""
+    WAL index, no journal (``immutable``). A database not made yet (no file, or a file
+    whose first migration the full disk cut short: nothing stored) reads as empty."""
+    conn = None
     if os.path.exists(path) and os.path.getsize(path) > 0:
         uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
         conn = sqlite3.connect(
             uri + "?immutable=1", uri=True, isolation_level=None,
             check_same_thread=False, factory=Connection,
         )  # fmt: skip
-    else:
+        if migrations and conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            conn.close()
+            conn = None
+    if conn is None:
         conn = sqlite3.connect(
             ":memory:", isolation_level=None, check_same_thread=False, factory=Connection
         )
