@@ -10,7 +10,7 @@ cold, as a user's first command does; the commands run as users run them
 (`.venv/bin/capsa`, `podman`), interleaved (capsa, podman, capsa, podman...), and the
 medians are compared. The interpreter alone is timed in the same rounds, as the floor a
 Python command cannot go below: `python -S -c pass` (how the `capsa` launcher starts,
-`capsa.cli.launcher`) and `python -c pass` (with `site`, as pip's script starts). Target
+`capsa.launcher`) and `python -c pass` (with `site`, as pip's script starts). Target
 (issue 12): capsa <= 1.0x podman for the three commands at both counts.
 """
 
