@@ -56,6 +56,7 @@ while [ ! -e /tmp/stop ]; do
 done
 if [ -n "$kept" ]; then printf owned 1<>/proc/self/fd/7 && echo wrote >>$log; fi
 echo done >>$log
+exec sleep 3600  # the init lingers: its exit would kill the exec that made /tmp/stop
 """
 EVIL = "#!/proc/self/exe\n"
 HARMLESS = ("/bin/busybox", "/memfd:capsa-exec (deleted)", "")
