@@ -123,6 +123,29 @@ def test_exec_events(capsa: CapsaCli) -> None:
     assert [e["Actor"]["Attributes"]["exitCode"] for e in only if e["id"] == cid] == ["3"]
 
 
+def test_detached_exec_reports_its_end(capsa: CapsaCli, tmp_path: Path) -> None:
+    """``exec -d`` returns at once, the exec's end is still an ``exec_die`` with its
+    code, and the command's output pipe is not held until then."""
+    name = capsa.name()
+    cid = capsa.detached("--name", name, "--init", "-v", f"{tmp_path}:/x")
+    since = f"{time.time():.3f}"
+    script = "while [ ! -e /x/go ]; do sleep 0.1; done; exit 7"
+    # captured output: a watcher that kept the pipe would hold this until /x/go appears
+    proc = capsa.run("exec", "-d", name, "sh", "-c", script, timeout=30)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert [e["Action"] for e in _since(capsa, since, name) if e["Action"] == "exec_die"] == []
+    (tmp_path / "go").touch()
+    deadline = time.monotonic() + 20
+    died: list[dict[str, Any]] = []
+    while not died and time.monotonic() < deadline:
+        died = [e for e in _since(capsa, since, name) if e["Action"] == "exec_die"]
+        time.sleep(0.1)
+    assert [e["Actor"]["Attributes"]["exitCode"] for e in died] == ["7"], died
+    assert died[0]["id"] == cid
+    failed = capsa.run("exec", "-d", name, "/no/such", check=False)
+    assert failed.returncode == 127 and "no such file" in failed.stderr, failed.stderr
+
+
 def test_attach_events(capsa: CapsaCli, tmp_path: Path) -> None:
     since = f"{time.time():.3f}"
     ran = capsa.name()

@@ -7,12 +7,14 @@ import json
 import os
 
 from capsa.engine.container_types import Action, ExecSpec, check
+from capsa.engine.exec_watch import watch_detached
 from capsa.errors import InvalidArgument, NotFound, PermissionDenied
 from capsa.oci.codec import from_dict
 from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from capsa.engine.backend import Created
     from capsa.engine.containers import ContainerService
 
 
@@ -65,29 +67,31 @@ def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
 
         rows, cols = get_winsize(0)
         process.console_size = ConsoleSize(height=rows, width=cols)
-    if not spec.detach:
-        foreground.become_subreaper()
     event = _ExecEvents(service, rec.id, {"name": rec.name, "image": rec.image_name}, spec)
     event.emit("exec_create")
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        stdio = Stdio(
-            stdin=0 if spec.interactive else devnull,
-            stdout=devnull if spec.detach else 1,
-            stderr=devnull if spec.detach else 2,
-            terminal=spec.tty,
-        )
-        event.emit("exec_start")
-        done = service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
-    except (NotFound, PermissionDenied) as e:
-        e.exit_code = 127 if isinstance(e, NotFound) else 126
-        raise
-    finally:
-        os.close(devnull)
+
+    def start() -> Created:
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            stdio = Stdio(
+                stdin=0 if spec.interactive else devnull,
+                stdout=devnull if spec.detach else 1,
+                stderr=devnull if spec.detach else 2,
+                terminal=spec.tty,
+            )
+            event.emit("exec_start")
+            return service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
+        except (NotFound, PermissionDenied) as e:
+            e.exit_code = 127 if isinstance(e, NotFound) else 126
+            raise
+        finally:
+            os.close(devnull)
+
     if spec.detach:
-        if done.master >= 0:
-            os.close(done.master)
+        watch_detached(start, lambda code: event.emit("exec_die", exitCode=str(code)))
         return 0
+    foreground.become_subreaper()
+    done = start()
     code = foreground.wait_foreground(done.pid, done.master if done.master >= 0 else None)
     event.emit("exec_die", exitCode=str(code))
     return code
