@@ -304,9 +304,21 @@ def test_inspect_ipam_config_of_ip(capsa: CapsaCli) -> None:
         assert networks[net]["IPAddress"] == ip
         networks = capsa.inspect(auto)["NetworkSettings"]["Networks"]
         assert networks[net]["IPAMConfig"] is None and networks[net]["IPAddress"]
+        other = ipaddress.ip_network(free_subnet())
+        other_ip = str(other.network_address + 20)
+        capsa.run("network", "create", "--subnet", str(other), net + "-b")
+        capsa.run("network", "connect", "--ip", other_ip, net + "-b", auto)
+        networks = capsa.inspect(auto)["NetworkSettings"]["Networks"]
+        assert networks[net + "-b"]["IPAMConfig"] == {"IPv4Address": other_ip}
+        assert networks[net + "-b"]["IPAddress"] == other_ip
+        assert networks[net]["IPAMConfig"] is None
+        capsa.run("stop", "-t", "1", fixed)
+        stopped = capsa.inspect(fixed)["NetworkSettings"]["Networks"]
+        assert stopped[net]["IPAMConfig"] == {"IPv4Address": ip}
+        assert stopped[net]["IPAddress"] == ""
         capsa.run("rm", "-f", fixed, auto)
     finally:
-        capsa.run("network", "rm", net, check=False)
+        capsa.run("network", "rm", net, net + "-b", check=False)
 
 
 def test_volume_rm_refuses_a_volume_a_stopped_container_has(capsa: CapsaCli) -> None:

@@ -283,14 +283,28 @@ def ports(rec: ContainerRecord) -> dict[str, Any]:
     return out
 
 
-def _ipam_config(rec: ContainerRecord, ep: Endpoint) -> dict[str, str] | None:
-    """The address asked for with ``--ip`` on the network it was asked on; null if none."""
-    mode = rec.spec.network_mode
-    if not rec.spec.ip or not mode:
-        return None
-    if mode != ep.network_name and not ep.network_id.startswith(mode):
-        return None
-    return {"IPv4Address": rec.spec.ip}
+def _ipam_config(ep: Endpoint) -> dict[str, str] | None:
+    """The address asked for (``--ip``, ``network connect --ip``); null if none."""
+    return {"IPv4Address": ep.requested_ip} if ep.requested_ip else None
+
+
+def _configured(rec: ContainerRecord) -> dict[str, Any]:
+    """A stopped container's network, as configured: no addresses, the ``--ip`` asked."""
+    return {
+        "IPAMConfig": {"IPv4Address": rec.spec.ip} if rec.spec.ip else None,
+        "Links": None,
+        "Aliases": None,
+        "MacAddress": "",
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": None,
+    }
 
 
 def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
@@ -301,7 +315,7 @@ def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[st
     networks = {}
     for ep in endpoints:
         networks[ep.network_name] = {
-            "IPAMConfig": _ipam_config(rec, ep),
+            "IPAMConfig": _ipam_config(ep),
             "Links": None,
             "Aliases": ep.aliases or None,
             "MacAddress": ep.mac,
@@ -315,8 +329,9 @@ def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[st
             "GlobalIPv6PrefixLen": 0,
             "DNSNames": ep.dns_names or None,
         }
-    if not networks:
-        networks = {rec.spec.network_mode: {}}
+    mode = rec.spec.network_mode
+    if not networks and mode and not mode.startswith("container:"):
+        networks = {mode: _configured(rec)}
     first = endpoints[0] if endpoints else None
     return {
         "Bridge": "",

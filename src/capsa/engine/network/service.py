@@ -606,6 +606,7 @@ def _endpoint(net: Network, req: AttachRequest, ip: str, ip6: str) -> Endpoint:
         rate_in_bps=req.rate_in_bps,
         rate_out_bps=req.rate_out_bps,
         pid=req.pid,
+        requested_ip=req.ip,
         id=hashlib.sha256(f"{req.container_id}/{net.id}".encode()).hexdigest(),
     )
 

@@ -64,6 +64,7 @@ class Endpoint:
     rate_out_bps: int = 0
     pid: int = 0  # the container's init when attached (its netns), 0 if unknown
     id: str = ""  # 64 hex, docker's EndpointID
+    requested_ip: str = ""  # the address asked for (--ip, connect --ip): Docker's IPAMConfig
 
 
 @record
