@@ -547,6 +547,25 @@ def test_import_rootfs_from_stdin(cli: ImageCli, busybox_rootfs: Path) -> None:
     cli.run("rmi", name)
 
 
+def test_image_size_counts_bytes_not_blocks(cli: ImageCli, tmp_path: Path) -> None:
+    """Docker's image size is what the files hold (10 + 1000 bytes here), not the disk
+    blocks they take (4 KiB each at least)."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "ten").write_bytes(b"0123456789")
+    (tree / "thousand").write_bytes(b"x" * 1000)
+    os.link(tree / "thousand", tree / "etc" / "same")  # a hard link counts once
+    archive = tmp_path / "tree.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tree, arcname=".")
+    name = f"test/{unique_name()}"
+    cli.run("import", str(archive), name)
+    assert cli.inspect_image(name)["Size"] == 1010
+    shown = cli.run("images", "--format", "{{.Size}}", name).stdout
+    assert shown == "1.01kB\n"
+    cli.run("rmi", name)
+
+
 # -- removal, prune, disk usage ----------------------------------------------------------
 
 

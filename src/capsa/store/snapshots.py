@@ -307,7 +307,7 @@ class SnapshotStore:
                     f"layer {layer.digest}: diff id {stats.diff_id} does "
                     f"not match {diff_id} from the image config"
                 )
-            self._commit(tmp, chain, parent, diff_id, disk_usage(fs))
+            self._commit(tmp, chain, parent, diff_id, content_size(fs))
         except InvalidArgument as err:
             shutil.rmtree(tmp, ignore_errors=True)
             if is_full_error(err.__cause__):  # an entry the disk had no room for
