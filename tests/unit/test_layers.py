@@ -1,8 +1,15 @@
-"""Imports point down only: an AST walk over every module of src/capsa."""
+"""Imports point down only: an AST walk over every module of src/capsa.
+
+Imports are ``import``/``from`` statements and also modules named by string, as
+``importlib.import_module`` and ``__import__`` take them (a string constant that is a
+capsa module's dotted name counts as an import of it). Frontends go through the engine:
+they import nothing of the kernel seam, the runtime or the store, and never reach into
+the engine's context (``.ctx``)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "capsa"
@@ -16,6 +23,8 @@ RANK = {
     "config": 0,
     "fastjson": 0,
     "enums": 0,
+    "signames": 0,
+    "fastexit": 0,
     "launcher": 0,  # imports nothing of capsa: writes the scripts, adds site
     "linux": 1,
     "oci": 1,
@@ -30,8 +39,13 @@ RANK = {
     "build": 4,
     "vm": 3,
 }
-# pairs on the same rank that must stay apart
-FORBIDDEN = {("runtime", "store"), ("store", "runtime")}
+FRONTENDS = ("api", "cli", "client", "compose", "build")
+BELOW_ENGINE = ("linux", "cgroups", "runtime", "store")
+# pairs that must stay apart although their ranks allow it
+FORBIDDEN = {("runtime", "store"), ("store", "runtime")} | {
+    (frontend, lower) for frontend in FRONTENDS for lower in BELOW_ENGINE
+}
+MODULE_NAME = re.compile(r"capsa(\.[a-z_][a-z0-9_]*)+")
 
 
 def _package(module: str) -> str:
@@ -40,13 +54,22 @@ def _package(module: str) -> str:
 
 
 def _imports(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    return _imports_of(ast.parse(path.read_text(), str(path)))
+
+
+def _imports_of(tree: ast.AST) -> list[str]:
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.append(node.module)
         elif isinstance(node, ast.Import):
             out.extend(alias.name for alias in node.names)
+        elif (  # a name for importlib.import_module or __import__
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and MODULE_NAME.fullmatch(node.value)
+        ):
+            out.append(node.value)
     return [m for m in out if m == "capsa" or m.startswith("capsa.")]
 
 
@@ -71,3 +94,26 @@ def test_every_package_is_ranked() -> None:
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and not p.name.startswith("_")}
     modules = {p.stem for p in SRC.glob("*.py") if p.stem != "__init__"}
     assert (packages | modules) - set(RANK) == set()
+
+
+def test_the_import_walk_sees_modules_named_by_string() -> None:
+    tree = ast.parse(
+        "import importlib\n"
+        "importlib.import_module('capsa.runtime.exec')\n"
+        "__import__('capsa.linux.mount')\n"
+        "NAMES = ('capsa.store.content',)\n"
+        "print('capsa is a word, not a module.')\n"
+    )
+    assert _imports_of(tree) == ["capsa.runtime.exec", "capsa.linux.mount", "capsa.store.content"]
+
+
+def test_frontends_do_not_reach_into_the_engine() -> None:
+    """No ``engine.ctx``/``service.ctx``: the engine's context is its own business."""
+    problems = []
+    for frontend in FRONTENDS:
+        for path in sorted((SRC / frontend).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr in ("ctx", "_ctx"):
+                    problems.append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
+    assert not problems, "frontends using the engine's context:\n" + "\n".join(problems)

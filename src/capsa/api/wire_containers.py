@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from capsa.engine.container_types import State
 
@@ -11,7 +10,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.container_types import ContainerRecord
+    from capsa.engine.container_types import ContainerFiles, ContainerRecord
     from capsa.engine.containers import ContainerService
     from capsa.engine.network.types import Endpoint
 
@@ -39,9 +38,7 @@ def _state(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
 
 
 def _image_config(service: ContainerService, rec: ContainerRecord) -> Any:
-    from capsa.oci import image_spec
-
-    return image_spec.load_config(service.ctx.content.read(rec.image_id))
+    return service.image_config(rec)
 
 
 def _config(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
@@ -183,11 +180,11 @@ def _ulimit(text: str) -> dict[str, Any]:
     return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
 
 
-def _mounts(service: ContainerService, rec: ContainerRecord) -> list[dict[str, Any]]:
+def _mounts(rec: ContainerRecord, files: ContainerFiles) -> list[dict[str, Any]]:
     out = []
     for m in rec.spec.mounts:
         if m.type == "volume":
-            source = os.path.join(service.ctx.settings.root, "volumes", m.source, "_data")
+            source = files.volumes.get(m.source, "")
             out.append(
                 {
                     "Type": "volume",
@@ -228,11 +225,9 @@ def _mounts(service: ContainerService, rec: ContainerRecord) -> list[dict[str, A
 def container_inspect(
     service: ContainerService, rec: ContainerRecord, size: bool = False
 ) -> dict[str, Any]:
-    paths = service.ctx.paths(rec.id)
+    files = service.files(rec)
     config = _config(service, rec)
     args = (config["Entrypoint"] or []) + (config["Cmd"] or [])
-    rw = service.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id)
-    lowers = service.ctx.snapshots.layer_dirs(rec.chain_ids)[::-1]
     doc: dict[str, Any] = {
         "Id": rec.id,
         "Created": rec.created,
@@ -240,10 +235,10 @@ def container_inspect(
         "Args": args[1:],
         "State": _state(service, rec),
         "Image": rec.image_id,
-        "ResolvConfPath": paths.resolv_conf,
-        "HostnamePath": paths.hostname,
-        "HostsPath": paths.hosts,
-        "LogPath": paths.log,
+        "ResolvConfPath": files.resolv_conf,
+        "HostnamePath": files.hostname,
+        "HostsPath": files.hosts,
+        "LogPath": files.log,
         "Name": f"/{rec.name}",
         "RestartCount": rec.restart_count,
         "Driver": "overlay",
@@ -256,13 +251,13 @@ def container_inspect(
         "GraphDriver": {
             "Name": "overlay",
             "Data": {
-                "LowerDir": ":".join(lowers),
-                "UpperDir": os.path.join(rw, "upper"),
-                "WorkDir": os.path.join(rw, "work"),
-                "MergedDir": paths.rootfs,
+                "LowerDir": ":".join(files.lowers),
+                "UpperDir": files.upper,
+                "WorkDir": files.work,
+                "MergedDir": files.merged,
             },
         },
-        "Mounts": _mounts(service, rec),
+        "Mounts": _mounts(rec, files),
         "Config": config,
         "NetworkSettings": network_settings(service, rec),
     }
@@ -308,10 +303,7 @@ def _configured(rec: ContainerRecord) -> dict[str, Any]:
 
 
 def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
-    try:
-        endpoints = service.ctx.networks.endpoints(rec.id) if rec.pid else []
-    except Exception:
-        endpoints = []
+    endpoints = service.endpoints(rec)
     networks = {}
     for ep in endpoints:
         networks[ep.network_name] = {

@@ -30,7 +30,7 @@ def _app(ctx: click.Context) -> App:
 
 
 def _signal(text: str) -> int:
-    from capsa.runtime.container import signal_number
+    from capsa.signames import signal_number
 
     return signal_number(text)
 
@@ -61,11 +61,11 @@ def _create(
             engine.images.pull(image, PullOptions(platform=kw["platform"]), progress)
         finally:
             progress.close()
-    elif kw["pull"] == "never" and engine.ctx.images.find(image) is None:
+    elif kw["pull"] == "never" and not engine.images.exists(image):
         from capsa.errors import no_such_image
 
         raise no_such_image(image)
-    elif engine.ctx.images.find(image) is None and not kw["quiet"]:
+    elif not kw["quiet"] and not engine.images.exists(image):
         click.echo(f"Unable to find image '{image}' locally", err=True)
     progress = make_progress(kw["quiet"])
     try:
@@ -73,10 +73,22 @@ def _create(
     finally:
         progress.close()
     if kw["cidfile"]:
-        from capsa.linux.atomicfile import write_atomic
-
-        write_atomic(kw["cidfile"], rec.id.encode(), 0o644)
+        _write_cidfile(kw["cidfile"], rec.id)
     return rec
+
+
+def _write_cidfile(path: str, container_id: str) -> None:
+    """The id, in a file that must not exist yet (checked before the create, as the
+    docker CLI does; one made meanwhile is not overwritten)."""
+    try:
+        with open(path, "x", encoding="ascii") as f:
+            f.write(container_id)
+    except FileExistsError:
+        raise InvalidArgument(
+            f"container ID file found, make sure the other container isn't running or delete {path}"
+        ) from None
+    except OSError as e:
+        raise InvalidArgument(f"failed to write the container ID file: {e}") from None
 
 
 @click.command(context_settings=RUN_SETTINGS)
@@ -374,30 +386,18 @@ def logs(
     details: bool,
 ) -> None:
     """Show a container's output (json-file log)."""
-    from capsa.engine.container_types import is_live
-    from capsa.engine.logs import format_entry, parse_time_arg, read_logs
+    from capsa.engine.container_types import LogOptions
+    from capsa.engine.logs import format_entry, parse_time_arg
 
-    app = _app(ctx)
-    service = app.engine.containers
-    rec = service.get(container)
     if tail != "all" and not tail.isdigit():
         raise InvalidArgument(f"invalid value for tail: {tail}")
-    path = app.engine.ctx.paths(rec.id).log
-
-    def stopped() -> bool:
-        try:
-            return not is_live(service.get(rec.id).state)
-        except CapsaError:
-            return True
-
-    entries = read_logs(
-        path,
+    opts = LogOptions(
         tail=None if tail == "all" else int(tail),
         since=parse_time_arg(since) if since else None,
         until=parse_time_arg(until) if until else None,
         follow=follow,
-        stop=stopped,
     )
+    entries = _app(ctx).engine.containers.logs(container, opts)
     for entry in entries:
         out = sys.stdout.buffer if entry.stream == "stdout" else sys.stderr.buffer
         out.write(format_entry(entry, timestamps))

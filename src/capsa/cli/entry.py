@@ -34,7 +34,7 @@ def main() -> None:
         from capsa.cli.command import main as cold
 
         cold()  # exits
-    from capsa.linux.fastexit import exit_now
+    from capsa.fastexit import exit_now
 
     exit_now(status or 0)
 
@@ -121,9 +121,14 @@ def _relay(sock: _socket.socket, pid: int) -> int:
     """Pass our signals on to the command until the host reports its exit status."""
     import _signal  # not ``signal``: it builds enums (enum, functools...: ~4 ms here)
 
-    from capsa.linux.signals import forward_to
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
-    forward_to(pid, [getattr(_signal, name) for name in _RELAYED])
+    for name in _RELAYED:
+        _signal.signal(getattr(_signal, name), forward)
     try:
         status = warm_wire.parse_reply(sock.recv(256), b"status")
     except OSError:

@@ -292,11 +292,9 @@ def print_text(r: Explanation) -> None:
 @click.pass_context
 def explain(ctx: click.Context, container: str, fmt: str) -> None:
     """Show what makes CONTAINER a container, side by side with the host."""
-    from capsa.engine.explain import explain as build
     from capsa.oci.codec import to_dict
 
-    engine = ctx.find_root().obj.engine
-    report = build(engine.ctx, engine.containers.get(container))
+    report = ctx.find_root().obj.engine.containers.explain(container)
     if fmt == "json":
         from capsa.cli import render
 

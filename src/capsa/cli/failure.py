@@ -14,7 +14,7 @@ import sys
 
 from capsa.cli.output import echo
 from capsa.errors import CapsaError
-from capsa.linux.fastexit import exit_now
+from capsa.fastexit import exit_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

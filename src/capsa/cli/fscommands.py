@@ -25,12 +25,7 @@ def _app(ctx: click.Context) -> App:
 
 
 def _fs(ctx: click.Context) -> FsService:
-    engine = _app(ctx).engine
-    service: FsService | None = getattr(engine, "fs", None)
-    if service is None:  # until the engine wires the service itself
-        from capsa.engine.fsops import FsService
-
-        service = FsService(engine.ctx, engine.containers, engine.images)
+    service: FsService = _app(ctx).engine.fs
     return service
 
 

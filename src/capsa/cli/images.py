@@ -251,10 +251,7 @@ def save(ctx: click.Context, images: tuple[str, ...], output: str | None, fmt: s
     if output is None:
         _app(ctx).engine.images.save(list(images), sys.stdout.buffer, fmt)
         return
-    from capsa.linux.atomicfile import write_atomic_stream
-
-    with write_atomic_stream(output) as out:
-        _app(ctx).engine.images.save(list(images), out, fmt)
+    _app(ctx).engine.images.save_to_file(list(images), output, fmt)
 
 
 @click.command()

@@ -182,10 +182,9 @@ def _ports_text(rec: ContainerRecord) -> str:
 
 def _image_command(app: App, rec: ContainerRecord) -> str:
     from capsa.errors import CapsaError
-    from capsa.oci import image_spec
 
     try:
-        cfg = image_spec.load_config(app.engine.ctx.content.read(rec.image_id)).config
+        cfg = app.engine.containers.image_config(rec).config
     except CapsaError:
         return ""
     args = ((cfg.entrypoint if cfg else None) or []) + ((cfg.cmd if cfg else None) or [])

@@ -102,21 +102,6 @@ _WARM_MODULES = (
     "capsa.cli.errors",
     "capsa.cli.progress",
     "capsa.cli.template",
-    "capsa.engine.local",
-    "capsa.engine.containers",
-    "capsa.engine.launch",
-    "capsa.engine.execs",
-    "capsa.engine.filters",
-    "capsa.engine.log_reader",
-    "capsa.engine.logs",
-    "capsa.engine.removal",
-    "capsa.engine.restore",  # ps and inspect of a running container (observe)
-    "capsa.engine.specgen",
-    "capsa.engine.stats",
-    "capsa.engine.netwire",
-    "capsa.engine.network.service",
-    "capsa.runtime.container",
-    "capsa.runtime.exec",
 )
 
 
@@ -125,8 +110,11 @@ def warm() -> None:
     whose forked commands then start with it all imported)."""
     import importlib
 
+    from capsa.engine.warm import preload
+
     for name in _WARM_MODULES:
         importlib.import_module(name)
+    preload()
 
 
 def main() -> None:

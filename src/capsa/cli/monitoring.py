@@ -100,10 +100,10 @@ def _targets(
 def _stats_frame(
     ctx: click.Context, targets: list[tuple[str, Any]], previous: dict[str, Sample]
 ) -> tuple[dict[str, Sample], list[tuple[str, ContainerStats]]]:
-    from capsa.engine.stats import compute, sample
+    from capsa.engine.stats import compute
 
-    engine = _app(ctx).engine
-    samples = {rec.id: sample(engine.ctx, rec) for _, rec in targets}
+    service = _app(ctx).engine.containers
+    samples = {rec.id: service.sample(rec) for _, rec in targets}
     stats = [(name, compute(samples[rec.id], previous.get(rec.id))) for name, rec in targets]
     return samples, stats
 
@@ -159,12 +159,9 @@ def stats(
 def top(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
     """Display the running processes of a container."""
     from capsa.cli.template import tabwrite
-    from capsa.engine.stats import top as top_of
 
-    engine = _app(ctx).engine
-    rec = engine.containers.get(container)
     args = " ".join(ps_args).split() if ps_args else None
-    result = top_of(engine.ctx, rec, args)
+    result = _app(ctx).engine.containers.top(container, args)
     lines = ["\t".join(result.titles), *("\t".join(p) for p in result.processes)]
     click.echo(tabwrite("\n".join(lines), minwidth=20, padding=3))
 
@@ -221,8 +218,6 @@ def _changes(kw: dict[str, Any]) -> Any:
 @click.pass_context
 def update(ctx: click.Context, containers: tuple[str, ...], **kw: Any) -> None:
     """Update configuration of one or more containers."""
-    from capsa.engine.update import update_container
-
     changes = _changes(kw)
     if changes.empty():
         raise InvalidArgument("you must provide one or more flags when using this command")
@@ -230,7 +225,7 @@ def update(ctx: click.Context, containers: tuple[str, ...], **kw: Any) -> None:
     failed = False
     for name in containers:
         try:
-            warnings = update_container(engine.ctx, engine.containers.get(name), changes)
+            warnings = engine.containers.update(name, changes)
         except CapsaError as e:
             click.echo(f"Error response from daemon: {e}", err=True)
             failed = True
@@ -347,7 +342,7 @@ def events(
 ) -> None:
     """Get real time events from the engine."""
     from capsa.cli.template import Template
-    from capsa.engine.info import event_matcher, parse_event_filters
+    from capsa.engine.info import parse_event_filters
     from capsa.engine.logs import parse_time_arg
 
     now = time.time()
@@ -356,14 +351,12 @@ def events(
     end = parse_time_arg(until, now) if until else None
     if start is not None and end is not None and end < start:
         raise InvalidArgument(f"`since` time ({since}) cannot be after `until` time ({until})")
-    match = event_matcher(parse_event_filters(filters))
+    wanted = parse_event_filters(filters)
     tpl = Template(fmt) if fmt and fmt != "json" else None
-    log = _app(ctx).engine.ctx.events
+    service = _app(ctx).engine.events
     out = _fileno(sys.stdout)
     try:
-        for event in log.read(
-            since=start, until=end, match=match, follow=True, stop=lambda: _reader_gone(out)
-        ):
+        for event in service.stream(start, end, wanted, stop=lambda: _reader_gone(out)):
             if fmt == "json":
                 click.echo(json.dumps(event, separators=(",", ":")))
             elif tpl is not None:

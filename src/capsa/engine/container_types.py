@@ -245,6 +245,32 @@ class PsOptions:
 
 
 @record
+class LogOptions:
+    """What ``logs`` reads: the last ``tail`` entries (None: all) between ``since`` and
+    ``until`` (epoch seconds), then with ``follow`` what comes until the container ends."""
+
+    tail: int | None = None
+    since: float | None = None
+    until: float | None = None
+    follow: bool = False
+
+
+@record
+class ContainerFiles:
+    """Where a container's files are on the host (Docker's inspect shows them)."""
+
+    resolv_conf: str
+    hostname: str
+    hosts: str
+    log: str
+    merged: str  # the rootfs overlay
+    upper: str
+    work: str
+    lowers: list[str]  # top layer first
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mountpoint
+
+
+@record
 class ExecSpec:
     command: list[str]
     tty: bool = False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 
-from capsa import fastjson
 from capsa.cleanup import CleanupStack
 from capsa.engine.container_types import (
     Action,
@@ -22,6 +21,7 @@ from capsa.engine.container_types import (
     check,
     is_live,
 )
+from capsa.engine.container_views import ContainerViews
 from capsa.engine.names import generate_name, validate_name
 from capsa.errors import CapsaError, Conflict, InvalidArgument, NotFound
 from capsa.linux.proc import is_alive
@@ -46,7 +46,7 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-class ContainerService:
+class ContainerService(ContainerViews):
     def __init__(self, ctx: ServiceContext, images: Callable[[], ImageService]) -> None:
         """``images``: the image service, asked for when needed (listing containers
         does not: building it imports and opens the image stores)."""
@@ -511,30 +511,6 @@ class ContainerService:
             remove_container(self.ctx, rec, volumes=False)
             deleted.append(rec.id)
         return deleted, freed
-
-    def rw_size(self, rec: ContainerRecord) -> int:
-        """Bytes of the files the container changed (Docker's ``SizeRw``)."""
-        from capsa.store.snapshots import content_size
-
-        upper = os.path.join(self.ctx.snapshots.rw_dir_of(rec.rootfs_key or rec.id), "upper")
-        return content_size(upper)
-
-    def root_fs_size(self, rec: ContainerRecord, rw_size: int | None = None) -> int:
-        """The rw layer plus the image's layers (Docker's ``SizeRootFs``, ps's virtual)."""
-        rw = self.rw_size(rec) if rw_size is None else rw_size
-        try:
-            return rw + self.ctx.images.get(rec.image_id).size
-        except NotFound:  # removed with rmi -f
-            return rw
-
-    def health(self, rec: ContainerRecord) -> dict[str, Any] | None:
-        path = os.path.join(self.ctx.paths(rec.id).run, "health.json")
-        try:
-            with open(path) as f:
-                data: dict[str, Any] = fastjson.loads(f.read())
-                return data
-        except (OSError, ValueError):
-            return None
 
 
 def _gone(rec: ContainerRecord) -> ContainerRecord:

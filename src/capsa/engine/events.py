@@ -122,3 +122,24 @@ class EventLog:
             if stop is not None and stop():
                 return
             time.sleep(0.1)
+
+
+class EventService:
+    """``events`` for frontends: the log's events from ``since`` to ``until`` that
+    match ``filters`` (dockerd's keys, already parsed), then new ones as they come."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    def stream(
+        self,
+        since: float | None,
+        until: float | None,
+        filters: dict[str, list[str]],
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Ends at ``until``, or when ``stop()`` says the reader has gone."""
+        from capsa.engine.info import event_matcher
+
+        match = event_matcher(filters)
+        return self.log.read(since=since, until=until, match=match, follow=True, stop=stop)

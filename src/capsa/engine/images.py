@@ -112,6 +112,10 @@ class ImageService:
     def resolve(self, text: str) -> ImageRecord:
         return self.images.resolve(text)
 
+    def exists(self, text: str) -> bool:
+        """Whether ``text`` (a reference or an id) names a local image."""
+        return self.images.find(text) is not None
+
     def chain_ids(self, record: ImageRecord) -> list[str]:
         """The snapshot chain ids of an image's layers (lowest first)."""
         from capsa.store.snapshots import chain_ids
@@ -363,6 +367,13 @@ class ImageService:
                 )
             )
         save(self.content, items, out, fmt)
+
+    def save_to_file(self, texts: list[str], path: str, fmt: str = "docker-archive") -> None:
+        """``save`` into the file at ``path``, whole or not at all."""
+        from capsa.linux.atomicfile import write_atomic_stream
+
+        with write_atomic_stream(path) as out:
+            self.save(texts, out, fmt)
 
     def load(self, stream: BinaryIO, progress: ProgressSink | None = None) -> list[str]:
         """Load an archive; return what was loaded ("Loaded image: NAME" / "ID")."""

@@ -6,6 +6,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.config import Settings
     from capsa.engine.containers import ContainerService
+    from capsa.engine.events import EventService
+    from capsa.engine.fsops import FsService
     from capsa.engine.images import ImageService
     from capsa.engine.network.service import NetworkService
     from capsa.engine.restore import RestoreService
@@ -61,6 +63,19 @@ class LocalEngine:
         from capsa.engine.system import SystemService
 
         return SystemService(self.containers, self.images, self.volumes, self.networks)
+
+    @property
+    def events(self) -> EventService:
+        from capsa.engine.events import EventService
+
+        return EventService(self.ctx.events)
+
+    @property
+    def fs(self) -> FsService:
+        """cp, export, diff and commit: files in and out of containers."""
+        from capsa.engine.fsops import FsService
+
+        return FsService(self.ctx, self.containers, self.images)
 
     @property
     def volumes(self) -> VolumeService:

@@ -118,7 +118,7 @@ def capabilities(spec: ContainerSpec) -> list[str]:
 
 
 def stop_signal(spec: ContainerSpec, image: ImageConfig) -> int:
-    from capsa.runtime.container import signal_number
+    from capsa.signames import signal_number
 
     name = spec.stop_signal or ((image.config.stop_signal if image.config else None) or "")
     return signal_number(name) if name else int(signal.SIGTERM)
@@ -174,7 +174,7 @@ def check_modes(spec: ContainerSpec) -> None:
         raise InvalidArgument(f"invalid cgroup namespace mode: {spec.cgroupns_mode}")
     spec.cgroupns_mode = spec.cgroupns_mode or default_cgroupns()
     if spec.stop_signal:
-        from capsa.runtime.container import signal_number
+        from capsa.signames import signal_number
 
         signal_number(spec.stop_signal)
 

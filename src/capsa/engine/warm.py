@@ -20,11 +20,41 @@ import os
 import sys
 
 from capsa.engine.warm_wire import FDS, Request
-from capsa.linux.fastexit import exit_now
+from capsa.fastexit import exit_now
 
 # what Python itself does with these at start-up; a host may have changed any of them
 _DEFAULT_SIGNALS = ("SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 _IGNORED_SIGNALS = ("SIGPIPE", "SIGXFSZ")
+
+
+# what the everyday commands import of the engine on first use (``ps``, ``run``, ``exec``,
+# ``logs``, ``inspect``, ``stop``, ``rm``...): a warm host imports them once for all
+_PRELOAD = (
+    "capsa.engine.local",
+    "capsa.engine.containers",
+    "capsa.engine.container_views",
+    "capsa.engine.launch",
+    "capsa.engine.execs",
+    "capsa.engine.filters",
+    "capsa.engine.log_reader",
+    "capsa.engine.logs",
+    "capsa.engine.removal",
+    "capsa.engine.restore",  # ps and inspect of a running container (observe)
+    "capsa.engine.specgen",
+    "capsa.engine.stats",
+    "capsa.engine.netwire",
+    "capsa.engine.network.service",
+    "capsa.runtime.container",
+    "capsa.runtime.exec",
+)
+
+
+def preload() -> None:
+    """Import what the engine's verbs import lazily (see ``_PRELOAD``)."""
+    import importlib
+
+    for name in _PRELOAD:
+        importlib.import_module(name)
 
 
 def package_dir() -> str:

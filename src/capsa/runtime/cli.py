@@ -179,7 +179,7 @@ def entry() -> None:
     its container, ``events``) turn it back on."""
     import gc
 
-    from capsa.linux.fastexit import exit_now
+    from capsa.fastexit import exit_now
 
     gc.disable()
     exit_now(main())

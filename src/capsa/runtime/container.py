@@ -12,7 +12,7 @@ import time
 
 from capsa.errors import Conflict, FailedPrecondition
 from capsa.linux.proc import is_alive
-from capsa.linux.signals import NSIG, SIGKILL
+from capsa.linux.signals import SIGKILL
 from capsa.oci.runtime_spec import OCI_VERSION, Hooks, Resources, Spec
 from capsa.record import record
 from capsa.runtime import hooks as hooks_mod
@@ -20,6 +20,7 @@ from capsa.runtime.cgroup import open_cgroup
 from capsa.runtime.create import Created, CreateOptions, create, oci_state
 from capsa.runtime.state import ContainerState, StateStore
 from capsa.runtime.status import Op, Status, check
+from capsa.signames import signal_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -257,28 +258,6 @@ def _wait_eof(fd: int) -> None:
                 return
         except BlockingIOError:
             select.select([fd], [], [], 1.0)
-
-
-def signal_number(name: str, *, allow_zero: bool = False) -> int:
-    """``9``, ``KILL``, ``SIGKILL`` or ``sigkill`` -> 9. With ``allow_zero`` (``kill``),
-    ``0`` too: no signal, whether the container's init is alive, as runc takes it."""
-    if name.isdigit():
-        num = int(name)
-        if (0 if allow_zero else 1) <= num < NSIG:
-            return num
-    else:
-        import signal  # the names: an enum, imported only here
-
-        upper = name.upper()
-        upper = upper if upper.startswith("SIG") else "SIG" + upper
-        sig = getattr(signal.Signals, upper, None) if upper in signal.Signals.__members__ else None
-        if sig is not None:
-            return int(sig)
-        if upper.startswith("SIGRTMIN+") and upper[9:].isdigit():
-            return int(signal.SIGRTMIN) + int(upper[9:])
-    from capsa.errors import InvalidArgument
-
-    raise InvalidArgument(f"invalid signal {name!r}")
 
 
 __all__ = ["ContainerInfo", "Runtime", "cgroup_of", "go_time", "signal_number"]
