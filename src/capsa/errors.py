@@ -13,9 +13,6 @@ class CapsaError(Exception):
     def __init__(self, message: str, *, causes: list[BaseException] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        # the exit status a frontend should use, when the failing step knows it
-        # (127: the program was not found, 126: it could not be run)
-        self.exit_code: int | None = None
         # Errors hit while cleaning up after this one: attached, never lost.
         self.causes: list[BaseException] = list(causes or [])
 
@@ -48,6 +45,14 @@ class FailedPrecondition(CapsaError):
 
 class PermissionDenied(CapsaError):
     """The kernel or a policy refused the operation."""
+
+
+class CommandNotFound(NotFound):
+    """The container's program does not exist (Docker's CLI exits 127)."""
+
+
+class CommandNotRunnable(PermissionDenied):
+    """The container's program exists but cannot be run (Docker's CLI exits 126)."""
 
 
 class Unavailable(CapsaError):

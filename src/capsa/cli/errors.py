@@ -7,16 +7,14 @@ from capsa import errors
 # `docker run`/`create`/`exec` style commands: the engine failed (125), the command
 # could not be invoked (126) or was not found (127). Other commands exit 1.
 RUN_CODES: dict[type[errors.CapsaError], int] = {
-    errors.PermissionDenied: 126,
+    errors.CommandNotFound: 127,
+    errors.CommandNotRunnable: 126,
 }
 
 
 def exit_code(err: errors.CapsaError, run_like: bool = False) -> int:
     if not run_like:
         return 1
-    carried = getattr(err, "exit_code", None)  # set where the failing step is known
-    if isinstance(carried, int):
-        return carried
     for kind, code in RUN_CODES.items():
         if isinstance(err, kind):
             return code

@@ -27,6 +27,8 @@ _KINDS: dict[str, type[errors.CapsaError]] = {
     cls.__name__: cls
     for cls in (
         errors.NotFound,
+        errors.CommandNotFound,
+        errors.CommandNotRunnable,
         errors.AlreadyExists,
         errors.Conflict,
         errors.InvalidArgument,
@@ -57,11 +59,8 @@ def watch_detached(start: Callable[[], Created], died: Callable[[int], None]) ->
         os.waitpid(pid, 0)
         raise errors.Internal("exec: the detached exec's watcher died")
     cls = _KINDS.get(str(report.get("kind")), errors.Internal)
-    e = cls(str(report.get("message") or "exec failed"))
-    code = report.get("exit_code")
-    e.exit_code = code if isinstance(code, int) else None
     os.waitpid(pid, 0)  # it exits right after a failed start
-    raise e
+    raise cls(str(report.get("message") or "exec failed"))
 
 
 def _watcher(w: int, start: Callable[[], Created], died: Callable[[int], None]) -> NoReturn:
@@ -75,8 +74,6 @@ def _watcher(w: int, start: Callable[[], Created], died: Callable[[int], None]) 
         done = start()
     except BaseException as e:
         report: dict[str, object] = {"kind": type(e).__name__, "message": str(e)}
-        if isinstance(e, errors.CapsaError):
-            report["exit_code"] = e.exit_code
         _send(w, report)
         os._exit(1)
     try:

@@ -8,7 +8,7 @@ import os
 
 from capsa.engine.container_types import Action, ExecSpec, check
 from capsa.engine.exec_watch import watch_detached
-from capsa.errors import InvalidArgument, NotFound, PermissionDenied
+from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict
 from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
 
@@ -81,9 +81,6 @@ def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
             )
             event.emit("exec_start")
             return service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
-        except (NotFound, PermissionDenied) as e:
-            e.exit_code = 127 if isinstance(e, NotFound) else 126
-            raise
         finally:
             os.close(devnull)
 

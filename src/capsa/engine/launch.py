@@ -139,9 +139,7 @@ class Launch:
             kind = getattr(errors, message.get("kind", ""), None)
             if not (isinstance(kind, type) and issubclass(kind, CapsaError)):
                 kind = errors.FailedPrecondition
-            err = kind(message["error"])
-            err.exit_code = message.get("exit_code", 125)
-            raise err
+            raise kind(message["error"])
         return message
 
     def connect(self, timeout: float = 30.0) -> int:

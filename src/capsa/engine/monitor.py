@@ -23,7 +23,7 @@ import time
 
 from capsa.engine import attach
 from capsa.engine.container_types import ContainerRecord, State
-from capsa.errors import CapsaError, FailedPrecondition, NotFound, PermissionDenied
+from capsa.errors import CapsaError, CommandNotFound, CommandNotRunnable, FailedPrecondition
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,9 +45,10 @@ _RESTART_KEYS = ("root", "runroot", "config", "id", "name", "backoff", "host_fd"
 
 
 def _exit_code_for(err: BaseException) -> int:
-    if isinstance(err, NotFound):
+    """The container's ExitCode after a failed start, as dockerd records it."""
+    if isinstance(err, CommandNotFound):
         return 127
-    if isinstance(err, PermissionDenied):
+    if isinstance(err, CommandNotRunnable):
         return 126
     return 125
 

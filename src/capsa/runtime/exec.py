@@ -6,7 +6,11 @@ import errno
 import os
 import sys
 
-from capsa.errors import InvalidArgument, NotFound, PermissionDenied
+from capsa.errors import (
+    CommandNotFound,
+    CommandNotRunnable,
+    InvalidArgument,
+)
 from capsa.linux import syscalls as sc
 from capsa.oci.runtime_spec import Process, Spec
 from capsa.record import record
@@ -129,8 +133,8 @@ def _check_exec(sync: SyncChannel, program: str) -> None:
     err = int.from_bytes(data[-4:], sys.byteorder)
     reason = os.strerror(err).lower()
     if err == errno.ENOENT:
-        raise NotFound(f"exec {program}: {reason}")
-    raise PermissionDenied(f"exec {program}: {reason}")
+        raise CommandNotFound(f"exec {program}: {reason}")
+    raise CommandNotRunnable(f"exec {program}: {reason}")
 
 
 def _reap_quietly(pid: int) -> None:

@@ -14,7 +14,12 @@ import resource
 import stat
 import sys
 
-from capsa.errors import InvalidArgument, NotFound, PermissionDenied, os_reason
+from capsa.errors import (
+    CommandNotFound,
+    CommandNotRunnable,
+    InvalidArgument,
+    os_reason,
+)
 from capsa.linux import capabilities as caps
 from capsa.linux import signals as sig
 from capsa.linux import syscalls as sc
@@ -116,20 +121,20 @@ def find_executable(name: str, env: dict[str, str], cwd: str) -> str:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return path
-    raise NotFound(f"executable file not found in $PATH: {name}")
+    raise CommandNotFound(f"executable file not found in $PATH: {name}")
 
 
 def _check_executable(path: str, name: str) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise NotFound(f"no such file or directory: {name}") from None
+        raise CommandNotFound(f"no such file or directory: {name}") from None
     except OSError as e:
-        raise PermissionDenied(f"cannot run {name}: {os_reason(e)}") from None
+        raise CommandNotRunnable(f"cannot run {name}: {os_reason(e)}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise PermissionDenied(f"cannot run {name}: is a directory")
+        raise CommandNotRunnable(f"cannot run {name}: is a directory")
     if not st.st_mode & 0o111:
-        raise PermissionDenied(f"cannot run {name}: permission denied")
+        raise CommandNotRunnable(f"cannot run {name}: permission denied")
 
 
 def prepare_seccomp(seccomp: Seccomp | None, cache_dir: str | None = None) -> Any:
@@ -279,12 +284,12 @@ def _execve(hop: int, prep: Prepared, report_fd: int) -> None:
         raise _exec_error(prep.args[0], e) from None
 
 
-def _exec_error(program: str, e: OSError) -> NotFound | PermissionDenied:
+def _exec_error(program: str, e: OSError) -> CommandNotFound | CommandNotRunnable:
     """``exec PROGRAM: reason``: not found (127) or cannot be run (126), as Docker says."""
     reason = os_reason(e)
     if e.errno == errno.ENOENT:
-        return NotFound(f"exec {program}: {reason}")
-    return PermissionDenied(f"exec {program}: {reason}")
+        return CommandNotFound(f"exec {program}: {reason}")
+    return CommandNotRunnable(f"exec {program}: {reason}")
 
 
 def _report(fd: int, err: int | None) -> None:
