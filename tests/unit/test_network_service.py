@@ -25,11 +25,33 @@ def lost() -> set[str]:
     return set()
 
 
+class Recorder:
+    """A fake collaborator (firewall or dns): each call is noted as (kind, method)."""
+
+    def __init__(self, kind: str, seen: list[tuple[Any, ...]], **attrs: Any) -> None:
+        self.kind, self.seen = kind, seen
+        self.__dict__.update(attrs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.seen.append((self.kind, name))
+
+
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch, lost: set[str]) -> list[tuple[Any, ...]]:
-    """Record H20's hooks and bridge removal instead of touching the kernel."""
+    """Record the firewall's and the DNS's calls and bridge removal instead of touching
+    the kernel: every service made in the test gets recording fakes."""
+    from capsa.engine.network import dns as dns_mod
+    from capsa.engine.network import firewall as firewall_mod
+
     seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(service_mod, "_call", lambda *a, **kw: seen.append(a[:2]))
+    monkeypatch.setattr(
+        firewall_mod, "NftFirewall", lambda table: Recorder("firewall", seen, table=table)
+    )
+    monkeypatch.setattr(
+        dns_mod, "EmbeddedDns", lambda settings: Recorder("dns", seen, domain="dns.capsa")
+    )
     monkeypatch.setattr(service_mod, "_remove_bridge", lambda name: seen.append(("rm", name)))
     monkeypatch.setattr(
         service_mod,
@@ -114,7 +136,7 @@ def test_remove_and_prune(svc: NetworkService, calls: list[tuple[Any, ...]]) -> 
     svc.remove("beta")
     # no record of a set-up (never set up, or the run root was emptied): whatever is
     # left of it in the kernel goes all the same, the bridge too (capsa named it)
-    assert ("firewall", "remove_network") in calls and ("dns", "stop_dns") in calls
+    assert ("firewall", "remove_network") in calls and ("dns", "stop") in calls
     assert ("rm", beta.bridge) in calls
     calls.clear()
     svc.create(NetworkCreateOptions(name="beta"))
@@ -122,7 +144,7 @@ def test_remove_and_prune(svc: NetworkService, calls: list[tuple[Any, ...]]) -> 
         service_mod._touch(svc._marker(net, kind))
     svc.remove("alpha")
     assert ("rm", net.bridge) in calls and ("firewall", "remove_network") in calls
-    assert ("dns", "stop_dns") in calls
+    assert ("dns", "stop") in calls
     with pytest.raises(NotFound):
         svc.get("alpha")  # not hex: no id prefix can match it
     with pytest.raises(Conflict, match="pre-defined"):
@@ -315,12 +337,35 @@ def test_each_root_has_its_own_table_and_bridge(
 def test_the_firewall_works_in_the_roots_table(
     tmp_path: Path, calls: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[tuple[str, object]] = []
-    monkeypatch.setattr(
-        service_mod, "_call", lambda module, fn, *a, **kw: seen.append((fn, kw.get("table")))
-    )
     svc = _root(tmp_path, "a")
     net = svc.default()
+    calls.clear()
     svc._teardown(net)
     table = service_mod.root_firewall_table(str(tmp_path / "a"))
-    assert seen == [("remove_network", table)]
+    assert ("firewall", "remove_network") in calls
+    assert svc.firewall.table == table  # type: ignore[attr-defined]
+
+
+def test_collaborators_handed_in_are_used(tmp_path: Path, calls: list[tuple[Any, ...]]) -> None:
+    """The firewall and the DNS are the service's collaborators: given, they are the
+    ones called; a failing one fails the step (nothing is skipped)."""
+    seen: list[tuple[Any, ...]] = []
+    firewall, dns = Recorder("firewall", seen), Recorder("dns", seen, domain="example")
+    settings = Settings(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"))
+    svc = NetworkService(settings, firewall=firewall, dns=dns)
+    assert svc.firewall is firewall and svc.dns is dns
+    net = svc.create(NetworkCreateOptions(name="a"))
+    assert svc.resolv_conf([net]) == {
+        "nameservers": [net.gateway],
+        "search": ["example"],
+        "options": [],
+    }
+
+    class Broken:
+        def remove_network(self, net: Any) -> None:
+            raise service_mod.Internal("nft is gone")
+
+    svc = NetworkService(settings, firewall=Broken(), dns=dns)  # type: ignore[arg-type]
+    with pytest.raises(service_mod.Internal, match="nft is gone"):
+        svc._teardown(net)
+    assert ("dns", "stop") in seen and ("rm", net.bridge) in calls  # the rest ran

@@ -391,3 +391,25 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
     except OSError as e:
         return e.errno != errno.ENOENT
+
+
+class EmbeddedDns:
+    """The network service's name server (``collaborators.Dns``): one server per user
+    network, on its gateway, resolving the names of its containers."""
+
+    domain = DOMAIN
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def start(self, net: Network) -> None:
+        start_dns(self.settings, net)
+
+    def stop(self, net: Network) -> None:
+        stop_dns(self.settings, net)
+
+    def register(self, net: Network, ep: Endpoint) -> None:
+        register(self.settings, net, ep)
+
+    def unregister(self, net: Network, container_id: str) -> None:
+        unregister(self.settings, net, container_id)

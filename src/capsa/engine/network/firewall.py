@@ -431,3 +431,26 @@ def _sysctl(path: str, what: str) -> None:
         raise NotFound(f"cannot enable {what}: {os.path.dirname(path)} not found") from None
     except OSError as e:
         raise Unavailable(f"cannot enable {what}: {os_reason(e)}") from None
+
+
+class NftFirewall:
+    """The network service's firewall (``collaborators.Firewall``): nftables rules in
+    one table, the root's own."""
+
+    def __init__(self, table: str = TABLE) -> None:
+        self.table = table
+
+    def ensure_base(self) -> None:
+        ensure_base(self.table)
+
+    def add_network(self, net: Network) -> None:
+        add_network(net, self.table)
+
+    def remove_network(self, net: Network) -> None:
+        remove_network(net, self.table)
+
+    def publish(self, ep: Endpoint, ports: list[PortMapping]) -> None:
+        publish(ep, ports, self.table)
+
+    def unpublish(self, ep: Endpoint) -> None:
+        unpublish(ep, self.table)

@@ -52,11 +52,11 @@ from capsa.errors import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from types import ModuleType
 
     from pyroute2 import IPRoute
 
     from capsa.config import Settings
+    from capsa.engine.network.collaborators import Dns, Firewall
     from capsa.engine.reports import ItemReport
 
 _RESERVED = {"host", "none"}
@@ -68,23 +68,6 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def _hook(name: str) -> ModuleType | None:
-    """H20's firewall/dns modules; absent ones are skipped (the engine still works)."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"capsa.engine.network.{name}")
-    except ImportError:
-        return None
-
-
-def _call(module: str, function: str, *args: object, **kwargs: object) -> None:
-    mod = _hook(module)
-    fn = getattr(mod, function, None) if mod is not None else None
-    if fn is not None:
-        fn(*args, **kwargs)
-
-
 class NetworkService:
     def __init__(
         self,
@@ -92,17 +75,39 @@ class NetworkService:
         container_exists: Callable[[str], bool] | None = None,
         firewall_table: str = "",
         claims_dir: str = "",
+        *,
+        firewall: Firewall | None = None,
+        dns: Dns | None = None,
     ) -> None:
+        """``firewall`` and ``dns``: the collaborators (see ``collaborators``); by
+        default nftables rules in the root's own table (or ``firewall_table``) and the
+        embedded name server, made on first use."""
         self.settings = settings
-        # the root's own nftables table, or one a test names
-        table = firewall_table or root_firewall_table(settings.root)
-        self._fw_args: dict[str, object] = {"table": table}
+        self._firewall = firewall
+        self._firewall_table = firewall_table or root_firewall_table(settings.root)
+        self._dns = dns
         self.store = NetworkStore(settings.root)
         # subnets other roots of the host hold (see claims.py)
         self._claims = claims.SubnetClaims(settings.root, claims_dir or claims.CLAIMS_DIR)
         # lets a full subnet reclaim the leases of containers that are gone
         self._is_live = container_exists
         self._lock_dir = os.path.join(settings.runroot, "networks")
+
+    @property
+    def firewall(self) -> Firewall:
+        if self._firewall is None:
+            from capsa.engine.network.firewall import NftFirewall
+
+            self._firewall = NftFirewall(self._firewall_table)
+        return self._firewall
+
+    @property
+    def dns(self) -> Dns:
+        if self._dns is None:
+            from capsa.engine.network.dns import EmbeddedDns
+
+            self._dns = EmbeddedDns(self.settings)
+        return self._dns
 
     # networks
 
@@ -265,10 +270,10 @@ class NetworkService:
                 self._plumb(ipr, ep, net, bridge_index)
             self.store.put_endpoint(ep)
             undo.push(self.store.remove_endpoint, ep.container_id, net.id)
-            _call("firewall", "publish", ep, list(req.ports), **self._fw_args)
-            undo.push(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
+            self.firewall.publish(ep, list(req.ports))
+            undo.push(self.firewall.unpublish, ep)
             if not net.default:
-                _call("dns", "register", self.settings, net, ep)
+                self.dns.register(net, ep)
         return ep
 
     def _plumb(self, ipr: IPRoute, ep: Endpoint, net: Network, bridge_index: int) -> None:
@@ -345,10 +350,8 @@ class NetworkService:
         net = self.store.find_network(ep.network_id)
         steps: builtins.list[Callable[[], object]] = []
         if net is not None and not net.default:
-            steps.append(
-                functools.partial(_call, "dns", "unregister", self.settings, net, ep.container_id)
-            )
-        steps.append(functools.partial(_call, "firewall", "unpublish", ep, **self._fw_args))
+            steps.append(functools.partial(self.dns.unregister, net, ep.container_id))
+        steps.append(functools.partial(self.firewall.unpublish, ep))
         steps.append(functools.partial(_delete_veth, ep.host_ifname))
         failures = _run_all(steps)
         self.store.remove_endpoint(ep.container_id, ep.network_id)
@@ -434,9 +437,7 @@ class NetworkService:
             else:
                 net = item if isinstance(item, Network) else self.get(item)
             if net is not None and not net.default:
-                dns = _hook("dns")
-                search = [str(dns.DOMAIN)] if dns is not None and hasattr(dns, "DOMAIN") else []
-                return {"nameservers": [net.gateway], "search": search, "options": []}
+                return {"nameservers": [net.gateway], "search": [self.dns.domain], "options": []}
         return None
 
     def close(self) -> None:
@@ -462,10 +463,10 @@ class NetworkService:
             if net.ipv6:
                 addresses.append((net.gateway6, int(net.subnet6.split("/")[1])))
             index = bridge.ensure(ipr, net.bridge, net.mtu, addresses)
-            _call("firewall", "ensure_base", **self._fw_args)
-            _call("firewall", "add_network", net, **self._fw_args)
+            self.firewall.ensure_base()
+            self.firewall.add_network(net)
             if not net.default:
-                _call("dns", "start_dns", self.settings, net)
+                self.dns.start(net)
             _touch(up)
             with self._claims.locked():  # a claim lost, or a root older than claims
                 self._publish_claims()
@@ -483,8 +484,8 @@ class NetworkService:
         owned, up = self._marker(net, "owned"), self._marker(net, "up")
         steps: builtins.list[Callable[[], object]] = []
         if not net.default:
-            steps.append(functools.partial(_call, "dns", "stop_dns", self.settings, net))
-        steps.append(functools.partial(_call, "firewall", "remove_network", net, **self._fw_args))
+            steps.append(functools.partial(self.dns.stop, net))
+        steps.append(functools.partial(self.firewall.remove_network, net))
         if os.path.exists(owned) or _named_by_capsa(net):
             steps.append(functools.partial(_remove_bridge, net.bridge))
         failures = _run_all(steps)
