@@ -18,7 +18,6 @@ from capsa.engine.fsops_copy import (
     plan,
     resolve_destination,
     resolve_source,
-    split_arg,
 )
 from capsa.engine.fsops_diff import Change, Lowers, changes, mountpoint_skip
 from capsa.engine.fsops_extract import Extractor, Ownership, member_name
@@ -66,22 +65,6 @@ def _tar(*members: tuple[str, bytes | str | None]) -> io.BytesIO:
 
 
 # -- argument and rule helpers -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("arg", "expected"),
-    [
-        ("web:/etc/passwd", ("web", "/etc/passwd")),
-        ("web:rel", ("web", "rel")),
-        ("/abs/path:with-colon", ("", "/abs/path:with-colon")),
-        ("./local:x", ("", "./local:x")),
-        ("-", ("", "-")),
-        ("plain", ("", "plain")),
-        (":x", ("", ":x")),
-    ],
-)
-def test_split_arg(arg: str, expected: tuple[str, str]) -> None:
-    assert split_arg(arg) == expected
 
 
 def test_asserts_dir() -> None:

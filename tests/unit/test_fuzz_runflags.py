@@ -22,12 +22,11 @@ from capsa import fastjson
 from capsa.cli.containers import create
 from capsa.cli.runflags import build_spec
 from capsa.engine import specgen
-from capsa.engine.logs import parse_log_opts
-from capsa.engine.restart import parse_restart
 from capsa.errors import CapsaError
 from capsa.oci.codec import to_dict
 from capsa.oci.image_spec import ContainerConfig, ImageConfig
 from capsa.oci.runtime_spec import Spec
+from capsa.syntax.policies import parse_log_opts, parse_restart
 
 FLAGS = [
     "--name", "-e", "-w", "-u", "-h", "--domainname", "-l", "--entrypoint", "-t", "-i",

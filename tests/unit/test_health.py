@@ -1,4 +1,6 @@
-"""Healthchecks: docker's config merge, durations, scheduling and status (fake clock)."""
+"""Healthchecks: docker's config merge, durations, scheduling and status (fake clock).
+
+The ``--health-*`` flags' syntaxes are tested in test_syntax."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from capsa.engine.health import (
     HEALTHY,
@@ -21,9 +21,6 @@ from capsa.engine.health import (
     format_duration,
     from_image,
     merge,
-    parse_duration,
-    parse_duration_ns,
-    parse_on_failure,
     probe_result,
     rfc3339,
     timeout_result,
@@ -62,50 +59,7 @@ def merged(
     )
 
 
-# --- durations -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30s", 30.0),
-        ("1m30s", 90.0),
-        ("500ms", 0.5),
-        ("2h", 7200.0),
-        ("1.5h", 5400.0),
-        (".5s", 0.5),
-        ("1.s", 1.0),
-        ("0", 0.0),
-        ("+5s", 5.0),
-        ("-1m", -60.0),
-        ("1h2m3s4ms5us6ns", 3723.004005006),
-        ("10µs", 0.00001),
-        ("10μs", 0.00001),
-        ("1ns", 1e-9),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds, abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "invalid duration ''"),
-        ("-", "invalid duration '-'"),
-        (".s", "invalid duration '.s'"),
-        ("s", "invalid duration 's'"),
-        ("30", "missing unit in duration '30'"),
-        ("1m30", "missing unit in duration '1m30'"),
-        ("3d", "unknown unit 'd' in duration '3d'"),
-        ("5 s", "unknown unit ' s' in duration '5 s'"),
-        ("1S", "unknown unit 'S' in duration '1S'"),
-        ("9999999999h", "invalid duration '9999999999h'"),
-    ],
-)
-def test_parse_duration_errors(text: str, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        parse_duration(text)
+# --- durations, as Go formats them (parsing: test_syntax) -------------------------
 
 
 @pytest.mark.parametrize(
@@ -124,24 +78,6 @@ def test_parse_duration_errors(text: str, message: str) -> None:
 )
 def test_format_duration_like_go(ns: int, text: str) -> None:
     assert format_duration(ns) == text
-
-
-@given(st.integers(min_value=-(1 << 63) + 1, max_value=(1 << 63) - 1))
-def test_duration_round_trip(ns: int) -> None:
-    assert parse_duration_ns(format_duration(ns)) == ns
-
-
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 10_000), st.sampled_from(["h", "m", "s", "ms", "us", "ns"])),
-        min_size=1,
-        max_size=6,
-    )
-)
-def test_duration_terms_add_up(terms: list[tuple[int, str]]) -> None:
-    scale = {"h": 3600 * NS, "m": 60 * NS, "s": NS, "ms": 10**6, "us": 10**3, "ns": 1}
-    text = "".join(f"{n}{unit}" for n, unit in terms)
-    assert parse_duration_ns(text) == sum(n * scale[unit] for n, unit in terms)
 
 
 # --- config --------------------------------------------------------------------------
@@ -271,17 +207,6 @@ def test_command() -> None:
         "ok",
     ]
     assert command(HealthConfig(["NONE"])) is None
-
-
-@pytest.mark.parametrize("action", ["none", "kill", "restart", "stop"])
-def test_parse_on_failure(action: str) -> None:
-    assert parse_on_failure(action) == action
-
-
-@pytest.mark.parametrize("action", ["", "Kill", "pause", "restart:3"])
-def test_parse_on_failure_errors(action: str) -> None:
-    with pytest.raises(InvalidArgument, match=f"invalid health on-failure action '{action}'"):
-        parse_on_failure(action)
 
 
 # --- results -------------------------------------------------------------------------
@@ -421,7 +346,8 @@ def test_from_json_tolerates_junk() -> None:
 def test_imports_stay_light() -> None:
     code = (
         "import sys; before = set(sys.modules);"
-        "import capsa.engine.health, capsa.engine.restart;"
+        # the monitor reads its restart policy and log options with capsa.syntax.policies
+        "import capsa.engine.health, capsa.engine.restart, capsa.syntax.policies;"
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     out = subprocess.run(

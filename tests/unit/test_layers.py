@@ -4,12 +4,14 @@ Imports are ``import``/``from`` statements and also modules named by string, as
 ``importlib.import_module`` and ``__import__`` take them (a string constant that is a
 capsa module's dotted name counts as an import of it). Frontends go through the engine:
 they import nothing of the kernel seam, the runtime or the store, and never reach into
-the engine's context (``.ctx``)."""
+the engine's context (``.ctx``); they read Docker's string syntaxes with ``capsa.syntax``,
+never with a parser of the engine's."""
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "capsa"
@@ -32,6 +34,7 @@ RANK = {
     "runtime": 2,
     "store": 2,
     "engine": 3,
+    "syntax": 3,  # Docker's string syntaxes: engine types below, frontends above
     "api": 4,
     "cli": 4,
     "client": 4,
@@ -107,13 +110,31 @@ def test_the_import_walk_sees_modules_named_by_string() -> None:
     assert _imports_of(tree) == ["capsa.runtime.exec", "capsa.linux.mount", "capsa.store.content"]
 
 
-def test_frontends_do_not_reach_into_the_engine() -> None:
-    """No ``engine.ctx``/``service.ctx``: the engine's context is its own business."""
-    problems = []
+def _frontend_nodes() -> Iterator[tuple[Path, ast.AST]]:
+    """(file, node) for every AST node of the frontends' modules."""
     for frontend in FRONTENDS:
         for path in sorted((SRC / frontend).rglob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Attribute) and node.attr in ("ctx", "_ctx"):
-                    problems.append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                yield path.relative_to(SRC.parent), node
+
+
+def test_frontends_do_not_reach_into_the_engine() -> None:
+    """No ``engine.ctx``/``service.ctx``: the engine's context is its own business."""
+    problems = [
+        f"{path}:{node.lineno}"
+        for path, node in _frontend_nodes()
+        if isinstance(node, ast.Attribute) and node.attr in ("ctx", "_ctx")
+    ]
     assert not problems, "frontends using the engine's context:\n" + "\n".join(problems)
+
+
+def test_frontends_take_their_parsers_from_syntax() -> None:
+    """A ``parse_*`` a frontend imports comes from ``capsa.syntax``, not from the engine."""
+    problems = [
+        f"{path}:{node.lineno}"
+        for path, node in _frontend_nodes()
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("capsa.engine")
+        and any(alias.name.startswith("parse") for alias in node.names)
+    ]
+    assert not problems, "frontends importing the engine's parsers:\n" + "\n".join(problems)

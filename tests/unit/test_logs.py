@@ -9,23 +9,20 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from capsa.engine import logs
 from capsa.engine.logs import (
     LogConfig,
     LogEntry,
     LogWriter,
     format_entry,
-    parse_log_opts,
-    parse_time_arg,
     read_logs,
 )
 from capsa.errors import InvalidArgument
+from capsa.syntax.durations import parse_time_arg
 
 UNLIMITED = LogConfig(max_size=0, max_file=1)
 TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z")
@@ -494,98 +491,13 @@ def test_reading_stops_at_the_size_it_found(tmp_path: Path) -> None:
     assert count == 3000
 
 
-# -- format, options and time arguments ---------------------------------------------
+# -- format (options and time arguments: test_syntax) ---------------------------------------------
 
 
 def test_format_entry() -> None:
     entry = LogEntry("stdout", "héllo\n", "2026-11-28T16:20:01.123456789Z", 0.0)
     assert format_entry(entry, False) == "héllo\n".encode()
     assert format_entry(entry, True) == "2026-11-28T16:20:01.123456789Z héllo\n".encode()
-
-
-def test_parse_log_opts_values() -> None:
-    assert parse_log_opts({}) == LogConfig(max_size=10 * 1024 * 1024, max_file=5, compress=False)
-    config = parse_log_opts({"max-size": "10m", "max-file": "3", "compress": "true"})
-    assert config == LogConfig(max_size=10 * 1024 * 1024, max_file=3, compress=True)
-    sizes = {"512": 512, "1k": 1024, "2KB": 2048, "3MiB": 3 << 20, "1.5g": 3 << 29, "1 m": 1 << 20}
-    for text, size in sizes.items():
-        assert parse_log_opts({"max-size": text}).max_size == size
-    assert parse_log_opts({"max-size": "0"}).max_size == 0
-    assert parse_log_opts({"max-file": "1"}).max_file == 1
-
-
-@pytest.mark.parametrize(
-    ("opts", "message"),
-    [
-        ({"max-size": "ten"}, "max-size"),
-        ({"max-size": "-1m"}, "max-size"),
-        ({"max-size": "10x"}, "max-size"),
-        ({"max-file": "0"}, "max-file"),
-        ({"max-file": "two"}, "max-file"),
-        ({"compress": "maybe"}, "compress"),
-        ({"compress": "true", "max-file": "1"}, "compress"),
-        ({"compress": "true", "max-size": "0"}, "compress"),
-        ({"x": "1"}, "unknown log opt 'x' for json-file log driver"),
-    ],
-)
-def test_parse_log_opts_errors(opts: dict[str, str], message: str) -> None:
-    with pytest.raises(InvalidArgument, match=re.escape(message)):
-        parse_log_opts(opts)
-
-
-NOW = 1_800_000_000.0
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("10m", NOW - 600),
-        ("1h30m", NOW - 5400),
-        ("2s", NOW - 2),
-        ("1.5h", NOW - 5400),
-        ("300ms", NOW - 0.3),
-        ("-1m", NOW + 60),
-        ("1700000000", 1_700_000_000.0),
-        ("1700000000.5", 1_700_000_000.5),
-        ("0", 0.0),
-        ("10", 10.0),
-        ("2026-11-28T16:20:01Z", calendar.timegm((2026, 11, 28, 16, 20, 1))),
-        ("2026-11-28T16:20:01.25Z", calendar.timegm((2026, 11, 28, 16, 20, 1)) + 0.25),
-        ("2026-11-28T16:20:01+02:00", calendar.timegm((2026, 11, 28, 14, 20, 1))),
-        ("2026-11-28T16:20:01-01:30", calendar.timegm((2026, 11, 28, 17, 50, 1))),
-        ("2026-11-28T16:20Z", calendar.timegm((2026, 11, 28, 16, 20, 0))),
-    ],
-)
-def test_parse_time_arg_values(text: str, expected: float) -> None:
-    assert parse_time_arg(text, now=NOW) == pytest.approx(expected)
-
-
-def test_parse_time_arg_without_zone_is_local_time() -> None:
-    local = time.mktime((2026, 11, 28, 16, 20, 1, 0, 0, -1))
-    assert parse_time_arg("2026-11-28T16:20:01") == local
-    assert parse_time_arg("2026-11-28T16:20:01.5") == local + 0.5
-    assert parse_time_arg("2026-11-28") == time.mktime((2026, 11, 28, 0, 0, 0, 0, 0, -1))
-
-
-def test_parse_time_arg_defaults_to_the_clock() -> None:
-    before = time.time()
-    assert before - 61 <= parse_time_arg("1m") <= time.time() - 59
-
-
-@pytest.mark.parametrize(
-    "text", ["", "yesterday", "10x", "2026-13-01", "2026-11-28T25:00Z", "1.2.3", "-5"]
-)
-def test_parse_time_arg_errors(text: str) -> None:
-    with pytest.raises(InvalidArgument, match="invalid time"):
-        parse_time_arg(text, now=NOW)
-
-
-def test_civil_days_match_the_calendar() -> None:
-    for year in (1600, 1900, 1969, 1970, 2000, 2024, 2026, 2100, 2400):
-        for month in range(1, 13):
-            for day in (1, 28):
-                expected = calendar.timegm((year, month, day, 0, 0, 0)) // 86400
-                assert logs._days_from_civil(year, month, day) == expected
 
 
 def test_writer_imports_stay_light() -> None:

@@ -1,4 +1,5 @@
-"""Restart policies: docker's parsing, decisions and back-off (pure logic, fake times)."""
+"""Restart policies: decisions and back-off (pure logic, fake times); the ``--restart``
+syntax is tested in test_syntax."""
 
 from __future__ import annotations
 
@@ -10,51 +11,10 @@ from capsa.engine.restart import (
     RestartManager,
     RestartPolicy,
     next_delay,
-    parse_restart,
     validate,
 )
 from capsa.errors import InvalidArgument
-
-
-@pytest.mark.parametrize(
-    ("text", "name", "count"),
-    [
-        ("no", "no", 0),
-        ("", "no", 0),
-        ("always", "always", 0),
-        ("unless-stopped", "unless-stopped", 0),
-        ("on-failure", "on-failure", 0),
-        ("on-failure:3", "on-failure", 3),
-        ("on-failure:0", "on-failure", 0),
-    ],
-)
-def test_parse_restart(text: str, name: str, count: int) -> None:
-    assert parse_restart(text) == RestartPolicy(name, count)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("sometimes", "invalid restart policy 'sometimes'"),
-        ("sometimes:3", "invalid restart policy 'sometimes'"),
-        ("Always", "invalid restart policy 'Always'"),
-        ("always:3", "maximum retry count cannot be used with restart policy 'always'"),
-        (
-            "unless-stopped:1",
-            "maximum retry count cannot be used with restart policy 'unless-stopped'",
-        ),
-        ("no:2", "maximum retry count cannot be used with restart policy 'no'"),
-        (":3", "invalid restart policy format: no policy provided before colon"),
-        ("on-failure:x", "maximum retry count must be an integer"),
-        ("on-failure:", "maximum retry count must be an integer"),
-        ("on-failure: 3", "maximum retry count must be an integer"),
-        ("on-failure:3:4", "maximum retry count must be an integer"),
-        ("on-failure:-1", "maximum retry count cannot be negative"),
-    ],
-)
-def test_parse_restart_errors(text: str, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message):
-        parse_restart(text)
+from capsa.syntax.policies import parse_restart
 
 
 def test_validate_api_policies() -> None:

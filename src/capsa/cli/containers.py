@@ -387,7 +387,8 @@ def logs(
 ) -> None:
     """Show a container's output (json-file log)."""
     from capsa.engine.container_types import LogOptions
-    from capsa.engine.logs import format_entry, parse_time_arg
+    from capsa.engine.logs import format_entry
+    from capsa.syntax.durations import parse_time_arg
 
     if tail != "all" and not tail.isdigit():
         raise InvalidArgument(f"invalid value for tail: {tail}")
@@ -466,9 +467,9 @@ def exec_cmd(
     command: tuple[str, ...],
 ) -> None:
     """Run a command in a running container."""
-    from capsa.cli.runflags import env_list
     from capsa.engine.container_types import ExecSpec
     from capsa.engine.execs import run_exec
+    from capsa.syntax.keyvalue import parse_env
 
     app = _app(ctx)
     spec = ExecSpec(
@@ -476,7 +477,7 @@ def exec_cmd(
         tty=tty,
         interactive=interactive,
         detach=detach,
-        env=env_list(env, env_file),
+        env=parse_env(env, env_file),
         user=user or "",
         workdir=workdir or "",
         privileged=privileged,
@@ -549,9 +550,9 @@ def _inspect_doc(app: App, found: Found, size: bool) -> dict[str, Any]:
 @click.pass_context
 def container_prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all stopped containers."""
-    from capsa.cli import flags
+    from capsa.syntax.filters import parse_filters
 
-    parsed = flags.filters(filters)
+    parsed = parse_filters(filters)
     if not force and not click.confirm(
         "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
         default=False,

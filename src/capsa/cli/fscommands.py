@@ -55,10 +55,10 @@ def cp(
     capsa cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH
     """
     from capsa.engine.fsops import CopyOptions
-    from capsa.engine.fsops_copy import split_arg
+    from capsa.syntax.mounts import split_cp_arg
 
-    src_container, src_path = split_arg(src)
-    dst_container, dst_path = split_arg(dest)
+    src_container, src_path = split_cp_arg(src)
+    dst_container, dst_path = split_cp_arg(dest)
     if src_container and dst_container:
         raise InvalidArgument("copying between containers is not supported")
     if not src_container and not dst_container:

@@ -315,9 +315,9 @@ def import_cmd(
 @click.pass_context
 def prune(ctx: click.Context, all_images: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused images."""
-    from capsa.cli import flags
+    from capsa.syntax.filters import parse_filters
 
-    parsed = flags.filters(filters)
+    parsed = parse_filters(filters)
     if not force:
         what = "all images without at least one container" if all_images else "all dangling images"
         if not click.confirm(

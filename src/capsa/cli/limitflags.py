@@ -4,21 +4,22 @@ A bad value names the flag and the text the user typed, then why, in Docker's wo
 ``invalid argument "-1" for "--cpus" flag: range of CPUs is from 0.01 to 2.00, as
 there are only 2 CPUs available``. The ranges themselves are the engine's
 (``capsa.engine.limits``): a spec from another frontend is refused for the same reasons.
+The values' syntaxes (sizes, ``--cpus``, rates, device throttles) are read by
+``capsa.syntax.sizes``.
 """
 
 from __future__ import annotations
 
 from capsa.engine import limits
-from capsa.engine.container_types import Resources, ThrottleSpec
+from capsa.engine.container_types import Resources
 from capsa.errors import InvalidArgument
+from capsa.syntax.sizes import parse_cpus, parse_rate, parse_throttle, ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_DIGITS = frozenset("0123456789")
 # how Docker's CLI names each flag in its errors
 FLAGS = {
     "memory": "-m, --memory",
@@ -40,37 +41,11 @@ def flag_error(key: str, text: object, why: str) -> InvalidArgument:
     return InvalidArgument(f'invalid argument "{text}" for "{FLAGS.get(key, key)}" flag: {why}')
 
 
-def size(text: str) -> int | None:
-    """Docker's RAMInBytes (``512m``, ``1.5GiB``, ``1024``), or None if ``text`` is not
-    one: digits with an optional fraction, an optional space, unit, ``i`` and ``b``."""
-    t = text.strip().lower()
-    t = t.removesuffix("b")
-    t = t.removesuffix("i")
-    unit = t[-1:] if t[-1:] in _UNITS else ""
-    number = t[: len(t) - len(unit)].removesuffix(" ")
-    whole, dot, frac = number.partition(".")
-    if not whole or not set(whole) <= _DIGITS or (dot and not frac) or not set(frac) <= _DIGITS:
-        return None
-    if len(whole) > 20:
-        return None
-    frac = frac[:20]  # finer than a byte: what a float would have kept is plenty
-    value = int(whole) * _UNITS[unit] + int(frac or "0") * _UNITS[unit] // 10 ** len(frac)
-    return value if value <= limits.INT64_MAX else None
-
-
-def parse_bytes(text: str, what: str = "size") -> int:
-    """A size flag's value; InvalidArgument ``invalid WHAT: 'TEXT'`` otherwise."""
-    value = size(text)
-    if value is None:
-        raise InvalidArgument(f"invalid {what}: '{text}'")
-    return value
-
-
 def _bytes_flag(kw: dict[str, Any], key: str, check: Callable[[int], str | None]) -> int:
     text = kw[key]
     if not text:
         return 0
-    value = -1 if key == "memory_swap" and text.strip() == "-1" else size(text)
+    value = -1 if key == "memory_swap" and text.strip() == "-1" else ram_in_bytes(text)
     if value is None:
         raise flag_error(key, text, f"invalid size: '{text}'")
     why = check(value)
@@ -94,36 +69,15 @@ def _optional_int(kw: dict[str, Any], key: str, check: Callable[[int], str | Non
 
 
 def nano_cpus(text: str) -> int:
-    """``--cpus 1.5`` in billionths of a CPU, as Docker's ParseCPUs reads it."""
-    from decimal import Decimal, InvalidOperation
-
+    """``--cpus 1.5`` in billionths of a CPU, refused in Docker's CLI's words."""
     try:
-        cpus = Decimal(text)
-    except InvalidOperation:
-        cpus = Decimal("NaN")
-    if not cpus.is_finite() or not -(10**30) < cpus < 10**30:
-        raise flag_error("cpus", text, f"failed to parse {text} as a rational number")
-    nano = cpus * 1_000_000_000
-    if nano != nano.to_integral_value():
-        raise flag_error("cpus", text, "value is too precise")
-    why = limits.nano_cpus(int(nano))
+        nano = parse_cpus(text)
+    except InvalidArgument as e:
+        raise flag_error("cpus", text, e.message) from None
+    why = limits.nano_cpus(nano)
     if why:
         raise flag_error("cpus", text, why)
-    return int(nano)
-
-
-def throttle(text: str, iops: bool) -> ThrottleSpec:
-    path, _, rate = text.rpartition(":")
-    if not path.startswith("/dev/"):
-        raise InvalidArgument(f"invalid device path in {text!r}")
-    if iops:
-        if not (rate and set(rate) <= _DIGITS) or int(rate) > limits.INT64_MAX:
-            raise InvalidArgument(
-                f"invalid rate for device: {text}. The correct format is "
-                "<device-path>:<number>. Number must be a positive integer"
-            )
-        return ThrottleSpec(path=path, rate=int(rate))
-    return ThrottleSpec(path=path, rate=parse_bytes(rate, "rate"))
+    return nano
 
 
 def resources(kw: dict[str, Any]) -> Resources:
@@ -142,13 +96,11 @@ def resources(kw: dict[str, Any]) -> Resources:
     if r.pids_limit < 0:
         r.pids_limit = -1  # Docker: zero or less is unlimited
     r.blkio_weight = _int_flag(kw, "blkio_weight", limits.blkio_weight)
-    r.device_read_bps = [throttle(t, False) for t in kw["device_read_bps"]]
-    r.device_write_bps = [throttle(t, False) for t in kw["device_write_bps"]]
-    r.device_read_iops = [throttle(t, True) for t in kw["device_read_iops"]]
-    r.device_write_iops = [throttle(t, True) for t in kw["device_write_iops"]]
+    r.device_read_bps = [parse_throttle(t, False) for t in kw["device_read_bps"]]
+    r.device_write_bps = [parse_throttle(t, False) for t in kw["device_write_bps"]]
+    r.device_read_iops = [parse_throttle(t, True) for t in kw["device_read_iops"]]
+    r.device_write_iops = [parse_throttle(t, True) for t in kw["device_write_iops"]]
     if kw["network_rate_in"] or kw["network_rate_out"]:
-        from capsa.engine.network.tc import parse_rate
-
         r.network_rate_in = parse_rate(kw["network_rate_in"]) if kw["network_rate_in"] else 0
         r.network_rate_out = parse_rate(kw["network_rate_out"]) if kw["network_rate_out"] else 0
     why = limits.combined(r)

@@ -31,11 +31,11 @@ def ps(
     fmt: str | None = None,
 ) -> None:
     """List containers."""
-    from capsa.engine import filters as flt
     from capsa.engine.container_types import PsOptions
+    from capsa.syntax.filters import parse_ps_filters
 
     opts = PsOptions(
-        all=show_all, last=1 if latest else last, size=size, filters=flt.parse(filters)
+        all=show_all, last=1 if latest else last, size=size, filters=parse_ps_filters(filters)
     )
     recs = app.engine.containers.list_containers(opts)
     if quiet:

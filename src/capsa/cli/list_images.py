@@ -8,14 +8,13 @@ the same flags on a cold start; both call ``images`` here (see
 from __future__ import annotations
 
 from capsa.cli import output, render
-from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.app import App
-    from capsa.engine.image_types import ImageFilters, ImageSummary
+    from capsa.engine.image_types import ImageSummary
 
 
 def images(
@@ -29,7 +28,9 @@ def images(
     fmt: str | None = None,
 ) -> None:
     """List images."""
-    f = parse_filters(filters)
+    from capsa.syntax.filters import parse_image_filters
+
+    f = parse_image_filters(filters)
     if repository:  # matched as dockerd matches references (engine.images)
         f.references.append(repository)
     summaries = app.engine.images.list_images(f, include_intermediate=show_all)
@@ -61,31 +62,6 @@ def images(
         for r in rows
     ]
     render.print_table(headers, table)
-
-
-def parse_filters(values: tuple[str, ...]) -> ImageFilters:
-    from capsa.engine.image_types import ImageFilters
-
-    f = ImageFilters()
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        if key == "dangling":
-            if value not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'dangling={value}'")
-            f.dangling = value in ("true", "1")
-        elif key == "label":
-            f.labels.append(value)
-        elif key == "reference":
-            f.references.append(value)
-        elif key == "before":
-            f.before = value
-        elif key == "since":
-            f.since = value
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    return f
 
 
 def _rows(summaries: list[ImageSummary], digests: bool) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ the same flags on a cold start; both call ``ls`` here (see
 
 from __future__ import annotations
 
-from capsa.cli import flags, output, render
+from capsa.cli import output, render
+from capsa.syntax.filters import parse_filters
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def ls(
     app: App, quiet: bool = False, filters: tuple[str, ...] = (), fmt: str | None = None
 ) -> None:
     """List volumes."""
-    volumes = sorted(app.engine.volumes.list(flags.filters(filters)), key=lambda v: natural(v.name))
+    volumes = sorted(app.engine.volumes.list(parse_filters(filters)), key=lambda v: natural(v.name))
     if quiet:
         output.echo_lines(v.name for v in volumes)
         return

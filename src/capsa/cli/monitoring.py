@@ -170,8 +170,8 @@ def top(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
 
 
 def _changes(kw: dict[str, Any]) -> Any:
-    from capsa.cli.runflags import parse_bytes
     from capsa.engine.update import ResourceUpdate
+    from capsa.syntax.sizes import parse_bytes
 
     ch = ResourceUpdate()
     if kw["memory"]:
@@ -193,7 +193,7 @@ def _changes(kw: dict[str, Any]) -> Any:
             setattr(ch, name, kw[name])
     for name in ("network_rate_in", "network_rate_out"):
         if kw[name]:
-            from capsa.engine.network.tc import parse_rate
+            from capsa.syntax.sizes import parse_rate
 
             setattr(ch, name, 0 if kw[name] in ("0", "none") else parse_rate(kw[name]))
     return ch
@@ -342,8 +342,8 @@ def events(
 ) -> None:
     """Get real time events from the engine."""
     from capsa.cli.template import Template
-    from capsa.engine.info import parse_event_filters
-    from capsa.engine.logs import parse_time_arg
+    from capsa.syntax.durations import parse_time_arg
+    from capsa.syntax.filters import parse_event_filters
 
     now = time.time()
     # dockerd: --until alone shows the past events up to it, then new ones until then
@@ -516,10 +516,10 @@ def system_prune(
     ctx: click.Context, all_images: bool, volumes: bool, force: bool, filters: tuple[str, ...]
 ) -> None:
     """Remove unused data."""
-    from capsa.cli import flags
     from capsa.engine.system_types import SystemPruneOptions
+    from capsa.syntax.filters import parse_filters
 
-    opts = SystemPruneOptions(all_images, volumes, flags.filters(filters))
+    opts = SystemPruneOptions(all_images, volumes, parse_filters(filters))
     system = _app(ctx).engine.system
     system.check_prune(opts)
     if not force and not click.confirm(

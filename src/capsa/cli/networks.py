@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from capsa.cli import flags, render
+from capsa.cli import render
 from capsa.errors import CapsaError, InvalidArgument
 
 TYPE_CHECKING = False
@@ -113,6 +113,7 @@ def create(
 ) -> None:
     """Create a network."""
     from capsa.engine.network.types import NetworkCreateOptions
+    from capsa.syntax.keyvalue import key_values
 
     subnet, subnet6 = _by_family(subnets, "subnet")
     gateway, gateway6 = _by_family(gateways, "gateway")
@@ -126,8 +127,8 @@ def create(
         ipv6=ipv6 or bool(subnet6),
         subnet6=subnet6,
         gateway6=gateway6,
-        labels=flags.key_values(labels, "label"),
-        options=flags.key_values(opts, "option"),
+        labels=key_values(labels, "label"),
+        options=key_values(opts, "option", require_eq=True),
     )
     click.echo(_service(ctx).create(options).id)
 
@@ -142,7 +143,9 @@ def ls(
     ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool
 ) -> None:
     """List networks."""
-    nets = sorted(_service(ctx).list(flags.filters(filters)), key=lambda n: n.name)
+    from capsa.syntax.filters import parse_filters
+
+    nets = sorted(_service(ctx).list(parse_filters(filters)), key=lambda n: n.name)
     rows = [_row(n, no_trunc) for n in nets]
     if quiet:
         for row in rows:
@@ -193,7 +196,9 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 @click.pass_context
 def prune(ctx: click.Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
-    parsed = flags.filters(filters)
+    from capsa.syntax.filters import parse_filters
+
+    parsed = parse_filters(filters)
     if not force and not click.confirm(
         "WARNING! This will remove all custom networks not used by at least one container.\n"
         "Are you sure you want to continue?",

@@ -1,6 +1,7 @@
 """``run``/``create`` flags -> ContainerSpec, with docker's syntax for each value.
 
-The resource flags are read by ``capsa.cli.limitflags``."""
+The values are read by ``capsa.syntax`` (its modules named below); the resource flags
+by ``capsa.cli.limitflags``, which words their errors as Docker's CLI does."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import shlex
 
 import click
 
-from capsa.cli import limitflags
-from capsa.cli.limitflags import parse_bytes
-from capsa.engine.container_types import ContainerSpec, DeviceSpec, Healthcheck, MountSpec
+from capsa.engine.container_types import ContainerSpec, Healthcheck
 from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -19,206 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-
-def _kv(items: tuple[str, ...], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid {what}: {item!r}")
-        out[key] = value
-    return out
-
-
-def _read_lines(path: str, what: str) -> list[str]:
-    """The lines of an env or label file that are not blank or comments (UTF-8 only, as
-    Docker reads them)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read().splitlines()
-    except OSError as e:
-        raise InvalidArgument(f"open {path}: {(e.strerror or '').lower()}") from None
-    lines = []
-    for number, line in enumerate(raw, 1):
-        try:
-            lines.append(line.decode())
-        except UnicodeDecodeError:
-            raise InvalidArgument(
-                f"{what} {path} contains invalid utf8 bytes at line {number}"
-            ) from None
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-
-
-def env_list(env: tuple[str, ...], env_files: tuple[str, ...]) -> list[str]:
-    out = []
-    for path in env_files:
-        for line in _read_lines(path, "env file"):
-            key, eq, value = line.partition("=")
-            if not key:
-                raise InvalidArgument(f"invalid env file {path}: no variable name on line {line!r}")
-            if not eq:
-                value = os.environ.get(key, "")
-                if key not in os.environ:
-                    continue
-            out.append(f"{key}={value}")
-    for item in env:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid environment variable: {item}")
-        if not eq:  # `-e NAME` passes the caller's value, if any
-            if key in os.environ:
-                out.append(f"{key}={os.environ[key]}")
-            continue
-        out.append(item)
-    return out
-
-
-def labels(label: tuple[str, ...], label_files: tuple[str, ...]) -> dict[str, str]:
-    items = [ln for path in label_files for ln in _read_lines(path, "label file")]
-    return _kv((*items, *label), "label")
-
-
-def volume(text: str) -> MountSpec:
-    """``-v [SRC:]DST[:OPTS]``: SRC absolute = bind, a name = volume, none = anonymous."""
-    if not text:
-        raise InvalidArgument("invalid empty volume spec")
-    parts = text.split(":")
-    if len(parts) > 1 and "" in parts:  # Docker's CLI wording
-        raise InvalidArgument(f"invalid spec: {text}: empty section between colons")
-    if len(parts) == 1:
-        return MountSpec(type="volume", target=parts[0])
-    if len(parts) > 3:
-        raise InvalidArgument(f"invalid volume specification: '{text}'")
-    src, dst = parts[0], parts[1]
-    opts = parts[2].split(",") if len(parts) == 3 else []
-    if not dst.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume specification: '{text}': mount path must be absolute"
-        )
-    kind = "bind" if src.startswith(("/", ".", "~")) else "volume"
-    m = MountSpec(
-        type=kind,
-        target=dst,
-        source=os.path.abspath(os.path.expanduser(src)) if kind == "bind" else src,
-    )
-    for opt in opts:
-        if opt in ("ro", "readonly"):
-            m.readonly = True
-        elif opt == "rw":
-            m.readonly = False
-        elif opt in ("shared", "rshared", "slave", "rslave", "private", "rprivate"):
-            m.propagation = opt
-        elif opt == "nocopy":
-            m.no_copy = True
-        elif opt in ("z", "Z", "delegated", "cached", "consistent"):
-            continue
-        else:
-            raise InvalidArgument(f"invalid volume specification: '{text}': unknown option {opt!r}")
-    if kind == "bind" and not os.path.exists(m.source):
-        os.makedirs(m.source, exist_ok=True)  # docker creates a missing -v source directory
-    return m
-
-
-def mount(text: str) -> MountSpec:
-    """``--mount type=bind,source=/a,target=/b,readonly`` (docker's CSV syntax)."""
-    import csv
-
-    try:
-        fields = next(csv.reader([text]), [])
-    except csv.Error as e:  # a newline in a field: Go's csv reader refuses it too
-        raise InvalidArgument(f'invalid argument "{text}" for "--mount" flag: {e}') from None
-    values: dict[str, str] = {}
-    for f in fields:
-        key, eq, value = f.partition("=")
-        values[key.strip().lower()] = value if eq else "true"
-    kind = values.pop("type", "volume")
-    target = values.pop("target", values.pop("destination", values.pop("dst", "")))
-    if not target:
-        raise InvalidArgument(f'invalid argument "{text}" for "--mount" flag: target is required')
-    source = values.pop("source", values.pop("src", ""))
-    m = MountSpec(type=kind, target=target, source=source)
-    if kind not in ("bind", "volume", "tmpfs"):
-        raise InvalidArgument(f"invalid mount type {kind!r}")
-    if kind == "bind":
-        if not source:
-            raise InvalidArgument(
-                'invalid mount config for type "bind": field Source must not be empty'
-            )
-        m.source = os.path.abspath(source)
-    for key, value in values.items():
-        if key in ("readonly", "ro"):
-            m.readonly = value.lower() in ("true", "1", "")
-        elif key == "bind-propagation":
-            m.propagation = value
-        elif key == "bind-recursive":
-            m.bind_recursive = value not in ("disabled", "false")
-        elif key == "volume-nocopy":
-            m.no_copy = value.lower() in ("true", "1", "")
-        elif key == "tmpfs-size":
-            m.tmpfs_size = parse_bytes(value, "tmpfs size")
-        elif key == "tmpfs-mode":
-            m.tmpfs_mode = _mode(value, text)
-        elif key in ("consistency", "volume-driver", "volume-label", "volume-opt"):
-            continue
-        else:
-            raise InvalidArgument(f"unexpected key '{key}' in '{text}'")
-    return m
-
-
-def _mode(value: str, text: str) -> int:
-    """An octal file mode (``1777``) of a tmpfs."""
-    if not value or not set(value) <= set("01234567") or int(value, 8) > 0o7777:
-        raise InvalidArgument(f"invalid tmpfs mode {value!r} in {text!r}")
-    return int(value, 8)
-
-
-def tmpfs(text: str) -> MountSpec:
-    target, _, opts = text.partition(":")
-    m = MountSpec(type="tmpfs", target=target)
-    for opt in filter(None, opts.split(",")):
-        if opt.startswith("size="):
-            m.tmpfs_size = parse_bytes(opt[5:], "tmpfs size")
-        elif opt.startswith("mode="):
-            m.tmpfs_mode = _mode(opt[5:], text)
-        elif opt == "ro":
-            m.readonly = True
-        elif opt in ("rw",):
-            continue
-        else:
-            m.options.append(opt)
-    return m
-
-
-def device(text: str) -> DeviceSpec:
-    parts = text.split(":")
-    host = parts[0]
-    container = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
-    perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
-    if set(perms) - set("rwm"):
-        raise InvalidArgument(f"invalid device mode: {perms}")
-    return DeviceSpec(host=host, container=container, permissions=perms)
-
-
-def security(opts: tuple[str, ...], spec: ContainerSpec) -> None:
-    for opt in opts:
-        key, _, value = opt.partition("=" if "=" in opt else ":")
-        if key == "no-new-privileges":
-            spec.no_new_privileges = value.lower() in ("", "true", "1")
-        elif key == "seccomp":
-            if value == "unconfined":
-                spec.seccomp = "unconfined"
-            else:
-                try:
-                    with open(value) as f:
-                        spec.seccomp = f.read()
-                except OSError as e:
-                    raise InvalidArgument(
-                        f"opening seccomp profile ({value}) failed: {(e.strerror or '').lower()}"
-                    ) from None
-        elif key in ("apparmor", "label"):
-            continue
-        else:
-            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+    from capsa.engine.container_types import MountSpec
 
 
 _HEALTH_FLAGS = (
@@ -232,7 +32,7 @@ _HEALTH_FLAGS = (
 
 
 def healthcheck(kw: dict[str, Any]) -> Healthcheck | None:
-    from capsa.engine.health import parse_duration
+    from capsa.syntax.durations import parse_duration
 
     given = any(kw[k] for k in _HEALTH_FLAGS)
     if kw["no_healthcheck"]:
@@ -266,7 +66,12 @@ def _words(text: str, flag: str) -> list[str]:
 
 
 def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> ContainerSpec:
+    from capsa.cli import limitflags
     from capsa.oci.reference import parse
+    from capsa.syntax.keyvalue import PLAIN, key_values, parse_env, parse_labels
+    from capsa.syntax.mounts import parse_device, parse_mount, parse_tmpfs, parse_volume
+    from capsa.syntax.network import parse_extra_host, parse_publish
+    from capsa.syntax.policies import apply_security_opts
 
     parse(image)  # a name no image can have fails now, before looking for it
     spec = ContainerSpec(
@@ -274,30 +79,32 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     )
     if kw["entrypoint"] is not None:
         spec.entrypoint = _words(kw["entrypoint"], "--entrypoint")
-    spec.env = env_list(kw["env"], kw["env_file"])
+    spec.env = parse_env(kw["env"], kw["env_file"])
     spec.workdir = kw["workdir"] or ""
     spec.user = kw["user"] or ""
     spec.hostname = kw["hostname"] or ""
     spec.domainname = kw["domainname"] or ""
-    spec.labels = labels(kw["label"], kw["label_file"])
+    spec.labels = parse_labels(kw["label"], kw["label_file"])
     spec.tty, spec.stdin_open = kw["tty"], kw["interactive"]
     spec.init = kw["init"]
     spec.auto_remove = kw["rm"]
     spec.restart = kw["restart"] or "no"
     spec.healthcheck = healthcheck(kw)
     spec.read_only = kw["read_only"]
+    volumes = [parse_volume(v) for v in kw["volume"]]
     spec.mounts = [
-        *(volume(v) for v in kw["volume"]),
-        *(mount(m) for m in kw["mount"]),
-        *(tmpfs(t) for t in kw["tmpfs"]),
+        *volumes,
+        *(parse_mount(m) for m in kw["mount"]),
+        *(parse_tmpfs(t) for t in kw["tmpfs"]),
     ]
+    _make_bind_sources(volumes)
     spec.volumes_from = list(kw["volumes_from"])
     spec.cap_add, spec.cap_drop = list(kw["cap_add"]), list(kw["cap_drop"])
     spec.privileged = kw["privileged"]
-    security(kw["security_opt"], spec)
-    spec.devices = [device(d) for d in kw["device"]]
+    apply_security_opts(kw["security_opt"], spec)
+    spec.devices = [parse_device(d) for d in kw["device"]]
     spec.ulimits = list(kw["ulimit"])
-    spec.sysctls = _kv(kw["sysctl"], "sysctl")
+    spec.sysctls = key_values(kw["sysctl"], "sysctl", wording=PLAIN)
     spec.shm_size = limitflags.shm_size(kw)
     spec.stop_signal = kw["stop_signal"] or ""
     spec.stop_timeout = limitflags.stop_timeout(kw)
@@ -308,23 +115,23 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.ip = kw["ip"] or ""
     spec.mac_address = kw["mac_address"] or ""
     spec.publish_all = kw["publish_all"]
-    from capsa.engine.netwire import parse_publish
-
     spec.extra["ports"] = [p for item in kw["publish"] for p in parse_publish(item)]
-    spec.extra_hosts = [h.replace("=", ":", 1) if "=" in h else h for h in kw["add_host"]]
     spec.dns, spec.dns_search = list(kw["dns"]), list(kw["dns_search"])
     spec.dns_options = list(kw["dns_option"])
     spec.resources = limitflags.resources(kw)
-    spec.log_opts = _kv(kw["log_opt"], "log option")
+    spec.log_opts = key_values(kw["log_opt"], "log option", wording=PLAIN)
     spec.runtime = kw["runtime"] or ""
     spec.oom_score_adj = limitflags.oom_score_adj(kw)
     spec.group_add = list(kw["group_add"])
-    for host in spec.extra_hosts:
-        if ":" not in host:
-            raise InvalidArgument(
-                f'invalid argument "{host}" for "--add-host" flag: bad format for add-host'
-            )
+    spec.extra_hosts = [parse_extra_host(h) for h in kw["add_host"]]
     return spec
+
+
+def _make_bind_sources(volumes: list[MountSpec]) -> None:
+    """Docker creates a missing ``-v`` bind source directory (not ``--mount``'s)."""
+    for m in volumes:
+        if m.type == "bind" and not os.path.exists(m.source):
+            os.makedirs(m.source, exist_ok=True)
 
 
 def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:

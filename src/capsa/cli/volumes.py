@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from capsa.cli import flags, render
+from capsa.cli import render
 from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -50,14 +50,15 @@ def create(
 ) -> None:
     """Create a volume."""
     from capsa.engine.volume_types import VolumeCreateOptions
+    from capsa.syntax.keyvalue import key_values
 
     if name and name_opt and name != name_opt:
         raise InvalidArgument(f"conflicting options: either specify --name or provide {name}")
     options = VolumeCreateOptions(
         name=name or name_opt,
         driver=driver,
-        labels=flags.key_values(labels, "label"),
-        driver_opts=flags.key_values(opts, "option"),
+        labels=key_values(labels, "label"),
+        driver_opts=key_values(opts, "option", require_eq=True),
     )
     click.echo(_service(ctx).create(options).name)
 
@@ -105,7 +106,9 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 @click.pass_context
 def prune(ctx: click.Context, all_volumes: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused volumes."""
-    parsed = flags.filters(filters)
+    from capsa.syntax.filters import parse_filters
+
+    parsed = parse_filters(filters)
     if not force:
         what = "all local volumes" if all_volumes else "anonymous local volumes"
         if not click.confirm(

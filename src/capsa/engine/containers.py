@@ -244,7 +244,7 @@ class ContainerService(ContainerViews):
 
     def _validate(self, spec: ContainerSpec) -> None:
         from capsa.engine import specgen
-        from capsa.engine.restart import parse_restart
+        from capsa.syntax.policies import parse_log_opts, parse_on_failure, parse_restart
 
         policy = parse_restart(spec.restart)
         if spec.auto_remove and policy.name != "no":
@@ -254,18 +254,9 @@ class ContainerService(ContainerViews):
         specgen.check_sysctls(spec)
         specgen.check_modes(spec)
         specgen.rlimits(spec)
-        from capsa.engine.logs import parse_log_opts
-
         parse_log_opts(spec.log_opts)
-        if spec.healthcheck and spec.healthcheck.on_failure not in (
-            "none",
-            "kill",
-            "restart",
-            "stop",
-        ):
-            raise InvalidArgument(
-                f"invalid health on-failure action '{spec.healthcheck.on_failure}'"
-            )
+        if spec.healthcheck:
+            parse_on_failure(spec.healthcheck.on_failure)
         for m in spec.mounts:
             if not m.target.startswith("/"):
                 raise InvalidArgument(

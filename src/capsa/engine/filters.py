@@ -1,5 +1,7 @@
 """Docker's filters: ``ps --filter`` (container filters) and ``prune --filter``.
 
+``--filter`` text is read into the filter map by ``capsa.syntax.filters``.
+
 Prune filters are parsed once here (``parse_prune``) from Docker's filter map, the
 shape both ``--filter k=v`` and the API's ``filters`` parameter come in; each prune
 verb of the engine says which names it accepts and matches its objects with the
@@ -17,37 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from capsa.engine.service_context import ServiceContext
-
-KNOWN = (
-    "id",
-    "name",
-    "label",
-    "status",
-    "exited",
-    "ancestor",
-    "before",
-    "since",
-    "health",
-    "volume",
-    "is-task",
-    "network",
-    "publish",
-    "expose",
-)
-
-
-def parse(items: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        if key not in KNOWN:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if key == "status" and value not in {s.value for s in State}:
-            raise InvalidArgument(f"invalid filter 'status={value}'")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _labels(rec: ContainerRecord, wanted: list[str]) -> bool:
@@ -174,7 +145,7 @@ def _until(values: list[str], now: float | None) -> float | None:
         return None
     if len(values) > 1:
         raise InvalidArgument("more than one until filter specified")
-    from capsa.engine.log_reader import parse_time_arg
+    from capsa.syntax.durations import parse_time_arg
 
     try:
         return parse_time_arg(values[0], now)
@@ -186,7 +157,7 @@ def _created_by(created: str | None, until: float) -> bool:
     """Created at or before ``until``; an object without a known time never is."""
     if not created:
         return False
-    from capsa.engine.log_reader import parse_time_arg
+    from capsa.syntax.durations import parse_time_arg
 
     try:
         return parse_time_arg(created) <= until

@@ -52,16 +52,6 @@ def asserts_dir(path: str) -> bool:
     return path.endswith("/") or posixpath.basename(path) == "."
 
 
-def split_arg(arg: str) -> tuple[str, str]:
-    """``CONTAINER:PATH`` -> (container, path); a local path -> ("", path)."""
-    if arg == "-" or arg.startswith(("/", ".")):
-        return "", arg
-    container, sep, path = arg.partition(":")
-    if not sep or not container:
-        return "", arg
-    return container, path
-
-
 def resolve_source(view: View, path: str, follow_link: bool, missing: str) -> Source:
     """SRC inside ``view``; raise NotFound(``missing``) when it does not exist."""
     if not path:

@@ -1,5 +1,7 @@
 """Healthchecks with Docker's HEALTHCHECK semantics: config, schedule and status.
 
+The ``--health-*`` flags' Go durations are read by ``capsa.syntax.durations``.
+
 Pure logic for the container monitor, which execs ``command(cfg)`` in the container at
 ``HealthState.next_due`` and feeds each result to ``HealthState.record``. Imported by the
 monitor, so it needs only ``time`` besides capsa's records and errors (no dataclasses,
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 STATUSES = (STARTING, HEALTHY, UNHEALTHY)
-ON_FAILURE_ACTIONS = ("none", "kill", "restart", "stop")
 TEST_TYPES = ("CMD", "CMD-SHELL", "NONE")
 
 DEFAULT_INTERVAL = 30.0
@@ -32,17 +33,6 @@ MAX_OUTPUT = 4096  # bytes of probe output kept, as docker
 MAX_LOG = 5  # results kept in State.Health.Log
 
 _NS = 1_000_000_000
-_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,  # micro sign
-    "μs": 1_000,  # Greek mu
-    "ms": 1_000_000,
-    "s": _NS,
-    "m": 60 * _NS,
-    "h": 3600 * _NS,
-}
-_MAX_NS = (1 << 63) - 1
 
 
 @record
@@ -173,65 +163,6 @@ def command(cfg: HealthConfig, shell: list[str] | None = None) -> list[str] | No
     if kind == "CMD-SHELL":
         return [*(shell or ["/bin/sh", "-c"]), *args]
     return None
-
-
-def parse_on_failure(text: str) -> str:
-    """``--health-on-failure``: what the monitor does when the container turns unhealthy."""
-    if text not in ON_FAILURE_ACTIONS:
-        raise InvalidArgument(f"invalid health on-failure action '{text}'")
-    return text
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration (``1m30s``, ``500ms``, ``1.5h``) in seconds."""
-    return parse_duration_ns(text) / _NS
-
-
-def parse_duration_ns(text: str) -> int:
-    """A Go duration in nanoseconds, parsed as Go's ``time.ParseDuration`` does."""
-    rest = text[1:] if text[:1] in ("-", "+") else text
-    if rest == "0":
-        return 0
-    if not rest:
-        raise InvalidArgument(f"invalid duration '{text}'")
-    total = 0
-    while rest:
-        value, rest = _duration_term(rest, text)
-        total += value
-    if total > _MAX_NS:
-        raise InvalidArgument(f"invalid duration '{text}'")
-    return -total if text[0] == "-" else total
-
-
-def _duration_term(rest: str, text: str) -> tuple[int, str]:
-    """One ``[0-9]*(.[0-9]*)?unit`` term at the start of ``rest``: (ns, what follows)."""
-    i = _span(rest, 0, "0123456789")
-    whole = rest[:i]
-    frac = ""
-    if rest[i : i + 1] == ".":
-        j = _span(rest, i + 1, "0123456789")
-        frac, i = rest[i + 1 : j], j
-    if not whole and not frac:
-        raise InvalidArgument(f"invalid duration '{text}'")
-    j = i
-    while j < len(rest) and rest[j] not in ".0123456789":
-        j += 1
-    unit = rest[i:j]
-    if not unit:
-        raise InvalidArgument(f"missing unit in duration '{text}'")
-    if unit not in _UNITS:
-        raise InvalidArgument(f"unknown unit '{unit}' in duration '{text}'")
-    scale = _UNITS[unit]
-    value = int(whole or 0) * scale + (int(frac) * scale // 10 ** len(frac) if frac else 0)
-    if value > _MAX_NS:
-        raise InvalidArgument(f"invalid duration '{text}'")
-    return value, rest[j:]
-
-
-def _span(text: str, start: int, chars: str) -> int:
-    while start < len(text) and text[start] in chars:
-        start += 1
-    return start
 
 
 def format_duration(ns: int) -> str:

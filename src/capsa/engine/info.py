@@ -2,7 +2,8 @@
 
 ``system_info`` gathers the facts as a typed record; ``docker_info`` lays them out
 with the field names of Docker's ``GET /info`` (what ``info --format`` templates see).
-``event_matcher`` applies ``events --filter`` the way dockerd does.
+``event_matcher`` applies ``events --filter`` the way dockerd does (the filter map is
+read from text by ``capsa.syntax.filters.parse_event_filters``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import shutil
 import time
 
-from capsa.errors import InvalidArgument
 from capsa.record import field, record
 
 TYPE_CHECKING = False
@@ -238,35 +238,6 @@ def docker_info(info: SystemInfo) -> dict[str, Any]:
 
 
 # -- events --filter -----------------------------------------------------------------
-
-EVENT_FILTERS = (
-    "config",
-    "container",
-    "daemon",
-    "event",
-    "image",
-    "label",
-    "network",
-    "node",
-    "plugin",
-    "scope",
-    "secret",
-    "service",
-    "type",
-    "volume",
-)
-
-
-def parse_event_filters(items: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        if key not in EVENT_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _exact(filters: dict[str, list[str]], key: str, *sources: str) -> bool:

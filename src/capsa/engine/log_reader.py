@@ -2,7 +2,8 @@
 
 Reads what ``capsa.engine.logs.LogWriter`` writes: the current file NAME and its
 rotations NAME.1 ... (NAME.1 the newest, plain or ``.gz``), with tail, since/until and
-follow across rotations; and parses Docker's ``--since``/``--until`` times.
+follow across rotations. Docker's ``--since``/``--until`` times are read by
+``capsa.syntax.durations``, which parses the entries' RFC 3339 times too.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import json
 import os
 import time
 
-from capsa.errors import InvalidArgument
 from capsa.record import record
+from capsa.syntax.durations import rfc3339_ns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ def _decode(line: bytes) -> tuple[int, LogEntry] | None:
         if len(stamp) == 30 and stamp[19] == "." and stamp[29] == "Z":  # as we write it
             ns = _utc_seconds(stamp[:19]) * 1_000_000_000 + int(stamp[20:29])
         else:
-            ns = _rfc3339_ns(stamp)
+            ns = rfc3339_ns(stamp)
         return ns, LogEntry(obj.get("stream", "stdout"), obj["log"], stamp, ns / 1e9)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -332,65 +333,7 @@ def format_entry(entry: LogEntry, timestamps: bool) -> bytes:
     return f"{entry.time} ".encode() + text if timestamps else text
 
 
-_TIME = (
-    r"(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[Tt ](\d{2})(?::(\d{2})(?::(\d{2})(\.\d{1,9})?)?)?)?"
-    r"([Zz]|[+-]\d{2}:\d{2})?"
-)
-_DURATION = r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+"
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_time_arg(text: str, now: float | None = None) -> float:
-    """Docker's ``--since``/``--until``: RFC 3339 (no zone: local time), a Unix
-    timestamp ("1700000000.5") or a duration before ``now`` ("10m", "1h30m", "2s")."""
-    import re
-
-    value = text.strip()
-    if value != "0" and re.fullmatch(_DURATION, value):
-        parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)([a-zµμ]+)", value)
-        seconds = sum(float(n) * _UNITS[unit] for n, unit in parts)
-        return (time.time() if now is None else now) - (-seconds if value[0] == "-" else seconds)
-    try:
-        return _rfc3339_ns(value) / 1e9
-    except ValueError:
-        pass
-    if re.fullmatch(r"\d+(?:\.\d{1,9})?", value):
-        return float(value)
-    raise InvalidArgument(f"invalid time {text!r}: want RFC 3339, a unix timestamp or a duration")
-
-
-def _rfc3339_ns(text: str) -> int:
-    """Epoch nanoseconds of an RFC 3339 time; without a zone it is local time."""
-    import re
-
-    m = re.fullmatch(_TIME, text)
-    if m is None:
-        raise ValueError(text)
-    year, month, day, hour, minute, second = (int(g or 0) for g in m.groups()[:6])
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
-        raise ValueError(text)
-    nanos = int(m.group(7)[1:].ljust(9, "0")) if m.group(7) else 0
-    zone = m.group(8)
-    if zone is None:
-        seconds = int(time.mktime((year, month, day, hour, minute, second, 0, 0, -1)))
-    else:
-        offset = 0 if zone in "Zz" else (int(zone[1:3]) * 60 + int(zone[4:6])) * 60
-        seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60
-        seconds += second - (offset if zone[0] == "+" else -offset)
-    return seconds * 1_000_000_000 + nanos
-
-
 @functools.lru_cache(maxsize=16)
 def _utc_seconds(text: str) -> int:
     """Epoch seconds of "YYYY-MM-DDTHH:MM:SS" in UTC (cached: entries come in runs)."""
-    return _rfc3339_ns(text + "Z") // 1_000_000_000
-
-
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    year -= month <= 2
-    era = year // 400
-    yoe = year - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return rfc3339_ns(text + "Z") // 1_000_000_000

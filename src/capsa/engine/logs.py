@@ -12,7 +12,9 @@ before a write would take it past ``max_size``.
 The writer runs in every container's monitor: this module imports json, os and time
 only (all imported by json already); gzip when a rotated file is compressed. The reader
 behind ``capsa logs`` lives in ``capsa.engine.log_reader``; its names are re-exported
-here lazily, so that importing this module never loads it.
+here lazily, so that importing this module never loads it. The ``--log-opt`` values
+(``max-size``, ``max-file``, ``compress``) are read into a ``LogConfig`` by
+``capsa.syntax.policies.parse_log_opts``.
 """
 
 from __future__ import annotations
@@ -27,18 +29,14 @@ from capsa.record import record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.engine.log_reader import LogEntry as LogEntry
-    from capsa.engine.log_reader import _days_from_civil as _days_from_civil
     from capsa.engine.log_reader import format_entry as format_entry
-    from capsa.engine.log_reader import parse_time_arg as parse_time_arg
     from capsa.engine.log_reader import read_logs as read_logs
 
 MAX_LINE = 16 * 1024  # longest "log" text of one entry, newline excluded
 STREAMS = ("stdout", "stderr")
 _encode_str = json.encoder.encode_basestring
 # names of capsa.engine.log_reader still importable from here
-_READER_NAMES = frozenset(
-    {"LogEntry", "read_logs", "parse_time_arg", "format_entry", "_days_from_civil"}
-)
+_READER_NAMES = frozenset({"LogEntry", "read_logs", "format_entry"})
 
 
 def __getattr__(name: str) -> object:
@@ -55,38 +53,6 @@ class LogConfig:
     max_size: int = 10 * 1024 * 1024  # bytes; 0 = unlimited (no rotation)
     max_file: int = 5
     compress: bool = False
-
-
-def parse_log_opts(opts: dict[str, str]) -> LogConfig:
-    """Docker's json-file ``--log-opt`` values (``max-size``, ``max-file``, ``compress``)."""
-    config = LogConfig()
-    for key, value in opts.items():
-        if key == "max-size":
-            config.max_size = parse_size(value)
-        elif key == "max-file":
-            if not value.isdigit() or int(value) < 1:
-                raise InvalidArgument(f"invalid max-file {value!r}: want an integer >= 1")
-            config.max_file = int(value)
-        elif key == "compress":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid compress {value!r}: want true or false")
-            config.compress = value.lower() in ("true", "1")
-        else:
-            raise InvalidArgument(f"unknown log opt {key!r} for json-file log driver")
-    if config.compress and (config.max_file < 2 or config.max_size == 0):
-        raise InvalidArgument("compress needs max-file of 2 or more and a max-size")
-    return config
-
-
-def parse_size(text: str) -> int:
-    """Sizes like docker's ``units.RAMInBytes``: "512", "10k", "10m", "1.5g", "10MiB"."""
-    import re
-
-    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", text.strip(), re.IGNORECASE)
-    if m is None:
-        raise InvalidArgument(f"invalid max-size {text!r}: want a size like 10m")
-    power = "kmgtp".find(m.group(2).lower()) + 1 if m.group(2) else 0
-    return int(float(m.group(1)) * 1024**power)
 
 
 class LogWriter:

@@ -463,7 +463,8 @@ class Finish(Setup):
         code: int | None,
         ran_for: float,
     ) -> tuple[bool, float]:
-        from capsa.engine.restart import RestartManager, parse_restart
+        from capsa.engine.restart import RestartManager
+        from capsa.syntax.policies import parse_restart
 
         manager = RestartManager(parse_restart(rec.spec.restart), rec.restart_count)
         if self.args.get("health_restart"):
@@ -498,6 +499,7 @@ _WARM = {
         "capsa.engine.network.service",
         "capsa.engine.removal",
         "capsa.engine.restart",
+        "capsa.syntax.policies",
         "capsa.engine.volumes",
         "capsa.linux.seccomp",
         "capsa.oci.seccomp_default",

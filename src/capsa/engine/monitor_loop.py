@@ -18,7 +18,8 @@ import sys
 import time
 
 from capsa.engine import attach
-from capsa.engine.logs import LogWriter, parse_log_opts
+from capsa.engine.logs import LogWriter
+from capsa.syntax.policies import parse_log_opts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

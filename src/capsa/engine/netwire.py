@@ -1,6 +1,7 @@
 """A container's networking, as the monitor and the engine need it: which network a
 container joins, its published ports, attach/detach around the runtime's create and
-the container's exit, and the /etc files that depend on the address."""
+the container's exit, and the /etc files that depend on the address. ``-p`` specs are
+read by ``capsa.syntax.network.parse_publish``."""
 
 from __future__ import annotations
 
@@ -26,47 +27,6 @@ def network_of(spec: ContainerSpec) -> str | None:
     if mode in NO_NETWORK or mode.startswith("container:"):
         return None
     return mode
-
-
-def parse_publish(text: str) -> list[dict[str, Any]]:
-    """docker's -p: [ip:][hostPort[-end]:]containerPort[-end][/proto]."""
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp", "sctp"):
-        raise InvalidArgument(f"invalid proto: {proto}")
-    parts = spec.rsplit(":", 2) if not spec.startswith("[") else _split_v6(spec)
-    host_ip, host, container = "", "", parts[-1]
-    if len(parts) == 2:
-        host = parts[0]
-    elif len(parts) == 3:
-        host_ip, host = parts[0], parts[1]
-    cports = _range(container, text)
-    hports = _range(host, text) if host else [0] * len(cports)
-    if len(hports) == 1 and len(cports) > 1 and host:
-        raise InvalidArgument(f"invalid ranges specified for container and host ports: {text}")
-    if len(hports) != len(cports):
-        raise InvalidArgument(f"invalid ranges specified for container and host ports: {text}")
-    return [
-        {"host_ip": host_ip, "host_port": h, "container_port": c, "protocol": proto}
-        for h, c in zip(hports, cports, strict=True)
-    ]
-
-
-def _split_v6(spec: str) -> list[str]:
-    ip, _, rest = spec[1:].partition("]")
-    return [ip, *rest.lstrip(":").split(":", 1)]
-
-
-def _range(text: str, whole: str) -> list[int]:
-    start, dash, end = text.partition("-")
-    try:
-        a = int(start)
-        b = int(end) if dash else a
-    except ValueError:
-        raise InvalidArgument(f'invalid port specification: "{whole}"') from None
-    if not (0 < a <= 65535 and 0 < b <= 65535 and a <= b):
-        raise InvalidArgument(f'invalid port specification: "{whole}"')
-    return list(range(a, b + 1))
 
 
 def free_port(proto: str, host_ip: str = "") -> int:

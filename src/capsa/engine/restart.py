@@ -2,7 +2,8 @@
 
 Pure logic for the container monitor: after the container exits the monitor asks
 ``RestartManager.should_restart`` whether to start it again and how long to wait first.
-Imported by the monitor, so it needs nothing beyond capsa's records and errors.
+Imported by the monitor, so it needs nothing beyond capsa's records and errors. The
+``--restart`` text (``on-failure:3``) is read by ``capsa.syntax.policies.parse_restart``.
 """
 
 from __future__ import annotations
@@ -25,30 +26,6 @@ RESET_AFTER = 10.0  # a container that ran this long restarts with INITIAL_DELAY
 class RestartPolicy:
     name: str = NO  # no | on-failure | always | unless-stopped
     maximum_retry_count: int = 0  # on-failure only; 0 = unlimited
-
-
-def parse_restart(text: str) -> RestartPolicy:
-    """``--restart`` as docker reads it: ``no``, ``always``, ``on-failure[:N]``..."""
-    name, colon, count = text.partition(":")
-    if colon and not name:
-        raise InvalidArgument("invalid restart policy format: no policy provided before colon")
-    name = name or NO
-    if name not in POLICIES:
-        raise InvalidArgument(f"invalid restart policy '{name}'")
-    if colon and name != ON_FAILURE:
-        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
-    policy = RestartPolicy(name, _retry_count(count) if colon else 0)
-    validate(policy)
-    return policy
-
-
-def _retry_count(text: str) -> int:
-    digits = text[1:] if text.startswith("-") else text
-    if not (digits.isascii() and digits.isdigit()):
-        raise InvalidArgument(
-            "invalid restart policy format: maximum retry count must be an integer"
-        )
-    return int(text)
 
 
 def validate(policy: RestartPolicy) -> None:

@@ -209,7 +209,8 @@ class RestoreService:
             report.failed.append(RestoreFailure("networks", str(e)))
 
     def _comes_back(self, was: ContainerRecord) -> bool:
-        from capsa.engine.restart import RestartManager, parse_restart
+        from capsa.engine.restart import RestartManager
+        from capsa.syntax.policies import parse_restart
 
         try:
             now = self.ctx.store.get(was.id)

@@ -261,35 +261,9 @@ def _base_mounts(spec: ContainerSpec) -> list[oci.Mount]:
 
 def rlimits(spec: ContainerSpec) -> list[oci.Rlimit] | None:
     """``--ulimit name=soft[:hard]`` (-1: unlimited), checked as Docker's go-units does."""
-    from capsa.engine.limits import ULIMITS
+    from capsa.syntax.policies import parse_ulimit
 
-    out = []
-    for item in spec.ulimits:
-        name, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"invalid ulimit argument: {item}")
-        if name not in ULIMITS:
-            raise InvalidArgument(f"invalid ulimit type: {name}")
-        soft_s, _, hard_s = value.partition(":")
-        soft, hard = _ulimit_value(soft_s, item), _ulimit_value(hard_s or soft_s, item)
-        if hard != -1 and (soft == -1 or soft > hard):  # -1: unlimited
-            raise InvalidArgument(
-                f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-            )
-        out.append(oci.Rlimit(type=f"RLIMIT_{name.upper()}", soft=soft, hard=hard))
-    return out or None
-
-
-def _ulimit_value(text: str, item: str) -> int:
-    from capsa.engine.limits import rlimit
-
-    digits = text.removeprefix("-")
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
-        raise InvalidArgument(f"invalid ulimit argument: {item}")
-    value = int(text)
-    if rlimit(value):
-        raise InvalidArgument(f"invalid ulimit argument: {item}")
-    return value
+    return [parse_ulimit(item) for item in spec.ulimits] or None
 
 
 def _device_numbers(path: str) -> tuple[str, int, int]:

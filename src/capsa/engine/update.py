@@ -62,7 +62,7 @@ def _check_memory(spec: ContainerSpec, changes: ResourceUpdate) -> None:
 
 
 def _check_restart(spec: ContainerSpec, text: str) -> None:
-    from capsa.engine.restart import parse_restart
+    from capsa.syntax.policies import parse_restart
 
     if parse_restart(text).name != "no" and spec.auto_remove:
         raise InvalidArgument(

@@ -1,13 +1,14 @@
 """Bandwidth limits with a token bucket (tbf) as the root qdisc of an interface.
 
 A qdisc shapes what an interface *sends*: the host end of a veth limits traffic into
-the container, the container end (inside its netns) limits traffic out of it.
+the container, the container end (inside its netns) limits traffic out of it. Rates
+are read from text (``10mbit``) by ``capsa.syntax.sizes.parse_rate``.
 """
 
 from __future__ import annotations
 
 from capsa.engine.network.bridge import netlink_error
-from capsa.errors import Internal, InvalidArgument
+from capsa.errors import Internal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,35 +19,6 @@ EINVAL = 22
 MAX_RATE = (1 << 32) - 1  # bytes/s in tc_tbf_qopt.rate (about 34 gbit)
 LATENCY = "200ms"
 MIN_BURST = 32 * 1024
-
-_UNITS = {
-    "": 1,
-    "bit": 1,
-    "k": 1000,
-    "kbit": 1000,
-    "m": 10**6,
-    "mbit": 10**6,
-    "g": 10**9,
-    "gbit": 10**9,
-    "kbps": 8000,
-    "mbps": 8 * 10**6,
-    "gbps": 8 * 10**9,
-}
-
-
-def parse_rate(text: str) -> int:
-    """``10mbit``, ``512kbit``, ``1gbit``, ``2mbps`` (bytes), a bare number (bit/s) -> bit/s."""
-    raw = text.strip().lower()
-    digits = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = raw[len(digits) :]
-    try:
-        value = float(digits)
-    except ValueError:
-        raise InvalidArgument(f"invalid rate {text}") from None
-    bits = value * _UNITS.get(unit, 0)
-    if unit not in _UNITS or not 0 <= bits < 2**64:  # also inf and nan
-        raise InvalidArgument(f"invalid rate {text}")
-    return int(bits)
 
 
 def limit(ipr: IPRoute, index: int, bps: int) -> None:
