@@ -110,7 +110,9 @@ def _processes(paths: tuple[str, ...]) -> list[str]:
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         with contextlib.suppress(OSError):
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            # any bytes: another program's arguments need not be UTF-8
+            raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            cmdline = raw.decode(errors="backslashreplace")
             where = [cmdline]
             for link in ("root", "cwd"):
                 with contextlib.suppress(OSError):
