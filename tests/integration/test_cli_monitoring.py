@@ -164,9 +164,11 @@ def test_port_reads_published_ports(capsa: CapsaCli) -> None:
     ctx = ServiceContext(Settings(root=str(capsa.root), runroot=str(capsa.runroot)))
     try:
         rec = ctx.store.find(name)
-        rec.spec.extra["ports"] = [
-            {"host_ip": "0.0.0.0", "host_port": 8080, "container_port": 80, "protocol": "tcp"},
-            {"host_ip": "127.0.0.1", "host_port": 5353, "container_port": 53, "protocol": "udp"},
+        from capsa.engine.network.types import PortMapping
+
+        rec.spec.ports = [
+            PortMapping(host_port=8080, container_port=80, protocol="tcp", host_ip="0.0.0.0"),
+            PortMapping(host_port=5353, container_port=53, protocol="udp", host_ip="127.0.0.1"),
         ]
         ctx.store.update_spec(rec.id, rec.spec)
     finally:

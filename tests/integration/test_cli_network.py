@@ -578,6 +578,33 @@ def test_connected_container_resolves_names_on_its_new_network(
     assert proc.stdout.strip() == short_id(capsa, db)
 
 
+def test_a_connected_network_is_joined_again_at_every_start(
+    capsa: CapsaCli, nets: Nets, made: Made
+) -> None:
+    """``network connect --alias --ip`` is kept with the container: after a restart it
+    is on that network again, with that address and that alias (and only there)."""
+    first = nets.create()
+    subnet = ipaddress.IPv4Network(free_subnet(made))
+    second = nets.create(subnet=str(subnet))
+    asked = str(subnet.network_address + 77)
+    app = start(capsa, made, "--network", first)
+    capsa.run("network", "connect", "--alias", "kept", "--ip", asked, second, app)
+    capsa.run("stop", "-t", "1", app)
+    stopped = capsa.inspect(app)["NetworkSettings"]["Networks"]
+    assert stopped[second]["IPAMConfig"] == {"IPv4Address": asked}
+    assert stopped[first]["IPAMConfig"] is None
+    capsa.run("start", app)
+    assert ip_on(capsa, app, second) == asked
+    assert _addresses(capsa, app)["eth1"] == f"{asked}/24"
+    sid = short_id(capsa, app)
+    assert fetch(capsa, "http://kept/hostname", "--network", second) == sid
+    elsewhere = capsa.sh("wget -qO- http://kept/hostname", "--network", first)
+    assert sid not in elsewhere.stdout  # the alias belongs to the network it was given on
+    capsa.run("network", "disconnect", second, app)
+    capsa.run("restart", "-t", "1", app)
+    assert set(_addresses(capsa, app)) == {"lo", "eth0"}
+
+
 # -- bandwidth ----------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import pytest
 from capsa.cli import monitoring
 from capsa.engine import info, stats, update
 from capsa.engine.container_types import ContainerRecord, ContainerSpec, Resources, State
+from capsa.engine.network.types import PortMapping
 from capsa.errors import Internal, InvalidArgument
 from capsa.syntax.filters import parse_event_filters
 
@@ -405,11 +406,11 @@ def test_stats_default_table_headers() -> None:
 
 def record_with_ports(state: State = State.RUNNING) -> ContainerRecord:
     s = ContainerSpec(image="busybox")
-    s.extra["ports"] = [
-        {"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"},
-        {"host_ip": "::", "host_port": 8080, "container_port": 80, "protocol": "tcp"},
-        {"host_ip": "127.0.0.1", "host_port": 5353, "container_port": 53, "protocol": "udp"},
-        {"host_ip": "0.0.0.0", "host_port": 9000, "container_port": 9, "protocol": "tcp"},
+    s.ports = [
+        PortMapping(8080, 80, "tcp", ""),
+        PortMapping(8080, 80, "tcp", "::"),
+        PortMapping(5353, 53, "udp", "127.0.0.1"),
+        PortMapping(9000, 9, "tcp", "0.0.0.0"),
     ]
     return ContainerRecord(
         id="1" * 64, name="web", image_id="", image_name="", created="", spec=s, state=state

@@ -346,14 +346,12 @@ def test_split_cp_arg(arg: str, expected: tuple[str, str]) -> None:
 
 
 def test_parse_publish() -> None:
-    assert parse_publish("8080:80") == [
-        {"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}
-    ]
-    assert parse_publish("127.0.0.1::53/udp") == [
-        {"host_ip": "127.0.0.1", "host_port": 0, "container_port": 53, "protocol": "udp"}
-    ]
-    assert [p["host_ip"] for p in parse_publish("[::1]:80:80")] == ["::1"]
-    assert [(p["host_port"], p["container_port"]) for p in parse_publish("1-2:3-4")] == [
+    from capsa.engine.network.types import PortMapping
+
+    assert parse_publish("8080:80") == [PortMapping(8080, 80, "tcp", "")]
+    assert parse_publish("127.0.0.1::53/udp") == [PortMapping(0, 53, "udp", "127.0.0.1")]
+    assert [p.host_ip for p in parse_publish("[::1]:80:80")] == ["::1"]
+    assert [(p.host_port, p.container_port) for p in parse_publish("1-2:3-4")] == [
         (1, 3),
         (2, 4),
     ]

@@ -270,10 +270,9 @@ def container_inspect(
 def ports(rec: ContainerRecord) -> dict[str, Any]:
     """``{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}``."""
     out: dict[str, Any] = {}
-    for p in rec.spec.extra.get("ports") or []:
-        key = f"{p['container_port']}/{p['protocol']}"
-        out.setdefault(key, []).append(
-            {"HostIp": p["host_ip"] or "0.0.0.0", "HostPort": str(p["host_port"])}
+    for p in rec.spec.ports:
+        out.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+            {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)}
         )
     return out
 
@@ -283,10 +282,10 @@ def _ipam_config(ep: Endpoint) -> dict[str, str] | None:
     return {"IPv4Address": ep.requested_ip} if ep.requested_ip else None
 
 
-def _configured(rec: ContainerRecord) -> dict[str, Any]:
+def _configured(ip: str) -> dict[str, Any]:
     """A stopped container's network, as configured: no addresses, the ``--ip`` asked."""
     return {
-        "IPAMConfig": {"IPv4Address": rec.spec.ip} if rec.spec.ip else None,
+        "IPAMConfig": {"IPv4Address": ip} if ip else None,
         "Links": None,
         "Aliases": None,
         "MacAddress": "",
@@ -323,7 +322,9 @@ def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[st
         }
     mode = rec.spec.network_mode
     if not networks and mode and not mode.startswith("container:"):
-        networks = {mode: _configured(rec)}
+        networks = {mode: _configured(rec.spec.ip)}
+        if mode not in ("none", "host"):
+            networks.update({a.name: _configured(a.ip) for a in rec.spec.networks})
     first = endpoints[0] if endpoints else None
     return {
         "Bridge": "",

@@ -175,8 +175,8 @@ def _ports_text(rec: ContainerRecord) -> str:
     if rec.state is not State.RUNNING:
         return ""
     return ", ".join(
-        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
-        for p in rec.spec.extra.get("ports") or []
+        f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+        for p in rec.spec.ports
     )
 
 

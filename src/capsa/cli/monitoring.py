@@ -255,23 +255,22 @@ def port_lines(rec: ContainerRecord, wanted: str | None) -> list[str]:
     """``docker port`` lines from the published ports in the container's spec."""
     from capsa.engine.container_types import is_live
 
-    ports = rec.spec.extra.get("ports") or [] if is_live(rec.state) else []
+    ports = rec.spec.ports if is_live(rec.state) else []
     if wanted:
         number, _, proto = wanted.partition("/")
         if not number.isdigit() or int(number) > 65535:
             raise InvalidArgument(f"invalid port ({number})")
         key = f"{int(number)}/{proto or 'tcp'}"
         out = [
-            _host(p.get("host_ip", ""), p.get("host_port", ""))
+            _host(p.host_ip, p.host_port)
             for p in ports
-            if f"{p.get('container_port')}/{p.get('protocol') or 'tcp'}" == key
+            if f"{p.container_port}/{p.protocol or 'tcp'}" == key
         ]
         if not out:
             raise InvalidArgument(f"no public port '{wanted}' published for {rec.name}")
     else:
         out = [
-            f"{p.get('container_port')}/{p.get('protocol') or 'tcp'} -> "
-            + _host(p.get("host_ip", ""), p.get("host_port", ""))
+            f"{p.container_port}/{p.protocol or 'tcp'} -> " + _host(p.host_ip, p.host_port)
             for p in ports
         ]
     return sorted(out, key=_natural_key)

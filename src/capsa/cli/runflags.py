@@ -115,7 +115,7 @@ def build_spec(image: str, command: tuple[str, ...], kw: dict[str, Any]) -> Cont
     spec.ip = kw["ip"] or ""
     spec.mac_address = kw["mac_address"] or ""
     spec.publish_all = kw["publish_all"]
-    spec.extra["ports"] = [p for item in kw["publish"] for p in parse_publish(item)]
+    spec.ports = [p for item in kw["publish"] for p in parse_publish(item)]
     spec.dns, spec.dns_search = list(kw["dns"]), list(kw["dns_search"])
     spec.dns_options = list(kw["dns_option"])
     spec.resources = limitflags.resources(kw)

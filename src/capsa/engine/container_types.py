@@ -7,6 +7,7 @@ config. ``ContainerRecord`` is what the engine keeps about a container.
 
 from __future__ import annotations
 
+from capsa.engine.network.types import PortMapping
 from capsa.errors import Conflict
 from capsa.record import field, record
 
@@ -151,6 +152,16 @@ class Healthcheck:
 
 
 @record
+class NetworkAttachment:
+    """A network the container joins besides the one of ``network_mode`` (``network
+    connect``), again at every start: with its aliases and the address asked for."""
+
+    name: str
+    aliases: list[str] = field(default_factory=list)
+    ip: str = ""
+
+
+@record
 class ContainerSpec:
     image: str  # as the user wrote it
     name: str = ""
@@ -201,9 +212,8 @@ class ContainerSpec:
     oom_score_adj: int | None = None
     group_add: list[str] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
-    # later issues; "ports": [{"host_ip", "host_port", "container_port", "protocol"}],
-    # "networks": networks connected after create
-    extra: dict[str, Any] = field(default_factory=dict)
+    ports: list[PortMapping] = field(default_factory=list)  # -p, -P: host ports fixed at create
+    networks: list[NetworkAttachment] = field(default_factory=list)  # network connect
 
 
 @record

@@ -16,6 +16,7 @@ from capsa.engine.container_types import (
     ContainerRecord,
     ContainerSpec,
     MountSpec,
+    NetworkAttachment,
     PsOptions,
     State,
     check,
@@ -209,7 +210,7 @@ class ContainerService(ContainerViews):
             self.get(spec.network_mode.partition(":")[2])
         config = image_spec.load_config(self.ctx.content.read(image.id))
         exposed = config.config.exposed_ports if config.config else None
-        spec.extra["ports"] = netwire.resolve_ports(spec, exposed)
+        spec.ports = netwire.resolve_ports(spec, exposed)
 
     def network_connect(
         self, text: str, network: str, aliases: list[str] | None = None, ip: str = ""
@@ -217,12 +218,9 @@ class ContainerService(ContainerViews):
         """Join another network (``network connect``), now if running, else at start."""
         rec = self.get(text)
         net = self.ctx.networks.get(network)
-        extra = dict(rec.spec.extra)
-        names = [n for n in extra.get("networks") or [] if n != net.name]
-        extra["networks"] = [*names, net.name]
-        rec.spec.extra = extra
-        if aliases:
-            rec.spec.aliases = sorted({*rec.spec.aliases, *aliases})
+        others = [a for a in rec.spec.networks if a.name != net.name]
+        joined = NetworkAttachment(net.name, sorted(set(aliases or [])), ip)
+        rec.spec.networks = [*others, joined]
         self.ctx.store.update_spec(rec.id, rec.spec)
         if rec.state in (State.RUNNING, State.PAUSED) and rec.pid:
             self.ctx.networks.connect(net.name, rec.id, rec.name, rec.pid, aliases or [], ip)
@@ -231,11 +229,9 @@ class ContainerService(ContainerViews):
     def network_disconnect(self, text: str, network: str, force: bool = False) -> None:
         rec = self.get(text)
         net = self.ctx.networks.get(network)
-        extra = dict(rec.spec.extra)
-        extra["networks"] = [n for n in extra.get("networks") or [] if n != net.name]
+        rec.spec.networks = [a for a in rec.spec.networks if a.name != net.name]
         if rec.spec.network_mode == net.name:
             rec.spec.network_mode = "none"
-        rec.spec.extra = extra
         self.ctx.store.update_spec(rec.id, rec.spec)
         self.ctx.networks.disconnect(net.name, rec.id, rec.pid)
         self.ctx.events.emit(

@@ -35,6 +35,24 @@ MIGRATIONS = (
     );
     CREATE INDEX containers_image ON containers(image_id);
     """,
+    # 2: published ports and connected networks were free dicts and names in the spec's
+    # untyped ``extra`` (stored flat); now they are records: ``PortMapping`` (its JSON
+    # keys camelCase, as every record's) and ``NetworkAttachment`` (name, aliases, ip)
+    """
+    UPDATE containers SET spec = json_set(spec, '$.ports', (
+        SELECT json_group_array(json_object(
+            'hostPort', json_extract(value, '$.host_port'),
+            'containerPort', json_extract(value, '$.container_port'),
+            'protocol', coalesce(json_extract(value, '$.protocol'), 'tcp'),
+            'hostIp', coalesce(json_extract(value, '$.host_ip'), '')
+        )) FROM json_each(containers.spec, '$.ports')
+    )) WHERE json_type(spec, '$.ports') = 'array';
+    UPDATE containers SET spec = json_set(spec, '$.networks', (
+        SELECT json_group_array(
+            CASE WHEN type = 'text' THEN json_object('name', value) ELSE json(value) END
+        ) FROM json_each(containers.spec, '$.networks')
+    )) WHERE json_type(spec, '$.networks') = 'array'
+    """,
 )
 
 # the fields of ContainerRecord kept in the `status` JSON column

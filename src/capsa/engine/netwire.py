@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.container_types import ContainerRecord, ContainerSpec
-    from capsa.engine.network.types import Endpoint
+    from capsa.engine.network.types import Endpoint, PortMapping
     from capsa.engine.paths import ContainerPaths
     from capsa.engine.service_context import ServiceContext
 
@@ -39,27 +39,21 @@ def free_port(proto: str, host_ip: str = "") -> int:
         return port
 
 
-def resolve_ports(spec: ContainerSpec, exposed: dict[str, Any] | None) -> list[dict[str, Any]]:
+def resolve_ports(spec: ContainerSpec, exposed: dict[str, Any] | None) -> list[PortMapping]:
     """The container's published ports with random host ports chosen (-p N, -P)."""
-    ports = [dict(p) for p in spec.extra.get("ports") or []]
+    from capsa.engine.network.types import PortMapping
+
+    ports = [PortMapping(p.host_port, p.container_port, p.protocol, p.host_ip) for p in spec.ports]
     if spec.publish_all:
         for key in sorted(exposed or {}):
             port, _, proto = key.partition("/")
             if not any(
-                p["container_port"] == int(port) and p["protocol"] == (proto or "tcp")
-                for p in ports
+                p.container_port == int(port) and p.protocol == (proto or "tcp") for p in ports
             ):
-                ports.append(
-                    {
-                        "host_ip": "",
-                        "host_port": 0,
-                        "container_port": int(port),
-                        "protocol": proto or "tcp",
-                    }
-                )
+                ports.append(PortMapping(0, int(port), proto or "tcp"))
     for p in ports:
-        if not p["host_port"]:
-            p["host_port"] = free_port(p["protocol"], p["host_ip"])
+        if not p.host_port:
+            p.host_port = free_port(p.protocol, p.host_ip)
     if ports and network_of(spec) is None:
         raise InvalidArgument(
             f"published ports need a bridge network (not --network {spec.network_mode})"
@@ -69,33 +63,27 @@ def resolve_ports(spec: ContainerSpec, exposed: dict[str, Any] | None) -> list[d
 
 def attach(ctx: ServiceContext, rec: ContainerRecord, pid: int) -> list[Endpoint]:
     """Put the new container's network namespace on its networks (before start)."""
-    from capsa.engine.network.types import AttachRequest, PortMapping
+    from capsa.engine.container_types import NetworkAttachment
+    from capsa.engine.network.types import AttachRequest
 
     name = network_of(rec.spec)
     if name is None:
         return []
-    networks = [name, *[n for n in rec.spec.extra.get("networks") or [] if n != name]]
-    ports = [
-        PortMapping(
-            host_port=p["host_port"],
-            container_port=p["container_port"],
-            protocol=p["protocol"],
-            host_ip=p["host_ip"],
-        )
-        for p in rec.spec.extra.get("ports") or []
-    ]
-    r = rec.spec.resources
+    spec = rec.spec
+    first = NetworkAttachment(name, list(spec.aliases), spec.ip)
+    networks = [first, *[a for a in spec.networks if a.name != name]]
+    r = spec.resources
     endpoints = []
     for i, net in enumerate(networks):
         req = AttachRequest(
             container_id=rec.id,
             container_name=rec.name,
             pid=pid,
-            network=net,
-            aliases=list(rec.spec.aliases),
-            ip=rec.spec.ip if i == 0 else "",
-            mac=rec.spec.mac_address if i == 0 else "",
-            ports=ports if i == 0 else [],
+            network=net.name,
+            aliases=list(net.aliases),
+            ip=net.ip,
+            mac=spec.mac_address if i == 0 else "",
+            ports=list(spec.ports) if i == 0 else [],
             rate_in_bps=r.network_rate_in,
             rate_out_bps=r.network_rate_out,
         )

@@ -6,12 +6,14 @@ from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from capsa.engine.network.types import PortMapping
 
 
-def parse_publish(text: str) -> list[dict[str, Any]]:
+def parse_publish(text: str) -> list[PortMapping]:
     """docker's -p: [ip:][hostPort[-end]:]containerPort[-end][/proto], one mapping a port
-    (``host_port`` 0: chosen at start), as ``ContainerSpec.extra["ports"]`` keeps them."""
+    (``host_port`` 0: chosen at create)."""
+    from capsa.engine.network.types import PortMapping
+
     spec, _, proto = text.partition("/")
     proto = proto or "tcp"
     if proto not in ("tcp", "udp", "sctp"):
@@ -29,7 +31,7 @@ def parse_publish(text: str) -> list[dict[str, Any]]:
     if len(hports) != len(cports):
         raise InvalidArgument(f"invalid ranges specified for container and host ports: {text}")
     return [
-        {"host_ip": host_ip, "host_port": h, "container_port": c, "protocol": proto}
+        PortMapping(host_port=h, container_port=c, protocol=proto, host_ip=host_ip)
         for h, c in zip(hports, cports, strict=True)
     ]
 
