@@ -138,3 +138,23 @@ def test_frontends_take_their_parsers_from_syntax() -> None:
         and any(alias.name.startswith("parse") for alias in node.names)
     ]
     assert not problems, "frontends importing the engine's parsers:\n" + "\n".join(problems)
+
+
+def test_modules_named_by_string_exist() -> None:
+    """A module named in a string (monitors started with ``-m``, warm-up lists, lazy
+    imports by name) must exist: a rename that misses one fails here, not at run time."""
+    known = {
+        ".".join(path.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__")
+        for path in SRC.rglob("*.py")
+    }
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and MODULE_NAME.fullmatch(node.value)
+                and node.value not in known
+            ):
+                missing.append(f"{path.relative_to(SRC.parent)}:{node.lineno}: {node.value}")
+    assert not missing, "strings naming no module:\n" + "\n".join(missing)
