@@ -27,6 +27,7 @@ RANK = {
     "enums": 0,
     "signames": 0,
     "fastexit": 0,
+    "ptyio": 0,
     "launcher": 0,  # imports nothing of capsa: writes the scripts, adds site
     "linux": 1,
     "oci": 1,

@@ -467,8 +467,7 @@ def exec_cmd(
     command: tuple[str, ...],
 ) -> None:
     """Run a command in a running container."""
-    from capsa.engine.container_types import ExecSpec
-    from capsa.engine.execs import run_exec
+    from capsa.engine.container_types import ExecSpec, ExecStdio
     from capsa.syntax.keyvalue import parse_env
 
     app = _app(ctx)
@@ -482,7 +481,17 @@ def exec_cmd(
         workdir=workdir or "",
         privileged=privileged,
     )
-    ctx.exit(run_exec(app.engine.containers, container, spec))
+    stdio = ExecStdio(stdin=0, stdout=1, stderr=2)
+    if tty and os.isatty(0):
+        from capsa.ptyio import get_winsize
+
+        stdio.rows, stdio.cols = get_winsize(0)
+    session = app.engine.containers.exec(container, spec, stdio)
+    if session is None:  # detached
+        ctx.exit(0)
+    from capsa.ptyio import foreground
+
+    ctx.exit(foreground(session.master, session.wait, session.signal))
 
 
 # -- inspect ----------------------------------------------------------------------

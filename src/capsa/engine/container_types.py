@@ -281,6 +281,18 @@ class ContainerFiles:
 
 
 @record
+class ExecStdio:
+    """The caller's side of an exec: the fds its stdin, stdout and stderr are (-1:
+    none), and with a terminal, the terminal's size."""
+
+    stdin: int = -1
+    stdout: int = -1
+    stderr: int = -1
+    rows: int = 0
+    cols: int = 0
+
+
+@record
 class ExecSpec:
     command: list[str]
     tty: bool = False

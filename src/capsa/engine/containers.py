@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.container_batch import ContainerBatch
+    from capsa.engine.container_types import ExecSpec, ExecStdio
+    from capsa.engine.execs import ExecSession
     from capsa.engine.filters import FilterArgs
     from capsa.engine.images import ImageService
     from capsa.engine.service_context import ServiceContext
@@ -362,6 +364,13 @@ class ContainerService(ContainerViews):
             if time.monotonic() > deadline:
                 return current
             time.sleep(0.02)
+
+    def exec(self, text: str, spec: ExecSpec, stdio: ExecStdio) -> ExecSession | None:
+        """Another process in the running container, with the caller's ``stdio``: its
+        session to pump and wait for (None with ``spec.detach``)."""
+        from capsa.engine.execs import start_exec
+
+        return start_exec(self, text, spec, stdio)
 
     def kill(self, text: str, sig: int) -> ContainerRecord:
         rec = self.get(text)

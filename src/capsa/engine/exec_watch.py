@@ -1,17 +1,22 @@
-"""``exec --detach``: a watcher process that outlives the command and sees the exec end.
+"""An exec's watcher: the process that starts an exec, waits for it and reports its end.
 
-A detached exec's process is nobody's child once the runtime's entering process exits,
-so nothing could tell its exit code, and Docker's ``exec_die`` event (with ``exitCode``)
-was never written. The command forks a watcher first: in its own session, a child
-subreaper, it starts the exec (the process is re-parented to it), tells the command how
-the start went, lets go of the command's terminal and pipes, waits for the process, and
-reports its end. The command returns as soon as the process runs.
+A process ``exec``'d into a container is nobody's child once the runtime's entering
+process exits, so whoever wants its exit code must be a child subreaper above it. The
+engine does not make its caller one (a frontend may be a server with many execs):
+it forks a watcher instead. The watcher, a subreaper, starts the exec (the process is
+re-parented to it), tells the caller how the start went (with the pty's master when
+there is one), lets go of the caller's terminal and pipes, waits for the process,
+writes Docker's ``exec_die`` event and sends the exit code to the caller, if it still
+listens. A detached exec's watcher also leaves the caller's session, so that it
+outlives the command that started it.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import socket
 
 from capsa import errors
 
@@ -22,87 +27,126 @@ if TYPE_CHECKING:
 
     from capsa.engine.backend import Created
 
-# errors a start can raise that the command re-raises as they were
-_KINDS: dict[str, type[errors.CapsaError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.NotFound,
-        errors.CommandNotFound,
-        errors.CommandNotRunnable,
-        errors.AlreadyExists,
-        errors.Conflict,
-        errors.InvalidArgument,
-        errors.FailedPrecondition,
-        errors.PermissionDenied,
-        errors.Unavailable,
-        errors.Internal,
-    )
-}
+
+class Watched:
+    """The caller's side: the exec's pid, its pty master (-1 without one), and the
+    socket the exit code arrives on."""
+
+    def __init__(self, pid: int, master: int, reports: _Reports) -> None:
+        self.pid, self.master, self.reports = pid, master, reports
+
+    def exit_code(self) -> int:
+        """Wait for the exec's end; its exit code (255 if the watcher died first)."""
+        code = self.reports.next().get("exit")
+        return code if isinstance(code, int) else 255
+
+    def close(self) -> None:
+        self.reports.close()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
 
 
-def watch_detached(start: Callable[[], Created], died: Callable[[int], None]) -> None:
+def watch(start: Callable[[], Created], died: Callable[[int], None], detach: bool) -> Watched:
     """Run ``start`` in a watcher; return once it has started the process (or raise
-    what it raised); the watcher calls ``died(exit code)`` when the process ends."""
-    r, w = os.pipe2(os.O_CLOEXEC)
+    what it raised). The watcher calls ``died(exit code)`` when the process ends."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
-        os.close(r)
-        _watcher(w, start, died)
-    os.close(w)
+        ours.close()
+        _watcher(theirs, start, died, detach)
+    theirs.close()
+    reports = _Reports(ours)
     try:
-        report = _read_all(r)
-    finally:
-        os.close(r)
+        report = reports.next()
+    except BaseException:
+        reports.close()
+        raise
     if report.get("ok"):
-        return
-    if not report:  # the watcher died before it could say
-        os.waitpid(pid, 0)
-        raise errors.Internal("exec: the detached exec's watcher died")
-    cls = _KINDS.get(str(report.get("kind")), errors.Internal)
+        fds = list(reports.fds)
+        reports.fds = array.array("i")
+        return Watched(int(str(report["pid"])), fds[0] if fds else -1, reports)
+    reports.close()
     os.waitpid(pid, 0)  # it exits right after a failed start
-    raise cls(str(report.get("message") or "exec failed"))
+    if not report:
+        raise errors.Internal("exec: the exec's watcher died")
+    kind = getattr(errors, str(report.get("kind")), None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
+        kind = errors.Internal
+    raise kind(str(report.get("message") or "exec failed"))
 
 
-def _watcher(w: int, start: Callable[[], Created], died: Callable[[int], None]) -> NoReturn:
+def _watcher(
+    sock: socket.socket, start: Callable[[], Created], died: Callable[[int], None], detach: bool
+) -> NoReturn:
     from capsa.linux import syscalls as sc
     from capsa.linux.fds import close_all_except
-    from capsa.runtime import foreground
+    from capsa.runtime.foreground import wait_for
 
     try:
-        os.setsid()
+        if detach:
+            os.setsid()
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         done = start()
     except BaseException as e:
-        report: dict[str, object] = {"kind": type(e).__name__, "message": str(e)}
-        _send(w, report)
+        _send(sock, {"kind": type(e).__name__, "message": str(e)})
         os._exit(1)
     try:
+        _send(sock, {"ok": True, "pid": done.pid}, [done.master] if done.master >= 0 else [])
         if done.master >= 0:
             os.close(done.master)
-        _send(w, {"ok": True})
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        close_all_except(())
-        code = foreground.wait_foreground(done.pid)
+        close_all_except((sock.fileno(),))
+        code = wait_for(done.pid)
         died(code)
+        _send(sock, {"exit": code})
     finally:
         os._exit(0)
 
 
-def _send(w: int, report: dict[str, object]) -> None:
+def _send(sock: socket.socket, report: dict[str, object], fds: list[int] | None = None) -> None:
+    data = json.dumps(report).encode() + b"\n"
     try:
-        os.write(w, json.dumps(report).encode())
-    finally:
-        os.close(w)
+        if fds:
+            sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        else:
+            sock.sendall(data)
+    except OSError:
+        pass  # the caller is gone (a detached exec's command has exited)
 
 
-def _read_all(fd: int) -> dict[str, object]:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
+class _Reports:
+    """The watcher's report lines, one at a time, and the fds that came with them."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buffer, self.fds = sock, b"", array.array("i")
+
+    def next(self) -> dict[str, object]:
+        """The next report; ``{}`` when the watcher has gone without one."""
+        while b"\n" not in self.buffer:
+            chunk, ancdata, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    usable = len(payload) - len(payload) % self.fds.itemsize
+                    self.fds.frombytes(payload[:usable])
+            if not chunk:
+                return {}
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return _decode(line)
+
+    def close(self) -> None:
+        self.sock.close()
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = array.array("i")
+
+
+def _decode(line: bytes) -> dict[str, object]:
     try:
-        report = json.loads(b"".join(chunks) or b"{}")
+        report = json.loads(line or b"{}")
     except ValueError:
         return {}
     return report if isinstance(report, dict) else {}

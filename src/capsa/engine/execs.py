@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from capsa.engine.container_types import Action, ExecSpec, check
-from capsa.engine.exec_watch import watch_detached
+from capsa.engine.container_types import Action, ExecSpec, ExecStdio, check
+from capsa.engine.exec_watch import Watched, watch
 from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict
 from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
@@ -54,44 +54,75 @@ def exec_process_spec(service: ContainerService, container_id: str, spec: ExecSp
     )
 
 
-def run_exec(service: ContainerService, text: str, spec: ExecSpec) -> int:
-    """Run the exec; return its exit code (0 for --detach)."""
+class ExecSession:
+    """A running exec, for the frontend to pump: its pty's ``master`` (-1 without a
+    terminal), ``signal`` and ``resize`` it, then ``wait`` for its exit code."""
+
+    def __init__(self, watched: Watched) -> None:
+        self._watched = watched
+
+    @property
+    def pid(self) -> int:
+        return self._watched.pid
+
+    @property
+    def master(self) -> int:
+        return self._watched.master
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.kill(self._watched.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self._watched.master >= 0:
+            from capsa.ptyio import set_winsize
+
+            set_winsize(self._watched.master, rows, cols)
+
+    def wait(self) -> int:
+        """The exec's exit code, once it has ended (then the session is closed)."""
+        try:
+            return self._watched.exit_code()
+        finally:
+            self._watched.close()
+
+
+def start_exec(
+    service: ContainerService, text: str, spec: ExecSpec, stdio: ExecStdio
+) -> ExecSession | None:
+    """Start the exec with the caller's ``stdio`` fds; its session (None with ``detach``:
+    nobody waits, the exec's end is still an ``exec_die`` event)."""
     from capsa.engine.backend import Stdio
-    from capsa.runtime import foreground
 
     rec = service.get(text)
     check(Action.EXEC, rec.state, rec.name, rec.id)
     process = exec_process_spec(service, rec.id, spec)
-    if spec.tty and os.isatty(0):
-        from capsa.runtime.console import get_winsize
-
-        rows, cols = get_winsize(0)
-        process.console_size = ConsoleSize(height=rows, width=cols)
+    if spec.tty and stdio.rows and stdio.cols:
+        process.console_size = ConsoleSize(height=stdio.rows, width=stdio.cols)
     event = _ExecEvents(service, rec.id, {"name": rec.name, "image": rec.image_name}, spec)
     event.emit("exec_create")
 
     def start() -> Created:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            stdio = Stdio(
-                stdin=0 if spec.interactive else devnull,
-                stdout=devnull if spec.detach else 1,
-                stderr=devnull if spec.detach else 2,
+            fds = Stdio(
+                stdin=stdio.stdin if stdio.stdin >= 0 and spec.interactive else devnull,
+                stdout=stdio.stdout if stdio.stdout >= 0 and not spec.detach else devnull,
+                stderr=stdio.stderr if stdio.stderr >= 0 and not spec.detach else devnull,
                 terminal=spec.tty,
             )
             event.emit("exec_start")
-            return service.ctx.backend(rec.spec.runtime).exec(rec.id, process, stdio, spec.detach)
+            return service.ctx.backend(rec.spec.runtime).exec(rec.id, process, fds, spec.detach)
         finally:
             os.close(devnull)
 
+    watched = watch(start, lambda code: event.emit("exec_die", exitCode=str(code)), spec.detach)
     if spec.detach:
-        watch_detached(start, lambda code: event.emit("exec_die", exitCode=str(code)))
-        return 0
-    foreground.become_subreaper()
-    done = start()
-    code = foreground.wait_foreground(done.pid, done.master if done.master >= 0 else None)
-    event.emit("exec_die", exitCode=str(code))
-    return code
+        watched.close()
+        return None
+    return ExecSession(watched)
 
 
 class _ExecEvents:

@@ -145,7 +145,7 @@ def cmd_run(args: Args, log: RuntimeLog) -> int:
 
 def _copy_window_size(master: int) -> None:
     if os.isatty(0):
-        from capsa.runtime.console import get_winsize, set_winsize
+        from capsa.ptyio import get_winsize, set_winsize
 
         set_winsize(master, *get_winsize(0))
 
@@ -437,7 +437,7 @@ def cmd_exec(args: Args, log: RuntimeLog) -> int:
             ours, opts.console = foreground.console_pair()
             if proc.console_size is None and os.isatty(0):
                 from capsa.oci.runtime_spec import ConsoleSize
-                from capsa.runtime.console import get_winsize
+                from capsa.ptyio import get_winsize
 
                 rows, cols = get_winsize(0)
                 proc.console_size = ConsoleSize(height=rows, width=cols)

@@ -10,23 +10,11 @@ from __future__ import annotations
 
 import os
 
-from capsa.linux import signals as sig
 from capsa.linux import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-
-FORWARDED = (
-    sig.SIGINT,
-    sig.SIGTERM,
-    sig.SIGHUP,
-    sig.SIGQUIT,
-    sig.SIGUSR1,
-    sig.SIGUSR2,
-    sig.SIGCONT,
-)
-
 
 def become_subreaper() -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -49,33 +37,25 @@ def exit_status(status: int) -> int:
 
 def wait_foreground(pid: int, master: int | None = None) -> int:
     """Forward signals to ``pid``, proxy its pty if any, return its exit code."""
+    from capsa.ptyio import foreground
 
-    sig.forward_to(pid, FORWARDED)
-    stop = [False]
-    proxy_thread = None
-    if master is not None:
-        from capsa.runtime.console import follow_window_size, proxy
+    def forward(signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
-        follow_window_size(master)
-        import threading
+    return foreground(-1 if master is None else master, lambda: wait_for(pid), forward)
 
-        proxy_thread = threading.Thread(target=proxy, args=(master, stop), daemon=True)
-        proxy_thread.start()
-    code = 255
+
+def wait_for(pid: int) -> int:
+    """Reap children until ``pid`` (its exit code; 255 if it is not ours to wait for)."""
     while True:
         try:
             got, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            break
+            return 255
         except InterruptedError:
             continue
         if got == pid:
-            code = exit_status(status)
-            break
-    if proxy_thread is not None:
-        proxy_thread.join(timeout=2)  # drain what the process wrote before it exited
-        stop[0] = True
-        proxy_thread.join(timeout=1)
-    for signum in FORWARDED:
-        sig.set_handler(signum, sig.SIG_DFL)
-    return code
+            return exit_status(status)
