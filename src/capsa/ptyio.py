@@ -7,24 +7,28 @@ exec's or a container's pty (the CLI): pure ``os``/``termios`` work, no kernel s
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
-import signal
-import struct
-import termios
-import tty
 
+# imports are made where they are needed: ``capsa-runtime run`` without a terminal
+# uses ``foreground`` only, and the ``signal`` module alone costs it half a millisecond
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def get_winsize(fd: int) -> tuple[int, int]:
+    import fcntl
+    import struct
+    import termios
+
     raw = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
     rows, cols, _, _ = struct.unpack("HHHH", raw)
     return rows, cols
@@ -32,6 +36,10 @@ def get_winsize(fd: int) -> tuple[int, int]:
 
 def proxy(master: int, stop: list[bool]) -> None:
     """Copy stdin -> master and master -> stdout until the pty closes or ``stop[0]``."""
+    import select
+    import termios
+    import tty
+
     stdin_tty = os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_tty else None
     if stdin_tty:
@@ -56,7 +64,9 @@ def proxy(master: int, stop: list[bool]) -> None:
 def follow_window_size(master: int) -> None:
     """Resize the container's pty with ours (call from the main thread)."""
     if os.isatty(0):
-        signal.signal(signal.SIGWINCH, lambda *_: _resize(master))
+        import _signal
+
+        _signal.signal(_signal.SIGWINCH, lambda *_: _resize(master))
 
 
 def _pump(src: int, dst: int) -> bool:
