@@ -29,22 +29,44 @@ class Peers:
         rootfs = build_busybox_rootfs(self.base / "rootfs", probe=False)
         self.tarball = self.base / "busybox.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(self.tarball), "."], check=True)
-        self.env = dict(os.environ, CAPSA_ROOT=str(self.base / "capsa-root"),
-                        CAPSA_RUNROOT=str(self.base / "capsa-run"))
-        self.podman = ["podman", "--root", str(self.base / "podman-root"), "--runroot",
-                       str(self.base / "podman-run"), "--cgroup-manager", "cgroupfs",
-                       "--events-backend", "file"]
+        self.env = dict(
+            os.environ,
+            CAPSA_ROOT=str(self.base / "capsa-root"),
+            CAPSA_RUNROOT=str(self.base / "capsa-run"),
+        )
+        self.podman = [
+            "podman",
+            "--root",
+            str(self.base / "podman-root"),
+            "--runroot",
+            str(self.base / "podman-run"),
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ]
         self.capsa(["import", "-c", 'CMD ["/bin/sh"]', str(self.tarball), IMAGE])
-        subprocess.run([*self.podman, "import", "--change", 'CMD ["/bin/sh"]',
-                        str(self.tarball), f"localhost/{IMAGE}"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                *self.podman,
+                "import",
+                "--change",
+                'CMD ["/bin/sh"]',
+                str(self.tarball),
+                f"localhost/{IMAGE}",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
-    def capsa(self, args: list[str], check: bool = True,
-              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def capsa(
+        self, args: list[str], check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """``capsa ARGS`` on the private roots; ``env`` adds variables (``CAPSA_WARM=0``
         for a cold start)."""
-        proc = subprocess.run([CAPSA, *args], env={**self.env, **(env or {})},
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [CAPSA, *args], env={**self.env, **(env or {})}, capture_output=True, text=True
+        )
         if check and proc.returncode != 0:
             raise SystemExit(f"capsa {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
         return proc

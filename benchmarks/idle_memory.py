@@ -34,8 +34,19 @@ from pathlib import Path
 
 from common import IMAGE, Peers, report
 
-BREAKDOWN = ("UsedRaw", "PcpFree", "MemFree", "Cached", "AnonPages", "Shmem", "SUnreclaim",
-             "SReclaimable", "KernelStack", "PageTables", "VmallocUsed")
+BREAKDOWN = (
+    "UsedRaw",
+    "PcpFree",
+    "MemFree",
+    "Cached",
+    "AnonPages",
+    "Shmem",
+    "SUnreclaim",
+    "SReclaimable",
+    "KernelStack",
+    "PageTables",
+    "VmallocUsed",
+)
 TARGETS = {1: 5.0, 10: 1.0, 100: 0.7}
 KERNEL_STACK_KIB = 16  # THREAD_SIZE on x86-64
 
@@ -70,7 +81,9 @@ def drop_caches() -> None:
 
 
 def _cmdline(pid: str) -> str:
-    return Path("/proc", pid, "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    return (
+        Path("/proc", pid, "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    )
 
 
 def _touches(pid: str, base: str) -> bool:
@@ -148,11 +161,23 @@ class Engine:
 
     def start(self, i: int) -> None:
         if self.name == "capsa":
-            self.peers.capsa(["run", "-d", "--network", "none", "--name", f"idle{i}", IMAGE,
-                              "sleep", "100000"])
+            self.peers.capsa(
+                ["run", "-d", "--network", "none", "--name", f"idle{i}", IMAGE, "sleep", "100000"]
+            )
         else:
-            self.peers.pod(["run", "-d", "--network", "none", "--name", f"idle{i}",
-                            f"localhost/{IMAGE}", "sleep", "100000"])
+            self.peers.pod(
+                [
+                    "run",
+                    "-d",
+                    "--network",
+                    "none",
+                    "--name",
+                    f"idle{i}",
+                    f"localhost/{IMAGE}",
+                    "sleep",
+                    "100000",
+                ]
+            )
 
     def remove_all(self) -> None:
         if self.name == "capsa":
@@ -213,13 +238,17 @@ def fit(points: dict[int, float]) -> tuple[float, float]:
 def summarize(runs: dict[str, dict[int, list[dict[str, float]]]]) -> dict[str, object]:
     summary: dict[str, object] = {}
     medians = {
-        engine: {n: {key: median([r[key] for r in rounds]) for key in rounds[0]}
-                 for n, rounds in by_count.items()}
+        engine: {
+            n: {key: median([r[key] for r in rounds]) for key in rounds[0]}
+            for n, rounds in by_count.items()
+        }
         for engine, by_count in runs.items()
     }
     for n in medians["capsa"]:
         capsa, podman = medians["capsa"][n], medians["podman"][n]
-        ratio = capsa["per_container"] / podman["per_container"] if podman["per_container"] else None
+        ratio = (
+            capsa["per_container"] / podman["per_container"] if podman["per_container"] else None
+        )
         summary[f"n{n}"] = {
             "capsa_mib_per_container": capsa["per_container"],
             "podman_mib_per_container": podman["per_container"],
@@ -244,10 +273,15 @@ def summarize(runs: dict[str, dict[int, list[dict[str, float]]]]) -> dict[str, o
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="1,10,100")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="each count this many times, engines alternating; medians reported")
-    ap.add_argument("--settle", type=float, default=15.0,
-                    help="seconds between the last start and the reading")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="each count this many times, engines alternating; medians reported",
+    )
+    ap.add_argument(
+        "--settle", type=float, default=15.0, help="seconds between the last start and the reading"
+    )
     ap.add_argument("--engines", default="capsa,podman")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -261,8 +295,11 @@ def main() -> None:
                 order = engines if r % 2 == 0 else engines[::-1]
                 for engine in order:
                     runs[engine.name].setdefault(n, []).append(measure(engine, n, args.settle))
-        result: dict[str, object] = {"counts": counts, "rounds": args.rounds,
-                                     "settle_s": args.settle}
+        result: dict[str, object] = {
+            "counts": counts,
+            "rounds": args.rounds,
+            "settle_s": args.settle,
+        }
         if len(engines) == 2:
             result.update(summarize(runs))
         result["each_round"] = runs

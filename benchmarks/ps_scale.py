@@ -31,14 +31,26 @@ def main() -> None:
     result: dict[str, float] = {}
     try:
         peers.capsa(["run", "-d", "--network", "none", "--name", "c0", IMAGE, "sleep", "3600"])
-        peers.pod(["run", "-d", "--network", "none", "--name", "c0", f"localhost/{IMAGE}",
-                   "sleep", "3600"])
+        peers.pod(
+            [
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                "c0",
+                f"localhost/{IMAGE}",
+                "sleep",
+                "3600",
+            ]
+        )
         made = 1
         for target in (20, 200):
             for i in range(made, target):
                 peers.capsa(["create", "--name", f"c{i}", IMAGE, "true"])
-                peers.pod(["create", "--network", "none", "--name", f"c{i}",
-                           f"localhost/{IMAGE}", "true"])
+                peers.pod(
+                    ["create", "--network", "none", "--name", f"c{i}", f"localhost/{IMAGE}", "true"]
+                )
             made = target
             c, k, p = sample(peers)
             result[f"capsa_ms_{target}"] = round(c, 1)
@@ -47,8 +59,9 @@ def main() -> None:
             result[f"ratio_{target}"] = round(c / p, 3)
             result[f"ratio_cold_{target}"] = round(k / p, 3)
         result["capsa_growth_20_to_200"] = round(result["capsa_ms_200"] / result["capsa_ms_20"], 2)
-        result["podman_growth_20_to_200"] = round(result["podman_ms_200"] /
-                                                  result["podman_ms_20"], 2)
+        result["podman_growth_20_to_200"] = round(
+            result["podman_ms_200"] / result["podman_ms_20"], 2
+        )
     finally:
         peers.close()
     report(result, args.json)

@@ -27,18 +27,23 @@ def main() -> None:
             c = timed(lambda: peers.capsa(["run", "--rm", IMAGE, "true"]))
             n = timed(lambda: peers.capsa(none))
             k = timed(lambda: peers.capsa(none, env={"CAPSA_WARM": "0"}))
-            p = timed(lambda: peers.pod(["run", "--rm", "--network", "none",
-                                         f"localhost/{IMAGE}", "true"]))
+            p = timed(
+                lambda: peers.pod(
+                    ["run", "--rm", "--network", "none", f"localhost/{IMAGE}", "true"]
+                )
+            )
             if i >= 2:
                 capsa.append(c)
                 capsa_none.append(n)
                 capsa_cold.append(k)
                 podman.append(p)
-        result = {"runs": args.runs,
-                  "capsa_default_bridge_median_ms": round(median_ms(capsa), 1),
-                  "capsa_network_none_median_ms": round(median_ms(capsa_none), 1),
-                  "capsa_cold_network_none_median_ms": round(median_ms(capsa_cold), 1),
-                  "podman_network_none_median_ms": round(median_ms(podman), 1)}
+        result = {
+            "runs": args.runs,
+            "capsa_default_bridge_median_ms": round(median_ms(capsa), 1),
+            "capsa_network_none_median_ms": round(median_ms(capsa_none), 1),
+            "capsa_cold_network_none_median_ms": round(median_ms(capsa_cold), 1),
+            "podman_network_none_median_ms": round(median_ms(podman), 1),
+        }
         pod = result["podman_network_none_median_ms"]
         result["ratio_default"] = round(result["capsa_default_bridge_median_ms"] / pod, 3)
         result["ratio_none"] = round(result["capsa_network_none_median_ms"] / pod, 3)

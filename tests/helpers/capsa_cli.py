@@ -183,7 +183,7 @@ class CapsaCli:
     def _monitors(self) -> list[tuple[int, list[str]]]:
         out = []
         for pid, cmd in _processes():
-            if cmd.startswith("capsa-monitor") or "capsa.engine.monitor" in cmd:
+            if cmd.startswith("capsa-monitor") or "capsa.engine.monitor.setup" in cmd:
                 links = _fd_links(pid)
                 if self._ours(cmd) or any(self._ours(link) for link in links):
                     out.append((pid, links))

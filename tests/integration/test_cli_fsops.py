@@ -302,7 +302,7 @@ def assert_stat_resolves_inside(capsa: Capsa, container: str) -> None:
 
     engine = LocalEngine(Settings(root=str(capsa.root), runroot=str(capsa.runroot)))
     try:
-        from capsa.engine.fsops import FsService
+        from capsa.engine.fsops.service import FsService
 
         fs = FsService(engine.ctx, engine.containers, engine.images)
         st = fs.stat_path(container, "/rel/etc/../hn")

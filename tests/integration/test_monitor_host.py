@@ -170,7 +170,7 @@ def test_an_idle_host_sleeps_and_wakes_for_output_an_attach_and_the_exit(
     capsa.wait_for(lambda: "second" in log.read_text(), 10, "the host to log the output")
     assert _hosts(capsa) == [host], "not the same host"
     capsa.wait_for(lambda: _asleep(host), 30, "the host to go back to sleep")
-    from capsa.engine.attach import connect_unix
+    from capsa.engine.containers.attach import connect_unix
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         connect_unix(client, str(capsa.runroot / "containers" / cid / "attach.sock"))
@@ -183,7 +183,7 @@ def test_an_idle_host_sleeps_and_wakes_for_output_an_attach_and_the_exit(
 
 
 def test_a_monitor_spawned_on_its_own_hands_over_to_the_run_roots_host(capsa: CapsaCli) -> None:
-    """A threaded caller (an API server) spawns ``python -m capsa.engine.monitor`` rather
+    """A threaded caller (an API server) spawns ``python -m capsa.engine.monitor.setup`` rather
     than fork: its monitor still hands the container over to a host, and becomes its shim."""
     name = capsa.name()
     cid = capsa.run("create", "--name", name, "--init", IMAGE, "sleep", "300").stdout.split()[-1]
@@ -194,7 +194,7 @@ def test_a_monitor_spawned_on_its_own_hands_over_to_the_run_roots_host(capsa: Ca
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "capsa.engine.monitor", json.dumps(args)],
+            [sys.executable, "-m", "capsa.engine.monitor.setup", json.dumps(args)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
@@ -254,7 +254,7 @@ def test_a_host_older_than_capsas_code_starts_monitors_with_the_new_code(
     first = capsa.name()
     capsa.detached("--name", first, "--init")
     _handed_over(capsa, first)
-    import capsa.engine.specgen as changed  # imported by every host
+    import capsa.engine.containers.specgen as changed  # imported by every host
 
     path = Path(changed.__file__)
     stat = path.stat()

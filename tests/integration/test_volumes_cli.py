@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 from capsa.cli import main
 from capsa.cli import volumes as volume_cli
 from capsa.config import Settings
-from capsa.engine.volume_types import VolumeCreateOptions
-from capsa.engine.volumes import VolumeService
+from capsa.engine.volumes.service import VolumeService
+from capsa.engine.volumes.types import VolumeCreateOptions
 
 Run = Callable[..., Result]
 

@@ -1,5 +1,5 @@
 """Warm start: while a monitor host serves the run root, commands are forked from it
-(``capsa.cli.entry`` -> ``capsa.engine.warm``) and behave exactly as cold ones: exit
+(``capsa.cli.entry`` -> ``capsa.engine.monitor.warm``) and behave exactly as cold ones: exit
 status, stdin/stdout, environment, working directory, umask and signals all carry over."""
 
 from __future__ import annotations

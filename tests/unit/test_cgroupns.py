@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from capsa.engine import specgen
-from capsa.engine.container_types import ContainerSpec
+from capsa.engine.containers import specgen
+from capsa.engine.containers.types import ContainerSpec
 from capsa.errors import InvalidArgument
 from capsa.oci.image_spec import ContainerConfig, ImageConfig
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from capsa import enums
-from capsa.engine.container_types import Action, State
+from capsa.engine.containers.types import Action, State
 
 
 class Std(enum.Enum):

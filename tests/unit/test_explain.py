@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from capsa.cgroups import open_manager, parse_mountinfo
 from capsa.cgroups.manager import CgroupManager
 from capsa.cli import explain as explain_cli
-from capsa.engine import explain as ex
-from capsa.engine.container_types import ContainerRecord, ContainerSpec, MountSpec, State
+from capsa.engine.containers.types import ContainerRecord, ContainerSpec, MountSpec, State
+from capsa.engine.explain import service as ex
 from capsa.linux import capabilities as caps
 from capsa.oci import runtime_spec as oci
 from capsa.oci.codec import to_dict
@@ -439,7 +439,7 @@ class FakeContent:
 
 class FakeContext:
     def __init__(self, root: Path) -> None:
-        from capsa.engine.paths import ContainerPaths
+        from capsa.engine.containers.paths import ContainerPaths
 
         self.snapshots = FakeSnapshots(root)
         self.content = FakeContent()
@@ -491,7 +491,7 @@ def test_explain_puts_it_together(full_report: ex.Explanation) -> None:
 
 
 def test_explain_a_never_started_container(tmp_path: Path, proc: Path) -> None:
-    from capsa.engine.container_types import Resources
+    from capsa.engine.containers.types import Resources
 
     ctx: Any = FakeContext(tmp_path)
     rec = record(state=State.CREATED, pid=0)

@@ -316,7 +316,7 @@ NEVER = (
     "pyroute2",
     "capsa.engine.network.service",
     "capsa.runtime.container",
-    "capsa.engine.monitor_client",
+    "capsa.engine.monitor.client",
     "capsa.store.snapshots",
 )
 # and these only where the command needs them (images parse references with ``re``)
@@ -326,19 +326,19 @@ NOT_FOR = {
         "json",
         "enum",
         "datetime",
-        "capsa.engine.images",
+        "capsa.engine.images.service",
         "capsa.store.content",
-        "capsa.engine.volumes",
+        "capsa.engine.volumes.service",
     ),
     "volume ls": (
         "re",
         "json",
         "enum",
         "datetime",
-        "capsa.engine.images",
-        "capsa.engine.containers",
+        "capsa.engine.images.service",
+        "capsa.engine.containers.service",
     ),
-    "images": ("capsa.engine.containers", "capsa.engine.volumes"),
+    "images": ("capsa.engine.containers.service", "capsa.engine.volumes.service"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from capsa.engine.fsops_copy import (
+from capsa.engine.fsops.copy import (
     Destination,
     asserts_dir,
     check_parent,
@@ -19,10 +19,10 @@ from capsa.engine.fsops_copy import (
     resolve_destination,
     resolve_source,
 )
-from capsa.engine.fsops_diff import Change, Lowers, changes, mountpoint_skip
-from capsa.engine.fsops_extract import Extractor, Ownership, member_name
-from capsa.engine.fsops_tar import TreeReader, write_tar
-from capsa.engine.fsops_view import View
+from capsa.engine.fsops.diff import Change, Lowers, changes, mountpoint_skip
+from capsa.engine.fsops.extract import Extractor, Ownership, member_name
+from capsa.engine.fsops.tar import TreeReader, write_tar
+from capsa.engine.fsops.view import View
 from capsa.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 
 NOBODY = Ownership()  # leave owners to the creator: no chown, no root needed

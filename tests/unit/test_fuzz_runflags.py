@@ -21,7 +21,7 @@ from tests.helpers.fuzz import fuzz
 from capsa import fastjson
 from capsa.cli.containers import create
 from capsa.cli.runflags import build_spec
-from capsa.engine import specgen
+from capsa.engine.containers import specgen
 from capsa.errors import CapsaError
 from capsa.oci.codec import to_dict
 from capsa.oci.image_spec import ContainerConfig, ImageConfig

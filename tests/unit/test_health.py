@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from capsa.engine.health import (
+from capsa.engine.containers.health import (
     HEALTHY,
     STARTING,
     UNHEALTHY,
@@ -347,7 +347,8 @@ def test_imports_stay_light() -> None:
     code = (
         "import sys; before = set(sys.modules);"
         # the monitor reads its restart policy and log options with capsa.syntax.policies
-        "import capsa.engine.health, capsa.engine.restart, capsa.syntax.policies;"
+        "import capsa.engine.containers.health, capsa.engine.containers.restart,"
+        " capsa.syntax.policies;"
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     out = subprocess.run(

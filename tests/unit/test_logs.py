@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from capsa.engine.logs import (
+from capsa.engine.containers.logs import (
     LogConfig,
     LogEntry,
     LogWriter,
@@ -450,7 +450,7 @@ def test_follow_a_concurrent_writer(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from capsa.engine.logs import LogConfig, LogWriter
+from capsa.engine.containers.logs import LogConfig, LogWriter
 writer = LogWriter(sys.argv[1], LogConfig(max_size=3000, max_file=1000, compress=True))
 for i in range(0, 1500, 5):
     writer.write("stderr" if i % 3 else "stdout", b"".join(b"%06d\\n" % j for j in range(i, i + 5)))
@@ -502,7 +502,7 @@ def test_format_entry() -> None:
 
 def test_writer_imports_stay_light() -> None:
     code = (
-        "import sys, capsa.engine.logs as l, tempfile, os\n"
+        "import sys, capsa.engine.containers.logs as l, tempfile, os\n"
         "d = tempfile.mkdtemp()\n"
         "w = l.LogWriter(os.path.join(d, 'x.log'), l.LogConfig(max_size=100, max_file=3))\n"
         "[w.write('stdout', b'some output line\\n') for _ in range(20)]\n"

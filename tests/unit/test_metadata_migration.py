@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from capsa.engine.container_types import NetworkAttachment
-from capsa.engine.metadata import MIGRATIONS, ContainerStore
+from capsa.engine.containers.metadata import MIGRATIONS, ContainerStore
+from capsa.engine.containers.types import NetworkAttachment
 from capsa.engine.network.types import PortMapping
 
 OLD_SPEC = {
@@ -52,7 +52,7 @@ def test_old_ports_and_networks_read_typed(tmp_path: Path) -> None:
 
 def test_new_records_round_trip(tmp_path: Path) -> None:
     """What the engine writes now reads back the same (the migration ran once)."""
-    from capsa.engine.container_types import ContainerSpec
+    from capsa.engine.containers.types import ContainerSpec
     from capsa.oci.codec import from_dict, to_dict
 
     spec = ContainerSpec(

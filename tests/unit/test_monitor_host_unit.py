@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from capsa.config import load
-from capsa.engine.monitor_loop import remap_fds
+from capsa.engine.monitor.loop import remap_fds
 from capsa.errors import InvalidArgument
 
 

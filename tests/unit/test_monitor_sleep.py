@@ -1,5 +1,5 @@
 """The monitor host at rest, without exec: when it rests, and the state it writes before
-an exec read back into the same host (``capsa.engine.monitor_sleep``)."""
+an exec read back into the same host (``capsa.engine.monitor.sleep``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from capsa.engine import monitor_sleep
-from capsa.engine.monitor_host import Host
-from capsa.engine.monitor_loop import Loop
+from capsa.engine.monitor import sleep as monitor_sleep
+from capsa.engine.monitor.host import Host
+from capsa.engine.monitor.loop import Loop
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from capsa.engine import monitor_standby
-from capsa.engine.monitor_host import Host
-from capsa.engine.monitor_loop import Loop
-from capsa.engine.monitor_standby import Standby
+from capsa.engine.monitor import standby as monitor_standby
+from capsa.engine.monitor.host import Host
+from capsa.engine.monitor.loop import Loop
+from capsa.engine.monitor.standby import Standby
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_a_dead_hosts_containers_are_adopted_with_the_status_their_shims_kept(
 ) -> None:
     """A new host adopts the shims nobody supervises; a shim that saw the exit meanwhile
     said how it ended (3) in its status file."""
-    from capsa.engine import monitor_shim
+    from capsa.engine.monitor import shim as monitor_shim
 
     args, fds = loop[0].standby()
     copied = {**_copy(args, fds).args, "shim": 4242, "shim_start": 1, "shim_status": 3 << 8}

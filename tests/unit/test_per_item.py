@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from capsa.engine.reports import ItemReport, each
+from capsa.engine.system.reports import ItemReport, each
 from capsa.errors import Conflict, InvalidArgument, NotFound, no_such_container
 from capsa.oci.reference import familiar_match, parse
 

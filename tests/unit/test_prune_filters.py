@@ -1,4 +1,4 @@
-"""``prune --filter`` parsed once (capsa.engine.filters.parse_prune), as dockerd reads it."""
+"""``prune --filter`` parsed once (capsa.engine.system.filters.parse_prune), as dockerd reads it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from capsa.engine.filters import (
+from capsa.engine.system.filters import (
     CONTAINER_PRUNE,
     IMAGE_PRUNE,
     NETWORK_PRUNE,

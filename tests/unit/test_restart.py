@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from capsa.engine.restart import (
+from capsa.engine.containers.restart import (
     INITIAL_DELAY,
     MAX_DELAY,
     RestartManager,

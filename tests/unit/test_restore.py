@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from capsa.cli.main import cli
-from capsa.engine.container_types import ContainerRecord, ContainerSpec, State
-from capsa.engine.restore import RestoreService
+from capsa.engine.containers.restore import RestoreService
+from capsa.engine.containers.types import ContainerRecord, ContainerSpec, State
 from capsa.errors import FailedPrecondition, NotFound
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,8 @@ def test_a_shim_with_no_host_gets_one(
 ) -> None:
     """A live record whose monitor became a shim, with no host left to serve the run
     root: the command that looks at it starts one (which adopts it)."""
-    from capsa.engine import monitor_client, restore
+    from capsa.engine.containers import restore
+    from capsa.engine.monitor import client as monitor_client
     from capsa.linux.proc import start_time
 
     started: list[str] = []

@@ -1,6 +1,6 @@
 """The container shim and the sleeping host (``capsa.linux.shim``, ``capsa.linux.sleeper``),
 run on the host as the plain programs they are, and the engine's side of a shim
-(``capsa.engine.monitor_shim``): its record, adoption by a new host, its release."""
+(``capsa.engine.monitor.shim``): its record, adoption by a new host, its release."""
 
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def test_the_linker_refuses_a_label_defined_twice() -> None:
 def test_a_new_host_adopts_a_shim_and_its_recorder_releases_it(tmp_path: Path) -> None:
     """A shim made as a monitor makes it: another process copies its fds (the output
     pipe reads the same data), learns its exit, and its recorder's release kills it."""
-    from capsa.engine import monitor_shim
+    from capsa.engine.monitor import shim as monitor_shim
 
     run = tmp_path / "run" / "containers" / "c1"
     run.mkdir(parents=True)

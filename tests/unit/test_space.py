@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from capsa.config import Settings
-from capsa.engine.events import EventLog
-from capsa.engine.volume_types import VolumeCreateOptions
-from capsa.engine.volumes import VolumeService
+from capsa.engine.system.events import EventLog
+from capsa.engine.volumes.service import VolumeService
+from capsa.engine.volumes.types import VolumeCreateOptions
 from capsa.errors import NotFound
 from capsa.store import db, space
 from capsa.store.content import ContentStore
@@ -192,7 +192,7 @@ def test_a_torn_event_line_is_skipped(tmp_path: Path) -> None:
 def test_a_log_line_the_disk_filled_up_under_is_taken_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from capsa.engine.logs import LogConfig, LogWriter, read_logs
+    from capsa.engine.containers.logs import LogConfig, LogWriter, read_logs
 
     path = str(tmp_path / "json.log")
     writer = LogWriter(path, LogConfig())

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from capsa.cli import monitoring
-from capsa.engine import info, stats, update
-from capsa.engine.container_types import ContainerRecord, ContainerSpec, Resources, State
+from capsa.engine.containers import stats, update
+from capsa.engine.containers.types import ContainerRecord, ContainerSpec, Resources, State
 from capsa.engine.network.types import PortMapping
+from capsa.engine.system import info
 from capsa.errors import Internal, InvalidArgument
 from capsa.syntax.filters import parse_event_filters
 

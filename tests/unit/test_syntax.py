@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capsa.engine.container_types import DeviceSpec, MountSpec, ThrottleSpec
-from capsa.engine.health import format_duration
-from capsa.engine.logs import LogConfig
-from capsa.engine.restart import RestartPolicy
+from capsa.engine.containers.health import format_duration
+from capsa.engine.containers.logs import LogConfig
+from capsa.engine.containers.restart import RestartPolicy
+from capsa.engine.containers.types import DeviceSpec, MountSpec, ThrottleSpec
 from capsa.errors import InvalidArgument
 from capsa.oci.runtime_spec import Rlimit
 from capsa.syntax.durations import (
@@ -570,7 +570,7 @@ def test_parse_ulimit_errors(text: str, message: str) -> None:
 
 
 def test_apply_security_opts(tmp_path: Path) -> None:
-    from capsa.engine.container_types import ContainerSpec
+    from capsa.engine.containers.types import ContainerSpec
 
     profile = tmp_path / "profile.json"
     profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')

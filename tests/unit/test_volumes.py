@@ -12,8 +12,8 @@ import pytest
 from tests.helpers import unique_name
 
 from capsa.config import Settings
-from capsa.engine.volume_types import ANONYMOUS_LABEL, VolumeCreateOptions
-from capsa.engine.volumes import VolumeService, populate
+from capsa.engine.volumes.service import VolumeService, populate
+from capsa.engine.volumes.types import ANONYMOUS_LABEL, VolumeCreateOptions
 from capsa.errors import Conflict, InvalidArgument, NotFound
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from capsa.cli import entry
-from capsa.engine import warm, warm_wire
-from capsa.engine.warm_wire import Request, WireError
+from capsa.engine.monitor import warm, warm_wire
+from capsa.engine.monitor.warm_wire import Request, WireError
 
 
 def _request(**changes: object) -> Request:
@@ -83,7 +83,7 @@ def test_host_refuses_other_users_installations_and_entry_points() -> None:
 
 def test_code_stamps_notice_a_change() -> None:
     stamps = warm.code_stamps()
-    assert any(p.endswith("capsa/engine/warm.py") for p in stamps)
+    assert any(p.endswith("capsa/engine/monitor/warm.py") for p in stamps)
     assert not warm.code_changed(stamps)
     path = next(iter(stamps))
     assert warm.code_changed({**stamps, path: stamps[path] - 1})

@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.image_types import HistoryEntry, ImageDetail, ImageSummary
+    from capsa.engine.images.types import HistoryEntry, ImageDetail, ImageSummary
 
 _EMPTY_CONFIG: dict[str, Any] = {
     "Hostname": "",

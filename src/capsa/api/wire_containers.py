@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from capsa.engine.container_types import State
+from capsa.engine.containers.types import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.container_types import ContainerFiles, ContainerRecord
-    from capsa.engine.containers import ContainerService
+    from capsa.engine.containers.service import ContainerService
+    from capsa.engine.containers.types import ContainerFiles, ContainerRecord
     from capsa.engine.network.types import Endpoint
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -48,7 +48,7 @@ def _config(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
     except Exception:
         image = None
     icfg = image.config if image else None
-    from capsa.engine.specgen import environment
+    from capsa.engine.containers.specgen import environment
 
     env = environment(spec, image, spec.hostname or rec.id[:12]) if image else spec.env
     config: dict[str, Any] = {
@@ -163,13 +163,13 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
 
 
 def _masked() -> list[str]:
-    from capsa.engine.specgen import MASKED_PATHS
+    from capsa.engine.containers.specgen import MASKED_PATHS
 
     return list(MASKED_PATHS)
 
 
 def _readonly() -> list[str]:
-    from capsa.engine.specgen import READONLY_PATHS
+    from capsa.engine.containers.specgen import READONLY_PATHS
 
     return list(READONLY_PATHS)
 

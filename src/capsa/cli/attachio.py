@@ -12,7 +12,7 @@ import select
 import signal
 import sys
 
-from capsa.engine import attach
+from capsa.engine.containers import attach
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 ``ps``, ``images`` and ``volume ls`` take the fast path (``capsa.cli.fastpath``: no
 click), every other command line goes through click (``capsa.cli.main``). A monitor
 host imports this module and calls ``warm`` before it forks commands
-(``capsa.engine.warm``); a host that imports less leaves the listings cheap all the same.
+(``capsa.engine.monitor.warm``); a host that imports less leaves the listings cheap all the same.
 """
 
 from __future__ import annotations

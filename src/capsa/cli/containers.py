@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.main import App
-    from capsa.engine.container_types import ContainerRecord
-    from capsa.engine.objects import Found
-    from capsa.engine.reports import ItemReport
+    from capsa.engine.containers.types import ContainerRecord
+    from capsa.engine.system.objects import Found
+    from capsa.engine.system.reports import ItemReport
 
 RUN_SETTINGS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -54,7 +54,7 @@ def _create(
         )
     engine = _app(ctx).engine
     if kw["pull"] == "always":
-        from capsa.engine.image_types import PullOptions
+        from capsa.engine.images.types import PullOptions
 
         progress = make_progress(kw["quiet"])
         try:
@@ -386,8 +386,8 @@ def logs(
     details: bool,
 ) -> None:
     """Show a container's output (json-file log)."""
-    from capsa.engine.container_types import LogOptions
-    from capsa.engine.logs import format_entry
+    from capsa.engine.containers.logs import format_entry
+    from capsa.engine.containers.types import LogOptions
     from capsa.syntax.durations import parse_time_arg
 
     if tail != "all" and not tail.isdigit():
@@ -419,8 +419,8 @@ def attach(
 ) -> None:
     """Attach to a running container's stdio."""
     from capsa.cli.attachio import DETACH_KEYS, AttachSession
-    from capsa.engine.attach import connect_client
-    from capsa.engine.container_types import Action, check
+    from capsa.engine.containers.attach import connect_client
+    from capsa.engine.containers.types import Action, check
 
     app = _app(ctx)
     rec = app.engine.containers.get(container)
@@ -467,7 +467,7 @@ def exec_cmd(
     command: tuple[str, ...],
 ) -> None:
     """Run a command in a running container."""
-    from capsa.engine.container_types import ExecSpec, ExecStdio
+    from capsa.engine.containers.types import ExecSpec, ExecStdio
     from capsa.syntax.keyvalue import parse_env
 
     app = _app(ctx)
@@ -529,7 +529,7 @@ def inspect_any(
 ) -> None:
     """Show low-level information about containers, images, networks or volumes."""
     from capsa.cli.per_item import print_inspected
-    from capsa.engine.objects import find_each
+    from capsa.engine.system.objects import find_each
 
     app = _app(ctx)
     reports = find_each(app.engine, list(names), kind)

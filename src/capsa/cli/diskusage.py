@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.main import App
-    from capsa.engine.system_types import DiskUsage, DiskUsageItem, ImageUsage, VolumeUsage
+    from capsa.engine.system.types import DiskUsage, DiskUsageItem, ImageUsage, VolumeUsage
 
 _HEADERS = {
     "Type": "TYPE",

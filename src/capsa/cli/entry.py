@@ -2,7 +2,7 @@
 
 While containers run (and for ``monitor_linger`` seconds after), a monitor host serves
 the run root with the engine and the command line imported; this process then has it
-fork the command (``capsa.engine.warm``) and only relays signals and the exit status:
+fork the command (``capsa.engine.monitor.warm``) and only relays signals and the exit status:
 ``capsa ps`` takes a fraction of a cold start. Otherwise, with ``CAPSA_WARM=0``, for a
 host of another installation or user, and for ``login`` (which reads a password from
 the controlling terminal), the command runs here, cold (``capsa.cli.command``: ``ps``,
@@ -18,7 +18,7 @@ import _socket  # not ``socket``: that imports enum, selectors and functools (3 
 import os
 import sys
 
-from capsa.engine import warm_wire
+from capsa.engine.monitor import warm_wire
 
 ENTRY = "capsa.cli.command"  # what the host's fork runs: capsa.cli.command.main
 _COLD_COMMANDS = frozenset({"login"})  # prompts for a password on /dev/tty

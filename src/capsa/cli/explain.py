@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from capsa.engine.explain import (
+    from capsa.engine.explain.service import (
         CapabilityReport,
         CgroupReport,
         Explanation,

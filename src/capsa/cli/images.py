@@ -34,7 +34,7 @@ def _app(ctx: click.Context) -> App:
 def pull(ctx: click.Context, name: str, platform: str | None, quiet: bool, all_tags: bool) -> None:
     """Download an image from a registry."""
     from capsa.cli.progress import make_progress
-    from capsa.engine.image_types import PullOptions
+    from capsa.engine.images.types import PullOptions
     from capsa.oci import reference
 
     if all_tags:
@@ -155,7 +155,7 @@ def tag(ctx: click.Context, source: str, target: str) -> None:
 @click.pass_context
 def rmi(ctx: click.Context, images: tuple[str, ...], force: bool, no_prune: bool) -> None:
     """Remove images."""
-    from capsa.engine.image_types import RemoveImagesOptions
+    from capsa.engine.images.types import RemoveImagesOptions
 
     report = _app(ctx).engine.images.remove(list(images), RemoveImagesOptions(force, no_prune))
     for name in report.untagged:
@@ -288,7 +288,7 @@ def import_cmd(
     platform: str | None,
 ) -> None:
     """Create an image from a rootfs tarball (file or '-' for stdin)."""
-    from capsa.engine.image_types import ImportOptions
+    from capsa.engine.images.types import ImportOptions
 
     opts = ImportOptions(
         reference=reference, changes=list(changes), message=message, platform=platform

@@ -3,15 +3,15 @@
 A bad value names the flag and the text the user typed, then why, in Docker's words:
 ``invalid argument "-1" for "--cpus" flag: range of CPUs is from 0.01 to 2.00, as
 there are only 2 CPUs available``. The ranges themselves are the engine's
-(``capsa.engine.limits``): a spec from another frontend is refused for the same reasons.
+(``capsa.engine.containers.limits``): a spec from another frontend is refused for the same reasons.
 The values' syntaxes (sizes, ``--cpus``, rates, device throttles) are read by
 ``capsa.syntax.sizes``.
 """
 
 from __future__ import annotations
 
-from capsa.engine import limits
-from capsa.engine.container_types import Resources
+from capsa.engine.containers import limits
+from capsa.engine.containers.types import Resources
 from capsa.errors import InvalidArgument
 from capsa.syntax.sizes import parse_cpus, parse_rate, parse_throttle, ram_in_bytes
 

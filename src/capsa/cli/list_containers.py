@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.app import App
-    from capsa.engine.container_types import ContainerRecord
-    from capsa.engine.containers import ContainerService
+    from capsa.engine.containers.service import ContainerService
+    from capsa.engine.containers.types import ContainerRecord
 
 
 def ps(
@@ -31,7 +31,7 @@ def ps(
     fmt: str | None = None,
 ) -> None:
     """List containers."""
-    from capsa.engine.container_types import PsOptions
+    from capsa.engine.containers.types import PsOptions
     from capsa.syntax.filters import parse_ps_filters
 
     opts = PsOptions(
@@ -60,7 +60,7 @@ def ps(
 
 
 def status_text(rec: ContainerRecord, health: dict[str, Any] | None) -> str:
-    from capsa.engine.container_types import State
+    from capsa.engine.containers.types import State
 
     if rec.state in (State.RUNNING, State.PAUSED):
         text = "Up " + render.human_duration(_since(rec.started_at))
@@ -111,7 +111,7 @@ def ps_rows(
     no_trunc: bool,
     size: bool,
 ) -> list[dict[str, Any]]:
-    from capsa.engine.container_types import State
+    from capsa.engine.containers.types import State
 
     service = app.engine.containers
     image_commands: dict[str, str] = {}  # image id -> its command: read once per image
@@ -170,7 +170,7 @@ def shell_quote(arg: str) -> str:
 
 
 def _ports_text(rec: ContainerRecord) -> str:
-    from capsa.engine.container_types import State
+    from capsa.engine.containers.types import State
 
     if rec.state is not State.RUNNING:
         return ""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.app import App
-    from capsa.engine.image_types import ImageSummary
+    from capsa.engine.images.types import ImageSummary
 
 
 def images(

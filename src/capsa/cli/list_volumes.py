@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.app import App
-    from capsa.engine.volume_types import Volume
+    from capsa.engine.volumes.types import Volume
 
 
 def ls(

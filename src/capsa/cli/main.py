@@ -112,11 +112,11 @@ _WARM_MODULES = (
 
 
 def warm() -> None:
-    """Import what commands import lazily (``capsa.engine.warm``: in a monitor host,
+    """Import what commands import lazily (``capsa.engine.monitor.warm``: in a monitor host,
     whose forked commands then start with it all imported)."""
     import importlib
 
-    from capsa.engine.warm import preload
+    from capsa.engine.monitor.warm import preload
 
     for name in _WARM_MODULES:
         importlib.import_module(name)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.main import App
-    from capsa.engine.container_types import ContainerRecord
-    from capsa.engine.info import SystemInfo
-    from capsa.engine.stats import ContainerStats, Sample
+    from capsa.engine.containers.stats import ContainerStats, Sample
+    from capsa.engine.containers.types import ContainerRecord
+    from capsa.engine.system.info import SystemInfo
 
 INTERVAL = 1.0  # seconds between two stats samples
 STATS_FORMAT = (
@@ -81,7 +81,7 @@ def _targets(
     """(what the user named, record) pairs; without names: the running (or all) ones.
     A named container that is gone fails the first frame (``strict``) and is dropped
     from the later ones."""
-    from capsa.engine.container_types import PsOptions
+    from capsa.engine.containers.types import PsOptions
 
     service = _app(ctx).engine.containers
     if not names:
@@ -100,7 +100,7 @@ def _targets(
 def _stats_frame(
     ctx: click.Context, targets: list[tuple[str, Any]], previous: dict[str, Sample]
 ) -> tuple[dict[str, Sample], list[tuple[str, ContainerStats]]]:
-    from capsa.engine.stats import compute
+    from capsa.engine.containers.stats import compute
 
     service = _app(ctx).engine.containers
     samples = {rec.id: service.sample(rec) for _, rec in targets}
@@ -170,7 +170,7 @@ def top(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
 
 
 def _changes(kw: dict[str, Any]) -> Any:
-    from capsa.engine.update import ResourceUpdate
+    from capsa.engine.containers.update import ResourceUpdate
     from capsa.syntax.sizes import parse_bytes
 
     ch = ResourceUpdate()
@@ -253,7 +253,7 @@ def _host(ip: str, port: Any) -> str:
 
 def port_lines(rec: ContainerRecord, wanted: str | None) -> list[str]:
     """``docker port`` lines from the published ports in the container's spec."""
-    from capsa.engine.container_types import is_live
+    from capsa.engine.containers.types import is_live
 
     ports = rec.spec.ports if is_live(rec.state) else []
     if wanted:
@@ -459,7 +459,7 @@ def info_lines(info: SystemInfo, debug: bool = False) -> list[str]:
 @click.pass_context
 def info(ctx: click.Context, fmt: str) -> None:
     """Display system-wide information."""
-    from capsa.engine.info import docker_info, system_info
+    from capsa.engine.system.info import docker_info, system_info
 
     app = _app(ctx)
     data = system_info(app.engine.containers)
@@ -515,7 +515,7 @@ def system_prune(
     ctx: click.Context, all_images: bool, volumes: bool, force: bool, filters: tuple[str, ...]
 ) -> None:
     """Remove unused data."""
-    from capsa.engine.system_types import SystemPruneOptions
+    from capsa.engine.system.types import SystemPruneOptions
     from capsa.syntax.filters import parse_filters
 
     opts = SystemPruneOptions(all_images, volumes, parse_filters(filters))

@@ -1,4 +1,4 @@
-"""Rendering the engine's per-item reports (``capsa.engine.reports``) as Docker's CLI does
+"""Rendering the engine's per-item reports (``capsa.engine.system.reports``) as Docker's CLI does
 for a verb given several names: what worked first, in the order given, then each error,
 and exit status 1 if any name failed, so that one failure never hides the others."""
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-    from capsa.engine.reports import ItemReport
+    from capsa.engine.system.reports import ItemReport
 
 # how Docker's CLI shows what its daemon answered (stop, rm, kill...); its inspect
 # commands report a missing object themselves, with just "Error: "

@@ -10,7 +10,7 @@ import shlex
 
 import click
 
-from capsa.engine.container_types import ContainerSpec, Healthcheck
+from capsa.engine.containers.types import ContainerSpec, Healthcheck
 from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from capsa.engine.container_types import MountSpec
+    from capsa.engine.containers.types import MountSpec
 
 
 _HEALTH_FLAGS = (

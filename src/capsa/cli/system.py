@@ -1,5 +1,5 @@
 """``capsa system restore``: after a reboot or a crash, settle the records and bring back
-the containers whose restart policy says so (``capsa.engine.restore``). Run at boot by
+the containers whose restart policy says so (``capsa.engine.containers.restore``). Run at boot by
 ``contrib/systemd/capsa-restore.service``."""
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.volume_types import Volume
-    from capsa.engine.volumes import VolumeService
+    from capsa.engine.volumes.service import VolumeService
+    from capsa.engine.volumes.types import Volume
 
 
 def _service(ctx: click.Context) -> VolumeService:
@@ -49,7 +49,7 @@ def create(
     opts: tuple[str, ...],
 ) -> None:
     """Create a volume."""
-    from capsa.engine.volume_types import VolumeCreateOptions
+    from capsa.engine.volumes.types import VolumeCreateOptions
     from capsa.syntax.keyvalue import key_values
 
     if name and name_opt and name != name_opt:

@@ -5,15 +5,15 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.config import Settings
-    from capsa.engine.containers import ContainerService
-    from capsa.engine.events import EventService
-    from capsa.engine.fsops import FsService
-    from capsa.engine.images import ImageService
+    from capsa.engine.containers.restore import RestoreService
+    from capsa.engine.containers.service import ContainerService
+    from capsa.engine.fsops.service import FsService
+    from capsa.engine.images.service import ImageService
     from capsa.engine.network.service import NetworkService
-    from capsa.engine.restore import RestoreService
     from capsa.engine.service_context import ServiceContext
-    from capsa.engine.system import SystemService
-    from capsa.engine.volumes import VolumeService
+    from capsa.engine.system.events import EventService
+    from capsa.engine.system.service import SystemService
+    from capsa.engine.volumes.service import VolumeService
 
 
 class LocalEngine:
@@ -36,7 +36,7 @@ class LocalEngine:
     @property
     def images(self) -> ImageService:
         if self._images is None:
-            from capsa.engine.images import ImageService
+            from capsa.engine.images.service import ImageService
 
             ctx = self.ctx
             self._images = ImageService(
@@ -47,33 +47,33 @@ class LocalEngine:
     @property
     def containers(self) -> ContainerService:
         if self._containers is None:
-            from capsa.engine.containers import ContainerService
+            from capsa.engine.containers.service import ContainerService
 
             self._containers = ContainerService(self.ctx, lambda: self.images)
         return self._containers
 
     @property
     def restore(self) -> RestoreService:
-        from capsa.engine.restore import RestoreService
+        from capsa.engine.containers.restore import RestoreService
 
         return RestoreService(self.ctx, self.containers)
 
     @property
     def system(self) -> SystemService:
-        from capsa.engine.system import SystemService
+        from capsa.engine.system.service import SystemService
 
         return SystemService(self.containers, self.images, self.volumes, self.networks)
 
     @property
     def events(self) -> EventService:
-        from capsa.engine.events import EventService
+        from capsa.engine.system.events import EventService
 
         return EventService(self.ctx.events)
 
     @property
     def fs(self) -> FsService:
         """cp, export, diff and commit: files in and out of containers."""
-        from capsa.engine.fsops import FsService
+        from capsa.engine.fsops.service import FsService
 
         return FsService(self.ctx, self.containers, self.images)
 

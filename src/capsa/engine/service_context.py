@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
     from capsa.config import Settings
     from capsa.engine.backend import RuntimeBackend
-    from capsa.engine.events import EventLog
-    from capsa.engine.metadata import ContainerStore
+    from capsa.engine.containers.metadata import ContainerStore
+    from capsa.engine.containers.paths import ContainerPaths
     from capsa.engine.network.service import NetworkService
-    from capsa.engine.paths import ContainerPaths
-    from capsa.engine.volumes import VolumeService
+    from capsa.engine.system.events import EventLog
+    from capsa.engine.volumes.service import VolumeService
     from capsa.store.content import ContentStore
     from capsa.store.images import ImageStore
     from capsa.store.snapshots import SnapshotStore
@@ -56,7 +56,7 @@ class ServiceContext:
 
     @property
     def store(self) -> ContainerStore:
-        from capsa.engine.metadata import ContainerStore
+        from capsa.engine.containers.metadata import ContainerStore
 
         return self._get("store", lambda: ContainerStore(self.settings.root))
 
@@ -80,7 +80,7 @@ class ServiceContext:
 
     @property
     def volumes(self) -> VolumeService:
-        from capsa.engine.volumes import VolumeService
+        from capsa.engine.volumes.service import VolumeService
 
         return self._get("volumes", lambda: VolumeService(self.settings, self._volume_refs))
 
@@ -108,13 +108,13 @@ class ServiceContext:
 
     @property
     def events(self) -> EventLog:
-        from capsa.engine.events import EventLog
+        from capsa.engine.system.events import EventLog
 
         return self._get("events", lambda: EventLog(self.settings.root))
 
     @property
     def runtime_root(self) -> str:
-        from capsa.engine.paths import runtime_root
+        from capsa.engine.containers.paths import runtime_root
 
         return runtime_root(self.settings.runroot)
 
@@ -124,7 +124,7 @@ class ServiceContext:
         return self._get(f"backend:{name}", lambda: make_backend(name, self.runtime_root))
 
     def paths(self, container_id: str) -> ContainerPaths:
-        from capsa.engine.paths import ContainerPaths
+        from capsa.engine.containers.paths import ContainerPaths
 
         return ContainerPaths(self.settings.root, self.settings.runroot, container_id)
 

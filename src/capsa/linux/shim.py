@@ -7,7 +7,7 @@ this program instead of exiting (``execve`` keeps the pid, so the init stays its
 and the fds the monitor chose to keep: copies of the output pipes' read ends or the pty
 master, the attach socket, the notification pipe and the status file). Whatever happens
 to the host afterwards, the status and the output wait here for the next host, which
-takes the fds over with ``pidfd_getfd`` (``capsa.engine.monitor_shim``). It costs a few
+takes the fds over with ``pidfd_getfd`` (``capsa.engine.monitor.shim``). It costs a few
 tens of KiB of kernel memory and one page of its own, instead of an interpreter.
 
 What it does: ``wait4(-1, __WALL)`` until the init (``init_pid``) is reaped (other

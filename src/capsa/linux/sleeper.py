@@ -6,7 +6,7 @@ there with everything it held open. A Python interpreter costs megabytes just wa
 So a host with nothing to do execs this program (``execve`` keeps its pid, its
 children and every fd it chose to keep), which only ``ppoll``s those fds; on the first
 event, or at the timeout, it execs the host's interpreter again, which reads its state
-back from the file it wrote before sleeping (``capsa.engine.monitor_sleep``).
+back from the file it wrote before sleeping (``capsa.engine.monitor.sleep``).
 
 The fds, the timeout, the interpreter's path, its arguments and environment are data of
 the program, filled in when it is made. If the ``execve`` back fails the program exits

@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+
 def become_subreaper() -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
 

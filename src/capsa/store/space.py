@@ -12,7 +12,7 @@ space, and the metadata stays consistent. Three rules make it so:
   released) they fail at once with ``NoSpace``, so they never eat the room kept for
   cleaning up; one the disk fills up under is undone, never left half made.
 - **Delete first, record afterwards.** Removal frees files before it changes records
-  (``capsa.engine.removal``), in an order that can be retried.
+  (``capsa.engine.containers.removal``), in an order that can be retried.
 
 The SQLite side (reads on a full disk, the reserve for writes) lives in
 ``capsa.store.db``.

@@ -1,7 +1,7 @@
 """``--filter name=value`` (repeated) -> Docker's filter map, checked per command.
 
 The map (``{"label": ["a=b"], "until": ["10m"]}``) is the shape the API's ``filters``
-parameter comes in too; the engine matches objects with it (``capsa.engine.filters``).
+parameter comes in too; the engine matches objects with it (``capsa.engine.system.filters``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from capsa.engine.image_types import ImageFilters
+    from capsa.engine.images.types import ImageFilters
 
 # what ``ps --filter`` and ``events --filter`` accept, as dockerd
 PS_FILTERS = (
@@ -82,7 +82,7 @@ def parse_filters(items: Sequence[str]) -> dict[str, list[str]]:
 
 def parse_ps_filters(items: Sequence[str]) -> dict[str, list[str]]:
     """``ps --filter``: names and ``status`` values as dockerd accepts them."""
-    from capsa.engine.container_types import State
+    from capsa.engine.containers.types import State
 
     statuses = {s.value for s in State}
 
@@ -94,13 +94,13 @@ def parse_ps_filters(items: Sequence[str]) -> dict[str, list[str]]:
 
 
 def parse_event_filters(items: Sequence[str]) -> dict[str, list[str]]:
-    """``events --filter`` (matched by ``capsa.engine.info.event_matcher``)."""
+    """``events --filter`` (matched by ``capsa.engine.system.info.event_matcher``)."""
     return _filter_map(items, EVENT_FILTERS)
 
 
 def parse_image_filters(items: Sequence[str]) -> ImageFilters:
     """``images --filter``: dangling, label, reference, before, since."""
-    from capsa.engine.image_types import ImageFilters
+    from capsa.engine.images.types import ImageFilters
 
     f = ImageFilters()
     for item in items:

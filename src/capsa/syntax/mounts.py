@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from capsa.engine.container_types import DeviceSpec, MountSpec
+from capsa.engine.containers.types import DeviceSpec, MountSpec
 from capsa.errors import InvalidArgument
 from capsa.syntax.sizes import parse_bytes
 

@@ -13,9 +13,9 @@ from capsa.syntax.sizes import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from capsa.engine.container_types import ContainerSpec
-    from capsa.engine.logs import LogConfig
-    from capsa.engine.restart import RestartPolicy
+    from capsa.engine.containers.logs import LogConfig
+    from capsa.engine.containers.restart import RestartPolicy
+    from capsa.engine.containers.types import ContainerSpec
     from capsa.oci.runtime_spec import Rlimit
 
 ON_FAILURE_ACTIONS = ("none", "kill", "restart", "stop")
@@ -23,7 +23,7 @@ ON_FAILURE_ACTIONS = ("none", "kill", "restart", "stop")
 
 def parse_restart(text: str) -> RestartPolicy:
     """``--restart`` as docker reads it: ``no``, ``always``, ``on-failure[:N]``..."""
-    from capsa.engine.restart import NO, ON_FAILURE, POLICIES, RestartPolicy, validate
+    from capsa.engine.containers.restart import NO, ON_FAILURE, POLICIES, RestartPolicy, validate
 
     name, colon, count = text.partition(":")
     if colon and not name:
@@ -56,7 +56,7 @@ def parse_on_failure(text: str) -> str:
 
 def parse_log_opts(opts: dict[str, str]) -> LogConfig:
     """Docker's json-file ``--log-opt`` values (``max-size``, ``max-file``, ``compress``)."""
-    from capsa.engine.logs import LogConfig
+    from capsa.engine.containers.logs import LogConfig
 
     config = LogConfig()
     for key, value in opts.items():
@@ -82,7 +82,7 @@ def parse_log_opts(opts: dict[str, str]) -> LogConfig:
 
 def parse_ulimit(text: str) -> Rlimit:
     """``--ulimit name=soft[:hard]`` (-1: unlimited), checked as Docker's go-units does."""
-    from capsa.engine.limits import ULIMITS
+    from capsa.engine.containers.limits import ULIMITS
     from capsa.oci.runtime_spec import Rlimit
 
     name, eq, value = text.partition("=")
@@ -100,7 +100,7 @@ def parse_ulimit(text: str) -> Rlimit:
 
 
 def _ulimit_value(text: str, item: str) -> int:
-    from capsa.engine.limits import rlimit
+    from capsa.engine.containers.limits import rlimit
 
     digits = text.removeprefix("-")
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:

@@ -6,12 +6,12 @@ Sizes are Docker's ``units.RAMInBytes``: binary units, as ``--memory``, ``--shm-
 
 from __future__ import annotations
 
-from capsa.engine.limits import INT64_MAX
+from capsa.engine.containers.limits import INT64_MAX
 from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from capsa.engine.container_types import ThrottleSpec
+    from capsa.engine.containers.types import ThrottleSpec
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DIGITS = frozenset("0123456789")
@@ -45,7 +45,7 @@ def parse_bytes(text: str, what: str = "size") -> int:
 
 def parse_cpus(text: str) -> int:
     """``--cpus 1.5`` in billionths of a CPU, as Docker's ParseCPUs reads it (the range
-    is the engine's: ``capsa.engine.limits.nano_cpus``)."""
+    is the engine's: ``capsa.engine.containers.limits.nano_cpus``)."""
     from decimal import Decimal, InvalidOperation
 
     try:
@@ -62,7 +62,7 @@ def parse_cpus(text: str) -> int:
 
 def parse_throttle(text: str, iops: bool) -> ThrottleSpec:
     """``--device-read-bps /dev/sda:10m`` (a size), ``--device-read-iops /dev/sda:100``."""
-    from capsa.engine.container_types import ThrottleSpec
+    from capsa.engine.containers.types import ThrottleSpec
 
     path, _, rate = text.rpartition(":")
     if not path.startswith("/dev/"):

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
     from capsa.config import Settings
     from capsa.engine.network.collaborators import Dns, Firewall
-    from capsa.engine.reports import ItemReport
+    from capsa.engine.system.reports import ItemReport
 
 _RESERVED = {"host", "none"}
 _FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
@@ -191,13 +191,13 @@ class NetworkService:
             raise no_such_object(name_or_id, "network") from None
 
     def inspect_each(self, names: builtins.list[str]) -> builtins.list[ItemReport[Network]]:
-        """``inspect`` of several names, a report per name (``capsa.engine.reports``)."""
-        from capsa.engine.reports import each
+        """``inspect`` of several names, a report per name (``capsa.engine.system.reports``)."""
+        from capsa.engine.system.reports import each
 
         return each(names, self.inspect)
 
     def remove_each(self, names: builtins.list[str]) -> builtins.list[ItemReport[None]]:
-        from capsa.engine.reports import each
+        from capsa.engine.system.reports import each
 
         return each(names, self.remove)
 
@@ -231,7 +231,7 @@ class NetworkService:
 
     def prune(self, filters: NetworkFilters | None = None) -> builtins.list[str]:
         """Remove unused user networks (``until``/``label``/``label!`` filters)."""
-        from capsa.engine.filters import NETWORK_PRUNE, parse_prune
+        from capsa.engine.system.filters import NETWORK_PRUNE, parse_prune
 
         parsed = parse_prune(filters, NETWORK_PRUNE)
         self.drop_stale_endpoints()

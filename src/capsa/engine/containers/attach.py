@@ -1,0 +1,124 @@
+"""The monitor's attach socket: framed stdio between a container and its clients.
+
+Frames are ``[type:1][0:3][length:4 big-endian][payload]``, Docker's stream format
+extended with control types, in both directions:
+
+- monitor -> client: STDOUT, STDERR (a terminal's output is all STDOUT), EXIT (JSON
+  ``{"exit_code": N}``, then the monitor closes), ERROR (one-line message).
+- client -> monitor: first a HELLO (JSON: which streams it wants), then STDIN data,
+  STDIN_CLOSE, RESIZE (``"rows cols"``).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from capsa.engine.containers.service import ContainerService
+    from capsa.engine.containers.types import ContainerRecord
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+EXIT, ERROR, HELLO, STDIN_CLOSE, RESIZE = 9, 10, 11, 12, 13
+
+_HEADER = struct.Struct(">BxxxI")
+HEADER_SIZE = _HEADER.size
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Incremental parser: feed bytes, get complete (type, payload) frames."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= HEADER_SIZE:
+            kind, size = _HEADER.unpack_from(self._buf)
+            if len(self._buf) < HEADER_SIZE + size:
+                break
+            out.append((kind, bytes(self._buf[HEADER_SIZE : HEADER_SIZE + size])))
+            del self._buf[: HEADER_SIZE + size]
+        return out
+
+
+def hello(
+    stdin: bool, stdout: bool = True, stderr: bool = True, size: tuple[int, int] | None = None
+) -> bytes:
+    """The first frame a client sends; ``size`` is its terminal's (rows, cols)."""
+    doc: dict[str, object] = {"stdin": stdin, "stdout": stdout, "stderr": stderr}
+    if size:
+        doc["size"] = list(size)
+    return frame(HELLO, json.dumps(doc).encode())
+
+
+def set_size(master: int, rows: int, cols: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def exit_frame(code: int) -> bytes:
+    return frame(EXIT, json.dumps({"exit_code": code}).encode())
+
+
+def _short(path: str) -> tuple[str, int]:
+    """A path short enough for sun_path (108 bytes): through /proc/self/fd of its dir."""
+    import os
+
+    if len(path.encode()) < 100:
+        return path, -1
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{os.path.basename(path)}", fd
+
+
+def bind_unix(sock: object, path: str) -> None:
+    import os
+
+    short, fd = _short(path)
+    try:
+        sock.bind(short)  # type: ignore[attr-defined]
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def connect_unix(sock: object, path: str) -> None:
+    import os
+
+    short, fd = _short(path)
+    try:
+        sock.connect(short)  # type: ignore[attr-defined]
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def connect_client(service: ContainerService, rec: ContainerRecord) -> int:
+    """A client connection to the running container's attach socket (its fd), and the
+    ``attach`` event Docker emits for it."""
+    import socket
+
+    from capsa.errors import InvalidArgument
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connect_unix(sock, service.ctx.paths(rec.id).attach_socket)
+    except OSError as e:
+        sock.close()
+        raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
+    emit_attach(service, rec)
+    return sock.detach()
+
+
+def emit_attach(service: ContainerService, rec: ContainerRecord) -> None:
+    attrs = {"name": rec.name, "image": rec.image_name}
+    service.ctx.events.emit("container", "attach", rec.id, attrs)

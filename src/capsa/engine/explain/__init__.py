@@ -1,0 +1,1 @@
+"""capsa explain: what makes a container a container, next to the host."""

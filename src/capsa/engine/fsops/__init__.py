@@ -1,0 +1,1 @@
+"""Files in and out of containers: cp, export, diff and commit."""

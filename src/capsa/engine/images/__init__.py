@@ -1,0 +1,1 @@
+"""Images: the image service over the content store, and its records."""

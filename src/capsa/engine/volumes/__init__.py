@@ -1,0 +1,1 @@
+"""Volumes: the volume service and its records."""
