@@ -10,7 +10,7 @@ family: ``durations`` (Go durations, ``--since``/``--until`` times), ``sizes`` (
 ``--security-opt``).
 
 Layering: these modules import ``capsa.errors``, ``capsa.oci`` records and the engine's
-type modules (``capsa.engine.containers.types``, ``image_types``, ``limits`` for
+type modules (``capsa.engine.containers.types``, ``images.types``, ``containers.limits`` for
 Docker's ranges, the records of ``restart`` and ``logs``), never an engine service.
 Where the engine itself reads a Docker string it stored (the restart policy and
 ``--log-opt`` values kept in a container's spec and read by the monitor, ``--ulimit``

@@ -1,7 +1,7 @@
 """Starting a container's monitor, and the pipe it answers on (``ContainerService.start``).
 
 The monitor is forked from the run root's monitor host when there is one (nothing
-imported twice: ``engine.monitor_client``), else from this process when it is single
+imported twice: ``monitor.client``), else from this process when it is single
 threaded; a threaded caller (an API server) must not fork, so it spawns
 ``python -m capsa.engine.monitor.setup``. For ``run``/``start -a`` the attach socket is made
 and connected here before the monitor runs, so the client waits in the listen backlog
@@ -45,7 +45,7 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
 def _start_monitor(
     settings: Settings, args: dict[str, Any], log: int, ready: int, listener: int
 ) -> None:
-    """Through the run root's monitor host (see ``monitor_host``), else forked here."""
+    """Through the run root's monitor host (see ``monitor.host``), else forked here."""
     from capsa.engine.monitor import client as monitor_client
 
     fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}

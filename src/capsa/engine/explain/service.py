@@ -9,9 +9,9 @@ The builders take the /proc root as a parameter so that tests run them on fake t
 ``explain`` wires them to a container record. A stopped container is explained from
 its configuration alone.
 
-The sections are built in ``explain_proc`` (namespaces, capabilities, seccomp, user),
-``explain_cgroup`` and ``explain_mounts`` (mounts, root filesystem) into the records of
-``explain_types``; this module re-exports them all.
+The sections are built in ``explain.proc`` (namespaces, capabilities, seccomp, user),
+``explain.cgroup`` and ``explain.mounts`` (mounts, root filesystem) into the records of
+``explain.types``; this module re-exports them all.
 """
 
 from __future__ import annotations

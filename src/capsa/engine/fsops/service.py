@@ -5,7 +5,7 @@ mounted on a private temporary directory for the operation and unmounted after.
 ``cp`` also reaches the container's volumes, binds and /etc/hosts, /etc/hostname and
 /etc/resolv.conf files (resolved to their host sources), like Docker; tmpfs mounts
 live only inside the container and are not reached (the layer below is). Every
-container path is resolved inside the container (see ``fsops_view``).
+container path is resolved inside the container (see ``fsops.view``).
 """
 
 from __future__ import annotations

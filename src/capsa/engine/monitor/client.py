@@ -70,7 +70,7 @@ def tell(channel: int, op: str, args: dict[str, Any], fds: list[int]) -> bool:
 
 def _connect(path: str) -> socket.socket | None:
     """A connection to the host listening at ``path``, or at its name while it sleeps
-    (``monitor_sleep.rename_socket``: connecting wakes it)."""
+    (``monitor.sleep.rename_socket``: connecting wakes it)."""
     for name in (path, path + ASLEEP):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:

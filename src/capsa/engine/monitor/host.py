@@ -31,7 +31,7 @@ Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
   has forked the container's monitor. Warm-start requests (``capsa.engine.monitor.warm_wire``)
   come on the same socket.
 - monitor -> host on a socketpair made at the fork: ``{"op": "adopt", "args": {...},
-  "fds": [numbers]}`` with those fds, a ``monitor_loop.Loop``'s hand-off state (the
+  "fds": [numbers]}`` with those fds, a ``monitor.loop.Loop``'s hand-off state (the
   shim's pid and notification pipe among them); ``"standby"`` (same shape: a copy of the
   loop, ``Loop.standby``) and ``"exited"`` (``args``: the loop's result) keep the host
   ready to take over.
@@ -97,7 +97,7 @@ class Host:
 
     def serve(self) -> None:
         """Supervise, fork and rest until nothing is left to supervise for ``linger``
-        seconds (a host woken up or re-executed comes back here: ``monitor_sleep``)."""
+        seconds (a host woken up or re-executed comes back here: ``monitor.sleep``)."""
         import gc
 
         from capsa.engine.monitor.loop import Waker
