@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 class LocalEngine:
     """The engine in this process. Services are built on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, monitor_start: str = "fork") -> None:
+        """``monitor_start``: the frontend's policy for starting monitors when no
+        monitor host takes them (``ServiceContext``): a command-line process forks, a
+        threaded or async server passes ``spawn``."""
         self.settings = settings
+        self.monitor_start = monitor_start
         self._ctx: ServiceContext | None = None
         self._images: ImageService | None = None
         self._containers: ContainerService | None = None
@@ -30,7 +34,7 @@ class LocalEngine:
         if self._ctx is None:
             from capsa.engine.service_context import ServiceContext
 
-            self._ctx = ServiceContext(self.settings)
+            self._ctx = ServiceContext(self.settings, self.monitor_start)
         return self._ctx
 
     @property

@@ -6,6 +6,10 @@ rebuilds it from its arguments after each exec.
 
 from __future__ import annotations
 
+from capsa.errors import InvalidArgument
+
+MONITOR_START = ("fork", "spawn")
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -23,8 +27,15 @@ if TYPE_CHECKING:
 
 
 class ServiceContext:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, monitor_start: str = "fork") -> None:
+        """``monitor_start``: how a container's monitor starts when no monitor host
+        takes it, the frontend's policy: ``fork`` this process (a command-line
+        process, single threaded, with the engine imported), or ``spawn`` a fresh
+        interpreter (a server: threads, open state that a fork must not copy)."""
+        if monitor_start not in MONITOR_START:
+            raise InvalidArgument(f"monitor start policy {monitor_start!r}: fork or spawn")
         self.settings = settings
+        self.monitor_start = monitor_start
         self._cache: dict[str, Any] = {}
 
     @classmethod

@@ -2,10 +2,11 @@
 
 The monitor is forked from the run root's monitor host when there is one (nothing
 imported twice: ``monitor.client``), else from this process when it is single
-threaded; a threaded caller (an API server) must not fork, so it spawns
-``python -m capsa.engine.monitor.setup``. For ``run``/``start -a`` the attach socket is made
-and connected here before the monitor runs, so the client waits in the listen backlog
-instead of polling for the socket.
+threaded and the frontend's policy (``ServiceContext.monitor_start``) is ``fork``; a
+server's policy is ``spawn``, and a threaded caller must not fork anyway: then
+``python -m capsa.engine.monitor.setup`` starts in a fresh interpreter. For
+``run``/``start -a`` the attach socket is made and connected here before the monitor
+runs, so the client waits in the listen backlog instead of polling for the socket.
 """
 
 from __future__ import annotations
@@ -55,6 +56,33 @@ def _start_monitor(
         _fork_monitor(args, log, tuple(fds.values()))
 
 
+def _ask_host(settings: Settings, args: dict[str, Any], ready: int, listener: int) -> bool:
+    """The policy of a server: a running monitor host forks the monitor (this process
+    never forks, nor starts a host); False when there is none."""
+    from capsa.engine.monitor import client as monitor_client
+
+    fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}
+    try:
+        monitor_client.spawn(settings.runroot, args, fds, start_host=False)
+    except (OSError, Internal):
+        return False
+    return True
+
+
+def _spawn_monitor(args: dict[str, Any], log: int, passed: tuple[int, ...]) -> None:
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", "capsa.engine.monitor.setup", fastjson.dumps(args)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        pass_fds=passed,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
 def _needs_netlink(mode: str) -> bool:
     return mode not in ("none", "host") and not mode.startswith("container:")
 
@@ -98,21 +126,11 @@ class Launch:
             paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
         )
         try:
-            if _single_threaded():
-                ctx.close()
+            if ctx.monitor_start == "fork" and _single_threaded():
+                ctx.close()  # nothing shared may cross the fork
                 _start_monitor(ctx.settings, args, log, w, listener)
-            else:
-                import subprocess
-
-                subprocess.Popen(
-                    [sys.executable, "-m", "capsa.engine.monitor.setup", fastjson.dumps(args)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    pass_fds=passed,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+            elif not _ask_host(ctx.settings, args, w, listener):
+                _spawn_monitor(args, log, passed)  # a fresh interpreter: nothing of ours
         finally:
             for fd in (*passed, log):
                 os.close(fd)

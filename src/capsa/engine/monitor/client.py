@@ -24,14 +24,24 @@ LOCK_NAME = "monitor-host.lock"
 ALIVE_NAME = "monitor-host.pid"  # locked by the host while it lives (``host_alive``)
 
 
-def spawn(runroot: str, args: dict[str, Any], fds: dict[str, int], linger: float = 0.0) -> int:
-    """Have the run root's host (started here if there is none) fork a container's
-    monitor with ``args``, the named ``fds`` set in them. Returns the monitor's pid.
-    A host started here stays up ``linger`` seconds once it supervises nothing."""
+def spawn(
+    runroot: str,
+    args: dict[str, Any],
+    fds: dict[str, int],
+    linger: float = 0.0,
+    start_host: bool = True,
+) -> int:
+    """Have the run root's host (started here if there is none and ``start_host``: a
+    fork of this process) fork a container's monitor with ``args``, the named ``fds``
+    set in them. Returns the monitor's pid. A host started here stays up ``linger``
+    seconds once it supervises nothing."""
     path = os.path.join(runroot, SOCKET_NAME)
     message = json.dumps({"op": "spawn", "args": args, "fds": list(fds)}).encode()
     for _ in range(5):  # a host that was just exiting drops the request: ask the next one
-        sock = _connect(path) or _start_host(runroot, linger)  # or wakes it
+        sock = _connect(path)
+        if sock is None and not start_host:
+            raise Internal(f"no monitor host on {path}")
+        sock = sock or _start_host(runroot, linger)  # or wakes it
         try:
             with sock:
                 sock.settimeout(60.0)
