@@ -1,9 +1,16 @@
-"""Signal names as runc, Docker and podman read them (``9``, ``KILL``, ``SIGKILL``,
-``sigkill``, ``SIGRTMIN+3``), for every layer: pure, with no kernel access."""
+"""Signals for every layer: names as runc, Docker and podman read them (``9``,
+``KILL``, ``SIGKILL``, ``sigkill``, ``SIGRTMIN+3``), and passing them on to another
+process (a foreground container process, a command forked elsewhere)."""
 
 from __future__ import annotations
 
+import os
+
 from capsa.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 NSIG = 65  # Linux: signals 1-64
 
@@ -28,3 +35,19 @@ def signal_number(name: str, *, allow_zero: bool = False) -> int:
             if number < NSIG:
                 return number
     raise InvalidArgument(f"invalid signal {name!r}")
+
+
+def send(pid: int, signum: int) -> None:
+    """``kill(pid, signum)``; a process that has exited meanwhile is no error."""
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def forward_to(pid: int, signals: Iterable[int]) -> None:
+    """From now on, each of ``signals`` this process receives goes to ``pid``."""
+    import _signal  # not ``signal``: its enums cost a cold command milliseconds
+
+    for signum in signals:
+        _signal.signal(signum, lambda n, _frame: send(pid, n))

@@ -121,14 +121,9 @@ def _relay(sock: _socket.socket, pid: int) -> int:
     """Pass our signals on to the command until the host reports its exit status."""
     import _signal  # not ``signal``: it builds enums (enum, functools...: ~4 ms here)
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+    from capsa.signames import forward_to
 
-    for name in _RELAYED:
-        _signal.signal(getattr(_signal, name), forward)
+    forward_to(pid, [getattr(_signal, name) for name in _RELAYED])
     try:
         status = warm_wire.parse_reply(sock.recv(256), b"status")
     except OSError:

@@ -8,12 +8,9 @@ Here they are plain ints, the values the kernel uses.
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _impl
-    from collections.abc import Iterable
 else:
     import _signal as _impl
 
@@ -51,25 +48,10 @@ __all__ = [
     "SIG_DFL",
     "SIG_SETMASK",
     "defaults",
-    "forward_to",
     "get_handler",
     "set_handler",
     "set_mask",
 ]
-
-
-def forward_to(pid: int, signals: Iterable[int]) -> None:
-    """From now on, each of ``signals`` this process receives goes to ``pid`` instead
-    (one that has exited is ignored)."""
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in signals:
-        set_handler(sig, forward)
 
 
 def defaults() -> None:

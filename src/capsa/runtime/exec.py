@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
 from capsa.errors import (
-    CommandNotFound,
-    CommandNotRunnable,
     InvalidArgument,
 )
 from capsa.linux import syscalls as sc
@@ -131,10 +128,7 @@ def _check_exec(sync: SyncChannel, program: str) -> None:
     if len(data) < 4:
         return
     err = int.from_bytes(data[-4:], sys.byteorder)
-    reason = os.strerror(err).lower()
-    if err == errno.ENOENT:
-        raise CommandNotFound(f"exec {program}: {reason}")
-    raise CommandNotRunnable(f"exec {program}: {reason}")
+    raise proc_mod.exec_error(program, OSError(err, os.strerror(err)))
 
 
 def _reap_quietly(pid: int) -> None:

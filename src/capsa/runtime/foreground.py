@@ -39,14 +39,11 @@ def exit_status(status: int) -> int:
 def wait_foreground(pid: int, master: int | None = None) -> int:
     """Forward signals to ``pid``, proxy its pty if any, return its exit code."""
     from capsa.ptyio import foreground
+    from capsa.signames import send
 
-    def forward(signum: int) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    return foreground(-1 if master is None else master, lambda: wait_for(pid), forward)
+    return foreground(
+        -1 if master is None else master, lambda: wait_for(pid), lambda n: send(pid, n)
+    )
 
 
 def wait_for(pid: int) -> int:

@@ -274,17 +274,17 @@ def _execve(hop: int, prep: Prepared, report_fd: int) -> None:
             # seccomp profile: exec directly; anything else is the program's fault
             if e.errno not in (errno.EACCES, errno.EPERM, errno.ENOSYS):
                 _report(report_fd, e.errno)
-                raise _exec_error(prep.args[0], e) from None
+                raise exec_error(prep.args[0], e) from None
         if report_fd >= 0:
             os.set_inheritable(report_fd, False)
     try:
         os.execve(prep.executable, prep.args, prep.env)
     except OSError as e:
         _report(report_fd, e.errno)
-        raise _exec_error(prep.args[0], e) from None
+        raise exec_error(prep.args[0], e) from None
 
 
-def _exec_error(program: str, e: OSError) -> CommandNotFound | CommandNotRunnable:
+def exec_error(program: str, e: OSError) -> CommandNotFound | CommandNotRunnable:
     """``exec PROGRAM: reason``: not found (127) or cannot be run (126), as Docker says."""
     reason = os_reason(e)
     if e.errno == errno.ENOENT:

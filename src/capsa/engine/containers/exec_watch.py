@@ -28,16 +28,31 @@ if TYPE_CHECKING:
     from capsa.engine.backend import Created
 
 
-class Watched:
-    """The caller's side: the exec's pid, its pty master (-1 without one), and the
-    socket the exit code arrives on."""
+class ExecSession:
+    """A running exec, for the frontend to pump: its ``pid``, its pty's ``master`` (-1
+    without a terminal), ``signal`` and ``resize`` it, then ``wait`` for its exit code,
+    which the watcher sends on ``reports``."""
 
     def __init__(self, pid: int, master: int, reports: _Reports) -> None:
         self.pid, self.master, self.reports = pid, master, reports
 
-    def exit_code(self) -> int:
-        """Wait for the exec's end; its exit code (255 if the watcher died first)."""
-        code = self.reports.next().get("exit")
+    def signal(self, signum: int) -> None:
+        from capsa.signames import send
+
+        send(self.pid, signum)
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.master >= 0:
+            from capsa.ptyio import set_winsize
+
+            set_winsize(self.master, rows, cols)
+
+    def wait(self) -> int:
+        """The exec's exit code (255 if the watcher died first); the session closes."""
+        try:
+            code = self.reports.next().get("exit")
+        finally:
+            self.close()
         return code if isinstance(code, int) else 255
 
     def close(self) -> None:
@@ -47,7 +62,7 @@ class Watched:
             self.master = -1
 
 
-def watch(start: Callable[[], Created], died: Callable[[int], None], detach: bool) -> Watched:
+def watch(start: Callable[[], Created], died: Callable[[int], None], detach: bool) -> ExecSession:
     """Run ``start`` in a watcher; return once it has started the process (or raise
     what it raised). The watcher calls ``died(exit code)`` when the process ends."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -65,7 +80,7 @@ def watch(start: Callable[[], Created], died: Callable[[int], None], detach: boo
     if report.get("ok"):
         fds = list(reports.fds)
         reports.fds = array.array("i")
-        return Watched(int(str(report["pid"])), fds[0] if fds else -1, reports)
+        return ExecSession(int(str(report["pid"])), fds[0] if fds else -1, reports)
     reports.close()
     os.waitpid(pid, 0)  # it exits right after a failed start
     if not report:

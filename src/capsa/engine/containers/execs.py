@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from capsa.engine.containers.exec_watch import Watched, watch
+from capsa.engine.containers.exec_watch import ExecSession, watch
 from capsa.engine.containers.types import Action, ExecSpec, ExecStdio, check
 from capsa.errors import InvalidArgument
 from capsa.oci.codec import from_dict
@@ -54,41 +54,6 @@ def exec_process_spec(service: ContainerService, container_id: str, spec: ExecSp
     )
 
 
-class ExecSession:
-    """A running exec, for the frontend to pump: its pty's ``master`` (-1 without a
-    terminal), ``signal`` and ``resize`` it, then ``wait`` for its exit code."""
-
-    def __init__(self, watched: Watched) -> None:
-        self._watched = watched
-
-    @property
-    def pid(self) -> int:
-        return self._watched.pid
-
-    @property
-    def master(self) -> int:
-        return self._watched.master
-
-    def signal(self, signum: int) -> None:
-        try:
-            os.kill(self._watched.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def resize(self, rows: int, cols: int) -> None:
-        if self._watched.master >= 0:
-            from capsa.ptyio import set_winsize
-
-            set_winsize(self._watched.master, rows, cols)
-
-    def wait(self) -> int:
-        """The exec's exit code, once it has ended (then the session is closed)."""
-        try:
-            return self._watched.exit_code()
-        finally:
-            self._watched.close()
-
-
 def start_exec(
     service: ContainerService, text: str, spec: ExecSpec, stdio: ExecStdio
 ) -> ExecSession | None:
@@ -118,11 +83,11 @@ def start_exec(
         finally:
             os.close(devnull)
 
-    watched = watch(start, lambda code: event.emit("exec_die", exitCode=str(code)), spec.detach)
+    session = watch(start, lambda code: event.emit("exec_die", exitCode=str(code)), spec.detach)
     if spec.detach:
-        watched.close()
+        session.close()
         return None
-    return ExecSession(watched)
+    return session
 
 
 class _ExecEvents:

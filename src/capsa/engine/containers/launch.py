@@ -43,27 +43,15 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
         run_monitor(args, log, keep)
 
 
-def _start_monitor(
-    settings: Settings, args: dict[str, Any], log: int, ready: int, listener: int
-) -> None:
-    """Through the run root's monitor host (see ``monitor.host``), else forked here."""
+def _ask_host(settings: Settings, args: dict[str, Any], fds: dict[str, int], fork: bool) -> bool:
+    """Have the run root's monitor host (see ``monitor.host``) fork the monitor; False
+    when there is none. With ``fork`` a host is started (a fork of this process) if
+    there is none; a server's policy starts none."""
     from capsa.engine.monitor import client as monitor_client
 
-    fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}
+    linger = settings.monitor_linger
     try:
-        monitor_client.spawn(settings.runroot, args, fds, settings.monitor_linger)
-    except (OSError, Internal):
-        _fork_monitor(args, log, tuple(fds.values()))
-
-
-def _ask_host(settings: Settings, args: dict[str, Any], ready: int, listener: int) -> bool:
-    """The policy of a server: a running monitor host forks the monitor (this process
-    never forks, nor starts a host); False when there is none."""
-    from capsa.engine.monitor import client as monitor_client
-
-    fds = {"ready_fd": ready, **({"listener_fd": listener} if listener >= 0 else {})}
-    try:
-        monitor_client.spawn(settings.runroot, args, fds, start_host=False)
+        monitor_client.spawn(settings.runroot, args, fds, linger, start_host=fork)
     except (OSError, Internal):
         return False
     return True
@@ -121,16 +109,18 @@ class Launch:
             connect_unix(sock, paths.attach_socket)
             self.client = sock.detach()
             args["listener_fd"] = listener
-        passed = tuple(fd for fd in (w, listener) if fd >= 0)
+        fds = {"ready_fd": w, **({"listener_fd": listener} if listener >= 0 else {})}
+        passed = tuple(fds.values())
         log = os.open(
             paths.monitor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
         )
         try:
-            if ctx.monitor_start == "fork" and _single_threaded():
+            fork = ctx.monitor_start == "fork" and _single_threaded()
+            if fork:
                 ctx.close()  # nothing shared may cross the fork
-                _start_monitor(ctx.settings, args, log, w, listener)
-            elif not _ask_host(ctx.settings, args, w, listener):
-                _spawn_monitor(args, log, passed)  # a fresh interpreter: nothing of ours
+            if not _ask_host(ctx.settings, args, fds, fork):
+                # forked here, or (a server) a fresh interpreter: nothing of ours
+                (_fork_monitor if fork else _spawn_monitor)(args, log, passed)
         finally:
             for fd in (*passed, log):
                 os.close(fd)

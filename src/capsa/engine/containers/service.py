@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.containers.batch import ContainerBatch
-    from capsa.engine.containers.execs import ExecSession
+    from capsa.engine.containers.exec_watch import ExecSession
     from capsa.engine.containers.types import ExecSpec, ExecStdio
     from capsa.engine.images.service import ImageService
     from capsa.engine.service_context import ServiceContext
