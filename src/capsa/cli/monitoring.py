@@ -459,7 +459,8 @@ def info_lines(info: SystemInfo, debug: bool = False) -> list[str]:
 @click.pass_context
 def info(ctx: click.Context, fmt: str) -> None:
     """Display system-wide information."""
-    from capsa.engine.system.info import docker_info, system_info
+    from capsa.api.wire_system import docker_info
+    from capsa.engine.system.info import system_info
 
     app = _app(ctx)
     data = system_info(app.engine.containers)

@@ -46,3 +46,6 @@ def register(cli: click.Group) -> None:
         system = click.Group("system", help="Manage capsa.")
         cli.add_command(system)
     system.add_command(restore, "restore")
+    from capsa.cli.service import service
+
+    system.add_command(service, "service")

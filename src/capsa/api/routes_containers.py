@@ -1,0 +1,9 @@
+"""The API's containers endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def routes() -> list[web.RouteDef]:
+    return []

@@ -1,0 +1,100 @@
+"""The API server's frame: ping, version negotiation, errors, the socket, events."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from urllib.parse import quote
+
+from tests.helpers import api as api_helpers
+from tests.helpers import capsa_cli
+from tests.helpers.api import ApiService
+from tests.helpers.capsa_cli import CapsaCli
+
+busybox_tarball = capsa_cli.busybox_tarball  # fixtures
+capsa_module = capsa_cli.capsa_module
+capsa = capsa_cli.capsa
+api_module = api_helpers.api_module
+api = api_helpers.api
+
+
+def test_ping_and_versions(api: ApiService) -> None:
+    reply = api.request("GET", "/_ping")
+    assert reply.status == 200 and reply.body == b"OK"
+    assert reply.headers["API-Version"] == "1.50"
+    head = api.request("HEAD", "/_ping")
+    assert head.status == 200 and head.body == b""
+    doc = api.request("GET", "/v1.41/version").json()
+    assert doc["ApiVersion"] == "1.50" and doc["MinAPIVersion"] == "1.24"
+    assert doc["Os"] == "linux"
+
+
+def test_version_out_of_range_and_unknown_paths(api: ApiService) -> None:
+    reply = api.request("GET", "/v1.99/info")
+    assert reply.status == 400
+    assert "too new" in reply.json()["message"]
+    assert api.request("GET", "/v1.12/info").status == 400
+    for path in ("/nope", "/v1.41/nope", "/containers/x/nope"):
+        reply = api.request("GET", path)
+        assert reply.status == 404, path
+        assert set(reply.json()) == {"message"}
+
+
+def test_socket_mode(api: ApiService) -> None:
+    mode = stat.S_IMODE(os.stat(api.socket).st_mode)
+    assert mode == 0o660
+
+
+def test_info_counts_what_the_cli_made(api: ApiService, capsa: CapsaCli) -> None:
+    before = api.request("GET", "/info").json()
+    name = capsa.name()
+    capsa.run("create", "--name", name, capsa.image, "true")
+    after = api.request("GET", "/info").json()
+    assert after["Containers"] == before["Containers"] + 1
+    assert after["ContainersStopped"] == before["ContainersStopped"] + 1
+    assert api.docker("info", "--format", "{{.Containers}}").stdout.strip() == str(
+        after["Containers"]
+    )
+
+
+def test_events_stream_and_filters(api: ApiService, capsa: CapsaCli) -> None:
+    """``/events`` streams what happens after the request; ``until`` ends it."""
+    import http.client
+    import socket
+    import time
+
+    name = capsa.name()
+    since = time.time()
+    got: list[dict[str, object]] = []
+
+    def read() -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(api.socket))
+        conn = http.client.HTTPConnection("localhost")
+        conn.sock = sock
+        filters = quote(json.dumps({"container": [name]}))
+        conn.request("GET", f"/events?filters={filters}")
+        resp = conn.getresponse()
+        for line in resp:
+            got.append(json.loads(line))
+            if got[-1].get("Action") == "destroy":
+                break
+        conn.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    capsa.run("create", "--name", name, capsa.image, "true")
+    capsa.run("rm", name)
+    reader.join(20)
+    assert [e["Action"] for e in got] == ["create", "destroy"]
+    assert all(e["Actor"]["Attributes"]["name"] == name for e in got)  # type: ignore[index]
+    # a bounded query ends by itself
+    until = time.time()
+    reply = api.request("GET", f"/events?since={since}&until={until}")
+    actions = [json.loads(line)["Action"] for line in reply.body.splitlines()]
+    assert "create" in actions and "destroy" in actions
+    bad = api.request("GET", "/events?filters=notjson")
+    assert bad.status == 400 and "filter" in bad.json()["message"]
