@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from capsa.api import wire_stats, wire_system
 from capsa.cli import monitoring
 from capsa.engine.containers import stats, update
 from capsa.engine.containers.types import ContainerRecord, ContainerSpec, Resources, State
@@ -172,7 +173,7 @@ def test_docker_stats_json_shape() -> None:
         read_ns=prev.read_ns + 10**9,
         networks=stats.parse_net_dev(NET_DEV),
     )
-    doc = stats.docker_stats_json(cur, prev)
+    doc = wire_stats.docker_stats_json(cur, prev)
     assert doc["name"] == "/web" and doc["id"] == "a" * 64
     assert doc["read"] == "2023-11-14T22:13:21.000000000Z"
     assert doc["preread"] == "2023-11-14T22:13:20.000000000Z"
@@ -185,7 +186,7 @@ def test_docker_stats_json_shape() -> None:
     assert doc["networks"]["eth0"]["rx_bytes"] == 5000
     assert doc["networks"]["eth0"]["tx_dropped"] == 4
     assert doc["blkio_stats"]["io_service_bytes_recursive"][0]["op"] == "Read"
-    first = stats.docker_stats_json(cur, None)
+    first = wire_stats.docker_stats_json(cur, None)
     assert first["preread"] == "0001-01-01T00:00:00Z"
     assert first["precpu_stats"]["cpu_usage"]["total_usage"] == 0
 
@@ -437,7 +438,7 @@ def test_port_lines() -> None:
 
 def test_docker_info_fields() -> None:
     data = info.SystemInfo(id="x", name="host", containers=3, running=1, stopped=2, ncpu=2)
-    doc = info.docker_info(data)
+    doc = wire_system.docker_info(data)
     for key in ("ID", "Containers", "ContainersRunning", "ServerVersion", "Driver", "NCPU"):
         assert key in doc
     assert doc["CgroupVersion"] == "1" and doc["Driver"] == "overlay"
