@@ -110,6 +110,8 @@ def make_app(settings: Settings) -> web.Application:
     app[ENGINES] = Engines(settings)
     for name in ROUTE_MODULES:
         module = importlib.import_module(name)
+        if hasattr(module, "setup"):
+            module.setup(app)
         for route in module.routes():
             app.router.add_route(route.method, route.path, route.handler)
             app.router.add_route(

@@ -194,16 +194,9 @@ def _warn(launch: Any) -> None:
 
 
 def _keys(spec: str) -> bytes:
-    out = bytearray()
-    for part in spec.split(","):
-        part = part.strip()
-        if part.startswith("ctrl-") and len(part) == 6:
-            out.append(ord(part[5].lower()) - ord("a") + 1)
-        elif len(part) == 1:
-            out.append(ord(part))
-        else:
-            raise InvalidArgument(f"invalid detach keys: {spec}")
-    return bytes(out)
+    from capsa.syntax.detachkeys import parse_detach_keys
+
+    return parse_detach_keys(spec)
 
 
 @click.command()
@@ -545,12 +538,12 @@ def _inspect_doc(app: App, found: Found, size: bool) -> dict[str, Any]:
     if found.kind == "image":
         return wire.image_inspect(found.value)
     if found.kind == "network":
-        from capsa.cli.networks import inspect_doc as network_doc
+        from capsa.api.wire_networks import network_inspect
 
-        return network_doc(found.value, app.engine.networks.endpoints_of(found.value))
-    from capsa.cli.volumes import inspect_doc
+        return network_inspect(found.value, app.engine.networks.endpoints_of(found.value))
+    from capsa.api.wire_volumes import volume_inspect
 
-    return inspect_doc(found.value)
+    return volume_inspect(found.value)
 
 
 @click.command("prune")

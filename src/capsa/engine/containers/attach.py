@@ -102,9 +102,9 @@ def connect_unix(sock: object, path: str) -> None:
             os.close(fd)
 
 
-def connect_client(service: ContainerService, rec: ContainerRecord) -> int:
+def connect_client(service: ContainerService, rec: ContainerRecord, event: bool = True) -> int:
     """A client connection to the running container's attach socket (its fd), and the
-    ``attach`` event Docker emits for it."""
+    ``attach`` event Docker emits for it (not for a mere resize: ``event=False``)."""
     import socket
 
     from capsa.errors import InvalidArgument
@@ -115,10 +115,77 @@ def connect_client(service: ContainerService, rec: ContainerRecord) -> int:
     except OSError as e:
         sock.close()
         raise InvalidArgument(f"cannot attach to {rec.name}: {e.strerror}") from None
-    emit_attach(service, rec)
+    if event:
+        emit_attach(service, rec)
     return sock.detach()
 
 
 def emit_attach(service: ContainerService, rec: ContainerRecord) -> None:
     attrs = {"name": rec.name, "image": rec.image_name}
     service.ctx.events.emit("container", "attach", rec.id, attrs)
+
+
+class AttachStream:
+    """A client's connection to a container's stdio, for a frontend to pump: the CLI
+    onto its terminal, the API server onto a hijacked connection.
+
+    ``fd`` is a stream socket: read it and ``feed`` what arrives to get frames
+    (``STDOUT``, ``STDERR``, then ``EXIT`` with the exit code, or ``ERROR``); say
+    ``hello`` first, then ``send`` input, ``close_stdin`` and ``resize``.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._reader = FrameReader()
+
+    def hello(
+        self,
+        stdin: bool,
+        stdout: bool = True,
+        stderr: bool = True,
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        self._write(hello(stdin, stdout, stderr, size))
+
+    def send(self, data: bytes) -> None:
+        self._write(frame(STDIN, data))
+
+    def close_stdin(self) -> None:
+        self._write(frame(STDIN_CLOSE, b""))
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._write(frame(RESIZE, f"{rows} {cols}".encode()))
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        return self._reader.feed(data)
+
+    @staticmethod
+    def exit_code(payload: bytes) -> int:
+        """The code an ``EXIT`` frame carries."""
+        return int(json.loads(payload)["exit_code"])
+
+    def detach(self) -> int:
+        """The fd, now the caller's to close."""
+        fd, self.fd = self.fd, -1
+        return fd
+
+    def close(self) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _write(self, data: bytes) -> None:
+        import os
+
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                import select
+
+                select.select([], [self.fd], [])
+            except OSError:
+                return  # the monitor is gone: its end is on its way

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from capsa.engine.containers.attach import AttachStream
     from capsa.engine.containers.batch import ContainerBatch
     from capsa.engine.containers.exec_watch import ExecSession
     from capsa.engine.containers.types import ExecSpec, ExecStdio
@@ -371,6 +372,31 @@ class ContainerService(ContainerViews):
         from capsa.engine.containers.execs import start_exec
 
         return start_exec(self, text, spec, stdio)
+
+    def attach(self, text: str) -> AttachStream:
+        """A connection to the running container's stdio (Docker's ``attach`` event)."""
+        from capsa.engine.containers.attach import AttachStream, connect_client
+
+        rec = self.get(text)
+        check(Action.ATTACH, rec.state, rec.name, rec.id)
+        if rec.state is not State.RUNNING:
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        return AttachStream(connect_client(self, rec))
+
+    def resize(self, text: str, rows: int, cols: int) -> None:
+        """Set the running container's terminal size (nothing without a terminal)."""
+        from capsa.engine.containers.attach import AttachStream, connect_client
+
+        rec = self.get(text)
+        if rec.state is not State.RUNNING:
+            raise Conflict(f"container {rec.id} is not running")
+        if not rec.spec.tty:
+            return
+        stream = AttachStream(connect_client(self, rec, event=False))
+        try:
+            stream.hello(False, False, False, size=(rows, cols))
+        finally:
+            stream.close()
 
     def kill(self, text: str, sig: int) -> ContainerRecord:
         rec = self.get(text)

@@ -17,7 +17,7 @@ from capsa.errors import CapsaError, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from capsa.engine.containers.log_reader import LogEntry
@@ -54,13 +54,18 @@ class ContainerViews:
 
     # -- what frontends show: logs, stats, top, files, image config, explain ----------
 
-    def logs(self, text: str, opts: LogOptions) -> Iterator[LogEntry]:
-        """The container's json-file log entries (a stream: ``follow`` ends with it)."""
+    def logs(
+        self, text: str, opts: LogOptions, gone: Callable[[], bool] | None = None
+    ) -> Iterator[LogEntry]:
+        """The container's json-file log entries (a stream: ``follow`` ends with it, or
+        when ``gone()`` says the reader has left)."""
         from capsa.engine.containers.log_reader import read_logs
 
         rec = self.get(text)
 
         def stopped() -> bool:
+            if gone is not None and gone():
+                return True
             try:
                 return not is_live(self.get(rec.id).state)
             except CapsaError:
