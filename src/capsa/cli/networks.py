@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.network.service import NetworkService
-    from capsa.engine.network.types import Endpoint, Network
+    from capsa.engine.network.types import Network
 
 
 def _service(ctx: click.Context) -> NetworkService:
@@ -27,48 +27,6 @@ def _by_family(values: tuple[str, ...], what: str) -> tuple[str, str]:
     if len(v4) > 1 or len(v6) > 1:
         raise InvalidArgument(f"one {what} per address family is supported")
     return (v4[0] if v4 else "", v6[0] if v6 else "")
-
-
-def inspect_doc(net: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
-    """Docker's ``network inspect`` shape (belongs in ``capsa.api.wire``)."""
-    config: list[dict[str, str]] = []
-    for subnet, gateway, ip_range in (
-        (net.subnet, net.gateway, net.ip_range),
-        (net.subnet6, net.gateway6, ""),
-    ):
-        if subnet:
-            item = {"Subnet": subnet, "Gateway": gateway}
-            if ip_range:
-                item["IPRange"] = ip_range
-            config.append(item)
-    containers = {
-        ep.container_id: {
-            "Name": ep.container_name,
-            "EndpointID": ep.id,
-            "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.ip}/{ep.prefix_len}" if ep.ip else "",
-            "IPv6Address": f"{ep.ip6}/{net.subnet6.split('/')[1]}" if ep.ip6 else "",
-        }
-        for ep in endpoints
-    }
-    return {
-        "Name": net.name,
-        "Id": net.id,
-        "Created": net.created,
-        "Scope": "local",
-        "Driver": net.driver,
-        "EnableIPv4": True,
-        "EnableIPv6": net.ipv6,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-        "Internal": net.internal,
-        "Attachable": False,
-        "Ingress": False,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": False,
-        "Containers": containers,
-        "Options": dict(sorted(net.options.items())),
-        "Labels": dict(sorted(net.labels.items())),
-    }
 
 
 def _row(net: Network, no_trunc: bool) -> dict[str, Any]:
@@ -167,11 +125,12 @@ def ls(
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None, verbose: bool) -> None:
     """Show details of networks."""
+    from capsa.api.wire_networks import network_inspect
     from capsa.cli.per_item import print_inspected
 
     service = _service(ctx)
     reports = service.inspect_each(list(names))
-    print_inspected(ctx, reports, lambda net: inspect_doc(net, service.endpoints_of(net)), fmt)
+    print_inspected(ctx, reports, lambda net: network_inspect(net, service.endpoints_of(net)), fmt)
 
 
 @click.command("rm")

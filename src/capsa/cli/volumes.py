@@ -12,25 +12,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.volumes.service import VolumeService
-    from capsa.engine.volumes.types import Volume
 
 
 def _service(ctx: click.Context) -> VolumeService:
     service: VolumeService = ctx.find_root().obj.engine.volumes
     return service
-
-
-def inspect_doc(v: Volume) -> dict[str, Any]:
-    """Docker's ``volume inspect`` shape (belongs in ``capsa.api.wire``)."""
-    return {
-        "CreatedAt": v.created_at,
-        "Driver": v.driver,
-        "Labels": dict(sorted(v.labels.items())),  # Go marshals maps sorted
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": dict(sorted(v.options.items())),
-        "Scope": v.scope,
-    }
 
 
 @click.command("create")
@@ -83,9 +69,10 @@ def ls(ctx: click.Context, **kw: Any) -> None:
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Show details of volumes."""
+    from capsa.api.wire_volumes import volume_inspect
     from capsa.cli.per_item import print_inspected
 
-    print_inspected(ctx, _service(ctx).inspect_each(list(names)), inspect_doc, fmt)
+    print_inspected(ctx, _service(ctx).inspect_each(list(names)), volume_inspect, fmt)
 
 
 @click.command("rm")
