@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import stat
+import subprocess
 import threading
+import time
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from tests.helpers import api as api_helpers
 from tests.helpers import capsa_cli
 from tests.helpers.api import ApiService
-from tests.helpers.capsa_cli import CapsaCli
+from tests.helpers.capsa_cli import CAPSA, CapsaCli
 
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
@@ -62,8 +68,6 @@ def test_info_counts_what_the_cli_made(api: ApiService, capsa: CapsaCli) -> None
 def test_events_stream_and_filters(api: ApiService, capsa: CapsaCli) -> None:
     """``/events`` streams what happens after the request; ``until`` ends it."""
     import http.client
-    import socket
-    import time
 
     name = capsa.name()
     since = time.time()
@@ -98,3 +102,38 @@ def test_events_stream_and_filters(api: ApiService, capsa: CapsaCli) -> None:
     assert "create" in actions and "destroy" in actions
     bad = api.request("GET", "/events?filters=notjson")
     assert bad.status == 400 and "filter" in bad.json()["message"]
+
+
+def test_socket_activation_and_idle_exit(capsa: CapsaCli, tmp_path: Path) -> None:
+    """systemd's protocol (LISTEN_FDS): the service serves the socket it is handed, and
+    with ``--timeout`` exits once idle (capsa.socket / capsa.service)."""
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("needs systemd-socket-activate")
+    sock = tmp_path / "activated.sock"
+    proc = subprocess.Popen(
+        [activate, "-l", str(sock), CAPSA, "system", "service", "--timeout", "1"],
+        env=capsa.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline, "systemd-socket-activate did not listen"
+            time.sleep(0.05)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(20)
+        conn.connect(str(sock))
+        conn.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"OK")
+        assert proc.wait(timeout=20) == 0  # idle for a second: it exits by itself
+        assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
