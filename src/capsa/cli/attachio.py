@@ -18,6 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from capsa.engine.containers.attach import AttachStream
+
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 # what --sig-proxy passes on to the container (Docker's set, less the ones that are ours:
 # SIGCHLD, SIGWINCH, SIGPIPE, SIGURG; SIGKILL and SIGSTOP cannot be caught)
@@ -33,22 +35,20 @@ PROXIED_SIGNALS = (
 )
 
 
-def _window(fd: int) -> bytes | None:
-    import fcntl
-    import struct
-    import termios
+def _window(fd: int) -> tuple[int, int] | None:
+    from capsa.ptyio import get_winsize
 
     try:
-        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+        rows, cols = get_winsize(fd)
     except OSError:
         return None
-    return f"{rows} {cols}".encode()
+    return rows, cols
 
 
 class AttachSession:
     def __init__(
         self,
-        sock: int,
+        stream: AttachStream,
         *,
         tty: bool,
         stdin: bool,
@@ -57,13 +57,13 @@ class AttachSession:
     ):
         """``proxy``: called with each signal this process receives while attached (the
         caller sends it to the container: ``--sig-proxy``)."""
-        self.sock = sock
+        self.stream = stream
+        self.sock = stream.fd
         self.proxy = proxy
         self._signals: list[int] = []
         self.tty = tty
         self.stdin = stdin
         self.detach_keys = detach_keys
-        self.reader = attach.FrameReader()
         self.exit_code: int | None = None
         self.error = ""
         self._pending = b""
@@ -72,9 +72,7 @@ class AttachSession:
         """Say which streams we want, and our terminal's size: the monitor sets it on
         the container's pty before the program starts."""
         size = _window(0) if self.tty and os.isatty(0) else None
-        rows, _, cols = (size or b"").decode().partition(" ")
-        dims = (int(rows), int(cols)) if size else None
-        os.write(self.sock, attach.hello(self.stdin, size=dims))
+        self.stream.hello(self.stdin, size=size)
 
     def run(self) -> int | None:
         saved = None
@@ -119,7 +117,7 @@ class AttachSession:
                 if self.tty and os.isatty(0):
                     size = _window(0)
                     if size:
-                        self._send(attach.frame(attach.RESIZE, size))
+                        self.stream.resize(*size)
             if 0 in ready and not self._from_stdin():
                 if self.exit_code is None and self._detached:
                     return None
@@ -133,30 +131,24 @@ class AttachSession:
         while self._signals and self.proxy is not None:
             self.proxy(self._signals.pop(0))
 
-    def _send(self, data: bytes) -> None:
-        try:
-            os.write(self.sock, data)
-        except OSError:
-            pass
-
     def _from_stdin(self) -> bool:
         data = os.read(0, 65536)
         if not data:
-            self._send(attach.frame(attach.STDIN_CLOSE, b""))
+            self.stream.close_stdin()
             return False
         if self.tty and self.detach_keys:
             data = self._pending + data
             if self.detach_keys in data:
                 before = data[: data.index(self.detach_keys)]
                 if before:
-                    self._send(attach.frame(attach.STDIN, before))
+                    self.stream.send(before)
                 self._detached = True
                 return False
             keep = 1 if data.endswith(self.detach_keys[:1]) else 0
             self._pending = data[len(data) - keep :] if keep else b""
             data = data[: len(data) - keep] if keep else data
         if data:
-            self._send(attach.frame(attach.STDIN, data))
+            self.stream.send(data)
         return True
 
     def _from_monitor(self) -> bool:
@@ -166,9 +158,7 @@ class AttachSession:
             data = b""
         if not data:
             return False
-        import json
-
-        for kind, payload in self.reader.feed(data):
+        for kind, payload in self.stream.feed(data):
             if kind == attach.STDOUT:
                 _write(sys.stdout.buffer, payload)
             elif kind == attach.STDERR:
@@ -176,7 +166,7 @@ class AttachSession:
             elif kind == attach.ERROR:
                 self.error = payload.decode(errors="replace")
             elif kind == attach.EXIT:
-                self.exit_code = int(json.loads(payload)["exit_code"])
+                self.exit_code = self.stream.exit_code(payload)
         return True
 
 

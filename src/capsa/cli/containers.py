@@ -155,9 +155,11 @@ def _start_attached(
     _, launch = containers.start(rec.id, wait_attach=True)
     if launch is None:
         return 0
-    sock = launch.connect()
+    from capsa.engine.containers.attach import AttachStream
+
+    stream = AttachStream(launch.connect())
     session = AttachSession(
-        sock,
+        stream,
         tty=rec.spec.tty,
         stdin=stdin,
         detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
@@ -167,7 +169,7 @@ def _start_attached(
     launch.wait_ready()
     _warn(launch)
     code = session.run()
-    os.close(sock)
+    stream.close()
     if code is None:  # detached with ctrl-p ctrl-q
         return 0
     if session.error:
@@ -412,15 +414,12 @@ def attach(
 ) -> None:
     """Attach to a running container's stdio."""
     from capsa.cli.attachio import DETACH_KEYS, AttachSession
-    from capsa.engine.containers.attach import connect_client
-    from capsa.engine.containers.types import Action, check
 
     app = _app(ctx)
     rec = app.engine.containers.get(container)
-    check(Action.ATTACH, rec.state, rec.name, rec.id)
-    fd = connect_client(app.engine.containers, rec)
+    stream = app.engine.containers.attach(rec.id)
     session = AttachSession(
-        fd,
+        stream,
         tty=rec.spec.tty,
         stdin=rec.spec.stdin_open and not no_stdin,
         detach_keys=_keys(detach_keys) if detach_keys else DETACH_KEYS,
@@ -428,7 +427,7 @@ def attach(
     )
     session.hello()
     code = session.run()
-    os.close(fd)
+    stream.close()
     ctx.exit(code or 0)
 
 
