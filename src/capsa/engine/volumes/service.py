@@ -202,6 +202,8 @@ class VolumeService:
         check_filters(filters)
         rows = self._db().execute("SELECT * FROM volumes ORDER BY name").fetchall()
         used = {r[0] for r in self._db().execute("SELECT DISTINCT name FROM volume_users")}
+        if "dangling" in filters:  # a stopped container's volumes are not dangling either
+            used |= set(self._references())
         out = []
         for row in rows:
             v = self._volume(row)
