@@ -17,6 +17,7 @@ from capsa.engine.images.types import (
     PruneReport,
     PullOptions,
     PushOptions,
+    RegistryAuth,
     RemoveImagesOptions,
     RemoveReport,
 )
@@ -137,7 +138,8 @@ class ImageService:
         platform: Platform | None = parse_platform(opts.platform) if opts.platform else None
 
         async def fetch() -> Any:
-            client = RegistryClient(self.settings, self.content, progress, self._credentials())
+            creds = self._credentials(opts.auth)
+            client = RegistryClient(self.settings, self.content, progress, creds)
             try:
                 return await client.pull(ref, platform)
             finally:
@@ -165,13 +167,15 @@ class ImageService:
 
         from capsa.store.registry import RegistryClient
 
+        opts = opts or PushOptions()
         progress = progress or NullProgress()
         ref = reference.parse(text)
         record = self.images.resolve(text)
         mount_from = _same_registry_source(record, ref)
 
         async def send() -> str:
-            client = RegistryClient(self.settings, self.content, progress, self._credentials())
+            creds = self._credentials(opts.auth)
+            client = RegistryClient(self.settings, self.content, progress, creds)
             try:
                 return str(await client.push(ref, record.manifest_digest, mount_from=mount_from))
             finally:
@@ -181,10 +185,12 @@ class ImageService:
         self.images.put(record, [], (ref.repository, digest))
         return digest
 
-    def _credentials(self) -> Any:
+    def _credentials(self, given: RegistryAuth | None = None) -> Any:
+        """The stored credentials, or ``given`` ones for their registry."""
         from capsa.store.credentials import Credentials
 
-        return Credentials(self.settings.auth_file)
+        stored = Credentials(self.settings.auth_file)
+        return stored if given is None else _GivenCredentials(given, stored)
 
     def login(self, server: str, username: str, password: str) -> None:
         import asyncio
@@ -432,6 +438,21 @@ class ImageService:
             for s in summaries
         ]
         return ImagesUsage(layers_size=sum(sizes.get(c, 0) for c in refs), images=images)
+
+
+class _GivenCredentials:
+    """Credentials a frontend handed over, before the stored ones."""
+
+    def __init__(self, given: RegistryAuth, stored: Any) -> None:
+        self.given = given
+        self.stored = stored
+
+    def get(self, host: str) -> tuple[str, str] | None:
+        server = self.given.server
+        if not server or _registry_host(server) == _registry_host(host):
+            return self.given.username, self.given.password
+        found: tuple[str, str] | None = self.stored.get(host)
+        return found
 
 
 def _familiar_digest(text: str) -> str:

@@ -57,15 +57,27 @@ class HistoryEntry:
 
 
 @record
+class RegistryAuth:
+    """Credentials handed over for one pull or push (the API's ``X-Registry-Auth``),
+    used instead of the stored ones for ``server`` (any registry when empty)."""
+
+    username: str
+    password: str
+    server: str = ""  # "127.0.0.1:5000", "https://index.docker.io/v1/"
+
+
+@record
 class PullOptions:
     platform: str | None = None  # "linux/arm64"; default: the host's
     all_tags: bool = False
     quiet: bool = False
+    auth: RegistryAuth | None = None
 
 
 @record
 class PushOptions:
     all_tags: bool = False
+    auth: RegistryAuth | None = None
 
 
 @record
