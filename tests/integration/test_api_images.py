@@ -336,6 +336,11 @@ def test_import_then_prune_dangling(
     dangling = api.request("GET", "/images/json?filters=" + _filters({"dangling": ["true"]}))
     assert image_id in [i["Id"] for i in dangling.json()]
     assert capsa.run("run", "--rm", image_id, "echo", "imported").stdout == "imported\n"
+    since = api.request("GET", "/images/json?filters=" + _filters({"since": [capsa.image]}))
+    assert image_id in [i["Id"] for i in since.json()]
+    before = api.request("GET", "/images/json?filters=" + _filters({"before": [image_id]}))
+    assert image_id not in [i["Id"] for i in before.json()]
+    assert capsa.image in [t for i in before.json() for t in i["RepoTags"]]
     pruned = api.request("POST", "/images/prune").json()
     assert {"Deleted": image_id} in pruned["ImagesDeleted"]
     assert pruned["SpaceReclaimed"] > 0

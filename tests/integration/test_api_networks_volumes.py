@@ -83,14 +83,20 @@ def _addresses(capsa: CapsaCli, name: str) -> list[str]:
 
 @pytest.fixture
 def networks(api: ApiService, capsa: CapsaCli) -> Iterator[list[str]]:
-    """Names of networks a test made; removed (and checked gone) after it."""
+    """Names of networks a test made; removed after it, and checked gone with their
+    bridges and, when none is left, the root's nftables table."""
     made: list[str] = []
     yield made
     capsa.cleanup()
+    listed = {n["Name"]: n["Id"] for n in api.request("GET", "/networks").json()}
+    bridges = {_bridge(listed[name]) for name in made if name in listed}
     for name in made:
         api.request("DELETE", f"/networks/{name}")
-    left = {n["Name"] for n in api.request("GET", "/networks").json()} & set(made)
+    left = set(listed) & set(made) & {n["Name"] for n in api.request("GET", "/networks").json()}
     assert not left, f"networks left: {left}"
+    assert not bridges & _links(), f"bridges left: {bridges & _links()}"
+    if set(listed) <= {"bridge", *made}:
+        assert not _table(capsa), "the root's nftables table outlived its networks"
 
 
 # -- networks -------------------------------------------------------------------------
@@ -99,7 +105,6 @@ def networks(api: ApiService, capsa: CapsaCli) -> Iterator[list[str]]:
 def test_network_create_connect_disconnect_remove_raw(
     api: ApiService, capsa: CapsaCli, networks: list[str]
 ) -> None:
-    links_before = _links()
     first, second = capsa.name(), capsa.name()
     networks += [first, second]
     net1, net2 = subnet(), subnet()
@@ -190,8 +195,9 @@ def test_network_create_connect_disconnect_remove_raw(
         assert api.request("DELETE", f"/networks/{net}").status == 204
         assert api.request("GET", f"/networks/{net}").status == 404
     assert api.request("DELETE", f"/networks/{first}").status == 404
-    new_links = _links() - links_before
-    assert not new_links, f"links left: {new_links}"
+    second_id = doc["Id"]
+    left = {_bridge(created["Id"]), _bridge(second_id)} & _links()
+    assert not left, f"bridges left: {left}"
     assert not _table(capsa), "the root's nftables table outlived its networks"
 
 
@@ -269,6 +275,7 @@ def test_networks_with_docker_py(api: ApiService, capsa: CapsaCli, networks: lis
     created.remove()
     with pytest.raises(docker.errors.NotFound):
         client.networks.get(name)
+    assert _bridge(created.id) not in _links()
     pruned = client.networks.prune(filters={"label": []})
     assert second in (pruned["NetworksDeleted"] or [])
 
@@ -307,7 +314,9 @@ def test_networks_with_the_docker_cli(
     in_use = api.docker("network", "rm", name, check=False)
     assert in_use.returncode == 1 and "active endpoints" in in_use.stderr
     capsa.run("rm", "-f", ctr)
+    base_id = api.docker("network", "inspect", "-f", "{{.Id}}", base).stdout.strip()
     assert api.docker("network", "rm", name, base).stdout.split() == [name, base]
+    assert not {_bridge(network_id), _bridge(base_id)} & _links()
     gone = api.docker("network", "inspect", name, check=False)
     assert gone.returncode == 1
 
