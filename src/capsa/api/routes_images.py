@@ -430,7 +430,7 @@ async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
 
     try:
         await engines(request).call(write)
-    except CapsaError as e:  # the archive is cut short: the client sees a broken tar
+    except Exception as e:  # the archive is cut short: the client sees a broken tar
         log.warning("save %s: %s", " ".join(names), e)
         if request.transport is not None:
             request.transport.close()
