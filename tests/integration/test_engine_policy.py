@@ -70,6 +70,49 @@ def test_the_spawn_policy_never_forks_the_caller(capsa: CapsaCli, forks: list[in
     capsa.run("rm", "-f", name, second)
 
 
+def test_exec_under_the_spawn_policy_never_forks(capsa: CapsaCli, forks: list[int]) -> None:
+    """The exec's watcher (its subreaper) is a fresh interpreter, not a fork."""
+    from capsa.engine.containers.types import ExecSpec, ExecStdio
+
+    name = capsa.name()
+    capsa.run("run", "-d", "--name", name, IMAGE, "sleep", "300")
+    engine = _engine(capsa, "spawn")
+    r, w = os.pipe()
+    try:
+        session = engine.containers.exec(
+            name, ExecSpec(command=["sh", "-c", "echo watched; exit 6"]), ExecStdio(stdout=w)
+        )
+        os.close(w)
+        assert session is not None
+        assert session.wait() == 6
+        assert os.read(r, 100) == b"watched\n"
+        detached = engine.containers.exec(
+            name, ExecSpec(command=["touch", "/tmp/detached"], detach=True), ExecStdio()
+        )
+        assert detached is None
+    finally:
+        engine.close()
+        os.close(r)
+    assert forks == []
+    capsa.wait_for(
+        lambda: capsa.run("exec", name, "ls", "/tmp/detached", check=False).returncode == 0
+    )
+    died = capsa.run(
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        "0s",
+        "--filter",
+        f"container={name}",
+        "--filter",
+        "event=exec_die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    )
+    assert "6" in died.stdout.split()
+
+
 def test_an_unknown_policy_is_refused() -> None:
     from capsa.config import Settings
     from capsa.engine.service_context import ServiceContext

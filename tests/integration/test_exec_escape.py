@@ -155,6 +155,9 @@ def test_runtime_exec_and_init_cannot_be_reached(
         other = bundle(["/bin/evil"], prepare=_plant, edit=share_pid)
         copy.run("run", "--bundle", str(other), copy.new_id() + "-init", check=False)
     copy.cleanup()
+    opened = path / "rootfs" / "tmp" / "opened"
+    state = runtime.state(hostile)
+    assert state["status"] == "running", (state, opened.read_text()[-2000:])
     runtime.run("exec", hostile, "touch", "/tmp/stop")
     log = _read_when_done(path / "rootfs" / "tmp" / "opened")
     assert _findings(log) == []

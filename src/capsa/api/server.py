@@ -58,7 +58,10 @@ def _parse(text: str) -> tuple[int, int]:
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    """Docker's error document. The content type is exactly ``application/json`` (no
+    charset): the docker CLI shows the message only then, the raw JSON otherwise."""
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 @web.middleware

@@ -23,7 +23,7 @@ from capsa import errors
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from capsa.engine.backend import Created
 
@@ -63,15 +63,39 @@ class ExecSession:
 
 
 def watch(start: Callable[[], Created], died: Callable[[int], None], detach: bool) -> ExecSession:
-    """Run ``start`` in a watcher; return once it has started the process (or raise
-    what it raised). The watcher calls ``died(exit code)`` when the process ends."""
+    """Run ``start`` in a forked watcher; return once it has started the process (or
+    raise what it raised). The watcher calls ``died(exit code)`` when the process ends."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
         ours.close()
         _watcher(theirs, start, died, detach)
     theirs.close()
-    reports = _Reports(ours)
+    return _first_report(_Reports(ours), lambda: os.waitpid(pid, 0))
+
+
+def spawn_watch(request: dict[str, Any], fds: list[int], detach: bool) -> ExecSession:
+    """The same, with a fresh interpreter as the watcher (``python -m`` this module):
+    ``request`` holds the roots and the exec's plan, ``fds`` its stdio."""
+    import subprocess
+    import sys
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    request = {**request, "report_fd": theirs.fileno()}
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "capsa.engine.containers.exec_watch", json.dumps(request)],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(), *fds),
+            close_fds=True,
+            start_new_session=detach,
+        )
+    finally:
+        theirs.close()
+    return _first_report(_Reports(ours), child.wait)
+
+
+def _first_report(reports: _Reports, reap: Callable[[], object]) -> ExecSession:
     try:
         report = reports.next()
     except BaseException:
@@ -82,13 +106,29 @@ def watch(start: Callable[[], Created], died: Callable[[int], None], detach: boo
         reports.fds = array.array("i")
         return ExecSession(int(str(report["pid"])), fds[0] if fds else -1, reports)
     reports.close()
-    os.waitpid(pid, 0)  # it exits right after a failed start
+    reap()  # it exits right after a failed start
     if not report:
         raise errors.Internal("exec: the exec's watcher died")
     kind = getattr(errors, str(report.get("kind")), None)
     if not (isinstance(kind, type) and issubclass(kind, errors.CapsaError)):
         kind = errors.Internal
     raise kind(str(report.get("message") or "exec failed"))
+
+
+def main() -> None:
+    """A spawned watcher: the roots and the plan in argv[1], the report socket and the
+    stdio fds inherited."""
+    import sys
+
+    from capsa.engine.containers.execs import ExecPlan, plan_steps
+    from capsa.engine.service_context import ServiceContext
+    from capsa.oci.codec import from_dict
+
+    request = json.loads(sys.argv[1])
+    sock = socket.socket(fileno=int(request["report_fd"]))
+    plan = from_dict(ExecPlan, request["plan"])
+    start, died = plan_steps(ServiceContext.from_args(request), plan)
+    _watcher(sock, start, died, detach=False)  # the spawn made its session already
 
 
 def _watcher(
@@ -165,3 +205,7 @@ def _decode(line: bytes) -> dict[str, object]:
     except ValueError:
         return {}
     return report if isinstance(report, dict) else {}
+
+
+if __name__ == "__main__":
+    main()

@@ -9,13 +9,19 @@ import os
 from capsa.engine.containers.exec_watch import ExecSession, watch
 from capsa.engine.containers.types import Action, ExecSpec, ExecStdio, check
 from capsa.errors import InvalidArgument
-from capsa.oci.codec import from_dict
+from capsa.oci.codec import from_dict, to_dict
 from capsa.oci.runtime_spec import Capabilities, ConsoleSize, Process, User
+from capsa.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from capsa.engine.backend import Created
     from capsa.engine.containers.service import ContainerService
+    from capsa.engine.service_context import ServiceContext
+    from capsa.engine.system.events import EventLog
 
 
 def exec_process_spec(service: ContainerService, container_id: str, spec: ExecSpec) -> Process:
@@ -58,50 +64,93 @@ def start_exec(
     service: ContainerService, text: str, spec: ExecSpec, stdio: ExecStdio
 ) -> ExecSession | None:
     """Start the exec with the caller's ``stdio`` fds; its session (None with ``detach``:
-    nobody waits, the exec's end is still an ``exec_die`` event)."""
-    from capsa.engine.backend import Stdio
+    nobody waits, the exec's end is still an ``exec_die`` event).
 
+    The watcher is forked from this process (a command line), or by the ``spawn``
+    policy a fresh interpreter (a server, whose threads a fork must not copy)."""
     rec = service.get(text)
     check(Action.EXEC, rec.state, rec.name, rec.id)
     process = exec_process_spec(service, rec.id, spec)
     if spec.tty and stdio.rows and stdio.cols:
         process.console_size = ConsoleSize(height=stdio.rows, width=stdio.cols)
-    event = _ExecEvents(service, rec.id, {"name": rec.name, "image": rec.image_name}, spec)
-    event.emit("exec_create")
+    plan = ExecPlan(
+        container_id=rec.id,
+        runtime=rec.spec.runtime,
+        process=to_dict(process),
+        stdin=stdio.stdin if spec.interactive else -1,
+        stdout=-1 if spec.detach else stdio.stdout,
+        stderr=-1 if spec.detach else stdio.stderr,
+        terminal=spec.tty,
+        detach=spec.detach,
+        attrs={"name": rec.name, "image": rec.image_name, "execID": os.urandom(32).hex()},
+        command=" ".join(spec.command),
+    )
+    ctx = service.ctx
+    emit(ctx.events, plan, "exec_create")
+    if ctx.monitor_start == "spawn":
+        from capsa.engine.containers.exec_watch import spawn_watch
 
-    def start() -> Created:
-        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            fds = Stdio(
-                stdin=stdio.stdin if stdio.stdin >= 0 and spec.interactive else devnull,
-                stdout=stdio.stdout if stdio.stdout >= 0 and not spec.detach else devnull,
-                stderr=stdio.stderr if stdio.stderr >= 0 and not spec.detach else devnull,
-                terminal=spec.tty,
-            )
-            event.emit("exec_start")
-            return service.ctx.backend(rec.spec.runtime).exec(rec.id, process, fds, spec.detach)
-        finally:
-            os.close(devnull)
-
-    session = watch(start, lambda code: event.emit("exec_die", exitCode=str(code)), spec.detach)
+        session = spawn_watch(
+            {**ctx.monitor_args(), "plan": to_dict(plan)}, plan.fds(), plan.detach
+        )
+    else:
+        start, died = plan_steps(ctx, plan)
+        session = watch(start, died, plan.detach)
     if spec.detach:
         session.close()
         return None
     return session
 
 
-class _ExecEvents:
+@record
+class ExecPlan:
+    """What a watcher needs to start an exec, as plain data (a spawned watcher gets it
+    as JSON, with the stdio fds at the same numbers)."""
+
+    container_id: str
+    runtime: str
+    process: dict[str, Any]
+    stdin: int = -1
+    stdout: int = -1
+    stderr: int = -1
+    terminal: bool = False
+    detach: bool = False
+    attrs: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+
+    def fds(self) -> list[int]:
+        return [fd for fd in (self.stdin, self.stdout, self.stderr) if fd >= 0]
+
+
+def emit(log: EventLog, plan: ExecPlan, action: str, **extra: str) -> None:
     """Docker's events of one exec: ``exec_create: CMD``, ``exec_start: CMD`` and
     ``exec_die`` (with ``exitCode``), each naming the exec by its ``execID``."""
+    name = action if action == "exec_die" else f"{action}: {plan.command}"
+    log.emit("container", name, plan.container_id, {**plan.attrs, **extra})
 
-    def __init__(
-        self, service: ContainerService, container_id: str, attrs: dict[str, str], spec: ExecSpec
-    ) -> None:
-        self.log = service.ctx.events
-        self.container_id = container_id
-        self.attrs = {**attrs, "execID": os.urandom(32).hex()}
-        self.command = " ".join(spec.command)
 
-    def emit(self, action: str, **extra: str) -> None:
-        name = action if action == "exec_die" else f"{action}: {self.command}"
-        self.log.emit("container", name, self.container_id, {**self.attrs, **extra})
+def plan_steps(
+    ctx: ServiceContext, plan: ExecPlan
+) -> tuple[Callable[[], Created], Callable[[int], None]]:
+    """The watcher's two steps: start the exec, and say how it ended."""
+    from capsa.engine.backend import Stdio
+
+    def start() -> Created:
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fds = Stdio(
+                stdin=plan.stdin if plan.stdin >= 0 else devnull,
+                stdout=plan.stdout if plan.stdout >= 0 else devnull,
+                stderr=plan.stderr if plan.stderr >= 0 else devnull,
+                terminal=plan.terminal,
+            )
+            emit(ctx.events, plan, "exec_start")
+            process = from_dict(Process, plan.process)
+            return ctx.backend(plan.runtime).exec(plan.container_id, process, fds, plan.detach)
+        finally:
+            os.close(devnull)
+
+    def died(code: int) -> None:
+        emit(ctx.events, plan, "exec_die", exitCode=str(code))
+
+    return start, died
