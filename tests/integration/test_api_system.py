@@ -137,3 +137,24 @@ def test_socket_activation_and_idle_exit(capsa: CapsaCli, tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_system_df_lists_images_containers_and_volumes(api: ApiService, capsa: CapsaCli) -> None:
+    name, volume = capsa.name(), capsa.name()
+    capsa.run("volume", "create", volume)
+    capsa.run(
+        "run", "--name", name, "-v", f"{volume}:/data", capsa.image,
+        "sh", "-c", "head -c 3000 /dev/urandom >/data/f; head -c 5000 /dev/urandom >/g",
+    )  # fmt: skip
+    doc = api.request("GET", "/system/df").json()
+    assert set(doc) >= {"LayersSize", "Images", "Containers", "Volumes", "BuildCache"}
+    mine = [c for c in doc["Containers"] if c["Names"] == [f"/{name}"]]
+    assert len(mine) == 1 and mine[0]["SizeRw"] >= 5000
+    vols = {v["Name"]: v for v in doc["Volumes"]}
+    usage = vols[volume]["UsageData"]
+    assert usage["Size"] >= 3000 and usage["RefCount"] == 1
+    assert any(capsa.image in i["RepoTags"] for i in doc["Images"])
+    rows = api.docker("system", "df", "--format", "{{.Type}}").stdout.splitlines()
+    assert rows == ["Images", "Containers", "Local Volumes", "Build Cache"]
+    capsa.run("rm", name)
+    capsa.run("volume", "rm", volume)

@@ -131,6 +131,15 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def disk_usage(request: web.Request) -> web.StreamResponse:
+    from capsa.api.wire_system import disk_usage as doc
+
+    def report(engine: LocalEngine) -> dict[str, Any]:
+        return doc(engine.containers, engine.system.disk_usage())
+
+    return web.json_response(await engines(request).call(report))
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/_ping", ping, allow_head=False),
@@ -138,4 +147,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/version", version),
         web.get("/info", info),
         web.get("/events", events),
+        web.get("/system/df", disk_usage),
     ]

@@ -1,4 +1,5 @@
-"""Docker's JSON shapes for the system endpoints (``/info``), from engine reports."""
+"""Docker's JSON shapes for the system endpoints (``/info``, ``/system/df``), from
+engine reports."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.containers.service import ContainerService
     from capsa.engine.system.info import SystemInfo
+    from capsa.engine.system.types import DiskUsage
 
 
 def docker_info(info: SystemInfo) -> dict[str, Any]:
@@ -65,4 +68,35 @@ def docker_info(info: SystemInfo) -> dict[str, Any]:
         "InitBinary": "",
         "SecurityOptions": info.security_options,
         "Warnings": info.warnings or None,
+    }
+
+
+def disk_usage(service: ContainerService, usage: DiskUsage) -> dict[str, Any]:
+    """``GET /system/df``: the images, containers and volumes with their sizes."""
+    from capsa.api.wire import image_summary
+    from capsa.api.wire_containers import container_summary
+    from capsa.api.wire_volumes import volume_inspect
+
+    images = []
+    for item in usage.images:
+        doc = image_summary(item.summary)
+        doc["SharedSize"] = item.shared_size
+        images.append(doc)
+    containers = []
+    for c in usage.containers:
+        doc = container_summary(service, c.record)
+        doc["SizeRw"] = c.size_rw
+        doc["SizeRootFs"] = service.root_fs_size(c.record, c.size_rw)
+        containers.append(doc)
+    volumes = []
+    for v in usage.volumes:
+        doc = volume_inspect(v.volume)
+        doc["UsageData"] = {"Size": v.size, "RefCount": v.links}
+        volumes.append(doc)
+    return {
+        "LayersSize": usage.items[0].size if usage.items else 0,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": [],
     }
