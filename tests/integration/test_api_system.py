@@ -158,3 +158,56 @@ def test_system_df_lists_images_containers_and_volumes(api: ApiService, capsa: C
     assert rows == ["Images", "Containers", "Local Volumes", "Build Cache"]
     capsa.run("rm", name)
     capsa.run("volume", "rm", volume)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_tcp_only_on_loopback_unless_tls(capsa: CapsaCli, tmp_path: Path) -> None:
+    import ssl
+    import urllib.request
+
+    refused = capsa.run("system", "service", "tcp://0.0.0.0:2375", check=False)
+    assert refused.returncode == 1
+    assert "without TLS" in refused.stderr and "Traceback" not in refused.stderr
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl for the TLS case")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    plain, secure = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [CAPSA, "system", "service", "--timeout", "60", "-H", f"tcp://127.0.0.1:{plain}"],
+        env=capsa.env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    tls = subprocess.Popen(
+        [CAPSA, "system", "service", "--tlscert", str(cert), "--tlskey", str(key),
+         "-H", f"tcp://0.0.0.0:{secure}"],
+        env=capsa.env, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        for url, ctx in ((f"http://127.0.0.1:{plain}/_ping", None),
+                         (f"https://127.0.0.1:{secure}/_ping", context)):  # fmt: skip
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(url, context=ctx, timeout=5) as reply:
+                        assert reply.read() == b"OK"
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"no answer at {url}"
+                    time.sleep(0.1)
+        with pytest.raises(OSError):  # plain HTTP is not served on the TLS port
+            urllib.request.urlopen(f"http://127.0.0.1:{secure}/_ping", timeout=5).read()
+    finally:
+        for p in (proc, tls):
+            p.terminate()
+            assert p.wait(timeout=20) == 0

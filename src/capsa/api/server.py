@@ -18,10 +18,13 @@ from aiohttp import web
 
 from capsa.api.engines import Engines
 from capsa.api.statuses import status_of
-from capsa.errors import CapsaError, InvalidArgument
+from capsa.errors import CapsaError, FailedPrecondition, InvalidArgument, os_reason
+from capsa.record import field, record
+from capsa.syntax.hosts import HostAddress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable, Callable
 
     from capsa.config import Settings
@@ -146,19 +149,58 @@ class Idle:
         return asyncio.get_running_loop().time() - self.last >= self.timeout
 
 
+@record
+class TlsFiles:
+    cert: str
+    key: str
+    ca: str = ""  # given: clients must present a certificate it signed
+
+
+@record
+class ServeOptions:
+    """Where the service listens: unix sockets and TCP addresses (``capsa.syntax.hosts``),
+    or the sockets systemd handed over; ``timeout``: idle seconds before it exits."""
+
+    hosts: list[HostAddress] = field(default_factory=list)
+    listen_fds: list[int] = field(default_factory=list)
+    tls: TlsFiles | None = None
+    timeout: float = 0
+
+
+def check_hosts(opts: ServeOptions) -> None:
+    """A TCP listener off loopback only with TLS (the API is root on this machine)."""
+    for host in opts.hosts:
+        if host.scheme == "tcp" and not host.loopback and opts.tls is None:
+            raise InvalidArgument(
+                f"{host}: refusing to serve the API without TLS on a non-loopback address "
+                "(give --tlscert and --tlskey, and --tlscacert to verify clients)"
+            )
+
+
+def _ssl_context(tls: TlsFiles) -> ssl.SSLContext:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+        if tls.ca:
+            context.load_verify_locations(tls.ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as e:
+        raise InvalidArgument(f"TLS material: {e}") from None
+    return context
+
+
 async def serve(
-    settings: Settings,
-    path: str,
-    timeout: float = 0,
-    listen_fds: list[int] | None = None,
-    ready: Callable[[], None] | None = None,
+    settings: Settings, opts: ServeOptions, ready: Callable[[], None] | None = None
 ) -> None:
-    """Serve until SIGTERM/SIGINT or ``timeout`` idle seconds (0: forever).
-    ``listen_fds``: sockets handed over by systemd (socket activation)."""
+    """Serve until SIGTERM/SIGINT or ``opts.timeout`` idle seconds (0: forever)."""
     import signal
 
+    check_hosts(opts)
+    context = _ssl_context(opts.tls) if opts.tls is not None else None
     app = make_app(settings)
-    idle = Idle(timeout)
+    idle = Idle(opts.timeout)
 
     @web.middleware
     async def count(
@@ -181,17 +223,24 @@ async def serve(
     )
     await runner.setup()
     sites: list[web.BaseSite] = []
-    inode = 0
-    if listen_fds:
-        for fd in listen_fds:
-            sock = socket.socket(fileno=fd)
-            sites.append(web.SockSite(runner, sock))
-    else:
-        sock = _bind(path)
-        inode = os.stat(path).st_ino
-        sites.append(web.SockSite(runner, sock))
-    for site in sites:
-        await site.start()
+    bound: list[tuple[str, int]] = []  # our socket files, to remove at the end
+    try:
+        for fd in opts.listen_fds:
+            sites.append(web.SockSite(runner, socket.socket(fileno=fd)))
+        for host in opts.hosts:
+            if host.scheme == "unix":
+                sock = _bind(host.path)
+                bound.append((host.path, os.stat(host.path).st_ino))
+                sites.append(web.SockSite(runner, sock))
+            else:
+                sites.append(web.TCPSite(runner, host.host, host.port, ssl_context=context))
+        for site in sites:
+            await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        for path, inode in bound:
+            _unlink_if_ours(path, inode)
+        raise FailedPrecondition(f"cannot listen: {os_reason(e)}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -207,15 +256,13 @@ async def serve(
                     break
     finally:
         await runner.cleanup()
-        if not listen_fds:
+        for path, inode in bound:
             _unlink_if_ours(path, inode)
 
 
 def _bind(path: str) -> socket.socket:
     """A listening unix socket at ``path``, mode 0660 (root's group may use it); a
     stale socket file is replaced, a live one is an error."""
-    from capsa.errors import FailedPrecondition
-
     os.makedirs(os.path.dirname(path) or ".", 0o711, exist_ok=True)
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -29,6 +29,16 @@ def _listen_fds() -> list[int]:
     help="Unix socket to listen on (default: api.sock under the run root).",
 )
 @click.option(
+    "-H",
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Listen here too: unix:///PATH or tcp://ADDR:PORT (off loopback only with TLS).",
+)
+@click.option("--tlscert", default="", help="TLS certificate for tcp:// hosts.")
+@click.option("--tlskey", default="", help="TLS key for tcp:// hosts.")
+@click.option("--tlscacert", default="", help="Verify clients' certificates with this CA.")
+@click.option(
     "--timeout",
     "-t",
     "--time",
@@ -39,24 +49,38 @@ def _listen_fds() -> list[int]:
 )
 @click.argument("uri", required=False, default="")
 @click.pass_context
-def service(ctx: click.Context, socket_path: str, timeout: int, uri: str) -> None:
+def service(
+    ctx: click.Context,
+    socket_path: str,
+    hosts: tuple[str, ...],
+    tlscert: str,
+    tlskey: str,
+    tlscacert: str,
+    timeout: int,
+    uri: str,
+) -> None:
     """Serve the Docker Engine API (for the docker CLI, docker-py, compose):
     DOCKER_HOST=unix://SOCKET."""
     import asyncio
 
+    from capsa.api.server import ServeOptions, TlsFiles, serve
     from capsa.errors import InvalidArgument
+    from capsa.syntax.hosts import HostAddress, parse_host
 
     app: App = ctx.find_root().obj
-    if uri:
-        if not uri.startswith("unix://"):
-            raise InvalidArgument(f"{uri}: only unix:// sockets are served")
-        socket_path = socket_path or uri[len("unix://") :]
-    path = socket_path or os.path.join(app.settings.runroot, "api.sock")
+    if bool(tlscert) != bool(tlskey) or (tlscacert and not tlscert):
+        raise InvalidArgument("--tlscert and --tlskey go together (and --tlscacert with them)")
+    tls = TlsFiles(tlscert, tlskey, tlscacert) if tlscert else None
+    addresses = [parse_host(h, tls is not None) for h in (*hosts, *([uri] if uri else []))]
+    if socket_path:
+        addresses.insert(0, HostAddress("unix", path=socket_path))
     fds = _listen_fds()
-    from capsa.api.server import serve
+    if not addresses and not fds:
+        addresses = [HostAddress("unix", path=os.path.join(app.settings.runroot, "api.sock"))]
+    opts = ServeOptions(hosts=addresses, listen_fds=fds, tls=tls, timeout=timeout)
 
     def ready() -> None:
-        if not fds:
-            click.echo(f"API listening on unix://{path}", err=True)
+        for address in addresses:
+            click.echo(f"API listening on {address}", err=True)
 
-    asyncio.run(serve(app.settings, path, timeout=timeout, listen_fds=fds, ready=ready))
+    asyncio.run(serve(app.settings, opts, ready=ready))
