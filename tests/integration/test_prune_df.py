@@ -138,8 +138,15 @@ def test_image_prune_filters(capsa: CapsaCli, busybox_tarball: Path) -> None:
     )
     assert f"untagged: {tagged}" in out.stdout and f"deleted: {kept}" in out.stdout
     assert capsa.run("image", "inspect", IMAGE).returncode == 0  # no label: kept
+    tagged_new = f"capsa-test/{capsa.name()}:latest"
+    kept_new = load("LABEL tier=new", name=tagged_new)
     out = capsa.run("image", "prune", "-f", "--filter", "label=tier=new").stdout
-    assert f"deleted: {new}" in out
+    assert f"deleted: {new}" in out and kept_new not in out
+    # -a wins over dangling=true, as with dockerd: every unused image that matches
+    out = capsa.run(
+        "image", "prune", "-a", "-f", "--filter", "dangling=true", "--filter", "label=tier=new"
+    ).stdout
+    assert f"untagged: {tagged_new}" in out and f"deleted: {kept_new}" in out
     assert "invalid filter 'name'" in _error(capsa, "image", "prune", "-f", "--filter", "name=x")
 
 

@@ -331,12 +331,14 @@ class ImageService:
         report.deleted.append(record.id)
 
     def prune(self, all_images: bool = False, filters: FilterArgs | None = None) -> PruneReport:
-        """Remove images no container uses: untagged ones, or all with ``all_images`` (or
-        ``dangling=false``); ``until``/``label``/``label!`` narrow it, as dockerd's."""
+        """Remove images no container uses: untagged ones, or all with ``all_images`` or
+        ``dangling=false``; ``until``/``label``/``label!`` narrow it, as dockerd's."""
         from capsa.engine.system.filters import IMAGE_PRUNE, parse_prune
 
         parsed = parse_prune(filters, IMAGE_PRUNE)
-        dangling_only = not all_images if parsed.dangling is None else parsed.dangling
+        # as dockerd: `-a` adds dangling=false to the filter, and any false in it means
+        # every unused image (so `-a --filter dangling=true` prunes them all)
+        dangling_only = not all_images and parsed.dangling is not False
         report = PruneReport()
         for summary in self.list_images():
             if summary.containers or (summary.repo_tags and dangling_only):
