@@ -40,6 +40,7 @@ ROUTE_MODULES = (
     "capsa.api.routes_images",
     "capsa.api.routes_networks",
     "capsa.api.routes_volumes",
+    "capsa.api.routes_capsa",
 )
 
 log = logging.getLogger("capsa.api")

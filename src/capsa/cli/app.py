@@ -2,6 +2,10 @@
 
 Kept apart from ``capsa.cli.main`` (click) so that the fast path of the listing
 commands (``capsa.cli.fastpath``) can build the same ``App`` without importing click.
+
+The engine is the local one, or with ``--host unix://PATH`` (or ``CAPSA_HOST``) a
+``RemoteEngine`` speaking to a running ``capsa system service``: both implement
+``capsa.engine.protocol.Engine``, and no command knows which one it has.
 """
 
 from __future__ import annotations
@@ -12,18 +16,26 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.config import Settings
     from capsa.engine.local import LocalEngine
+    from capsa.engine.protocol import Engine
 
 
 class App:
     """Settings and the engine, built on first use."""
 
     def __init__(
-        self, root: str | None, runroot: str | None, config: str | None, debug: bool
+        self,
+        root: str | None,
+        runroot: str | None,
+        config: str | None,
+        debug: bool,
+        host: str | None = None,
     ) -> None:
+        """``host``: the service to use (``unix://PATH``); None reads ``CAPSA_HOST``."""
         self._args = (root, runroot, config)
         self.debug = debug
+        self.host = host if host is not None else os.environ.get("CAPSA_HOST") or None
         self._settings: Settings | None = None
-        self._engine: LocalEngine | None = None
+        self._engine: Engine | None = None
 
     @property
     def settings(self) -> Settings:
@@ -36,11 +48,20 @@ class App:
 
     @property
     def engine(self) -> LocalEngine:
+        """The engine (typed as the local one for the commands that still annotate the
+        local services' classes: ``list_containers``, ``fscommands``, ``containers``'
+        inspect, ``monitoring``'s info, ``system``'s restore; the contract is
+        ``capsa.engine.protocol.Engine``, which both engines implement)."""
         if self._engine is None:
-            from capsa.engine.local import LocalEngine
+            if self.host:
+                from capsa.client.remote import RemoteEngine
 
-            self._engine = LocalEngine(self.settings)
-        return self._engine
+                self._engine = RemoteEngine(self.host)
+            else:
+                from capsa.engine.local import LocalEngine
+
+                self._engine = LocalEngine(self.settings)
+        return self._engine  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._engine is not None:

@@ -45,13 +45,24 @@ class CapsaGroup(click.Group):
     envvar="CAPSA_CONFIG",
     help="config file (default /etc/capsa/capsa.toml)",
 )
+@click.option(
+    "-H",
+    "--host",
+    envvar="CAPSA_HOST",
+    help="a capsa system service to use (unix://PATH) instead of the local engine",
+)
 @click.option("-D", "--debug", is_flag=True, help="show tracebacks")
 @click.pass_context
 def cli(
-    ctx: click.Context, root: str | None, runroot: str | None, config_path: str | None, debug: bool
+    ctx: click.Context,
+    root: str | None,
+    runroot: str | None,
+    config_path: str | None,
+    host: str | None,
+    debug: bool,
 ) -> None:
     """capsa: a container engine."""
-    ctx.obj = App(root, runroot, config_path, debug)
+    ctx.obj = App(root, runroot, config_path, debug, host=host or "")
     ctx.call_on_close(ctx.obj.close)
 
 

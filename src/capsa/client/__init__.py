@@ -1,0 +1,1 @@
+"""capsa as a client of a running ``capsa system service``: ``remote.RemoteEngine``."""
