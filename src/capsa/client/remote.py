@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         RemoveReport,
     )
     from capsa.engine.network.types import Endpoint, Network, NetworkCreateOptions, NetworkFilters
+    from capsa.engine.system.info import SystemInfo
     from capsa.engine.system.reports import ItemReport
     from capsa.engine.system.types import DiskUsage, SystemPruneOptions, SystemPruneReport
     from capsa.engine.volumes.types import (
@@ -412,6 +413,9 @@ class RemoteNetworks(_Service):
 
 class RemoteSystem(_Service):
     _name, _protocol = "system", "System"
+
+    def info(self) -> SystemInfo:
+        return self._call("info")
 
     def check_prune(self, opts: SystemPruneOptions) -> None:
         self._call("check_prune", opts=opts)

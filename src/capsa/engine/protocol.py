@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         RemoveReport,
     )
     from capsa.engine.network.types import Endpoint, Network, NetworkCreateOptions, NetworkFilters
+    from capsa.engine.system.info import SystemInfo
     from capsa.engine.system.reports import ItemReport
     from capsa.engine.system.types import DiskUsage, SystemPruneOptions, SystemPruneReport
     from capsa.engine.volumes.types import (
@@ -299,6 +300,8 @@ class Networks(Protocol):
 
 
 class System(Protocol):
+    def info(self) -> SystemInfo: ...
+
     def check_prune(self, opts: SystemPruneOptions) -> None: ...
 
     def prune(self, opts: SystemPruneOptions) -> SystemPruneReport: ...
@@ -383,7 +386,7 @@ def type_namespace() -> dict[str, object]:
     from capsa.engine.fsops import diff
     from capsa.engine.images import types as image_types
     from capsa.engine.network import types as network_types
-    from capsa.engine.system import reports
+    from capsa.engine.system import info, reports
     from capsa.engine.system import types as system_types
     from capsa.engine.volumes import types as volume_types
     from capsa.oci import image_spec
@@ -402,6 +405,7 @@ def type_namespace() -> dict[str, object]:
         image_types,
         network_types,
         reports,
+        info,
         system_types,
         volume_types,
         image_spec,

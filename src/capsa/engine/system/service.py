@@ -1,4 +1,4 @@
-"""Verbs over every object kind: ``system prune`` and ``system df``.
+"""Verbs over every object kind: ``system prune``, ``system df`` and ``info``.
 
 Each kind's service prunes and measures its own objects; this module runs them in
 Docker's order and adds up what the docker CLI adds up (``system df``'s rows are
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from capsa.engine.containers.service import ContainerService
     from capsa.engine.images.service import ImageService
     from capsa.engine.network.service import NetworkService
+    from capsa.engine.system.info import SystemInfo
     from capsa.engine.system.types import ImagesUsage, VolumeUsage
     from capsa.engine.volumes.service import VolumeService
 
@@ -39,6 +40,12 @@ class SystemService:
         self.images = images
         self.volumes = volumes
         self.networks = networks
+
+    def info(self) -> SystemInfo:
+        """What ``info`` shows (``GET /info``): counts, the host, the runtimes."""
+        from capsa.engine.system.info import system_info
+
+        return system_info(self.containers)
 
     # -- prune -----------------------------------------------------------------------
 
