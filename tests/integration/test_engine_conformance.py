@@ -243,6 +243,36 @@ def test_start_attached_failure_is_its_kind(engine: Any, capsa: CapsaCli) -> Non
     engine.containers.remove(rec.id, force=True)
 
 
+def test_files(engine: Any, capsa: CapsaCli) -> None:
+    """cp's streams both ways, diff and export."""
+    import io
+    import tarfile
+
+    rec = _create(engine, capsa, "sleep", "300", init=True)
+    engine.containers.start(rec.id)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    buf.seek(0)
+    engine.fs.extract(rec.id, "/tmp", buf)
+    assert engine.fs.stat_path(rec.id, "/tmp/hello.txt").size == 6
+    out = io.BytesIO()
+    engine.fs.archive(rec.id, "/tmp/hello.txt", out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue()), mode="r:") as tar:
+        member = tar.extractfile("hello.txt")
+        assert member is not None and member.read() == b"hello\n"
+    assert "/tmp/hello.txt" in [c.path for c in engine.fs.changes(rec.id)]
+    exported = io.BytesIO()
+    engine.fs.export(rec.id, exported)
+    with tarfile.open(fileobj=io.BytesIO(exported.getvalue()), mode="r:") as tar:
+        assert "tmp/hello.txt" in [n.lstrip("./") for n in tar.getnames()]
+    with pytest.raises(errors.NotFound):
+        engine.fs.archive(rec.id, "/no/such/path", io.BytesIO())
+    engine.containers.remove(rec.id, force=True)
+
+
 # -- images, volumes, networks ------------------------------------------------------------
 
 
@@ -400,6 +430,12 @@ def test_cli_with_host(api_module: ApiService, capsa: CapsaCli, tmp_path: Path) 
         api_module, tmp_path, "exec", "-i", name, "cat", input="through-stdin\n", stdin=None
     )
     assert piped.returncode == 0 and piped.stdout == "through-stdin\n"
+    (tmp_path / "up.txt").write_text("uploaded\n")
+    up = _cli(api_module, tmp_path, "cp", str(tmp_path / "up.txt"), f"{name}:/tmp/")
+    assert up.returncode == 0, up.stderr
+    down = _cli(api_module, tmp_path, "cp", f"{name}:/tmp/up.txt", str(tmp_path / "down.txt"))
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / "down.txt").read_text() == "uploaded\n"
     insp = _cli(api_module, tmp_path, "inspect", "-f", "{{.State.Status}}", name)
     assert insp.stdout.strip() == "running"
     rm = _cli(api_module, tmp_path, "rm", "-f", name)

@@ -473,12 +473,16 @@ class RemoteFiles(_Service):
     def copy_from(
         self, container: str, src_path: str, dst_path: str, opts: CopyOptions | None = None
     ) -> None:
-        raise not_remote("cp to a host path (use `cp CONTAINER:SRC - | tar -x`)")
+        from capsa.client.hostcopy import copy_from
+
+        copy_from(self, container, src_path, dst_path, opts)
 
     def copy_to(
         self, container: str, src_path: str, dst_path: str, opts: CopyOptions | None = None
     ) -> None:
-        raise not_remote("cp from a host path (use `tar -c SRC | cp - CONTAINER:DEST`)")
+        from capsa.client.hostcopy import copy_to
+
+        copy_to(self, container, src_path, dst_path, opts)
 
     def changes(self, container: str) -> builtins.list[Change]:
         return self._call("changes", container=container)

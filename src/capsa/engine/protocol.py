@@ -379,6 +379,7 @@ def type_namespace() -> dict[str, object]:
     if _NAMESPACE:
         return _NAMESPACE
     import collections.abc
+    import types as types_module
     import typing
 
     from capsa.engine.containers import log_reader, stats, types, update
@@ -413,7 +414,12 @@ def type_namespace() -> dict[str, object]:
         for name, value in vars(module).items():
             if isinstance(value, type) and (is_record(value) or _is_enum(value)):
                 names.setdefault(name, value)
+            elif isinstance(value, types_module.GenericAlias) and name[:1].isupper():
+                names.setdefault(name, value)  # VolumeFilters = dict[str, list[str]]
     names.update(_fs_types())
+    from capsa.engine.containers.attach import AttachStream
+
+    names["AttachStream"] = AttachStream
     _NAMESPACE.update(names)
     return _NAMESPACE
 
