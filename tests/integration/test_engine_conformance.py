@@ -500,3 +500,96 @@ def test_cli_host_errors(tmp_path: Path, capsa: CapsaCli) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert tcp.returncode == 1 and "unix://" in tcp.stderr
+
+
+# -- terminals through --host ---------------------------------------------------------------
+
+
+@pytest.fixture
+def terminals(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Pty processes a test starts (cold commands); killed and reaped at the end."""
+    monkeypatch.setenv("CAPSA_WARM", "0")
+    started: list[Any] = []
+    yield started
+    for term in started:
+        term.close()
+
+
+def _on_pty(terminals: list[Any], argv: list[str], rows: int, cols: int) -> Any:
+    from tests.helpers.terminal import PtyProcess
+
+    term = PtyProcess(argv, rows, cols)
+    terminals.append(term)
+    return term
+
+
+def test_cli_run_it_with_host(
+    api_module: ApiService, capsa: CapsaCli, terminals: list[Any]
+) -> None:
+    name = capsa.name()
+    argv = [CAPSA, "--host", api_module.url, "run", "-it", "--network", "none", "--name", name]
+    term = _on_pty(terminals, [*argv, IMAGE, "sh"], rows=31, cols=97)
+    term.term.read_until("# ", timeout=30)
+    term.term.write("echo tty=$(tty); stty size; echo sum-$((2+3)); exit 3\r")
+    text = term.term.read_until("sum-5")
+    assert "tty=/dev/pts/" in text and "31 97" in text
+    assert term.wait(timeout=30) == 3
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "3"
+    capsa.run("rm", name)
+
+
+def test_cli_exec_it_with_host(
+    api_module: ApiService, capsa: CapsaCli, terminals: list[Any]
+) -> None:
+    name = capsa.name()
+    capsa.run("run", "-d", "--init", "--name", name, IMAGE, "sleep", "300")
+    argv = [CAPSA, "--host", api_module.url, "exec", "-it", name, "sh"]
+    term = _on_pty(terminals, argv, rows=27, cols=88)
+    term.term.read_until("# ", timeout=30)
+    term.term.write("echo tty=$(tty); stty size; echo exec-$((4+4)); exit 6\r")
+    text = term.term.read_until("exec-8")
+    assert "tty=/dev/pts/" in text and "27 88" in text
+    assert term.wait(timeout=30) == 6
+    capsa.run("rm", "-f", name)
+
+
+def test_cli_logs_follow_and_attach_with_host(
+    api_module: ApiService, capsa: CapsaCli, tmp_path: Path
+) -> None:
+    name = capsa.name()
+    capsa.run(
+        "run", "-d", "-i", "--name", name, IMAGE,
+        "sh", "-c", "echo started; read line; echo got-$line; sleep 1; echo done",
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPSA_")}
+    env.update(CAPSA_WARM="0", CAPSA_HOST=api_module.url, CAPSA_ROOT=str(tmp_path / "r"))
+    follow = subprocess.Popen(
+        [CAPSA, "logs", "-f", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    attached = subprocess.run(
+        [CAPSA, "attach", name], env=env, input="over-attach\n", capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert attached.returncode == 0, attached.stderr
+    assert "got-over-attach" in attached.stdout and "done" in attached.stdout
+    out, err = follow.communicate(timeout=60)  # follow ends with the container
+    assert follow.returncode == 0, err
+    assert out.splitlines() == ["started", "got-over-attach", "done"]
+    capsa.run("rm", name)
+
+
+def test_progress_reaches_the_sink(engine: Any, capsa: CapsaCli) -> None:
+    """create with a progress sink (the remote one answers NDJSON) makes the same record."""
+    from capsa.progress import RecordingProgress
+
+    progress = RecordingProgress()
+    rec = engine.containers.create(_spec(capsa, "true"), progress)
+    capsa.ids.add(rec.id)
+    assert engine.containers.get(rec.id).image_name == IMAGE
+    with pytest.raises(errors.CapsaError) as caught:  # an error after the stream began
+        engine.containers.create(
+            ContainerSpec(image=IMAGE, name=rec.name, network_mode="none"), progress
+        )
+    assert type(caught.value) in (errors.Conflict, errors.AlreadyExists)
+    engine.containers.remove(rec.id)
