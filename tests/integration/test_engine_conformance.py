@@ -546,9 +546,17 @@ def test_cli_exec_it_with_host(
     argv = [CAPSA, "--host", api_module.url, "exec", "-it", name, "sh"]
     term = _on_pty(terminals, argv, rows=27, cols=88)
     term.term.read_until("# ", timeout=30)
-    term.term.write("echo tty=$(tty); stty size; echo exec-$((4+4)); exit 6\r")
+    term.term.write("echo tty=$(tty); stty size; echo exec-$((4+4))\r")
     text = term.term.read_until("exec-8")
     assert "tty=/dev/pts/" in text and "27 88" in text
+    from tests.helpers.terminal import set_winsize
+
+    set_winsize(term.term.fd, 33, 101)  # our window changes: the exec's follows
+    capsa.wait_for(
+        lambda: "33 101" in capsa.run("exec", name, "sh", "-c", "stty size -F /dev/pts/0").stdout,
+        what="the exec's terminal resized",
+    )
+    term.term.write("exit 6\r")
     assert term.wait(timeout=30) == 6
     capsa.run("rm", "-f", name)
 

@@ -185,3 +185,56 @@ def test_the_cli_app_picks_the_engine_by_host(monkeypatch: pytest.MonkeyPatch) -
     assert not isinstance(App(None, None, None, False, host="").engine, RemoteEngine)
     monkeypatch.delenv("CAPSA_HOST")
     assert App(None, None, None, False).host is None
+
+
+def test_the_client_loads_nothing_below_the_engine() -> None:
+    """A remote command's codec and engine stay frontend-side (no kernel seam, no store)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from capsa.client import codec, remote, streams\n"
+        "from capsa.engine import protocol\n"
+        "from capsa.engine.containers.types import ContainerRecord, ContainerSpec\n"
+        "for name in ('Containers', 'ContainerBatch', 'Images', 'Volumes', 'Networks', 'System'):\n"
+        "    for fn in vars(getattr(protocol, name)).values():\n"
+        "        if callable(fn):\n"
+        "            codec.hints(fn)\n"
+        "codec.decode(ContainerRecord, {'id': 'x', 'name': 'n', 'image_id': 'i',\n"
+        "    'image_name': 'b', 'created': 'c', 'spec': {'image': 'b'}, 'state': 'running'})\n"
+        "below = ('capsa.linux', 'capsa.cgroups', 'capsa.runtime', 'capsa.store')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(below)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_service_that_is_not_capsa_says_so(tmp_path: Any) -> None:
+    import http.server
+    import socketserver
+    import threading
+
+    class Docker(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b'{"message":"page not found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    path = str(tmp_path / "docker.sock")
+    server = socketserver.UnixStreamServer(path, Docker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from capsa.client.remote import RemoteEngine
+
+        with pytest.raises(errors.Unavailable, match="does not speak capsa's API"):
+            RemoteEngine(f"unix://{path}").containers.get("x")
+    finally:
+        server.shutdown()
+        server.server_close()

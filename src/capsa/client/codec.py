@@ -211,10 +211,35 @@ def evaluate(text: Any, module: dict[str, Any]) -> Any:
         return text
     if not text:
         return typing.Any
-    from capsa.engine.protocol import type_namespace
-
-    namespace = {**type_namespace(), **module}
     try:
-        return eval(text, namespace)  # annotations of our own modules
+        return eval(text, {}, _Names(module))  # annotations of our own modules
     except Exception:
         return typing.Any
+
+
+if TYPE_CHECKING:
+    _Dict = dict[str, Any]
+else:
+    _Dict = dict
+
+
+class _Names(_Dict):
+    """An annotation's module's names, then the protocol's, then the heavy ones imported
+    only when asked for (then the builtins)."""
+
+    def __init__(self, module: dict[str, Any]) -> None:
+        super().__init__()
+        self.module = module
+
+    def __missing__(self, name: str) -> Any:
+        from capsa.engine.protocol import lazy_type, type_namespace
+
+        if name in self.module:
+            return self.module[name]
+        names = type_namespace()
+        if name in names:
+            return names[name]
+        found = lazy_type(name)
+        if found is None:
+            raise KeyError(name)
+        return found

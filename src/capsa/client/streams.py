@@ -126,11 +126,18 @@ class RemoteExec:
         self.master = -1
         self._lock = threading.Lock()
         self._pump: threading.Thread | None = None
-        self._local: socket.socket | None = None
+        self._slave = -1
         if spec.tty:
-            ours, theirs = socket.socketpair()
-            self.master = theirs.detach()  # the frontend's terminal copies to and from it
-            self._local = ours
+            # a local pty in raw mode stands for the exec's: the frontend copies its
+            # terminal to the master and resizes it; the size goes on when it changes
+            import tty
+
+            self.master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            if stdio.rows and stdio.cols:
+                from capsa.ptyio import set_winsize
+
+                set_winsize(self.master, stdio.rows, stdio.cols)
             self._pump = threading.Thread(target=self._pump_terminal, daemon=True)
             self._pump.start()
         elif spec.interactive and stdio.stdin >= 0:
@@ -184,36 +191,52 @@ class RemoteExec:
             self._send(frames.frame(frames.STDIN, data))
 
     def _pump_terminal(self) -> None:
-        """Our end of the master <-> the connection, until the exec's exit."""
+        """Our pty's slave <-> the connection, until the exec's exit."""
         import select
 
-        assert self._local is not None
-        local, reader = self._local, frames.FrameReader()
-        watched = [self.sock, local]
+        slave, reader = self._slave, frames.FrameReader()
+        size = _size(slave)
+        watched: list[Any] = [self.sock, slave]
         try:
             while True:
-                ready, _, _ = select.select(watched, [], [])
-                if local in ready:
-                    data = _recv(local)
+                ready, _, _ = select.select(watched, [], [], 0.25)
+                now = _size(slave)
+                if now != size and now is not None:
+                    size = now
+                    self.resize(*now)
+                if slave in ready:
+                    try:
+                        data = os.read(slave, 1 << 16)
+                    except OSError:
+                        data = b""
                     if data:
                         self._send(frames.frame(frames.STDIN, data))
                     else:
-                        watched.remove(local)
+                        watched.remove(slave)
                 if self.sock in ready:
                     data = _recv(self.sock)
                     if not data:
                         return
                     for kind, payload in reader.feed(data):
                         if kind in (frames.STDOUT, frames.STDERR):
-                            local.sendall(payload)
+                            _write_all(slave, payload)
                         elif kind == frames.EXIT:
                             self.code = int(json.loads(payload)["exit_code"])
                             return
         except OSError:
             return
         finally:
-            local.close()  # the frontend's copy sees the end
+            os.close(slave)  # the frontend's copy reads what is left, then the end
             self.sock.close()
+
+
+def _size(fd: int) -> tuple[int, int] | None:
+    from capsa.ptyio import get_winsize
+
+    try:
+        return get_winsize(fd)
+    except OSError:
+        return None
 
 
 def _recv(sock: socket.socket) -> bytes:

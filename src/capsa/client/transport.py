@@ -132,7 +132,7 @@ class Transport:
             sock.close()
         doc = json.loads(body_bytes or b"null") if body_bytes.strip() else None
         if status >= 400:
-            raise codec.error_from(doc, f"the service answered {status}")
+            raise answer_error(status, doc)
         return None, doc
 
 
@@ -143,7 +143,19 @@ def _answer_error(response: http.client.HTTPResponse) -> Exception:
         doc = None
     finally:
         response.close()
-    return codec.error_from(doc, f"the service answered {response.status}")
+    return answer_error(response.status, doc)
+
+
+def answer_error(status: int, doc: Any) -> Exception:
+    """The error kind an answer carries; an answer without one comes from a service
+    that does not speak capsa's API (a Docker daemon's socket, an older capsa)."""
+    if isinstance(doc, dict) and "kind" in doc:
+        return codec.error_from(doc)
+    message = doc.get("message") if isinstance(doc, dict) else None
+    return Unavailable(
+        f"the service does not speak capsa's API (/capsa/v1): it answered {status}"
+        + (f" ({message})" if message else "")
+    )
 
 
 def _read_head(sock: socket.socket) -> tuple[int, dict[str, str]]:

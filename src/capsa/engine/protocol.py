@@ -416,7 +416,6 @@ def type_namespace() -> dict[str, object]:
                 names.setdefault(name, value)
             elif isinstance(value, types_module.GenericAlias) and name[:1].isupper():
                 names.setdefault(name, value)  # VolumeFilters = dict[str, list[str]]
-    names.update(_fs_types())
     from capsa.engine.containers.attach import AttachStream
 
     names["AttachStream"] = AttachStream
@@ -428,10 +427,15 @@ def _is_enum(value: type) -> bool:
     return hasattr(value, "_value2member_map_")  # enum.Enum's and capsa.enums'
 
 
-def _fs_types() -> dict[str, object]:
-    from capsa.engine.fsops.service import CommitOptions, CopyOptions, PathStat
+def lazy_type(name: str) -> object | None:
+    """A type ``type_namespace`` leaves out because its module is heavy: the records of
+    ``capsa.engine.fsops.service`` (imported only when a ``fs`` method needs them)."""
+    if name not in ("CommitOptions", "CopyOptions", "PathStat"):
+        return None
+    from capsa.engine.fsops import service
 
-    return {"CommitOptions": CommitOptions, "CopyOptions": CopyOptions, "PathStat": PathStat}
+    value: object = getattr(service, name)
+    return value
 
 
 if TYPE_CHECKING:
