@@ -285,16 +285,22 @@ class ContainerService(ContainerViews):
             rec = self.ctx.store.get(rec.id)
         return rec, launch
 
-    def stop(self, text: str, timeout: int | None = None) -> ContainerRecord:
+    def stop(
+        self, text: str, timeout: int | None = None, sig: int | None = None
+    ) -> ContainerRecord:
+        """Send the stop signal (``sig``, else the container's), then SIGKILL after the
+        grace period (``timeout``, else the container's, else 10 s)."""
         rec = self.get(text)
         try:
-            return self._stop(rec, timeout)
+            return self._stop(rec, timeout, sig)
         except NotFound:
             if self._exists(rec.id):
                 raise
             return _gone(rec)  # an --rm container, removed as it stopped: stopped
 
-    def _stop(self, rec: ContainerRecord, timeout: int | None) -> ContainerRecord:
+    def _stop(
+        self, rec: ContainerRecord, timeout: int | None, sig: int | None = None
+    ) -> ContainerRecord:
         if not is_live(rec.state):
             if rec.state is not State.EXITED:
                 self.ctx.store.update(rec.id, stopped_by_user=True)
@@ -308,7 +314,8 @@ class ContainerService(ContainerViews):
         from capsa.oci import image_spec
 
         config = image_spec.load_config(self.ctx.content.read(rec.image_id))
-        sig = stop_signal(rec.spec, config)
+        if sig is None:
+            sig = stop_signal(rec.spec, config)
         grace = (
             timeout
             if timeout is not None
@@ -418,12 +425,14 @@ class ContainerService(ContainerViews):
         if is_live(rec.state):
             self._signal(rec, sig)
 
-    def restart(self, text: str, timeout: int | None = None) -> ContainerRecord:
+    def restart(
+        self, text: str, timeout: int | None = None, sig: int | None = None
+    ) -> ContainerRecord:
         """Stop, then start: an ``--rm`` container is kept through it, as in Docker."""
         rec = self.get(text)
         if rec.spec.auto_remove:
             self.ctx.store.update(rec.id, restarting=True)  # read by its monitor's finish
-        rec = self.stop(rec.id, timeout)
+        rec = self.stop(rec.id, timeout, sig)
         rec, _ = self.start(rec.id)
         self.ctx.events.emit("container", "restart", rec.id, {"name": rec.name})
         return rec
@@ -449,8 +458,15 @@ class ContainerService(ContainerViews):
         return self.wait_for(self.get(text), condition, began)
 
     def wait_for(self, rec: ContainerRecord, condition: str, began: float) -> int | None:
-        """``wait`` of a container already looked up (at ``began``)."""
-        while condition == "removed" or _still_up(rec):
+        """``wait`` of a container already looked up (at ``began``). ``next-exit``
+        waits for an exit after that look-up: a container not running then must start
+        and end (Docker's ``run`` asks before it starts the container)."""
+        first = rec
+        while (
+            condition == "removed"
+            or _still_up(rec)
+            or (condition == "next-exit" and not _exited_since(first, rec))
+        ):
             time.sleep(0.05)
             try:
                 rec = self.get(rec.id)
@@ -539,6 +555,12 @@ def _gone(rec: ContainerRecord) -> ContainerRecord:
     """The last record of a container removed meanwhile (``--rm``): it no longer runs."""
     rec.state, rec.pid = State.EXITED, 0
     return rec
+
+
+def _exited_since(first: ContainerRecord, rec: ContainerRecord) -> bool:
+    """Whether ``rec`` ended after ``first`` was seen (it was running, or it has finished
+    once more since)."""
+    return _still_up(first) or rec.finished_at != first.finished_at
 
 
 def _still_up(rec: ContainerRecord) -> bool:

@@ -40,7 +40,10 @@ def container_matches(
         "ancestor": lambda v: _ancestor(rec, v, ctx),
         "volume": lambda v: any(m.source == v or m.target == v for m in rec.spec.mounts),
         "health": lambda v: _health(rec, ctx) == v,
-        "network": lambda v: rec.spec.network_mode == v,
+        "network": lambda v: _on_network(rec, v, ctx),
+        "publish": lambda v: _port_match(v, {(p.host_port, p.protocol) for p in rec.spec.ports}),
+        "expose": lambda v: _port_match(v, _exposed(rec, ctx)),
+        "is-task": lambda v: v in ("false", "0"),  # no swarm: no container is a task
     }
     for key, values in filters.items():
         if key == "label":
@@ -58,6 +61,44 @@ def container_matches(
         if check is not None and not any(check(v) for v in values):
             return False
     return True
+
+
+def _on_network(rec: ContainerRecord, value: str, ctx: ServiceContext) -> bool:
+    """On the network ``value`` names (a name, an id or its prefix): the one of its
+    network mode or one it was connected to."""
+    names = {rec.spec.network_mode, *(a.name for a in rec.spec.networks)}
+    if value in names:
+        return True
+    try:
+        return ctx.networks.get(value).name in names
+    except Exception:  # no such network: no container is on it
+        return False
+
+
+def _port_match(value: str, ports: set[tuple[int, str]]) -> bool:
+    """Docker's ``publish``/``expose`` filter value: ``80``, ``80/udp``, ``8000-8080/tcp``."""
+    spec, _, proto = value.partition("/")
+    start, _, end = spec.partition("-")
+    if not start.isdigit() or (end and not end.isdigit()):
+        raise InvalidArgument(f"invalid filter value: {value}")
+    low, high = int(start), int(end or start)
+    return any(low <= port <= high and p == (proto or "tcp") for port, p in ports)
+
+
+def _exposed(rec: ContainerRecord, ctx: ServiceContext) -> set[tuple[int, str]]:
+    """The container ports it publishes and those its image exposes."""
+    ports = {(p.container_port, p.protocol) for p in rec.spec.ports}
+    try:
+        from capsa.oci import image_spec
+
+        config = image_spec.load_config(ctx.content.read(rec.image_id)).config
+    except Exception:  # the image is gone: only what the container publishes
+        return ports
+    for key in (config.exposed_ports if config else None) or {}:
+        port, _, proto = key.partition("/")
+        if port.isdigit():
+            ports.add((int(port), proto or "tcp"))
+    return ports
 
 
 def _glob(name: str, pattern: str) -> bool:
