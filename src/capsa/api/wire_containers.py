@@ -350,3 +350,138 @@ def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[st
 
 def dumps(doc: Any) -> str:
     return json.dumps(doc, indent=4)
+
+
+# -- the list (``GET /containers/json``) -------------------------------------------------
+
+
+def container_summary(
+    service: ContainerService, rec: ContainerRecord, size: bool = False
+) -> dict[str, Any]:
+    """One item of Docker's container list."""
+    import time
+
+    spec = rec.spec
+    entry, cmd = spec.entrypoint, spec.command
+    if entry is None or cmd is None:
+        try:
+            cfg = service.image_config(rec).config
+        except Exception:  # the image is gone (rmi -f): no command of its to show
+            cfg = None
+        if entry is None:
+            entry = (cfg.entrypoint if cfg else None) or []
+            if cmd is None:
+                cmd = (cfg.cmd if cfg else None) or []
+    args = [*(entry or []), *(cmd or [])]
+    health = service.health(rec) if rec.state is State.RUNNING else None
+    doc: dict[str, Any] = {
+        "Id": rec.id,
+        "Names": [f"/{rec.name}"],
+        "Image": rec.image_name,
+        "ImageID": rec.image_id,
+        "Command": " ".join(args),
+        "Created": _epoch(rec.created),
+        "Ports": _summary_ports(rec),
+        "Labels": dict(spec.labels),
+        "State": rec.state.value,
+        "Status": status_text(rec, health, time.time()),
+        "HostConfig": {"NetworkMode": spec.network_mode},
+        "NetworkSettings": {"Networks": network_settings(service, rec)["Networks"]},
+        "Mounts": _mounts(rec, service.files(rec)) if spec.mounts else [],
+    }
+    if spec.annotations:
+        doc["HostConfig"]["Annotations"] = dict(spec.annotations)
+    if size:
+        doc["SizeRw"] = service.rw_size(rec)
+        doc["SizeRootFs"] = service.root_fs_size(rec, doc["SizeRw"])
+    return doc
+
+
+def _summary_ports(rec: ContainerRecord) -> list[dict[str, Any]]:
+    """Published ports while the container runs (Docker shows none otherwise)."""
+    if rec.state not in (State.RUNNING, State.PAUSED):
+        return []
+    out = []
+    for p in rec.spec.ports:
+        item: dict[str, Any] = {
+            "IP": p.host_ip or "0.0.0.0",
+            "PrivatePort": p.container_port,
+            "PublicPort": p.host_port,
+            "Type": p.protocol,
+        }
+        out.append(item)
+    return out
+
+
+def _epoch(stamp: str) -> int:
+    from capsa.syntax.durations import rfc3339_ns
+
+    try:
+        return rfc3339_ns(stamp) // 1_000_000_000
+    except Exception:
+        return 0
+
+
+def status_text(rec: ContainerRecord, health: dict[str, Any] | None, now: float) -> str:
+    """Docker's ``Status``: ``Up 5 minutes (healthy)``, ``Exited (0) 2 seconds ago``..."""
+
+    def since(stamp: str) -> str:
+        return human_duration(now - _epoch_float(stamp)) if stamp else "Less than a second"
+
+    if rec.state in (State.RUNNING, State.PAUSED):
+        text = "Up " + since(rec.started_at)
+        if rec.state is State.PAUSED:
+            return text + " (Paused)"
+        status = (health or {}).get("Status")
+        if status == "starting":
+            return text + " (health: starting)"
+        if status in ("healthy", "unhealthy"):
+            return f"{text} ({status})"
+        return text
+    code = "unknown" if rec.exit_code is None else str(rec.exit_code)
+    if rec.state is State.RESTARTING:
+        return f"Restarting ({code}) {since(rec.finished_at)} ago"
+    if rec.state is State.EXITED:
+        return f"Exited ({code}) {since(rec.finished_at)} ago"
+    if rec.state is State.REMOVING:
+        return "Removal In Progress"
+    if rec.state is State.DEAD:
+        return "Dead"
+    return "Created"
+
+
+def _epoch_float(stamp: str) -> float:
+    from capsa.syntax.durations import rfc3339_ns
+
+    try:
+        return rfc3339_ns(stamp) / 1e9
+    except Exception:
+        return 0.0
+
+
+def human_duration(seconds: float) -> str:
+    """go-units' ``HumanDuration``, as Docker words how long ago."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
