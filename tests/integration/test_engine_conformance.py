@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from tests.helpers import api as api_helpers
 from tests.helpers import capsa_cli
+from tests.helpers import registry as registry_helpers
 from tests.helpers.api import ApiService
 from tests.helpers.capsa_cli import CAPSA, IMAGE, CapsaCli
 
@@ -36,6 +37,7 @@ busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
 capsa = capsa_cli.capsa
 api_module = api_helpers.api_module
+registry = registry_helpers.registry
 
 SUBNETS = {"local": "10.214.31.0/24", "remote": "10.214.32.0/24"}
 
@@ -291,6 +293,32 @@ def test_images(engine: Any, capsa: CapsaCli) -> None:
     with pytest.raises(errors.NotFound):
         engine.images.inspect(tag)
     assert engine.images.history(IMAGE)
+
+
+def test_push_and_pull_with_progress(
+    engine: Any, capsa: CapsaCli, registry: registry_helpers.LocalRegistry
+) -> None:
+    """Through the remote engine, the registry's progress comes back event by event."""
+    from capsa.progress import RecordingProgress
+
+    ref = f"{registry.host}/conformance-{engine.kind}/busybox:v1"
+    engine.images.tag(IMAGE, ref)
+    pushed = RecordingProgress()
+    digest = engine.images.push(ref, progress=pushed)
+    assert digest.startswith("sha256:")
+    assert any(e.action for e in pushed.events)
+    engine.images.remove([ref])
+    pulled = RecordingProgress()
+    summary = engine.images.pull(ref, progress=pulled)
+    assert ref.split("/", 1)[1] in " ".join(summary.repo_tags) or summary.repo_tags
+    assert pulled.events and all(e.id for e in pulled.events)
+    assert engine.images.inspect(ref).summary.id == engine.images.inspect(IMAGE).summary.id
+    with pytest.raises(errors.CapsaError) as caught:
+        engine.images.pull(
+            f"{registry.host}/conformance-{engine.kind}/busybox:absent", progress=pulled
+        )
+    assert isinstance(caught.value, errors.NotFound)
+    engine.images.remove([ref])
 
 
 def test_volumes(engine: Any, capsa: CapsaCli) -> None:

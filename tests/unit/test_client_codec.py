@@ -159,6 +159,8 @@ def test_the_server_calls_only_protocol_methods() -> None:
             method_of(service, method)
     with pytest.raises(errors.InvalidArgument, match="unknown"):
         decode_args(fn, {"text": "web", "extra": 1})
+    with pytest.raises(errors.InvalidArgument, match="missing"):
+        decode_args(fn, {})
     _, create = method_of("containers", "create")
     with pytest.raises(errors.InvalidArgument, match="unknown progress"):
         decode_args(create, {"spec": {"image": "x"}, "progress": None})

@@ -144,6 +144,12 @@ def decode_args(fn: Any, given: Any) -> dict[str, Any]:
     unknown = set(given) - set(types) | (set(given) & _DROPPED)
     if unknown:
         raise InvalidArgument(f"args: unknown {', '.join(sorted(unknown))}")
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(None, **given)  # None: self
+    except TypeError as e:
+        raise InvalidArgument(f"args: {e}") from None
     return {name: codec.decode(types[name], value, name) for name, value in given.items()}
 
 
