@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.engine.containers.service import ContainerService
-    from capsa.engine.containers.types import ContainerFiles, ContainerRecord
+    from capsa.engine.containers.types import ContainerFiles, ContainerRecord, MountSpec
     from capsa.engine.network.types import Endpoint
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -87,27 +87,32 @@ def _config(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
             "StartPeriod": int(hc.start_period * 1e9),
             "Retries": hc.retries,
         }
+        if hc.start_interval:
+            config["Healthcheck"]["StartInterval"] = int(hc.start_interval * 1e9)
     return config
 
 
 def _host_config(rec: ContainerRecord) -> dict[str, Any]:
     spec, r = rec.spec, rec.spec.resources
     name, _, count = spec.restart.partition(":")
-    return {
+    doc: dict[str, Any] = {
         "Binds": [
             f"{m.source}:{m.target}{':ro' if m.readonly else ''}"
             for m in spec.mounts
             if m.type == "bind"
         ]
         or None,
+        "ContainerIDFile": "",
         "NetworkMode": spec.network_mode,
-        "PortBindings": {},
+        "PortBindings": _port_bindings(rec),
         "RestartPolicy": {
             "Name": "" if name == "no" else name,
             "MaximumRetryCount": int(count or 0),
         },
         "AutoRemove": spec.auto_remove,
+        "VolumeDriver": "",
         "VolumesFrom": spec.volumes_from or None,
+        "ConsoleSize": [0, 0],
         "CapAdd": spec.cap_add or None,
         "CapDrop": spec.cap_drop or None,
         "Dns": spec.dns,
@@ -116,25 +121,32 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
         "ExtraHosts": spec.extra_hosts or None,
         "GroupAdd": spec.group_add or None,
         "IpcMode": spec.ipc_mode or "private",
+        "Cgroup": "",
+        "Links": None,
         "PidMode": spec.pid_mode,
         "Privileged": spec.privileged,
+        "PublishAllPorts": spec.publish_all,
         "ReadonlyRootfs": spec.read_only,
         "SecurityOpt": (["no-new-privileges"] if spec.no_new_privileges else [])
         + (["seccomp=unconfined"] if spec.seccomp == "unconfined" else [])
         or None,
-        "Tmpfs": {m.target: ",".join(m.options) for m in spec.mounts if m.type == "tmpfs"} or None,
         "UTSMode": spec.uts_mode,
+        "UsernsMode": "",
         "CgroupnsMode": spec.cgroupns_mode or "private",
         "ShmSize": spec.shm_size or 67108864,
         "Runtime": spec.runtime or "capsa",
+        "Isolation": "",
         "Init": spec.init,
         "Memory": r.memory,
         "MemorySwap": r.memory_swap or (r.memory * 2 if r.memory else 0),
         "MemoryReservation": r.memory_reservation,
         "NanoCpus": r.nano_cpus,
+        "CgroupParent": "",
         "CpuShares": r.cpu_shares,
         "CpuPeriod": r.cpu_period,
         "CpuQuota": r.cpu_quota,
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
         "CpusetCpus": r.cpuset_cpus,
         "CpusetMems": r.cpuset_mems,
         "PidsLimit": r.pids_limit or None,
@@ -156,10 +168,45 @@ def _host_config(rec: ContainerRecord) -> dict[str, Any]:
             }
             for d in spec.devices
         ],
+        "DeviceCgroupRules": None,
+        "DeviceRequests": None,
+        "MemorySwappiness": None,
         "Ulimits": [_ulimit(u) for u in spec.ulimits] or None,
-        "Sysctls": spec.sysctls or None,
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
         "LogConfig": {"Type": "json-file", "Config": dict(spec.log_opts)},
     }
+    # ``omitempty`` in Docker's HostConfig
+    tmpfs = {m.target: _tmpfs_options(m) for m in spec.mounts if m.type == "tmpfs"}
+    if tmpfs:
+        doc["Tmpfs"] = tmpfs
+    if spec.sysctls:
+        doc["Sysctls"] = dict(spec.sysctls)
+    if spec.annotations:
+        doc["Annotations"] = dict(spec.annotations)
+    return doc
+
+
+def _tmpfs_options(m: MountSpec) -> str:
+    """A tmpfs mount's options as ``--tmpfs`` writes them (``size=1m,mode=1777``)."""
+    opts = [f"size={m.tmpfs_size}"] if m.tmpfs_size else []
+    if m.tmpfs_mode:
+        opts.append(f"mode={m.tmpfs_mode:o}")
+    if m.readonly:
+        opts.append("ro")
+    return ",".join([*opts, *m.options])
+
+
+def _port_bindings(rec: ContainerRecord) -> dict[str, Any]:
+    """The ports the container publishes, as asked at create (host ports chosen then)."""
+    out: dict[str, Any] = {}
+    for p in rec.spec.ports:
+        out.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
+        )
+    return out
 
 
 def _masked() -> list[str]:
