@@ -120,8 +120,10 @@ class _Recorder:
         recorder = self
 
         class FakeApp:
-            def __init__(self, root: Any, runroot: Any, config: Any, debug: Any) -> None:
-                self.settings = {"root": root, "runroot": runroot, "config": config}
+            def __init__(
+                self, root: Any, runroot: Any, config: Any, debug: Any, host: Any = None
+            ) -> None:
+                self.settings = {"root": root, "runroot": runroot, "config": config, "host": host}
                 self.settings["debug"] = debug
 
             def close(self) -> None:

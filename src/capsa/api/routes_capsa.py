@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/capsa/v1"
 _CHUNK = 1 << 16
+log = logging.getLogger("capsa.api")
 
 
 # -- errors and bodies -----------------------------------------------------------------
@@ -362,8 +364,9 @@ async def start(request: web.Request) -> web.StreamResponse:
     try:
         await greeted.wait()  # the monitor starts the program once greeted
         failed: CapsaError | None = None
-        if inbound.done():  # the client left before greeting
+        if inbound.done():  # the client left before greeting: its monitor sees it gone
             failed = InvalidArgument("the client left before attaching")
+            os.close(launch.ready)
         else:
             try:
                 await engines(request).run(launch.wait_ready)
@@ -576,9 +579,12 @@ async def _download(
             await response.write(data)
         try:
             await task
-        except CapsaError as e:
-            if response is None:
+        except Exception as e:  # after the first byte: the client sees a stream cut short
+            if response is None and isinstance(e, CapsaError):
                 return _error(e)
+            if response is None:
+                raise
+            log.warning("%s: %s", request.path, e)
             if request.transport is not None:
                 request.transport.close()
             return response

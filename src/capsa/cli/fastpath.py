@@ -29,10 +29,17 @@ GLOBAL_OPTIONS = {
     "--root": ("root", VALUE),
     "--runroot": ("runroot", VALUE),
     "--config": ("config", VALUE),
+    "-H": ("host", VALUE),
+    "--host": ("host", VALUE),
     "-D": ("debug", FLAG),
     "--debug": ("debug", FLAG),
 }
-GLOBAL_ENV = {"root": "CAPSA_ROOT", "runroot": "CAPSA_RUNROOT", "config": "CAPSA_CONFIG"}
+GLOBAL_ENV = {
+    "root": "CAPSA_ROOT",
+    "runroot": "CAPSA_RUNROOT",
+    "config": "CAPSA_CONFIG",
+    "host": "CAPSA_HOST",
+}
 
 PS_OPTIONS = {
     "-a": ("show_all", FLAG),
@@ -104,7 +111,7 @@ def parse(args: list[str], env: Mapping[str, str]) -> Call | None:
     """``args`` (``sys.argv[1:]``) as click would read them, or None to leave it to click."""
     if any(name.endswith("_COMPLETE") for name in env):  # click's shell completion
         return None
-    settings: dict[str, object] = {"root": None, "runroot": None, "config": None}
+    settings: dict[str, object] = {"root": None, "runroot": None, "config": None, "host": None}
     settings["debug"] = False
     rest = _options(args, GLOBAL_OPTIONS, settings, interspersed=False)
     if rest is None:
@@ -213,7 +220,7 @@ def invoke(call: Call) -> int:
     body = _body(call.command)
     s = call.settings
     debug = bool(s["debug"])
-    app = App(s["root"], s["runroot"], s["config"], debug)  # type: ignore[arg-type]
+    app = App(s["root"], s["runroot"], s["config"], debug, s["host"])  # type: ignore[arg-type]
     try:
         try:
             body(app, **call.kwargs)

@@ -62,7 +62,7 @@ def cli(
     debug: bool,
 ) -> None:
     """capsa: a container engine."""
-    ctx.obj = App(root, runroot, config_path, debug, host=host or "")
+    ctx.obj = App(root, runroot, config_path, debug, host=host)
     ctx.call_on_close(ctx.obj.close)
 
 
