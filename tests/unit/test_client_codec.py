@@ -240,3 +240,12 @@ def test_a_service_that_is_not_capsa_says_so(tmp_path: Any) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_reaching_past_the_protocol_fails_in_one_clear_line() -> None:
+    from capsa.client.remote import RemoteEngine
+
+    containers = RemoteEngine("unix:///nowhere.sock").containers
+    with pytest.raises(errors.Unavailable, match="cannot run through --host"):
+        _ = containers.ctx  # type: ignore[attr-defined]
+    assert getattr(containers, "_private", None) is None

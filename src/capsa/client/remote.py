@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Callable, Iterator
-    from typing import Any, BinaryIO
+    from typing import Any, BinaryIO, NoReturn
 
     from capsa.client.streams import RemoteExec, RemoteLaunch
     from capsa.engine.containers.attach import AttachStream
@@ -81,6 +81,17 @@ class _Service:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would take it for every member
+
+        def __getattr__(self, name: str) -> NoReturn:
+            """What a command reaches past the protocol fails in one clear line."""
+            if name.startswith("_"):
+                raise AttributeError(name)
+            raise Unavailable(
+                f"this command uses the local engine's {name!r}, which is not part of "
+                "the engine's protocol: it cannot run through --host"
+            )
 
     def _call(self, method: str, progress: ProgressSink | None = None, **args: Any) -> Any:
         from capsa.engine import protocol
