@@ -457,10 +457,17 @@ class ContainerService(ContainerViews):
         began = time.time()
         return self.wait_for(self.get(text), condition, began)
 
-    def wait_for(self, rec: ContainerRecord, condition: str, began: float) -> int | None:
+    def wait_for(
+        self,
+        rec: ContainerRecord,
+        condition: str,
+        began: float,
+        gone: Callable[[], bool] | None = None,
+    ) -> int | None:
         """``wait`` of a container already looked up (at ``began``). ``next-exit``
         waits for an exit after that look-up: a container not running then must start
-        and end (Docker's ``run`` asks before it starts the container)."""
+        and end (Docker's ``run`` asks before it starts the container). Once ``gone()``
+        says the caller has left, it returns None at once."""
         first = rec
         while (
             condition == "removed"
@@ -468,6 +475,8 @@ class ContainerService(ContainerViews):
             or (condition == "next-exit" and not _exited_since(first, rec))
         ):
             time.sleep(0.05)
+            if gone is not None and gone():
+                return None
             try:
                 rec = self.get(rec.id)
             except NotFound:  # removed (--rm): the last record seen may predate the exit
