@@ -172,8 +172,13 @@ def test_host_config_applies(api: ApiService, capsa: CapsaCli, tmp_path: Path) -
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
             "SecurityOpt": ["no-new-privileges"],
             "ReadonlyRootfs": True,
+            "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull"}],
+            "Sysctls": {"net.ipv4.ip_forward": "1"},
+            "GroupAdd": ["4321"],
+            "CpusetCpus": "0",
         },
     }
+    body["HostConfig"]["Binds"].append(f"{tmp_path}/made-by-create:/made")  # type: ignore[index]
     cid = _create(api, capsa, name, body)
     doc = capsa.inspect(name)
     hc = doc["HostConfig"]
@@ -183,6 +188,7 @@ def test_host_config_applies(api: ApiService, capsa: CapsaCli, tmp_path: Path) -
     assert doc["Config"]["Healthcheck"]["Interval"] == 2_000_000_000
     assert doc["Config"]["Labels"] == {"team": "api"}
     assert "/anon" in {m["Destination"] for m in doc["Mounts"] if m["Type"] == "volume"}
+    assert (tmp_path / "made-by-create").is_dir()  # Docker makes a missing Binds source
     assert api.request("POST", f"/containers/{cid}/start").status == 204
 
     def sh(script: str) -> str:
@@ -205,6 +211,10 @@ def test_host_config_applies(api: ApiService, capsa: CapsaCli, tmp_path: Path) -
     caps = int(sh("grep CapEff /proc/self/status").split()[-1], 16)
     assert caps & (1 << 12) and not caps & (1 << 27)  # NET_ADMIN in, MKNOD out
     assert sh("df -k /dev/shm | tail -1").split()[1] == str(8 << 10)
+    assert sh("stat -c %t,%T /dev/xnull") == "1,3"
+    assert sh("cat /proc/sys/net/ipv4/ip_forward") == "1"
+    assert "4321" in sh("id -G").split()
+    assert capsa.cgroup_value(cid, "cpuset", "cpuset.cpus") == "0"
     assert api.request("POST", f"/containers/{cid}/stop?t=1").status == 204
 
 
@@ -521,3 +531,79 @@ def test_docker_py(api: ApiService, capsa: CapsaCli) -> None:
     capsa.ids.add(created.id)
     result = client.containers.prune(filters={"label": "p=1"})
     assert result["ContainersDeleted"] == [created.id]
+
+
+def test_published_port_answers(api: ApiService, capsa: CapsaCli) -> None:
+    """A PortBindings port on the default bridge really reaches the container."""
+    import urllib.request
+
+    name = capsa.name()
+    body = {
+        "Image": capsa.image,
+        "Cmd": ["httpd", "-f", "-p", "80", "-h", "/etc"],
+        "HostConfig": {
+            "NetworkMode": "bridge",
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+        },
+    }
+    reply = api.request("POST", f"/containers/create?name={name}", body)
+    assert reply.status == 201, reply
+    cid = reply.json()["Id"]
+    capsa.ids.add(cid)
+    assert api.request("POST", f"/containers/{cid}/start").status == 204
+    (item,) = api.request("GET", f"/containers/json?filters={_filters({'id': [cid]})}").json()
+    (port,) = item["Ports"]
+    assert port["PrivatePort"] == 80 and port["Type"] == "tcp" and port["IP"] == "127.0.0.1"
+    assert "bridge" in item["NetworkSettings"]["Networks"]
+    url = f"http://127.0.0.1:{port['PublicPort']}/hostname"
+    got = ""
+    for _ in range(50):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                got = resp.read().decode().strip()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert got == cid[:12]
+    published = {"publish": [str(port["PublicPort"])]}
+    assert [
+        c["Id"]
+        for c in api.request("GET", f"/containers/json?filters={_filters(published)}").json()
+    ] == [cid]
+    assert [
+        c["Id"]
+        for c in api.request(
+            "GET", f"/containers/json?filters={_filters({'expose': ['80/tcp']})}"
+        ).json()
+    ] == [cid]
+    assert api.request("DELETE", f"/containers/{cid}?force=1").status == 204
+
+
+def test_archive_details(api: ApiService, capsa: CapsaCli, tmp_path: Path) -> None:
+    """A stopped container's files too; a symlink's target; ids kept with copyUIDGID;
+    docker cp of a directory out."""
+    name = capsa.name()
+    _create(api, capsa, name, {"Cmd": ["true"]})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("owned.txt")
+        info.size, info.uid, info.gid = 2, 1234, 5678
+        tar.addfile(info, io.BytesIO(b"o\n"))
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/hostname"
+        tar.addfile(link)
+    reply = api.request("PUT", f"/containers/{name}/archive?path=/tmp&copyUIDGID=1", buf.getvalue())
+    assert reply.status == 200, reply
+    head = api.request("HEAD", f"/containers/{name}/archive?path=/tmp/link")
+    stat = json.loads(base64.b64decode(head.headers["X-Docker-Container-Path-Stat"]))
+    assert stat["linkTarget"] == "/etc/hostname" and stat["mode"] & (1 << 27)  # ModeSymlink
+    reply = api.request("GET", f"/containers/{name}/archive?path=/tmp/owned.txt")
+    with tarfile.open(fileobj=io.BytesIO(reply.body)) as tar:
+        member = tar.getmember("owned.txt")
+        assert (member.uid, member.gid) == (1234, 5678)
+    assert api.request("HEAD", f"/containers/{name}/archive?path=/nope").status == 404
+    reply = api.request("GET", f"/containers/{name}/export")
+    with tarfile.open(fileobj=io.BytesIO(reply.body)) as tar:
+        assert "tmp/owned.txt" in tar.getnames()
+    api.docker("cp", f"{name}:/tmp", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "owned.txt").read_text() == "o\n"

@@ -35,6 +35,7 @@ _CHUNK = 64 * 1024
 _END = object()
 _WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 _CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
+_ENDING: set[asyncio.Future[None]] = set()  # ends of streams waiting for room
 
 
 def _cid(request: web.Request) -> str:
@@ -226,11 +227,14 @@ async def wait(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"\n")  # the headers go now (JSON readers skip the blank)
     doc: dict[str, Any]
+    left = threading.Event()  # the client hung up: the worker stops waiting
     try:
-        code = await pool.call(lambda e: e.containers.wait_for(rec, condition, began))
+        code = await pool.call(lambda e: e.containers.wait_for(rec, condition, began, left.is_set))
         doc = {"StatusCode": -1 if code is None else code, "Error": None}
     except CapsaError as e:
         doc = {"StatusCode": -1, "Error": {"Message": str(e)}}
+    finally:
+        left.set()
     await response.write(json.dumps(doc).encode() + b"\n")
     await response.write_eof()
     return response
@@ -423,7 +427,7 @@ async def _stream_tar(
             produce(e, writer)  # type: ignore[arg-type]
             writer.close()
         finally:
-            asyncio.run_coroutine_threadsafe(queue.put(_END), loop)
+            loop.call_soon_threadsafe(_put_end, queue)
 
     task = asyncio.ensure_future(engines(request).call(work))
     response: web.StreamResponse | None = None
@@ -438,7 +442,10 @@ async def _stream_tar(
         await response.prepare(request)
         item = first
         while item is not _END:
-            await response.write(item)
+            try:
+                await response.write(item)
+            except ConnectionResetError:  # the client hung up: nothing more to say
+                return response
             item = await queue.get()
         try:
             await task
@@ -450,6 +457,22 @@ async def _stream_tar(
         writer.gone.set()
         while not queue.empty():
             queue.get_nowait()
+        task.add_done_callback(_forget)  # a client gone mid-stream: the worker's error
+
+
+def _put_end(queue: asyncio.Queue[Any]) -> None:
+    """The end of a stream, after the chunks still queued (on the event loop)."""
+    try:
+        queue.put_nowait(_END)
+    except asyncio.QueueFull:
+        task = asyncio.ensure_future(queue.put(_END))
+        _ENDING.add(task)
+        task.add_done_callback(_ENDING.discard)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def export(request: web.Request) -> web.StreamResponse:
