@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any, BinaryIO, NoReturn
 
-    from capsa.client.streams import RemoteExec, RemoteLaunch
+    from capsa.client.streams import RemoteExec, RemoteLaunch, Started
     from capsa.engine.containers.attach import AttachStream
     from capsa.engine.containers.log_reader import LogEntry
     from capsa.engine.containers.stats import Sample, TopResult
@@ -181,7 +181,9 @@ class RemoteContainers(_Service):
     def network_disconnect(self, text: str, network: str, force: bool = False) -> None:
         self._call("network_disconnect", text=text, network=network, force=force)
 
-    def start(self, text: str, wait_attach: bool = False) -> tuple[ContainerRecord, Any]:
+    def start(
+        self, text: str, wait_attach: bool = False
+    ) -> tuple[ContainerRecord, RemoteLaunch | Started | None]:
         from capsa.client.streams import start
 
         return start(self._transport, text, wait_attach)

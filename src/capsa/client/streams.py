@@ -47,6 +47,8 @@ def attach(transport: Transport, text: str) -> AttachStream:
 class Started:
     """A container started without an attach: what the runtime warned about."""
 
+    warnings: list[str]
+
     def __init__(self, warnings: list[str]) -> None:
         self.warnings = warnings
 
@@ -83,7 +85,9 @@ class RemoteLaunch:
         return dict(doc)
 
 
-def start(transport: Transport, text: str, wait_attach: bool) -> tuple[ContainerRecord, Any]:
+def start(
+    transport: Transport, text: str, wait_attach: bool
+) -> tuple[ContainerRecord, RemoteLaunch | Started | None]:
     body = {"text": text, "wait_attach": wait_attach}
     if not wait_attach:
         doc = transport.call(PREFIX + "/start", body)

@@ -141,7 +141,7 @@ class Containers(Protocol):
 
     def network_disconnect(self, text: str, network: str, force: bool = False) -> None: ...
 
-    def start(self, text: str, wait_attach: bool = False) -> tuple[ContainerRecord, Any]:
+    def start(self, text: str, wait_attach: bool = False) -> tuple[ContainerRecord, Launch | None]:
         """The record, and a ``Launch`` (None when it was running already)."""
         ...
 
