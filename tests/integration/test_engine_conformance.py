@@ -409,14 +409,19 @@ def test_errors_keep_their_kind(engine: Any, capsa: CapsaCli) -> None:
 
 
 def _cli(
-    service: ApiService, tmp_path: Path, *args: str, env_host: bool = False, **kw: Any
+    service: ApiService,
+    tmp_path: Path,
+    *args: str,
+    env_host: bool = False,
+    short: bool = False,
+    **kw: Any,
 ) -> subprocess.CompletedProcess[str]:
     """``capsa --host ...`` with local roots that are not the service's (empty ones): what
     it shows can only come from the service."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAPSA_")}
     env["CAPSA_ROOT"], env["CAPSA_RUNROOT"] = str(tmp_path / "root"), str(tmp_path / "run")
     env["CAPSA_WARM"] = "0"
-    argv = [CAPSA, *args] if env_host else [CAPSA, "--host", service.url, *args]
+    argv = [CAPSA, *args] if env_host else [CAPSA, "-H" if short else "--host", service.url, *args]
     if env_host:
         env["CAPSA_HOST"] = service.url
     kw.setdefault("stdin", subprocess.DEVNULL)
@@ -449,6 +454,10 @@ def test_cli_with_host(api_module: ApiService, capsa: CapsaCli, tmp_path: Path) 
     assert name in ps.stdout.split()
     ps_env = _cli(api_module, tmp_path, "ps", "-q", "--no-trunc", env_host=True)  # fast path
     assert cid in ps_env.stdout.split()
+    images = _cli(
+        api_module, tmp_path, "images", "--format", "{{.Repository}}:{{.Tag}}", short=True
+    )
+    assert IMAGE in images.stdout.split()  # the fast path with -H: the service's images
     capsa.wait_for(lambda: "hello-remote" in capsa.run("logs", name).stdout, what="the log line")
     logs = _cli(api_module, tmp_path, "logs", name)
     assert logs.stdout == "hello-remote\n"

@@ -103,7 +103,7 @@ class Call:
     def __init__(self, command: str, top: str, settings: dict[str, object]) -> None:
         self.command = command  # "ps", "images", "volume ls"
         self.top = top  # the top-level command's name, as click's group sees it
-        self.settings = settings  # root, runroot, config, debug
+        self.settings = settings  # root, runroot, config, host, debug
         self.kwargs: dict[str, object] = {}
 
 
