@@ -219,6 +219,7 @@ def test_a_service_that_is_not_capsa_says_so(tmp_path: Any) -> None:
 
     class Docker(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = b'{"message":"page not found"}'
             self.send_response(404)
             self.send_header("Content-Type", "application/json")
@@ -249,3 +250,34 @@ def test_reaching_past_the_protocol_fails_in_one_clear_line() -> None:
     with pytest.raises(errors.Unavailable, match="cannot run through --host"):
         _ = containers.ctx  # type: ignore[attr-defined]
     assert getattr(containers, "_private", None) is None
+
+
+def test_every_record_the_protocol_carries_has_resolvable_fields() -> None:
+    """A field type the codec cannot see would come back as a plain dict: none may."""
+    import typing
+
+    from capsa import record
+
+    seen: set[type] = set()
+    problems: list[str] = []
+
+    def walk(tp: Any) -> None:
+        for arg in typing.get_args(tp):
+            walk(arg)
+        origin = typing.get_origin(tp) or tp
+        if not (isinstance(origin, type) and record.is_record(origin)) or origin in seen:
+            return
+        seen.add(origin)
+        for f in record.fields(origin):
+            got = codec.field_types(origin)[f.name]
+            if got is Any and "Any" not in f.type and f.type not in ("object",):
+                problems.append(f"{origin.__name__}.{f.name}: {f.type}")
+            walk(got)
+
+    for proto_name in SERVICES:
+        for fn in _methods(getattr(protocol, proto_name)).values():
+            if not isinstance(fn, property):
+                for tp in codec.hints(fn).values():
+                    walk(tp)
+    assert len(seen) > 20
+    assert not problems, problems
