@@ -286,6 +286,12 @@ def test_wait_conditions(api: ApiService, capsa: CapsaCli) -> None:
     waiter.join(30)
     assert got == [{"StatusCode": 4, "Error": None}]
     assert api.request("GET", f"/containers/{gone}/json").status == 404
+    # an AutoRemove container that cannot start goes too (docker run --rm waits for it)
+    doomed = capsa.name()
+    _create(api, capsa, doomed, {"Cmd": ["nope-not-here"], "HostConfig": {"AutoRemove": True}})
+    reply = api.request("POST", f"/containers/{doomed}/start")
+    assert reply.status >= 400 and "nope-not-here" in reply.json()["message"]
+    assert api.request("GET", f"/containers/{doomed}/json").status == 404
 
 
 def test_kill_pause_rename_update_top(api: ApiService, capsa: CapsaCli) -> None:

@@ -150,8 +150,20 @@ async def start(request: web.Request) -> web.StreamResponse:
     rec = await engines(request).call(lambda e: e.containers.get(name))
     if rec.state in (State.RUNNING, State.PAUSED):
         return _empty(304)
-    await attaching(request).start(engines(request), rec.id)
+    try:
+        await attaching(request).start(engines(request), rec.id)
+    except CapsaError:
+        if rec.spec.auto_remove:  # as dockerd: it goes (docker run --rm waits for that)
+            await engines(request).call(lambda e: _remove_quietly(e, rec.id))
+        raise
     return _empty()
+
+
+def _remove_quietly(e: LocalEngine, container_id: str) -> None:
+    try:
+        e.containers.remove(container_id, force=True, volumes=True)
+    except CapsaError:
+        pass
 
 
 def _signal(request: web.Request, default: str = "") -> int | None:
