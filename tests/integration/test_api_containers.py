@@ -18,6 +18,8 @@ from tests.helpers import capsa_cli
 from tests.helpers.api import ApiService
 from tests.helpers.capsa_cli import CapsaCli
 
+from capsa.errors import InvalidArgument
+
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
 capsa = capsa_cli.capsa
@@ -613,3 +615,204 @@ def test_archive_details(api: ApiService, capsa: CapsaCli, tmp_path: Path) -> No
         assert "tmp/owned.txt" in tar.getnames()
     api.docker("cp", f"{name}:/tmp", str(tmp_path / "out"))
     assert (tmp_path / "out" / "owned.txt").read_text() == "o\n"
+
+
+def test_read_create_maps_the_docker_cli_body() -> None:
+    """What ``docker create`` sends for a long command line (captured from docker 28),
+    read into the engine's spec field by field."""
+    from capsa.api.create_body import read_create
+
+    body = {
+        "Hostname": "hn",
+        "Domainname": "dn",
+        "User": "1",
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "ExposedPorts": {"53/udp": {}, "80/tcp": {}, "99/tcp": {}},
+        "Tty": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "Env": ["A=1"],
+        "Cmd": ["echo", "hi"],
+        "Healthcheck": {
+            "Test": ["CMD-SHELL", "true"],
+            "Interval": 1000000000,
+            "Timeout": 3000000000,
+            "StartPeriod": 1000000000,
+            "Retries": 2,
+        },
+        "Image": "busybox",
+        "Volumes": {"/c": {}},
+        "WorkingDir": "/w",
+        "Entrypoint": ["sh"],
+        "OnBuild": None,
+        "Labels": {"a": "b"},
+        "StopSignal": "SIGINT",
+        "StopTimeout": 5,
+        "HostConfig": {
+            "Binds": ["vol:/b", "/tmp:/a:ro"],
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "", "Config": {"max-size": "1m"}},
+            "NetworkMode": "mynet",
+            "PortBindings": {
+                "53/udp": [{"HostIp": "", "HostPort": ""}],
+                "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+            },
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+            "AutoRemove": False,
+            "VolumeDriver": "",
+            "VolumesFrom": None,
+            "ConsoleSize": [0, 0],
+            "CapAdd": ["CAP_NET_ADMIN"],
+            "CapDrop": ["CAP_MKNOD"],
+            "CgroupnsMode": "host",
+            "Dns": ["1.1.1.1"],
+            "DnsOptions": ["ndots:2"],
+            "DnsSearch": ["ex.com"],
+            "ExtraHosts": ["h:1.2.3.4"],
+            "GroupAdd": ["10"],
+            "IpcMode": "host",
+            "Cgroup": "",
+            "Links": None,
+            "OomScoreAdj": 10,
+            "PidMode": "host",
+            "Privileged": True,
+            "PublishAllPorts": True,
+            "ReadonlyRootfs": True,
+            "SecurityOpt": ["no-new-privileges", "seccomp=unconfined"],
+            "Tmpfs": {"/run": "size=64m,mode=1777"},
+            "UTSMode": "host",
+            "UsernsMode": "",
+            "ShmSize": 1073741824,
+            "Sysctls": {"net.ipv4.ip_forward": "1"},
+            "Runtime": "",
+            "Isolation": "",
+            "CpuShares": 512,
+            "Memory": 67108864,
+            "NanoCpus": 1500000000,
+            "CgroupParent": "",
+            "BlkioWeight": 300,
+            "BlkioWeightDevice": [],
+            "BlkioDeviceReadBps": [{"Path": "/dev/null", "Rate": 1048576}],
+            "BlkioDeviceWriteBps": [],
+            "BlkioDeviceReadIOps": [],
+            "BlkioDeviceWriteIOps": [],
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpuRealtimePeriod": 0,
+            "CpuRealtimeRuntime": 0,
+            "CpusetCpus": "0",
+            "CpusetMems": "",
+            "Devices": [
+                {
+                    "PathOnHost": "/dev/null",
+                    "PathInContainer": "/dev/xnull",
+                    "CgroupPermissions": "rw",
+                }
+            ],
+            "DeviceCgroupRules": None,
+            "DeviceRequests": None,
+            "MemoryReservation": 33554432,
+            "MemorySwap": 134217728,
+            "MemorySwappiness": -1,
+            "OomKillDisable": True,
+            "PidsLimit": 100,
+            "Ulimits": [{"Name": "nofile", "Hard": 200, "Soft": 100}],
+            "CpuCount": 0,
+            "CpuPercent": 0,
+            "IOMaximumIOps": 0,
+            "IOMaximumBandwidth": 0,
+            "Mounts": [
+                {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}},
+                {"Type": "bind", "Source": "/tmp", "Target": "/m", "ReadOnly": True},
+                {
+                    "Type": "volume",
+                    "Source": "v2",
+                    "Target": "/v2",
+                    "VolumeOptions": {"NoCopy": True, "DriverConfig": {}},
+                },
+            ],
+            "MaskedPaths": None,
+            "ReadonlyPaths": None,
+            "Init": True,
+        },
+        "NetworkingConfig": {
+            "EndpointsConfig": {
+                "mynet": {
+                    "IPAMConfig": {"IPv4Address": "10.0.0.5"},
+                    "Links": None,
+                    "Aliases": ["al"],
+                    "MacAddress": "02:42:ac:11:00:02",
+                    "DriverOpts": None,
+                    "GwPriority": 0,
+                    "NetworkID": "",
+                    "EndpointID": "",
+                    "Gateway": "",
+                    "IPAddress": "",
+                    "IPPrefixLen": 0,
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "DNSNames": None,
+                },
+                "second": {"Aliases": ["two"], "IPAMConfig": {"IPv4Address": "10.1.0.9"}},
+            }
+        },
+    }
+    req = read_create(body, "/x", (1, 50))
+    spec = req.spec
+    assert (spec.name, spec.image, spec.command, spec.entrypoint) == (
+        "x",
+        "busybox",
+        ["echo", "hi"],
+        ["sh"],
+    )
+    assert (spec.hostname, spec.domainname, spec.user, spec.workdir) == ("hn", "dn", "1", "/w")
+    assert spec.tty and spec.stdin_open and spec.env == ["A=1"] and spec.labels == {"a": "b"}
+    assert spec.healthcheck is not None and spec.healthcheck.test == ["CMD-SHELL", "true"]
+    assert (spec.healthcheck.interval, spec.healthcheck.timeout, spec.healthcheck.retries) == (
+        1.0,
+        3.0,
+        2,
+    )
+    assert (spec.stop_signal, spec.stop_timeout) == ("SIGINT", 5)
+    mounts = {m.target: m for m in spec.mounts}
+    assert set(mounts) == {"/b", "/a", "/t", "/m", "/v2", "/run", "/c"}
+    assert mounts["/b"].type == "volume" and mounts["/b"].source == "vol"
+    assert mounts["/a"].type == "bind" and mounts["/a"].readonly and req.bind_sources == ["/tmp"]
+    assert mounts["/t"].tmpfs_size == 1 << 20 and mounts["/run"].tmpfs_mode == 0o1777
+    assert mounts["/m"].readonly and mounts["/v2"].no_copy and mounts["/c"].source == ""
+    assert spec.restart == "on-failure:3" and spec.log_opts == {"max-size": "1m"}
+    assert spec.network_mode == "mynet" and spec.aliases == ["al"] and spec.ip == "10.0.0.5"
+    assert spec.mac_address == "02:42:ac:11:00:02"
+    assert [(n.name, n.aliases, n.ip) for n in spec.networks] == [("second", ["two"], "10.1.0.9")]
+    ports = {(p.container_port, p.protocol): p.host_port for p in spec.ports}
+    assert ports == {(53, "udp"): 0, (80, "tcp"): 8080, (99, "tcp"): 0} and spec.publish_all
+    assert spec.cap_add == ["CAP_NET_ADMIN"] and spec.cap_drop == ["CAP_MKNOD"] and spec.privileged
+    assert spec.no_new_privileges and spec.seccomp == "unconfined" and spec.read_only
+    assert (spec.dns, spec.dns_search, spec.dns_options) == (["1.1.1.1"], ["ex.com"], ["ndots:2"])
+    assert spec.extra_hosts == ["h:1.2.3.4"] and spec.group_add == ["10"] and spec.init
+    assert (spec.ipc_mode, spec.pid_mode, spec.uts_mode, spec.cgroupns_mode) == ("host",) * 4
+    assert spec.shm_size == 1 << 30 and spec.sysctls == {"net.ipv4.ip_forward": "1"}
+    assert spec.oom_score_adj == 10 and spec.ulimits == ["nofile=100:200"]
+    assert [(d.host, d.container, d.permissions) for d in spec.devices] == [
+        ("/dev/null", "/dev/xnull", "rw")
+    ]
+    r = spec.resources
+    assert (r.memory, r.memory_swap, r.memory_reservation) == (64 << 20, 128 << 20, 32 << 20)
+    assert (r.nano_cpus, r.cpu_shares, r.cpuset_cpus, r.pids_limit) == (
+        1_500_000_000,
+        512,
+        "0",
+        100,
+    )
+    assert r.blkio_weight == 300 and r.oom_kill_disable
+    assert [(t.path, t.rate) for t in r.device_read_bps] == [("/dev/null", 1 << 20)]
+    # before API 1.44 a container joins one network at create
+    try:
+        read_create(body, "x", (1, 43))
+    except InvalidArgument as e:
+        assert "endpoints" in str(e)
+    else:
+        raise AssertionError("two endpoints accepted on API 1.43")

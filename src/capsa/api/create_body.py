@@ -486,7 +486,9 @@ def _ulimit(u: _Obj) -> str:
     name = u.text("Name")
     if name not in ULIMITS:
         raise InvalidArgument(f"invalid ulimit type: {name}")
-    soft, hard = u.num("Soft"), u.num("Hard")
+    soft, hard = u.num("Soft"), u.opt_num("Hard")
+    if hard is None:
+        hard = soft  # docker-py's Ulimit without a hard limit
     if hard != -1 and (soft == -1 or soft > hard):
         raise InvalidArgument(
             f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"

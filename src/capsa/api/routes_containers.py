@@ -58,7 +58,13 @@ async def create(request: web.Request) -> web.StreamResponse:
         if not e.images.exists(req.spec.image):
             raise no_such_image(req.spec.image)  # the docker CLI pulls, then asks again
         for source in req.bind_sources:  # Docker makes a missing Binds source
-            os.makedirs(source, exist_ok=True)
+            if not os.path.lexists(source):
+                try:
+                    os.makedirs(source, exist_ok=True)
+                except OSError as err:
+                    raise InvalidArgument(
+                        f"error while creating mount source path '{source}': {err.strerror}"
+                    ) from None
         return e.containers.create(req.spec).id
 
     container_id = await engines(request).call(work)
