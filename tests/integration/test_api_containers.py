@@ -407,6 +407,7 @@ def test_list_filters(api: ApiService, capsa: CapsaCli) -> None:
     assert ids({"exited": ["2"]}) == {a}
     assert ids({"id": [b[:10]]}) == {b}
     assert ids({"name": [second]}) == {b}
+    assert ids({"name": [f"^/{second}$"]}) == {b}  # dockerd's names are regexps
     assert ids({"ancestor": [capsa.image]}) == {a, b}
     assert ids({"since": [first]}) == {b}
     assert ids({"before": [second]}) == {a}

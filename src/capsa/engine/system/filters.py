@@ -34,7 +34,7 @@ def container_matches(
 ) -> bool:
     checks = {
         "id": lambda v: rec.id.startswith(v),
-        "name": lambda v: v in rec.name or _glob(rec.name, v),
+        "name": lambda v: v in rec.name or _glob(rec.name, v) or _regex(f"/{rec.name}", v),
         "status": lambda v: rec.state.value == v,
         "exited": lambda v: rec.state is State.EXITED and str(rec.exit_code) == v,
         "ancestor": lambda v: _ancestor(rec, v, ctx),
@@ -99,6 +99,16 @@ def _exposed(rec: ContainerRecord, ctx: ServiceContext) -> set[tuple[int, str]]:
         if port.isdigit():
             ports.add((int(port), proto or "tcp"))
     return ports
+
+
+def _regex(name: str, pattern: str) -> bool:
+    """dockerd's name filter: a regular expression searched in ``/NAME``."""
+    import re
+
+    try:
+        return re.search(pattern, name) is not None
+    except re.error:
+        return False
 
 
 def _glob(name: str, pattern: str) -> bool:
