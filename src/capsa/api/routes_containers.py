@@ -102,7 +102,8 @@ async def list_containers(request: web.Request) -> web.StreamResponse:
 
     def work(e: LocalEngine) -> list[dict[str, Any]]:
         recs = e.containers.list_containers(opts)
-        return [container_summary(e.containers, rec, size) for rec in recs]
+        images: dict[str, Any] = {}
+        return [container_summary(e.containers, rec, size, images) for rec in recs]
 
     return web.json_response(await engines(request).call(work))
 

@@ -403,18 +403,25 @@ def dumps(doc: Any) -> str:
 
 
 def container_summary(
-    service: ContainerService, rec: ContainerRecord, size: bool = False
+    service: ContainerService,
+    rec: ContainerRecord,
+    size: bool = False,
+    images: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One item of Docker's container list."""
+    """One item of Docker's container list. ``images``: image configs already read
+    (by image id), shared by the items of one list."""
     import time
 
     spec = rec.spec
     entry, cmd = spec.entrypoint, spec.command
     if entry is None or cmd is None:
-        try:
-            cfg = service.image_config(rec).config
-        except Exception:  # the image is gone (rmi -f): no command of its to show
-            cfg = None
+        cache = images if images is not None else {}
+        if rec.image_id not in cache:
+            try:
+                cache[rec.image_id] = service.image_config(rec).config
+            except Exception:  # the image is gone (rmi -f): no command of its to show
+                cache[rec.image_id] = None
+        cfg = cache[rec.image_id]
         if entry is None:
             entry = (cfg.entrypoint if cfg else None) or []
             if cmd is None:
