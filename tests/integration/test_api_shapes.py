@@ -202,6 +202,53 @@ DELIBERATE: tuple[Difference, ...] = (
     Difference("containers-list", "podman-only", "[].NetworkingConfig", "see [].Name"),
     Difference("containers-list", "podman-only", "[].Platform", "see [].Name"),
     Difference("containers-list", "podman-only", "[].AdjustCPUShares", "see [].Name"),
+    Difference(
+        "containers-list",
+        "capsa-only",
+        "[].HostConfig",
+        "Docker's ContainerSummary has `HostConfig` (`NetworkMode`); podman 4.3 leaves it out",
+    ),
+    # -- /containers/{id}/json ------------------------------------------------------------
+    Difference(
+        "container-inspect",
+        "podman-only",
+        "Config.StopSignal",
+        "`omitempty` in Docker's container Config: sent only when the container sets one "
+        "(podman always sends its default)",
+    ),
+    Difference("container-inspect", "podman-only", "Config.StopTimeout", "see Config.StopSignal"),
+    Difference(
+        "container-inspect",
+        "podman-only",
+        "HostConfig.KernelMemory",
+        "kernel memory limits were removed from Docker (API 1.42); `omitempty` since",
+    ),
+    Difference(
+        "container-inspect",
+        "podman-only",
+        "HostConfig.KernelMemoryTCP",
+        "`omitempty` in Docker's HostConfig, deprecated in API 1.51",
+    ),
+    Difference(
+        "container-inspect",
+        "podman-only",
+        "SizeRootFs",
+        "Docker sends `SizeRw` and `SizeRootFs` only when asked with `?size=1`",
+    ),
+    Difference(
+        "container-inspect",
+        "podman-only",
+        "State.Health",
+        "Docker sends `State.Health` only for a container with a healthcheck; podman sends "
+        "an empty one for every container",
+    ),
+    Difference(
+        "container-inspect",
+        "capsa-only",
+        "NetworkSettings.Networks.*",
+        "Docker lists the `none` network of a `--network none` container under "
+        "`NetworkSettings.Networks`; podman 4.3 lists no network",
+    ),
     # -- /images ------------------------------------------------------------------------------
     Difference(
         "images-list",
@@ -220,6 +267,31 @@ DELIBERATE: tuple[Difference, ...] = (
         "capsa answers in the 1.50 shape for every version",
     ),
     Difference("image-inspect", "podman-only", "ContainerConfig", "see Container"),
+    # -- /system/df ----------------------------------------------------------------------------
+    Difference(
+        "system-df",
+        "podman-only",
+        "BuilderSize",
+        "deprecated by Docker and dropped from `/system/df` in API 1.42 (`BuildCache` stays)",
+    ),
+    Difference(
+        "system-df",
+        "capsa-only",
+        "Containers[].HostConfig.NetworkMode",
+        "Docker's container summary has `HostConfig.NetworkMode`; podman's is empty",
+    ),
+    Difference(
+        "system-df",
+        "capsa-only",
+        "Containers[].SizeRw",
+        "Docker always sends a container's `SizeRw` in `/system/df`; podman omits a 0",
+    ),
+    Difference(
+        "system-df",
+        "capsa-only",
+        "Volumes[].CreatedAt",
+        "Docker's volume has `CreatedAt`; podman's `/system/df` volumes lack it",
+    ),
     # -- /networks --------------------------------------------------------------------------
     Difference(
         "networks-list",
