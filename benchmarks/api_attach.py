@@ -1,0 +1,100 @@
+"""`docker run -i IMG cat` piping data through attach: capsa's API against podman's.
+
+Usage (root): .venv/bin/python benchmarks/api_attach.py [--megabytes 200] [--runs 5]
+
+For each service, `docker run -i --rm --network none IMG cat` with MEGABYTES (10^6
+bytes; a pseudo-random block repeated) written to its stdin by this script and its
+stdout read back and counted (every byte must come back), timed from the start of the
+command to its exit: the docker CLI's hijacked attach both ways (stdin to the container,
+its output multiplexed back) and the half-close that ends `cat`. Runs interleaved after
+one warm-up each; the throughput is MEGABYTES / median wall time, so the container's
+start is in it (about 0.1-0.5 s of several seconds; `benchmarks/api_run.py` measures it
+alone). Target (issue 13): capsa's throughput >= 1.0x podman's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import threading
+
+from api_common import DOCKER, IMAGE, ApiPeers, Side, interleaved, median_ms, p90_ms, report
+
+CHUNK = 1 << 16
+
+
+def pipe_through(side: Side, total: int) -> None:
+    proc = subprocess.Popen(
+        [DOCKER, "run", "-i", "--rm", "--network", "none", IMAGE, "cat"],
+        env=side.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    block = os.urandom(CHUNK)
+
+    def feed() -> None:
+        left = total
+        try:
+            while left > 0:
+                n = min(left, CHUNK)
+                proc.stdin.write(block[:n])  # type: ignore[union-attr]
+                left -= n
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    got = 0
+    while data := proc.stdout.read1(1 << 20):
+        got += len(data)
+    writer.join()
+    err = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+    code = proc.wait()
+    if code != 0 or got != total:
+        raise SystemExit(f"{side.name}: run -i cat exited {code}, {got} of {total} bytes: {err}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--megabytes", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    total = args.megabytes * 1_000_000
+    peers = ApiPeers()
+    try:
+        peers.start()
+        times = interleaved(
+            {side.name: (lambda s=side: pipe_through(s, total)) for side in peers.sides},
+            args.runs,
+            warmup=1,
+        )
+    finally:
+        peers.close()
+    rate = {n: args.megabytes / (median_ms(t) / 1000) for n, t in times.items()}
+    rows = [
+        [
+            f"`docker run -i IMG cat`, {args.megabytes} MB in and out",
+            f"{median_ms(times['capsa']) / 1000:.2f} s (p90 {p90_ms(times['capsa']) / 1000:.2f})"
+            f" = {rate['capsa']:.1f} MB/s",
+            f"{median_ms(times['podman']) / 1000:.2f} s (p90 {p90_ms(times['podman']) / 1000:.2f})"
+            f" = {rate['podman']:.1f} MB/s",
+            f"**{rate['capsa'] / rate['podman']:.2f}**",
+        ]
+    ]
+    report(
+        f"attach throughput, {args.runs} interleaved runs",
+        [
+            "measure",
+            "capsa median wall = MB/s",
+            "podman median wall = MB/s",
+            "throughput ratio capsa/podman",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
