@@ -184,6 +184,8 @@ def _timeout(request: web.Request) -> int | None:
     value = params.query_int(request, "t")
     if value is None:
         value = params.query_int(request, "timeout")
+    if value is not None and value < 0:
+        return 2**31 - 1  # Docker's -1: no SIGKILL, wait for the stop signal to work
     return value
 
 
