@@ -324,11 +324,17 @@ class ContainerService(ContainerViews):
         backend = self.ctx.backend(rec.spec.runtime)
         if rec.state is State.PAUSED:
             backend.resume(rec.id)
+        # Docker's events of a stop: kill (each signal sent), die, then stop
+        attrs = {"name": rec.name, "image": rec.image_name}
+        self.ctx.events.emit("container", "kill", rec.id, {**attrs, "signal": str(sig)})
         self._signal(rec, sig)
         if not self._wait_exit(rec, float(grace)):
+            self.ctx.events.emit("container", "kill", rec.id, {**attrs, "signal": str(_SIGKILL)})
             self._signal(rec, _SIGKILL, all_processes=True)
-        self.ctx.events.emit("container", "stop", rec.id, {"name": rec.name})
-        return self._wait_down(rec, 10.0)
+        try:
+            return self._wait_down(rec, 10.0)
+        finally:  # also when an --rm container is gone already
+            self.ctx.events.emit("container", "stop", rec.id, attrs)
 
     def _settle(self, rec: ContainerRecord, timeout: float = 10.0) -> ContainerRecord:
         """A restarting container either gives up (it saw the stop) or comes back up
