@@ -455,7 +455,7 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         out_r = stdin_w = os.dup(session.master)
         ours = [out_r]
     try:
-        await _relay_exec(client, session, stdin_w, out_r, err_r, spec.tty)
+        await _relay_exec(client, session, stdin_w, out_r, err_r, ours, spec.tty)
         code = await ended
         await client.write(frames.frame(frames.EXIT, json.dumps({"exit_code": code}).encode()))
     finally:
@@ -469,14 +469,20 @@ async def exec_(request: web.Request) -> web.StreamResponse:
 
 
 async def _relay_exec(
-    client: RawStream, session: Any, stdin_w: int, out_r: int, err_r: int, tty: bool
+    client: RawStream,
+    session: Any,
+    stdin_w: int,
+    out_r: int,
+    err_r: int,
+    ours: list[int],
+    tty: bool,
 ) -> None:
     outputs = [
         asyncio.ensure_future(_pump_out(fd, kind, client))
         for fd, kind in ((out_r, frames.STDOUT), (err_r, frames.STDERR))
         if fd >= 0
     ]
-    inbound = asyncio.ensure_future(_exec_input(client, session, stdin_w, tty))
+    inbound = asyncio.ensure_future(_exec_input(client, session, stdin_w, ours, tty))
     try:
         await asyncio.gather(*outputs)
     finally:
@@ -484,7 +490,11 @@ async def _relay_exec(
         await asyncio.gather(inbound, return_exceptions=True)
 
 
-async def _exec_input(client: RawStream, session: Any, stdin_w: int, tty: bool) -> None:
+async def _exec_input(
+    client: RawStream, session: Any, stdin_w: int, ours: list[int], tty: bool
+) -> None:
+    """The client's frames: stdin (its end closes the exec's stdin, and leaves
+    ``ours``, the fds the handler closes), resizes and signals."""
     reader = frames.FrameReader()
     if stdin_w >= 0:
         os.set_blocking(stdin_w, False)
@@ -496,6 +506,7 @@ async def _exec_input(client: RawStream, session: Any, stdin_w: int, tty: bool) 
             if kind == frames.STDIN and stdin_w >= 0:
                 await _write_fd(stdin_w, payload)
             elif kind == frames.STDIN_CLOSE and stdin_w >= 0 and not tty:
+                ours.remove(stdin_w)
                 os.close(stdin_w)
                 stdin_w = -1
             elif kind == frames.RESIZE:
