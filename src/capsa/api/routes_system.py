@@ -86,9 +86,8 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 async def info(request: web.Request) -> web.StreamResponse:
     from capsa.api.wire_system import docker_info
-    from capsa.engine.system.info import system_info
 
-    data = await engines(request).call(lambda e: system_info(e.containers))
+    data = await engines(request).call(lambda e: e.system.info())
     return web.json_response(docker_info(data))
 
 

@@ -460,10 +460,9 @@ def info_lines(info: SystemInfo, debug: bool = False) -> list[str]:
 def info(ctx: click.Context, fmt: str) -> None:
     """Display system-wide information."""
     from capsa.api.wire_system import docker_info
-    from capsa.engine.system.info import system_info
 
     app = _app(ctx)
-    data = system_info(app.engine.containers)
+    data = app.engine.system.info()
     if fmt:
         doc = docker_info(data)
         if fmt == "json":
