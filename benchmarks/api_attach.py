@@ -15,6 +15,7 @@ alone). Target (issue 13): capsa's throughput >= 1.0x podman's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import threading
@@ -24,7 +25,7 @@ from api_common import DOCKER, IMAGE, ApiPeers, Side, interleaved, median_ms, p9
 CHUNK = 1 << 16
 
 
-def pipe_through(side: Side, total: int) -> None:
+def pipe_through(side: Side, total: int, timeout: float) -> None:
     proc = subprocess.Popen(
         [DOCKER, "run", "-i", "--rm", "--network", "none", IMAGE, "cat"],
         env=side.env,
@@ -42,17 +43,25 @@ def pipe_through(side: Side, total: int) -> None:
                 n = min(left, CHUNK)
                 proc.stdin.write(block[:n])  # type: ignore[union-attr]
                 left -= n
+        except BrokenPipeError:
+            pass  # the command ended (killed): reported by the reader
         finally:
-            proc.stdin.close()  # type: ignore[union-attr]
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()  # type: ignore[union-attr]
 
-    writer = threading.Thread(target=feed)
+    writer = threading.Thread(target=feed, daemon=True)
     writer.start()
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
     got = 0
     while data := proc.stdout.read1(1 << 20):
         got += len(data)
-    writer.join()
-    err = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
     code = proc.wait()
+    watchdog.cancel()
+    writer.join(5)
+    err = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+    if code == -9:
+        raise SystemExit(f"{side.name}: run -i cat still ran after {timeout} s ({got} bytes back)")
     if code != 0 or got != total:
         raise SystemExit(f"{side.name}: run -i cat exited {code}, {got} of {total} bytes: {err}")
 
@@ -61,13 +70,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--megabytes", type=int, default=200)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--timeout", type=float, default=300, help="seconds a run may take")
     args = ap.parse_args()
     total = args.megabytes * 1_000_000
     peers = ApiPeers()
     try:
         peers.start()
         times = interleaved(
-            {side.name: (lambda s=side: pipe_through(s, total)) for side in peers.sides},
+            {
+                side.name: (lambda s=side: pipe_through(s, total, args.timeout))
+                for side in peers.sides
+            },
             args.runs,
             warmup=1,
         )

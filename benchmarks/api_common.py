@@ -54,6 +54,8 @@ class Side:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         kwargs.setdefault("timeout", 300)
+        if "input" not in kwargs:
+            kwargs.setdefault("stdin", subprocess.DEVNULL)
         try:
             proc = subprocess.run([DOCKER, *args], env=self.env, **kwargs)
         except subprocess.TimeoutExpired as e:

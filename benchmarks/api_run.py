@@ -38,7 +38,8 @@ def main() -> None:
                 },
                 args.runs,
             )
-            rows.append(ratio_rows(f"`docker run --rm {' '.join(flags)} IMG true`", times))
+            cmd = " ".join(["docker run --rm", *flags, "IMG true"])
+            rows.append(ratio_rows(f"`{cmd}`" + (" (default bridges)" if not flags else ""), times))
     finally:
         peers.close()
     report(
