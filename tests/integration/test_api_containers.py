@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import tarfile
 import threading
 import time
@@ -75,6 +76,19 @@ def test_lifecycle_raw(api: ApiService, capsa: CapsaCli) -> None:
     assert item["Status"].startswith("Exited (") and isinstance(item["SizeRw"], int)
     assert api.request("POST", f"/containers/{name}/restart?t=1").status == 204
     assert capsa.status(name) == "running"
+    # another container in this one's network namespace
+    joined = capsa.name()
+    _create(
+        api,
+        capsa,
+        joined,
+        {"Cmd": ["sleep", "300"], "HostConfig": {"NetworkMode": f"container:{name}", "Init": True}},
+    )
+    assert api.request("POST", f"/containers/{joined}/start").status == 204
+    ours = capsa.inspect(name)["State"]["Pid"]
+    theirs = capsa.inspect(joined)["State"]["Pid"]
+    assert os.readlink(f"/proc/{ours}/ns/net") == os.readlink(f"/proc/{theirs}/ns/net")
+    assert api.request("DELETE", f"/containers/{joined}?force=1").status == 204
     reply = api.request("DELETE", f"/containers/{name}")
     assert reply.status == 409 and "force" in reply.json()["message"]
     assert api.request("DELETE", f"/containers/{name}?force=1&v=1").status == 204
@@ -118,6 +132,8 @@ def test_create_refusals(api: ApiService, capsa: CapsaCli) -> None:
     ):
         status, msg = post({**base, "HostConfig": {**NONE, **host}})
         assert status == 400 and words in msg, (host, msg)
+    status, msg = post(base, "?platform=linux/s390x")
+    assert status == 400 and "platform" in msg
     status, msg = post({**base, "Image": "capsa-test/missing:latest"})
     assert status == 404 and "No such image" in msg
     name = capsa.name()
@@ -325,6 +341,12 @@ def test_kill_pause_rename_update_top(api: ApiService, capsa: CapsaCli) -> None:
     assert reply.status == 200 and reply.json() == {"Warnings": []}
     assert capsa.cgroup_value(cid, "memory", "memory.limit_in_bytes") == str(96 << 20)
     assert capsa.cgroup_value(cid, "pids", "pids.max") == "40"
+    reply = api.request(
+        "POST", f"/containers/{name}/update", {"RestartPolicy": {"Name": "unless-stopped"}}
+    )
+    assert reply.status == 200
+    assert capsa.fmt(name, "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped"
+    assert capsa.cgroup_value(cid, "memory", "memory.limit_in_bytes") == str(96 << 20)
     reply = api.request("POST", f"/containers/{name}/update", {"Memory": "lots"})
     assert reply.status == 400 and "Memory" in reply.json()["message"]
     reply = api.request("POST", f"/containers/{name}/update", {"KernelMemory": 1 << 20})
