@@ -505,7 +505,7 @@ def _security_opts(opts: list[str], spec: ContainerSpec) -> None:
         key, _, value = opt.partition(sep)
         if key == "no-new-privileges":
             if value.lower() not in ("", "true", "1", "false", "0"):
-                raise InvalidArgument(f"invalid --security-opt 2: {opt!r}")
+                raise InvalidArgument(f"invalid value in HostConfig.SecurityOpt: {opt!r}")
             spec.no_new_privileges = value.lower() in ("", "true", "1")
         elif key == "seccomp":
             if value == "unconfined":
@@ -518,8 +518,12 @@ def _security_opts(opts: list[str], spec: ContainerSpec) -> None:
             spec.seccomp = value
         elif key in ("apparmor", "label"):
             continue
+        elif key == "systempaths":
+            raise InvalidArgument(
+                f"HostConfig.SecurityOpt: {opt!r} is not supported: the masked paths stay masked"
+            )
         else:
-            raise InvalidArgument(f"invalid --security-opt: {opt!r}")
+            raise InvalidArgument(f"invalid value in HostConfig.SecurityOpt: {opt!r}")
 
 
 def _runtime(name: str) -> str:
