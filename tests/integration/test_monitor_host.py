@@ -6,7 +6,6 @@ idle host goes to sleep and wakes for output, exits, attaches and commands."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -188,13 +187,15 @@ def test_a_monitor_spawned_on_its_own_hands_over_to_the_run_roots_host(capsa: Ca
     name = capsa.name()
     cid = capsa.run("create", "--name", name, "--init", IMAGE, "sleep", "300").stdout.split()[-1]
     capsa.ids.add(cid)
-    args = {"root": str(capsa.root), "runroot": str(capsa.runroot), "config": None, "id": cid}
-    args.update(name=name, ready_fd=-1, wait_attach=False, warm=[])
+    from capsa.engine.monitor.args import MonitorArgs, Roots, dumps
+
+    roots = Roots(root=str(capsa.root), runroot=str(capsa.runroot))
+    args = dumps(MonitorArgs(roots=roots, id=cid, name=name))
     log = capsa.runroot / "containers" / cid / "monitor.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "capsa.engine.monitor.setup", json.dumps(args)],
+            [sys.executable, "-m", "capsa.engine.monitor.setup", args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,

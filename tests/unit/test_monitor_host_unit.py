@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from capsa.config import load
+from capsa.engine.monitor.args import LoopArgs, MonitorArgs, Roots
 from capsa.engine.monitor.loop import remap_fds
 from capsa.errors import InvalidArgument
+from capsa.record import replace
 
 
 def _load(tmp_path: Path, text: str = "", **env: str) -> float:
@@ -33,25 +35,25 @@ def test_bad_linger_is_one_clear_error(tmp_path: Path, value: str) -> None:
 
 
 def test_remap_moves_every_fd_and_keeps_the_rest() -> None:
-    args = {
-        "id": "c1",
-        "stdout": 5,
-        "stderr": 6,
-        "stdin": -1,
-        "master": -1,
-        "listener": 7,
-        "clients": [8, 9],
-        "wants": {"8": {"stdin": True}},
-    }
+    monitor = MonitorArgs(roots=Roots(root="/r", runroot="/rr"), id="c1", name="web")
+    args = LoopArgs(
+        monitor=monitor,
+        pid=3,
+        log="/rr/c1.log",
+        runtime_root="/rr/runtime",
+        stdout=5,
+        stderr=6,
+        listener=7,
+        clients=[8, 9],
+        wants={"8": {"stdin": True}},
+    )
     moved = remap_fds(args, {5: 15, 6: 16, 7: 17, 8: 18, 9: 19})
-    assert moved == {
-        "id": "c1",
-        "stdout": 15,
-        "stderr": 16,
-        "stdin": -1,
-        "master": -1,
-        "listener": 17,
-        "clients": [18, 19],
-        "wants": {"18": {"stdin": True}},
-    }
-    assert args["stdout"] == 5, "the original arguments changed"
+    assert moved == replace(
+        args,
+        stdout=15,
+        stderr=16,
+        listener=17,
+        clients=[18, 19],
+        wants={"18": {"stdin": True}},
+    )
+    assert args.stdout == 5 and args.clients == [8, 9], "the original arguments changed"

@@ -9,11 +9,11 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from capsa.engine.monitor import sleep as monitor_sleep
+from capsa.engine.monitor.args import LoopArgs, MonitorArgs, Roots
 from capsa.engine.monitor.host import Host
 from capsa.engine.monitor.loop import Loop
 
@@ -25,22 +25,19 @@ def host(tmp_path: Path) -> Iterator[tuple[Host, int]]:
     out_r, out_w = os.pipe()
     notify_r, notify_w = os.pipe()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).detach()
-    args: dict[str, Any] = {
-        "id": "c" * 64,
-        "name": "web",
-        "pid": 999_999,
-        "root": str(tmp_path / "root"),
-        "runroot": str(tmp_path),
-        "stdout": out_r,
-        "stderr": -1,
-        "listener": listener,
-        "clients": [],
-        "log": str(tmp_path / "c.log"),
-        "started": 1.0,
-        "notify": notify_r,
-        "shim": 4242,
-        "shim_start": 7,
-    }
+    roots = Roots(root=str(tmp_path / "root"), runroot=str(tmp_path))
+    args = LoopArgs(
+        monitor=MonitorArgs(roots=roots, id="c" * 64, name="web", warm=["network"]),
+        pid=999_999,
+        log=str(tmp_path / "c.log"),
+        runtime_root=str(tmp_path / "runtime"),
+        stdout=out_r,
+        listener=listener,
+        started=1.0,
+        notify=notify_r,
+        shim=4242,
+        shim_start=7,
+    )
     made = Host(socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET), str(tmp_path), 5.0)
     made.alive = os.open(os.devnull, os.O_RDONLY)
     made.loops[999_999] = Loop(args)
@@ -112,6 +109,7 @@ def test_the_state_brings_the_same_host_back(host: tuple[Host, int], tmp_path: P
     made.orphans[55] = (3 << 8, time.monotonic() - 10)
     made.shims.add(4242)
     made.nofile = (1024, 4096)
+    made._note_network(made.loops[999_999].args.monitor)
     made.loops[999_999].log.write("stdout", b"half a ")  # a partial line is written out
     state, kept, wake = monitor_sleep.freeze(made)
     state = json.loads(json.dumps(state))  # as written to the file
@@ -123,8 +121,10 @@ def test_the_state_brings_the_same_host_back(host: tuple[Host, int], tmp_path: P
     try:
         assert back.resumed and not back.fat and back.nofile == (1024, 4096)
         assert back.shims == {4242} and back.orphans[55][0] == 3 << 8
+        assert back.networked == made.networked == {made.loops[999_999].args.monitor.roots}
         (again,) = back.loops.values()
         assert again.pid == 999_999 and again.shim == 4242 and again.notify == loop.notify
+        assert again.args.monitor == loop.args.monitor and again.args.log == loop.args.log
         assert not any(os.get_inheritable(fd) for fd in kept)
         os.write(out_w, b"line\n")
         (stdout,) = again.outputs

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from capsa.engine.monitor.args import LoopArgs, MonitorArgs, Roots
 from capsa.linux import asm, shim, sleeper
 
 pytestmark = pytest.mark.skipif(
@@ -265,7 +266,8 @@ def test_a_new_host_adopts_a_shim_and_its_recorder_releases_it(tmp_path: Path) -
                 os.read(go_r, 1)
                 os._exit(5)
             fds = monitor_shim.prepare(str(run))
-            loop = {"id": "c1", "pid": init, "stdout": out_r, "stderr": -1, "listener": -1}
+            monitor = MonitorArgs(roots=Roots(root="/r", runroot="/rr"), id="c1", name="c1")
+            loop = LoopArgs(monitor=monitor, pid=init, log="/log", runtime_root="/rt", stdout=out_r)
             monitor_shim.write_record(str(run), loop, fds)
             monitor_shim.become(fds, init, "capsa-monitor shim c1", [out_r])
         finally:
@@ -278,22 +280,22 @@ def test_a_new_host_adopts_a_shim_and_its_recorder_releases_it(tmp_path: Path) -
             assert time.monotonic() < deadline, "no shim"
             time.sleep(0.02)
         assert monitor_shim.adopt(str(tmp_path / "run"), {"c1"}) == []
-        (args,) = monitor_shim.adopt(str(tmp_path / "run"), set())
-        assert args["shim"] == pid and "shim_status" not in args
+        ((args, status),) = monitor_shim.adopt(str(tmp_path / "run"), set())
+        assert args.shim == pid and status is None and args.monitor.id == "c1"
         os.write(out_w, b"output")
-        assert os.read(args["stdout"], 100) == b"output"
+        assert os.read(args.stdout, 100) == b"output"
         os.write(go_w, b"x")
-        assert shim.read_status(os.read(args["notify"], 4)) == 5 << 8
-        (again,) = monitor_shim.adopt(str(tmp_path / "run"), set())
-        assert again["shim_status"] == 5 << 8  # as a host adopting it now would know
+        assert shim.read_status(os.read(args.notify, 4)) == 5 << 8
+        ((again, status),) = monitor_shim.adopt(str(tmp_path / "run"), set())
+        assert status == 5 << 8  # as a host adopting it now would know
         lock = monitor_shim.claim(str(run))
         assert monitor_shim.adopt(str(tmp_path / "run"), set()) == []  # claimed
-        monitor_shim.release(str(run), lock, pid, again["shim_start"])
+        monitor_shim.release(str(run), lock, pid, again.shim_start)
         assert os.waitstatus_to_exitcode(_wait_exit(pid)) == -signal.SIGKILL
         assert not (run / monitor_shim.RECORD_FILE).exists()
         for got in (args, again):
-            for name in ("stdout", "notify"):
-                os.close(got[name])
+            for fd in (got.stdout, got.notify):
+                os.close(fd)
     finally:
         for fd in (out_w, go_w):
             os.close(fd)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from capsa.engine.backend import RuntimeBackend
     from capsa.engine.containers.metadata import ContainerStore
     from capsa.engine.containers.paths import ContainerPaths
+    from capsa.engine.monitor.args import Roots
     from capsa.engine.network.service import NetworkService
     from capsa.engine.system.events import EventLog
     from capsa.engine.volumes.service import VolumeService
@@ -39,26 +40,43 @@ class ServiceContext:
         self._cache: dict[str, Any] = {}
 
     @classmethod
-    def from_args(cls, args: dict[str, Any]) -> ServiceContext:
+    def from_roots(cls, roots: Roots) -> ServiceContext:
+        """The context of a monitor (or another process the engine starts), from the
+        roots its launcher gave it (``roots()``)."""
         from capsa.config import Settings, load
 
         try:
             settings = load(
-                root=args["root"],
-                runroot=args["runroot"],
-                config=args.get("config") or None,
-                env={},
+                root=roots.root, runroot=roots.runroot, config=roots.config or None, env={}
             )
         except Exception:
-            settings = Settings(root=args["root"], runroot=args["runroot"])
+            settings = Settings(root=roots.root, runroot=roots.runroot)
         return cls(settings)
 
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> ServiceContext:
+        """``from_roots`` for a request holding the roots as ``monitor_args`` gives them
+        (other keys are the request's)."""
+        from capsa.engine.monitor.args import Roots
+
+        roots = Roots(root=args["root"], runroot=args["runroot"], config=args.get("config") or "")
+        return cls.from_roots(roots)
+
+    def roots(self) -> Roots:
+        """This context's roots, for a process that rebuilds it (``from_roots``)."""
+        from capsa.engine.monitor.args import Roots
+
+        return Roots(
+            root=self.settings.root,
+            runroot=self.settings.runroot,
+            config=self.settings.config_path or "",
+        )
+
     def monitor_args(self) -> dict[str, Any]:
-        return {
-            "root": self.settings.root,
-            "runroot": self.settings.runroot,
-            "config": self.settings.config_path,
-        }
+        """The roots as a plain object, for a request that also carries other keys
+        (an exec's watcher: ``from_args``)."""
+        settings = self.settings
+        return {"root": settings.root, "runroot": settings.runroot, "config": settings.config_path}
 
     def _get(self, key: str, make: Any) -> Any:
         if key not in self._cache:

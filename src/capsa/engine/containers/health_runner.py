@@ -20,37 +20,44 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.monitor.args import LoopArgs
 
-def runtime_command(args: dict[str, Any]) -> list[str]:
-    runtime = args.get("runtime_name") or ""
+
+def runtime_command(runtime: str, runtime_root: str) -> list[str]:
+    """The command line of ``runtime`` ("": capsa's own) with its state under
+    ``runtime_root``."""
     if runtime and runtime not in ("capsa", "capsa-runtime"):
-        return [runtime, "--root", os.path.join(args["runtime_root"], runtime)]
+        return [runtime, "--root", os.path.join(runtime_root, runtime)]
     exe = os.path.join(os.path.dirname(sys.executable), "capsa-runtime")
     base = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "capsa.runtime.cli"]
-    return [*base, "--root", args["runtime_root"]]
+    return [*base, "--root", runtime_root]
 
 
 class HealthRunner:
-    def __init__(self, args: dict[str, Any], init_pid: int) -> None:
-        spec = args["health"]
+    def __init__(self, args: LoopArgs, init_pid: int) -> None:
+        spec = args.health
+        assert spec is not None, "a loop without a healthcheck has no runner"
         self.cfg = health.HealthConfig(
-            test=spec["test"],
-            interval=spec["interval"],
-            timeout=spec["timeout"],
-            start_period=spec["start_period"],
-            start_interval=spec["start_interval"],
-            retries=spec["retries"],
+            test=list(spec.test),
+            interval=spec.interval,
+            timeout=spec.timeout,
+            start_period=spec.start_period,
+            start_interval=spec.start_interval,
+            retries=spec.retries,
         )
-        self.on_failure = spec.get("on_failure", "none")
-        self.state = health.HealthState(self.cfg, float(args.get("started") or time.time()))
-        self.argv = [*runtime_command(args), "exec", args["id"], *(health.command(self.cfg) or [])]
-        self.path = os.path.join(args["runroot"], "containers", args["id"], "health.json")
+        self.on_failure = spec.on_failure
+        self.state = health.HealthState(self.cfg, args.started or time.time())
+        container = args.monitor.id
+        runtime = runtime_command(args.runtime_name, args.runtime_root)
+        self.argv = [*runtime, "exec", container, *(health.command(self.cfg) or [])]
+        runroot = args.monitor.roots.runroot
+        self.path = os.path.join(runroot, "containers", container, "health.json")
         self.init_pid = init_pid
         self._resume()
-        due = args.get("health_due")  # a host waking up, or taking over: the same time
-        self.due = float(due) if due is not None else self.state.next_due(time.time())
+        due = args.health_due  # a host waking up, or taking over: the same time
+        self.due = due if due is not None else self.state.next_due(time.time())
         self.probe: dict[str, Any] | None = None
-        self.restart = False
+        self.restart = False  # --health-on-failure restart (or stop) took effect
         self.stop = False
         self._save()
 
@@ -155,6 +162,3 @@ class HealthRunner:
             os.kill(self.init_pid, signal.SIGKILL if self.on_failure != "stop" else signal.SIGTERM)
         except ProcessLookupError:
             pass
-
-    def finish(self) -> dict[str, Any]:
-        return {"health_restart": self.restart, "health_stop": self.stop}

@@ -16,6 +16,7 @@ import sys
 import time
 
 from capsa import fastjson
+from capsa.engine.monitor.args import MonitorArgs, dumps
 from capsa.errors import CapsaError, Internal
 
 TYPE_CHECKING = False
@@ -33,7 +34,7 @@ def _single_threaded() -> bool:
     return threading.active_count() == 1
 
 
-def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None:
+def _fork_monitor(args: MonitorArgs, log: int, keep: tuple[int, ...]) -> None:
     """Start the monitor by forking this (single-threaded) process: it already has the
     engine imported, which saves a fresh interpreter's start and imports. A threaded
     caller (the API server) must not fork; it spawns ``python -m capsa.engine.monitor.setup``."""
@@ -43,7 +44,7 @@ def _fork_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...]) -> None
         run_monitor(args, log, keep)
 
 
-def _ask_host(settings: Settings, args: dict[str, Any], fds: dict[str, int], fork: bool) -> bool:
+def _ask_host(settings: Settings, args: MonitorArgs, fds: dict[str, int], fork: bool) -> bool:
     """Have the run root's monitor host (see ``monitor.host``) fork the monitor; False
     when there is none. With ``fork`` a host is started (a fork of this process) if
     there is none; a server's policy starts none."""
@@ -57,11 +58,11 @@ def _ask_host(settings: Settings, args: dict[str, Any], fds: dict[str, int], for
     return True
 
 
-def _spawn_monitor(args: dict[str, Any], log: int, passed: tuple[int, ...]) -> None:
+def _spawn_monitor(args: MonitorArgs, log: int, passed: tuple[int, ...]) -> None:
     import subprocess
 
     subprocess.Popen(
-        [sys.executable, "-m", "capsa.engine.monitor.setup", fastjson.dumps(args)],
+        [sys.executable, "-m", "capsa.engine.monitor.setup", dumps(args)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
@@ -83,14 +84,6 @@ class Launch:
         self.rec = rec
         ctx = service.ctx
         r, w = os.pipe()
-        args = {
-            **ctx.monitor_args(),
-            "id": rec.id,
-            "name": rec.name,
-            "ready_fd": w,
-            "wait_attach": wait_attach,
-            "warm": ["network"] if _needs_netlink(rec.spec.network_mode) else [],
-        }
         paths = ctx.paths(rec.id)
         os.makedirs(paths.run, mode=0o700, exist_ok=True)
         self.client = -1
@@ -108,7 +101,15 @@ class Launch:
 
             connect_unix(sock, paths.attach_socket)
             self.client = sock.detach()
-            args["listener_fd"] = listener
+        args = MonitorArgs(
+            roots=ctx.roots(),
+            id=rec.id,
+            name=rec.name,
+            ready_fd=w,
+            listener_fd=listener,
+            wait_attach=wait_attach,
+            warm=["network"] if _needs_netlink(rec.spec.network_mode) else [],
+        )
         fds = {"ready_fd": w, **({"listener_fd": listener} if listener >= 0 else {})}
         passed = tuple(fds.values())
         log = os.open(

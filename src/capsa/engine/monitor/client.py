@@ -18,7 +18,8 @@ from capsa.errors import Internal
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
+
+    from capsa.engine.monitor.args import FinishArgs, LoopArgs, LoopResult, MonitorArgs
 
 LOCK_NAME = "monitor-host.lock"
 ALIVE_NAME = "monitor-host.pid"  # locked by the host while it lives (``host_alive``)
@@ -26,17 +27,19 @@ ALIVE_NAME = "monitor-host.pid"  # locked by the host while it lives (``host_ali
 
 def spawn(
     runroot: str,
-    args: dict[str, Any],
+    args: MonitorArgs,
     fds: dict[str, int],
     linger: float = 0.0,
     start_host: bool = True,
 ) -> int:
     """Have the run root's host (started here if there is none and ``start_host``: a
-    fork of this process) fork a container's monitor with ``args``, the named ``fds``
-    set in them. Returns the monitor's pid. A host started here stays up ``linger``
-    seconds once it supervises nothing."""
+    fork of this process) fork a container's monitor with ``args``, the ``fds`` set in
+    them by field name (``args.SPAWN_FDS``). Returns the monitor's pid. A host started
+    here stays up ``linger`` seconds once it supervises nothing."""
+    from capsa.engine.monitor.args import to_wire
+
     path = os.path.join(runroot, SOCKET_NAME)
-    message = json.dumps({"op": "spawn", "args": args, "fds": list(fds)}).encode()
+    message = json.dumps({"op": "spawn", "args": to_wire(args), "fds": list(fds)}).encode()
     for _ in range(5):  # a host that was just exiting drops the request: ask the next one
         sock = _connect(path)
         if sock is None and not start_host:
@@ -64,10 +67,12 @@ def connect_host(runroot: str, linger: float) -> socket.socket | None:
         return None
 
 
-def tell(channel: int, op: str, args: dict[str, Any], fds: list[int]) -> bool:
+def tell(channel: int, op: str, args: LoopArgs | LoopResult, fds: list[int]) -> bool:
     """From a container's monitor to the host: "adopt" (hand the running container's
     loop over), "standby" (a copy of it), "exited" (``args``: how it ended)."""
-    message = json.dumps({"op": op, "args": args, "fds": fds}).encode()  # "op" first
+    from capsa.engine.monitor.args import to_wire
+
+    message = json.dumps({"op": op, "args": to_wire(args), "fds": fds}).encode()  # "op" first
     sock = socket.socket(fileno=os.dup(channel))
     try:
         socket.send_fds(sock, [message], fds)
@@ -230,7 +235,9 @@ def _exec_host(listener: socket.socket, runroot: str, linger: float, alive: int)
     os.execv(argv[0], argv)
 
 
-def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...], fresh: bool = False) -> None:
+def run_monitor(
+    args: MonitorArgs | FinishArgs, log: int, keep: tuple[int, ...], fresh: bool = False
+) -> None:
     """In a freshly forked child: become a container's monitor in a session of its own,
     output to ``log``, no fd but ``keep`` inherited; never returns. ``fresh``: in a new
     interpreter, because the code this process imported is no longer what is on disk
@@ -248,11 +255,13 @@ def run_monitor(args: dict[str, Any], log: int, keep: tuple[int, ...], fresh: bo
             sys.stderr.flush()
             for fd in keep:
                 os.set_inheritable(fd, True)
-            argv = [sys.executable, "-m", "capsa.engine.monitor.setup", json.dumps(args)]
+            from capsa.engine.monitor.args import dumps
+
+            argv = [sys.executable, "-m", "capsa.engine.monitor.setup", dumps(args)]
             os.execv(sys.executable, argv)
         from capsa.engine.monitor import setup as monitor
 
-        code = monitor.main(["monitor", json.dumps(args)])
+        code = monitor.run(args)
     except BaseException:
         import traceback
 

@@ -27,14 +27,17 @@ supervised nothing for ``linger`` seconds; the next ``start`` makes a new one.
 Messages (AF_UNIX ``SOCK_SEQPACKET``, JSON, fds as ``SCM_RIGHTS``):
 
 - client -> host on ``<runroot>/monitor-host.sock``: ``{"op": "spawn", "args": {...},
-  "fds": [arg names]}`` with one fd per name; the host answers ``{"pid": N}`` once it
+  "fds": [field names]}`` (a ``MonitorArgs`` and the names of its fd fields,
+  ``args.SPAWN_FDS``) with one fd per name; the host answers ``{"pid": N}`` once it
   has forked the container's monitor. Warm-start requests (``capsa.engine.monitor.warm_wire``)
   come on the same socket.
 - monitor -> host on a socketpair made at the fork: ``{"op": "adopt", "args": {...},
-  "fds": [numbers]}`` with those fds, a ``monitor.loop.Loop``'s hand-off state (the
-  shim's pid and notification pipe among them); ``"standby"`` (same shape: a copy of the
-  loop, ``Loop.standby``) and ``"exited"`` (``args``: the loop's result) keep the host
-  ready to take over.
+  "fds": [numbers]}`` with those fds, a ``monitor.loop.Loop``'s hand-off state (a
+  ``LoopArgs``, the shim's pid and notification pipe among them); ``"standby"`` (same
+  shape: a copy of the loop, ``Loop.standby``) and ``"exited"`` (``args``: the loop's
+  ``LoopResult``) keep the host ready to take over.
+
+Every ``args`` is a record of ``capsa.engine.monitor.args`` in its wire form.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.monitor.args import FinishArgs, LoopResult, MonitorArgs, Roots
     from capsa.engine.monitor.db_keeper import DatabaseKeeper
     from capsa.engine.monitor.loop import Loop, Waker
     from capsa.engine.monitor.standby import Standby
@@ -75,7 +79,7 @@ class Host:
         self.standby: dict[int, Standby] = {}  # monitor pid -> a copy of its loop
         self.idle_since: float | None = None
         self.warmed: set[str] = set()
-        self.networked: dict[tuple[str, str, str], dict[str, Any]] = {}  # roots seen bridged
+        self.networked: set[Roots] = set()  # roots seen with networked containers
         self.requests: dict[int, socket.socket] = {}  # accepted, not yet read
         self.workers: dict[int, socket.socket] = {}  # monitor pid -> its channel
         self.channels: dict[int, socket.socket] = {}  # fd -> channel (until EOF)
@@ -270,30 +274,29 @@ class Host:
         from capsa.engine.monitor import shim as monitor_shim
         from capsa.engine.monitor.loop import Loop
 
-        skip = {str(loop.args.get("id")) for loop in self.loops.values()}
+        skip = {loop.args.monitor.id for loop in self.loops.values()}
         skip.update(self.finishing.values())
-        for args in monitor_shim.adopt(self.runroot, skip):
-            status = args.pop("shim_status", None)
+        for args, status in monitor_shim.adopt(self.runroot, skip):
+            container = args.monitor.id
             try:
-                if int(args["pid"]) in self.loops:
+                if args.pid in self.loops:
                     raise ValueError("supervised already")
                 loop = Loop(args)
             except Exception as e:
-                print(f"monitor host: cannot adopt {args.get('id')}: {e!r}", file=sys.stderr)
+                print(f"monitor host: cannot adopt {container}: {e!r}", file=sys.stderr)
                 for name in monitor_shim.ADOPTED_FDS:
-                    if int(args.get(name, -1)) >= 0:
-                        os.close(int(args[name]))
+                    if getattr(args, name) >= 0:
+                        os.close(getattr(args, name))
                 continue
-            print(f"monitor host: adopted {args.get('id')}", file=sys.stderr, flush=True)
+            print(f"monitor host: adopted {container}", file=sys.stderr, flush=True)
             self.loops[loop.pid] = loop
             if status is not None:
                 loop.shim_status(status)
-            self._note_network(args)
+            self._note_network(args.monitor)
 
-    def _note_network(self, args: dict[str, Any]) -> None:
-        if "network" in (args.get("warm") or ()):
-            roots = {k: args.get(k) or "" for k in ("root", "runroot", "config")}
-            self.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+    def _note_network(self, args: MonitorArgs) -> None:
+        if "network" in args.warm:
+            self.networked.add(args.roots)
 
     def _guard(self, loop: Loop, call: Any, *args: Any) -> None:
         """One container's trouble (a full disk under its log...) must not take down the
@@ -301,7 +304,7 @@ class Host:
         try:
             call(*args)
         except Exception as e:
-            print(f"monitor host: {loop.args.get('id')}: {e!r}", file=sys.stderr, flush=True)
+            print(f"monitor host: {loop.args.monitor.id}: {e!r}", file=sys.stderr, flush=True)
             for fd in args:
                 loop.forget(fd)
 
@@ -336,10 +339,10 @@ class Host:
             return
         with conn:
             args = self._spawn_request(conn, data, fds)
-        if args is not None and args.get("root"):
-            self._pin(str(args["root"]))
+        if args is not None and args.roots.root:
+            self._pin(args.roots.root)
         if args is not None and self.linger > 0:  # more containers will come: get ready
-            self._warm(list(args.get("warm") or []))
+            self._warm(list(args.warm))
             self._note_network(args)
 
     def _pin(self, root: str) -> None:
@@ -354,14 +357,12 @@ class Host:
 
     def _spawn_request(
         self, conn: socket.socket, data: bytes, fds: list[int]
-    ) -> dict[str, Any] | None:
+    ) -> MonitorArgs | None:
         if data.startswith(b'{"op": "adopt"'):  # a monitor that is not our child (tell)
             self._channel_message(0, data, fds)
             return None
         try:
-            message = json.loads(data)
-            args = dict(message["args"])
-            args.update(zip(message["fds"], fds, strict=True))
+            args = _spawn_args(json.loads(data), fds)
             pid = self._spawn(args, fds)
         except Exception as e:  # a bad request must not take the host down
             print(f"monitor host: bad request: {e!r}", file=sys.stderr, flush=True)
@@ -399,11 +400,11 @@ class Host:
         (no bridge deleted and made again per ``run --rm``); the host takes them down."""
         from capsa.engine.service_context import ServiceContext
 
-        networked, self.networked = self.networked, {}
-        for roots in networked.values():
-            if not os.path.isdir(roots["root"]):  # removed under us: nothing to look up
+        networked, self.networked = self.networked, set()
+        for roots in networked:
+            if not os.path.isdir(roots.root):  # removed under us: nothing to look up
                 continue
-            ctx = ServiceContext.from_args(roots)
+            ctx = ServiceContext.from_roots(roots)
             try:
                 ctx.networks.teardown_idle()
             except Exception as e:
@@ -434,13 +435,14 @@ class Host:
 
     def _message(self, sender: int, message: dict[str, Any], fds: list[int]) -> None:
         from capsa.engine.monitor import standby as monitor_standby
+        from capsa.engine.monitor.args import LoopResult, from_wire
         from capsa.engine.monitor.loop import Loop
 
         op = message.get("op")
         if op == "exited":
             entry = self.standby.get(sender)
             if entry is not None:
-                entry.result = dict(message["args"])
+                entry.result = from_wire(LoopResult, message["args"])
             return
         copy = monitor_standby.received(message, fds)
         old = self.standby.pop(sender, None)
@@ -472,7 +474,7 @@ class Host:
             try:
                 record_supervisor(loop.args)
             except Exception as e:
-                print(f"monitor host: record {loop.args.get('id')}: {e!r}", file=sys.stderr)
+                print(f"monitor host: record {loop.args.monitor.id}: {e!r}", file=sys.stderr)
 
     def _worker_gone(self, pid: int, status: int) -> None:
         """A monitor exited; if it was killed with a container to supervise, take over;
@@ -492,6 +494,7 @@ class Host:
 
     def take_over(self, entry: Standby) -> None:
         """Supervise a container from the copy of a loop whose owner died."""
+        from capsa.engine.monitor.args import LoopResult
         from capsa.engine.monitor.loop import Loop
         from capsa.engine.monitor.standby import is_child
 
@@ -507,33 +510,38 @@ class Host:
             self._supervise(loop, took_over=True)
         else:  # reaped by a process that died before saying how it ended
             why = "its supervisor was killed after reaping it"
-            self._finish(loop, {"exit_code": None, "unknown_why": why})
+            self._finish(loop, LoopResult(exit_code=None, unknown_why=why))
 
-    def _finish(self, loop: Loop, result: dict[str, Any] | None = None) -> None:
+    def _finish(self, loop: Loop, result: LoopResult | None = None) -> None:
         """The container exited: a fresh monitor records it and restarts or removes it
         (and then releases its shim)."""
+        from capsa.engine.monitor.args import LoopResult
+
         self.loops.pop(loop.pid, None)
         self.warm_until = time.monotonic() + monitor_sleep.WARM_LINGER
         try:
             done = loop.result()
         except OSError:  # the log could not be closed: the exit still gets recorded
-            done = {"exit_code": loop.exit_code}
+            done = LoopResult(exit_code=loop.exit_code, unknown_why=loop.unknown_why)
         finish = loop.finish_args(result if result is not None else done)
         loop.close()
         clients = list(loop.clients)
+        container = finish.monitor.id
         try:
-            self.finishing[self._spawn(finish, clients)] = str(finish.get("id"))
+            self.finishing[self._spawn(finish, clients)] = container
         except OSError as e:
-            print(f"monitor host: cannot finish {finish.get('id')}: {e!r}", file=sys.stderr)
+            print(f"monitor host: cannot finish {container}: {e!r}", file=sys.stderr)
         for fd in clients:
             os.close(fd)
 
-    def _spawn(self, args: dict[str, Any], passed: list[int]) -> int:
+    def _spawn(self, args: MonitorArgs | FinishArgs, passed: list[int]) -> int:
         """Fork a container's monitor; ``passed`` are fds of ours named in ``args``."""
+        from capsa.engine.monitor.args import monitor_of, with_host
         from capsa.engine.monitor.warm import code_changed
 
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        log = os.path.join(args["runroot"], "containers", args["id"], "monitor.log")
+        monitor = monitor_of(args)
+        log = os.path.join(monitor.roots.runroot, "containers", monitor.id, "monitor.log")
         fresh = code_changed(self.code)
         pid = os.fork()
         if pid == 0:
@@ -542,13 +550,26 @@ class Host:
 
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             channel = theirs.fileno()
-            args = {**args, "host_fd": channel, "host_linger": self.linger}
+            args = with_host(args, channel, self.linger)
             run_monitor(args, open_log(log), (*passed, channel), fresh)
         theirs.close()
         self.workers[pid] = mine
         self.channels[mine.fileno()] = mine
         self.senders[mine.fileno()] = pid
         return pid
+
+
+def _spawn_args(message: dict[str, Any], fds: list[int]) -> MonitorArgs:
+    """The monitor's arguments a spawn request carries, the fds it passed set in them."""
+    from capsa.engine.monitor.args import SPAWN_FDS, MonitorArgs, from_wire
+    from capsa.errors import InvalidArgument
+    from capsa.record import replace
+
+    names = [str(name) for name in message["fds"]]
+    if not set(names) <= set(SPAWN_FDS) or len(names) != len(fds):
+        raise InvalidArgument(f"spawn request: fds {names} for {len(fds)} passed")
+    args = from_wire(MonitorArgs, message["args"], "spawn request: args")
+    return replace(args, **dict(zip(names, fds, strict=True)))
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:

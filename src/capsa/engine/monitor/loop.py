@@ -6,6 +6,8 @@ container lives (stdio relay, json-file logs, the attach socket, healthchecks th
 driven from outside: by ``Loop.run`` in a container's own monitor, or together with
 other containers' loops by the monitor host (``capsa.engine.monitor.host``). When the
 container's init exits, the loop drains its output and yields the *finish* arguments.
+A loop starts from a ``LoopArgs`` (``capsa.engine.monitor.args``) and hands its state on
+as one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 
 from capsa.engine.containers import attach
 from capsa.engine.containers.logs import LogWriter
+from capsa.engine.monitor.args import LOOP_FDS, FinishArgs, LoopArgs, LoopResult
+from capsa.record import replace
 from capsa.syntax.policies import parse_log_opts
 
 TYPE_CHECKING = False
@@ -37,43 +41,43 @@ class Client:
 
 
 class Loop:
-    def __init__(self, args: dict[str, Any]) -> None:
-        self.args = args
-        self.pid = int(args["pid"])
+    def __init__(self, args: LoopArgs) -> None:
+        self.args = args  # as it started: its fds and clients are the attributes below
+        self.pid = args.pid
         # the shim's notification pipe (``capsa.engine.monitor.shim``): once the
         # container is handed over, its exit status arrives here, not through waitpid
-        self.notify = int(args.get("notify", -1))
-        self.shim = int(args.get("shim", 0))
+        self.notify = args.notify
+        self.shim = args.shim
         self.shim_lost = False  # it died before the init: the host looks for the status
-        self.tty = bool(args.get("tty"))
-        self.master = int(args.get("master", -1))
-        self.stdin = int(args.get("stdin", -1))
+        self.tty = args.tty
+        self.master = args.master
+        self.stdin = args.stdin
         self.outputs: dict[int, str] = {}
         if self.tty:
             self.outputs[self.master] = "stdout"
         else:
-            for stream in ("stdout", "stderr"):  # -1: closed by the container already
-                if int(args.get(stream, -1)) >= 0:
-                    self.outputs[int(args[stream])] = stream
+            for stream, fd in (("stdout", args.stdout), ("stderr", args.stderr)):
+                if fd >= 0:  # -1: closed by the container already
+                    self.outputs[fd] = stream
         for fd in (*self.outputs, self.notify):
             if fd >= 0:
                 os.set_blocking(fd, False)
-        self.listener = int(args["listener"])
+        self.listener = args.listener
         self.clients: dict[int, Client] = {}
-        for fd in args.get("clients", []):
+        for fd in args.clients:
             c = Client(fd)
-            wants = (args.get("wants") or {}).get(str(fd))
+            wants = args.wants.get(str(fd))
             if wants is not None:  # greeted before the start (run's own client)
                 c.wants.update(wants)
                 c.greeted = True
             self.clients[fd] = c
-        self.log = LogWriter(args["log"], parse_log_opts(args.get("log_opts") or {}))
+        self.log = LogWriter(args.log, parse_log_opts(args.log_opts))
         self.exit_code: int | None = None
         self.ended = False  # the init exited (exit_code None: nobody could know how)
         self.unknown_why = ""
         self.drain_until = 0.0
         self.health: Any = None
-        if args.get("health"):
+        if args.health is not None:
             from capsa.engine.containers.health_runner import HealthRunner
 
             self.health = HealthRunner(args, self.pid)
@@ -273,16 +277,17 @@ class Loop:
         if self.health is not None and not self.draining:
             self.health.tick(time.time())
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> LoopResult:
         self.log.close()
-        result: dict[str, Any] = {"exit_code": self.exit_code}
-        if self.ended and self.exit_code is None:
-            result["unknown_why"] = self.unknown_why
-        if self.health is not None:
-            result.update(self.health.finish())
-        return result
+        unknown = self.ended and self.exit_code is None
+        return LoopResult(
+            exit_code=self.exit_code,
+            unknown_why=self.unknown_why if unknown else "",
+            health_restart=self.health is not None and self.health.restart,
+            health_stop=self.health is not None and self.health.stop,
+        )
 
-    def run(self, until: float | None = None) -> dict[str, Any] | None:
+    def run(self, until: float | None = None) -> LoopResult | None:
         """Relay until the init exits (the result), or until ``until`` (None: hand off)."""
         waker = Waker()
         try:
@@ -312,46 +317,61 @@ class Loop:
                 except OSError:
                     pass
 
-    def finish_args(self, result: dict[str, Any]) -> dict[str, Any]:
-        finish = {k: v for k, v in self.args.items() if k in _FINISH_KEYS}
-        finish.update(result, phase="finish", clients=list(self.clients))
-        return finish
+    def finish_args(self, result: LoopResult) -> FinishArgs:
+        return FinishArgs(
+            monitor=self.args.monitor,
+            result=result,
+            started=self.args.started,
+            shim=self.args.shim,
+            shim_start=self.args.shim_start,
+            clients=list(self.clients),
+        )
 
-    def handoff_args(self) -> dict[str, Any]:
+    def handoff_args(self) -> LoopArgs:
         """The loop's state for another process (``exec`` of this module, or the host)."""
         self.log.close()
         return self.snapshot()
 
-    def snapshot(self) -> dict[str, Any]:
+    def _now(self) -> LoopArgs:
+        """The loop's arguments as it is now (its fds, clients, output streams still
+        open), for another process: the host channel stays with this one."""
+        streams = {} if self.tty else {stream: fd for fd, stream in self.outputs.items()}
+        return replace(
+            self.args,
+            monitor=replace(self.args.monitor, host_fd=-1),
+            master=self.master,
+            stdin=self.stdin,
+            stdout=streams.get("stdout", -1),
+            stderr=streams.get("stderr", -1),
+            listener=self.listener,
+            notify=self.notify,
+            clients=list(self.clients),
+            wants={str(fd): c.wants for fd, c in self.clients.items() if c.greeted},
+        )
+
+    def snapshot(self) -> LoopArgs:
         """The loop's state as arguments for a ``Loop`` in another process, or in this
         one after an ``exec`` (``capsa.engine.monitor.sleep``); its fds made inheritable.
         A partial line is logged as it is."""
         self.log.flush_partial()
-        args = {k: v for k, v in self.args.items() if k not in ("host_fd", "ready_fd")}
-        args["clients"] = list(self.clients)
-        args["wants"] = {str(fd): c.wants for fd, c in self.clients.items() if c.greeted}
-        args["notify"] = self.notify
+        args = self._now()
         if self.health is not None:  # the next probe keeps its time
-            args["health_due"] = self.health.due
+            args = replace(args, health_due=self.health.due)
         for fd in self.handoff_fds():
             os.set_inheritable(fd, True)
         return args
 
-    def standby(self) -> tuple[dict[str, Any], list[int]]:
+    def standby(self) -> tuple[LoopArgs, list[int]]:
         """A copy of this loop for a process that takes over if this one is killed (the
         monitor host for a monitor, the host's guardian for the host): its arguments and
         the fds to send, which the sender keeps using. Without stdin and clients: the
         container must see its stdin close, and a client its connection end, when this
         process closes them."""
-        skip = ("host_fd", "ready_fd", "clients", "wants", "stdin", "notify")
-        args = {k: v for k, v in self.args.items() if k not in skip}
-        args.update(clients=[], wants={}, stdin=-1)
-        if not self.tty:
-            for stream in ("stdout", "stderr"):
-                fd = int(self.args.get(stream, -1))
-                args[stream] = fd if fd in self.outputs else -1
-        keys = ("master", "listener") if self.tty else ("stdout", "stderr", "listener")
-        return args, [int(args[k]) for k in keys if int(args.get(k, -1)) >= 0]
+        args = replace(self._now(), stdin=-1, notify=-1, clients=[], wants={})
+        fds = (
+            (args.master, args.listener) if self.tty else (args.stdout, args.stderr, args.listener)
+        )
+        return args, [fd for fd in fds if fd >= 0]
 
     def handoff_fds(self) -> list[int]:
         fds = [*self.clients, *self.outputs, self.master, self.stdin, self.listener, self.notify]
@@ -373,35 +393,15 @@ class Loop:
         return [*self.outputs, self.listener, self.notify]
 
 
-_FD_KEYS = ("stdout", "stderr", "stdin", "master", "listener", "notify")
-# what the finish phase needs besides the result
-_FINISH_KEYS = frozenset(
-    (
-        "id",
-        "name",
-        "root",
-        "runroot",
-        "config",
-        "started",
-        "backoff",
-        "host_fd",
-        "host_linger",
-        "shim",
-        "shim_start",
-    )
-)
-
-
-def remap_fds(args: dict[str, Any], moved: dict[int, int]) -> dict[str, Any]:
+def remap_fds(args: LoopArgs, moved: dict[int, int]) -> LoopArgs:
     """``args`` of a loop whose fds arrived in another process under new numbers."""
-    out = dict(args)
-    for key in _FD_KEYS:
-        fd = int(args.get(key, -1))
-        if fd >= 0:
-            out[key] = moved[fd]
-    out["clients"] = [moved[int(fd)] for fd in args.get("clients") or []]
-    out["wants"] = {str(moved[int(fd)]): w for fd, w in (args.get("wants") or {}).items()}
-    return out
+    fds = {key: getattr(args, key) for key in LOOP_FDS}
+    return replace(
+        args,
+        **{key: moved[fd] for key, fd in fds.items() if fd >= 0},
+        clients=[moved[fd] for fd in args.clients],
+        wants={str(moved[int(fd)]): w for fd, w in args.wants.items()},
+    )
 
 
 class Waker:
@@ -461,15 +461,24 @@ class Waker:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def exec_module(module: str, args: dict[str, Any]) -> None:
-    for fd in args.get("clients") or []:
+def exec_module(module: str, args: LoopArgs | FinishArgs) -> None:
+    """Exec ``python -m module`` with ``args`` (``args.dumps``), its clients inherited."""
+    from capsa.engine.monitor.args import dumps
+
+    for fd in args.clients:
         os.set_inheritable(fd, True)
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", module, json.dumps(args)])
+    os.execv(sys.executable, [sys.executable, "-m", module, dumps(args)])
 
 
 def main(argv: list[str]) -> int:
-    args: dict[str, Any] = json.loads(argv[1])
+    """``python -m capsa.engine.monitor.loop ARGS_JSON``: a monitor that handed over to a
+    lean process of itself (no host took its container)."""
+    from capsa.engine.monitor.args import loads
+
+    args = loads(argv[1])
+    if not isinstance(args, LoopArgs):
+        raise SystemExit("monitor loop: expected a loop's arguments")
     loop = Loop(args)
     result = loop.run()
     assert result is not None

@@ -8,9 +8,12 @@ with ``execv`` (same pid, so the container stays its child):
   container through the runtime backend, report to whoever started it, then exec the
   lean supervision loop (``capsa.engine.monitor.loop``), which holds only stdio,
   logs and the attach socket in memory while the container runs;
-- this module again, *finish* (``"phase": "finish"``): record the exit status and OOM
+- this module again, *finish* (``FinishArgs``): record the exit status and OOM
   kill, delete the runtime container, unmount, tell attached clients the exit code,
   then apply the restart policy (back to setup) or ``--rm``.
+
+Each phase's arguments are a record of ``capsa.engine.monitor.args`` (``ARGS_JSON`` is
+its ``dumps``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ import time
 
 from capsa.engine.containers import attach
 from capsa.engine.containers.types import ContainerRecord, State
+from capsa.engine.monitor.args import (
+    FinishArgs,
+    HealthArgs,
+    LoopArgs,
+    LoopResult,
+    MonitorArgs,
+    loads,
+    monitor_of,
+)
 from capsa.errors import CapsaError, CommandNotFound, CommandNotRunnable, FailedPrecondition
+from capsa.record import replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,8 +53,6 @@ def now_rfc3339() -> str:
 
 
 HANDOFF_AFTER = 3.0  # seconds a container runs before its monitor hands it over
-# what a restart's setup phase keeps of the finish phase's arguments
-_RESTART_KEYS = ("root", "runroot", "config", "id", "name", "backoff", "host_fd", "host_linger")
 
 
 def _exit_code_for(err: BaseException) -> int:
@@ -54,27 +65,27 @@ def _exit_code_for(err: BaseException) -> int:
 
 
 class Setup:
-    def __init__(self, args: dict[str, Any]) -> None:
+    def __init__(self, args: MonitorArgs) -> None:
         from capsa.engine.service_context import ServiceContext
 
         self.args = args
-        self.ctx: ServiceContext = ServiceContext.from_args(args)
-        self.rec: ContainerRecord = self.ctx.store.get(args["id"])
+        self.ctx: ServiceContext = ServiceContext.from_roots(args.roots)
+        self.rec: ContainerRecord = self.ctx.store.get(args.id)
         self.paths: ContainerPaths = self.ctx.paths(self.rec.id)
-        self.clients: list[int] = list(args.get("clients") or [])
-        self.wants: dict[str, dict[str, bool]] = dict(args.get("wants") or {})
+        self.clients: list[int] = list(args.clients)
+        self.wants: dict[str, dict[str, Any]] = {}
 
     def report(self, message: dict[str, Any]) -> None:
-        fd = int(self.args.get("ready_fd", -1))
+        fd = self.args.ready_fd
         if fd >= 0:
             try:
                 os.write(fd, json.dumps(message).encode() + b"\n")
                 os.close(fd)
             except OSError:
                 pass
-            self.args["ready_fd"] = -1
+            self.args = replace(self.args, ready_fd=-1)
 
-    def start(self) -> dict[str, Any] | None:
+    def start(self) -> FinishArgs | None:
         """Create and start the container and supervise it. A short-lived container is
         supervised right here (its exit goes straight to the finish phase, returned); a
         container still running after HANDOFF_AFTER seconds is handed over, so idle
@@ -85,9 +96,9 @@ class Setup:
         from capsa.engine.monitor.loop import Loop, exec_module
 
         with CleanupStack() as cleanup:
-            launch = self._launch(cleanup)
+            launch, warnings = self._launch(cleanup)
             cleanup.release()
-        self.report({"ok": True, "pid": launch["pid"], "warnings": launch.get("warnings", [])})
+        self.report({"ok": True, "pid": launch.pid, "warnings": warnings})
         loop = Loop(launch)
         self._tell_host("standby", *loop.standby())
         result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
@@ -96,15 +107,15 @@ class Setup:
         if result is None:
             self._hand_to_host(loop)  # returns only if there is no host to take it
             exec_module("capsa.engine.monitor.loop", loop.handoff_args())
-        self._tell_host("exited", result or {}, [])
+        self._tell_host("exited", result or LoopResult(), [])
         loop.close()
-        return loop.finish_args(result or {})
+        return loop.finish_args(result or LoopResult())
 
-    def _tell_host(self, op: str, args: dict[str, Any], fds: list[int]) -> None:
+    def _tell_host(self, op: str, args: LoopArgs | LoopResult, fds: list[int]) -> None:
         """Keep the monitor host (our parent) informed, so that it can take over if this
         process is killed: the loop's copy ("standby"), then how the container ended
         ("exited"). The host is a subreaper: the container's init becomes its child."""
-        host = int(self.args.get("host_fd", -1))
+        host = self.args.host_fd
         if host >= 0:
             from capsa.engine.monitor import client as monitor_client
 
@@ -120,12 +131,12 @@ class Setup:
         from capsa.engine.monitor import shim as monitor_shim
         from capsa.linux.proc import start_time
 
-        host = int(self.args.get("host_fd", -1))
+        host = self.args.host_fd
         conn = None
         if host < 0:
             linger = self.ctx.settings.monitor_linger
             self.ctx.close()  # a host started from here must not inherit the databases
-            conn = monitor_client.connect_host(self.args["runroot"], linger)
+            conn = monitor_client.connect_host(self.args.roots.runroot, linger)
             if conn is None:
                 return
             host = conn.fileno()
@@ -134,7 +145,7 @@ class Setup:
         standby, kept = loop.standby()
         monitor_shim.write_record(self.paths.run, standby, fds)
         me = os.getpid()
-        args = {**loop.handoff_args(), "shim": me, "shim_start": start_time(me) or 0}
+        args = replace(loop.handoff_args(), shim=me, shim_start=start_time(me) or 0)
         if not monitor_client.tell(host, "adopt", args, loop.handoff_fds()):
             loop.notify = -1
             monitor_shim.discard(self.paths.run, fds)
@@ -146,7 +157,9 @@ class Setup:
 
         hold(loop.pid, fds.status, fds.notify_write)
 
-    def _launch(self, cleanup: Any) -> dict[str, Any]:
+    def _launch(self, cleanup: Any) -> tuple[LoopArgs, list[str]]:
+        """Create and start the container: its loop's arguments, and what the runtime
+        could not enforce."""
         from capsa.engine.containers import bundle
 
         rec, ctx = self.rec, self.ctx
@@ -179,10 +192,11 @@ class Setup:
                 os.close(fd)
         if created.master >= 0:
             ours = {"master": created.master}
-        listener = int(self.args.pop("listener_fd", -1))
+        listener = self.args.listener_fd
+        self.args = replace(self.args, listener_fd=-1)  # the loop's now
         if listener < 0:
             listener = listen(self.paths.attach_socket)
-        if self.args.get("wait_attach"):
+        if self.args.wait_attach:
             fd, wants = _accept_one(listener, timeout=30.0)
             self.clients.append(fd)
             self.wants[str(fd)] = wants
@@ -208,26 +222,30 @@ class Setup:
             oom_killed=False,
         )
         ctx.events.emit("container", "start", rec.id, {"name": rec.name, "image": rec.image_name})
-        for warning in created.warnings or []:
+        warnings = list(created.warnings or [])
+        for warning in warnings:
             _log_monitor(self.paths, f"warning: {warning}")
-        self.args["warnings"] = list(created.warnings or [])
-        return {
-            **self.args,
-            **ours,
-            "phase": "loop",
-            "pid": created.pid,
-            "listener": listener,
-            "clients": self.clients,
-            "wants": self.wants,
-            "tty": rec.spec.tty,
-            "started": time.time(),
-            "log": self.paths.log,
-            "log_opts": rec.spec.log_opts,
-            "health": _health_args(rec, ctx),
-            "runtime_root": ctx.runtime_root,
-            "runtime_name": rec.spec.runtime,
-            "name": rec.name,
-        }
+        # what the setup phase used up stays here: the loop has its own fds and clients
+        monitor = replace(self.args, name=rec.name, ready_fd=-1, wait_attach=False, clients=[])
+        loop = LoopArgs(
+            monitor=monitor,
+            pid=created.pid,
+            log=self.paths.log,
+            runtime_root=ctx.runtime_root,
+            runtime_name=rec.spec.runtime,
+            tty=rec.spec.tty,
+            started=time.time(),
+            log_opts=dict(rec.spec.log_opts),
+            health=_health_args(rec, ctx),
+            master=ours.get("master", -1),
+            stdin=ours.get("stdin", -1),
+            stdout=ours.get("stdout", -1),
+            stderr=ours.get("stderr", -1),
+            listener=listener,
+            clients=self.clients,
+            wants=self.wants,
+        )
+        return loop, warnings
 
     def fail(self, err: BaseException) -> None:
         message = str(err) if isinstance(err, CapsaError) else f"{type(err).__name__}: {err}"
@@ -268,14 +286,14 @@ def _shared_namespaces(ctx: ServiceContext, rec: ContainerRecord) -> dict[str, s
     return out
 
 
-def _health_args(rec: ContainerRecord, ctx: ServiceContext) -> dict[str, Any] | None:
+def _health_args(rec: ContainerRecord, ctx: ServiceContext) -> HealthArgs | None:
     from capsa.engine.containers.healthspec import effective
 
     cfg = effective(rec, ctx.content)
-    return cfg
+    return None if cfg is None else HealthArgs(**cfg)
 
 
-def _stdio(tty: bool, stdin_open: bool) -> tuple[Any, dict[str, Any]]:
+def _stdio(tty: bool, stdin_open: bool) -> tuple[Any, dict[str, int]]:
     from capsa.engine.backend import Stdio
 
     if tty:
@@ -348,9 +366,9 @@ def _log_monitor(paths: ContainerPaths, line: str) -> None:
         pass
 
 
-def unknown_exit(args: dict[str, Any]) -> str:
+def unknown_exit(result: LoopResult) -> str:
     """State.Error of a container whose end nobody saw (see ``capsa.engine.containers.restore``)."""
-    why = args.get("unknown_why") or "its monitor was killed and the process was not ours to reap"
+    why = result.unknown_why or "its monitor was killed and the process was not ours to reap"
     return f"exit status unknown: {why}"
 
 
@@ -361,10 +379,15 @@ def _code_text(code: int | None) -> str:
 class Finish(Setup):
     """The container's init exited: record it, clean up, restart or remove."""
 
-    def run(self) -> dict[str, Any] | None:
+    def __init__(self, args: FinishArgs) -> None:
+        super().__init__(args.monitor)
+        self.finish = args
+        self.clients = list(args.clients)
+
+    def run(self) -> MonitorArgs | None:
         """Record the exit; return the setup arguments when the policy restarts."""
-        args = self.args
-        code = None if args.get("exit_code") is None else int(args["exit_code"])
+        args, result = self.finish, self.finish.result
+        code = result.exit_code
         from capsa.engine.monitor import shim as monitor_shim
 
         claim = monitor_shim.claim(self.paths.run)  # no new host adopts it meanwhile
@@ -374,7 +397,7 @@ class Finish(Setup):
         from capsa.engine.containers import netwire
 
         # a lingering monitor host takes idle networks down when it exits
-        netwire.detach(self.ctx, self.rec.id, keep_idle=float(args.get("host_linger") or 0) > 0)
+        netwire.detach(self.ctx, self.rec.id, keep_idle=self.args.host_linger > 0)
         from capsa.linux.mount import unmount
 
         try:
@@ -383,7 +406,7 @@ class Finish(Setup):
             pass
         self._release_volumes()
         rec = self.ctx.store.get(self.rec.id)
-        ran_for = time.time() - float(args.get("started") or time.time())
+        ran_for = time.time() - (args.started or time.time())
         restart, delay = self._restart_decision(rec, code, ran_for)
         state = State.RESTARTING if restart else State.EXITED
         from capsa.linux.proc import start_time
@@ -393,7 +416,7 @@ class Finish(Setup):
             rec.id,
             state,
             exit_code=code,
-            error=unknown_exit(args) if code is None else "",
+            error=unknown_exit(result) if code is None else "",
             oom_killed=oom,
             finished_at=now_rfc3339(),
             pid=0,
@@ -401,21 +424,15 @@ class Finish(Setup):
             monitor_pid=me,  # this process answers for it now, not the shim
             monitor_start=start_time(me) or 0,
         )
-        shim = (int(args.get("shim") or 0), int(args.get("shim_start") or 0))
-        monitor_shim.release(self.paths.run, claim, *shim)  # recorded: it may go
+        monitor_shim.release(self.paths.run, claim, args.shim, args.shim_start)  # it may go
         self.ctx.events.emit("container", "oom", rec.id, {"name": rec.name}) if oom else None
         attrs = {"name": rec.name, "image": rec.image_name, "exitCode": _code_text(code)}
         self.ctx.events.emit("container", "die", rec.id, attrs)
         if restart:
             self._wait(delay)
             rec = self.ctx.store.get(rec.id)
-            if not rec.stopped_by_user:
-                return {
-                    **{k: self.args[k] for k in _RESTART_KEYS if k in self.args},
-                    "phase": "setup",
-                    "clients": self.clients,
-                    "ready_fd": -1,
-                }
+            if not rec.stopped_by_user:  # the same monitor, no launcher waiting
+                return replace(self.args, ready_fd=-1, listener_fd=-1, clients=self.clients)
             self.ctx.store.update(rec.id, State.EXITED)
         try:
             rec = self.ctx.store.get(rec.id)
@@ -428,7 +445,7 @@ class Finish(Setup):
         finally:
             for fd in self.clients:
                 if code is None:
-                    _send(fd, attach.frame(attach.ERROR, unknown_exit(args).encode()))
+                    _send(fd, attach.frame(attach.ERROR, unknown_exit(result).encode()))
                 else:
                     _send(fd, attach.exit_frame(code))
                 os.close(fd)
@@ -468,15 +485,16 @@ class Finish(Setup):
         from capsa.syntax.policies import parse_restart
 
         manager = RestartManager(parse_restart(rec.spec.restart), rec.restart_count)
-        if self.args.get("health_restart"):
+        result = self.finish.result
+        if result.health_restart:
             return True, 0.1
-        stopped = rec.stopped_by_user or bool(self.args.get("health_stop"))
+        stopped = rec.stopped_by_user or result.health_stop
         restart, _ = manager.should_restart(code, stopped, ran_for)
         # the back-off lives in this monitor across restarts: 100 ms doubling to a
         # minute, back to 100 ms after a run of 10 s or more
-        previous = float(self.args.get("backoff") or 0)
+        previous = self.args.backoff
         delay = 0.1 if ran_for >= 10 or not previous else min(previous * 2, 60.0)
-        self.args["backoff"] = delay
+        self.args = replace(self.args, backoff=delay)
         return restart, delay
 
     def _wait(self, delay: float) -> None:
@@ -531,10 +549,19 @@ def warm(need: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args: dict[str, Any] | None = json.loads(argv[1])
-    _process_setup(args or {})
+    """``python -m capsa.engine.monitor.setup ARGS_JSON`` (``args.dumps``)."""
+    args = loads(argv[1])
+    if isinstance(args, LoopArgs):
+        raise SystemExit("monitor: loop arguments are for capsa.engine.monitor.loop")
+    return run(args)
+
+
+def run(first: MonitorArgs | FinishArgs) -> int:
+    """Be a container's monitor from ``first`` on, through its restarts: the exit code."""
+    _process_setup(monitor_of(first))
+    args: MonitorArgs | FinishArgs | None = first
     while args is not None:
-        runner: Setup = Finish(args) if args.get("phase") == "finish" else Setup(args)
+        runner: Setup = Finish(args) if isinstance(args, FinishArgs) else Setup(args)
         try:
             args = runner.run() if isinstance(runner, Finish) else runner.start()
         except BaseException as e:
@@ -549,7 +576,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _process_setup(args: dict[str, Any]) -> None:
+def _process_setup(args: MonitorArgs) -> None:
     from capsa.linux import syscalls as sc
 
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -557,7 +584,7 @@ def _process_setup(args: dict[str, Any]) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from capsa.linux.proc import set_title
 
-    set_title(f"capsa-monitor {args.get('name', args['id'][:12])}")
+    set_title(f"capsa-monitor {args.name or args.id[:12]}")
 
 
 if __name__ == "__main__":

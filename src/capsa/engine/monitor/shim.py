@@ -25,17 +25,20 @@ import fcntl
 import json
 import os
 import signal
+import sys
 
-from capsa.record import record
+from capsa.record import record, replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.monitor.args import LoopArgs
+
 RECORD_FILE = "shim.json"
 STATUS_FILE = "shim.status"
 TITLE = "capsa-monitor shim"
-# the shim's fds a new host takes over, by the loop argument that names them
+# the shim's fds a new host takes over, by the field of LoopArgs that names them
 ADOPTED_FDS = ("stdout", "stderr", "master", "listener", "notify")
 
 
@@ -62,24 +65,24 @@ def discard(run_dir: str, fds: ShimFds) -> None:
     _unlink_files(run_dir)
 
 
-def write_record(run_dir: str, args: dict[str, Any], fds: ShimFds) -> None:
+def write_record(run_dir: str, args: LoopArgs, fds: ShimFds) -> None:
     """``shim.json``: this process (the shim-to-be), its fds and the loop's arguments
     (``Loop.standby``'s form: output fds, listener, no stdin nor clients)."""
+    from capsa.engine.monitor.args import to_wire
     from capsa.linux.atomicfile import write_atomic
     from capsa.linux.proc import start_time
 
     me = os.getpid()
-    held = {name: int(args[name]) for name in ADOPTED_FDS[:-1] if int(args.get(name, -1)) >= 0}
+    held = {name: getattr(args, name) for name in ADOPTED_FDS[:-1]}
+    held = {name: fd for name, fd in held.items() if fd >= 0}
     held["notify"] = fds.notify_read
-    doc = {"shim": me, "shim_start": start_time(me) or 0, "fds": held, "args": args}
+    doc = {"shim": me, "shim_start": start_time(me) or 0, "fds": held, "args": to_wire(args)}
     write_atomic(os.path.join(run_dir, RECORD_FILE), json.dumps(doc).encode(), durable=False)
 
 
 def become(fds: ShimFds, init_pid: int, title: str, keep: list[int]) -> None:
     """Exec the shim, keeping ``keep`` (the loop's output fds, listener) and the shim's
     own; every other fd is closed. Returns only if no form of the shim could start."""
-    import sys
-
     from capsa.linux import shim
     from capsa.linux.fds import close_all_except
 
@@ -100,11 +103,11 @@ def become(fds: ShimFds, init_pid: int, title: str, keep: list[int]) -> None:
 # -- a new host ---------------------------------------------------------------------------
 
 
-def adopt(runroot: str, skip: set[str]) -> list[dict[str, Any]]:
+def adopt(runroot: str, skip: set[str]) -> list[tuple[LoopArgs, int | None]]:
     """The loops of the run root's shims that no one supervises (none of the containers
     in ``skip``, the ids supervised here, none claimed): their arguments with the fds
-    copied into this process, ``notify`` among them, and ``shim_status`` (the raw wait
-    status, -1 for unknown) when the init has exited already."""
+    copied into this process, ``notify`` among them, each with the shim's status (the
+    raw wait status, -1 for unknown) when the init has exited already, else None."""
     base = os.path.join(runroot, "containers")
     try:
         names = os.listdir(base)
@@ -118,7 +121,9 @@ def adopt(runroot: str, skip: set[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _adopt_one(run_dir: str) -> dict[str, Any] | None:
+def _adopt_one(run_dir: str) -> tuple[LoopArgs, int | None] | None:
+    from capsa.errors import InvalidArgument
+
     try:
         lock = os.open(os.path.join(run_dir, RECORD_FILE), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -128,38 +133,43 @@ def _adopt_one(run_dir: str) -> dict[str, Any] | None:
         with os.fdopen(os.dup(lock), "rb") as f:
             doc = json.loads(f.read())
         return _take(run_dir, doc)
+    except InvalidArgument as e:  # not this capsa's record
+        print(f"monitor host: {run_dir}: {e}", file=sys.stderr, flush=True)
+        return None
     except (OSError, ValueError, KeyError, TypeError):  # claimed, gone, or not ours to read
         return None
     finally:
         os.close(lock)
 
 
-def _take(run_dir: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+def _take(run_dir: str, doc: dict[str, Any]) -> tuple[LoopArgs, int | None] | None:
+    from capsa.engine.monitor.args import LoopArgs, from_wire
+    from capsa.errors import InvalidArgument
     from capsa.linux.proc import start_time
     from capsa.linux.syscalls import pidfd_getfd
 
+    args = from_wire(LoopArgs, doc["args"], f"{RECORD_FILE}: args")
+    held = {str(name): int(fd) for name, fd in doc["fds"].items()}
+    unknown = sorted(set(held) - set(ADOPTED_FDS))
+    if unknown:
+        raise InvalidArgument(f"{RECORD_FILE}: fds: unknown name {unknown[0]!r}")
     shim = int(doc["shim"])
     pidfd = os.pidfd_open(shim)
     try:
         if start_time(shim) != int(doc["shim_start"]):  # not our shim any more
             return None
-        args = dict(doc["args"])
-        copied: list[int] = []
+        copied: dict[str, int] = {}
         try:
-            for name, fd in doc["fds"].items():
-                copied.append(pidfd_getfd(pidfd, int(fd)))
-                args[name] = copied[-1]
+            for name, fd in held.items():
+                copied[name] = pidfd_getfd(pidfd, fd)
         except OSError:
-            for fd in copied:
+            for fd in copied.values():
                 os.close(fd)
             raise
     finally:
         os.close(pidfd)
-    args.update(shim=shim, shim_start=int(doc["shim_start"]))
-    status = read_status(run_dir)
-    if status is not None:
-        args["shim_status"] = status
-    return args
+    args = replace(args, **copied, shim=shim, shim_start=int(doc["shim_start"]))
+    return args, read_status(run_dir)
 
 
 def read_status(run_dir: str) -> int | None:

@@ -95,8 +95,10 @@ def boot_argv(executable: str, state_path: str) -> list[str]:
 def freeze(host: Host) -> tuple[dict[str, Any], list[int], list[int]]:
     """The host's state, the fds it names (made inheritable) and those that should wake
     a sleeping host."""
+    from capsa.engine.monitor.args import to_wire
+
     now = time.monotonic()
-    loops = [loop.snapshot() for loop in host.loops.values()]
+    loops = [to_wire(loop.snapshot()) for loop in host.loops.values()]
     kept = [host.listener.fileno(), host.alive]
     wake = [host.listener.fileno()]
     for loop in host.loops.values():
@@ -113,7 +115,7 @@ def freeze(host: Host) -> tuple[dict[str, Any], list[int], list[int]]:
         "nofile": list(host.nofile) if host.nofile else None,
         "executable": host.executable,
         "sys_path": host.sys_path,
-        "networked": list(host.networked.values()),
+        "networked": [to_wire(roots) for roots in host.networked],
         "orphans": {str(pid): [status, now - when] for pid, (status, when) in host.orphans.items()},
         "shims": sorted(host.shims),
         "idle_for": now - host.last_activity,
@@ -239,6 +241,7 @@ def _with_site_packages() -> None:
 
 def thaw(state: dict[str, Any]) -> Host:
     """The host a state describes (its fds are ours again: not inherited further)."""
+    from capsa.engine.monitor.args import LoopArgs, Roots, from_wire
     from capsa.engine.monitor.host import Host
     from capsa.engine.monitor.loop import Loop
 
@@ -255,13 +258,13 @@ def thaw(state: dict[str, Any]) -> Host:
     now = time.monotonic()
     host.last_activity = now - float(state.get("idle_for") or 0.0)
     for roots in state.get("networked") or []:
-        host.networked[(roots["root"], roots["runroot"], roots["config"])] = roots
+        host.networked.add(from_wire(Roots, roots, f"{STATE_NAME}: networked"))
     for pid, (status, age) in (state.get("orphans") or {}).items():
         host.orphans[int(pid)] = (int(status), now - float(age))
     host.shims = {int(pid) for pid in state.get("shims") or []}
     kept = [listener.fileno(), host.alive]
     for args in state["loops"]:
-        loop = Loop(args)
+        loop = Loop(from_wire(LoopArgs, args, f"{STATE_NAME}: loops"))
         host.loops[loop.pid] = loop
         kept += loop.handoff_fds()
     _unfreeze(kept)

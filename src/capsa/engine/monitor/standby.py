@@ -32,20 +32,22 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from capsa.engine.monitor.args import LoopArgs, LoopResult
+
 
 class Standby:
     """A copy of one container's loop, as received: fds already numbered here."""
 
     __slots__ = ("args", "fds", "result")
 
-    def __init__(self, args: dict[str, Any], fds: list[int]) -> None:
+    def __init__(self, args: LoopArgs, fds: list[int]) -> None:
         self.args = args
         self.fds = fds
-        self.result: dict[str, Any] | None = None  # how the container ended, if said
+        self.result: LoopResult | None = None  # how the container ended, if said
 
     @property
     def pid(self) -> int:
-        return int(self.args["pid"])
+        return self.args.pid
 
     def close(self) -> None:
         for fd in self.fds:
@@ -57,11 +59,12 @@ class Standby:
 
 
 def received(message: dict[str, Any], fds: list[int]) -> Standby:
-    """The standby a "standby"/"keep" message carries (``fds`` as received)."""
+    """The standby a "standby"/"adopt" message carries (``fds`` as received)."""
+    from capsa.engine.monitor.args import LoopArgs, from_wire
     from capsa.engine.monitor.loop import remap_fds
 
     moved = dict(zip(message["fds"], fds, strict=True))
-    return Standby(remap_fds(message["args"], moved), fds)
+    return Standby(remap_fds(from_wire(LoopArgs, message["args"]), moved), fds)
 
 
 def is_child(pid: int) -> bool:
@@ -78,15 +81,15 @@ def died_abnormally(status: int) -> bool:
     return os.waitstatus_to_exitcode(status) != 0
 
 
-def record_supervisor(args: dict[str, Any]) -> None:
+def record_supervisor(args: LoopArgs) -> None:
     """Write in the container's record that this process supervises it now, so that
     ``ps`` does not take the container for unsupervised and settle it meanwhile."""
     from capsa.engine.service_context import ServiceContext
     from capsa.linux.proc import start_time
 
-    ctx = ServiceContext.from_args(args)
+    ctx = ServiceContext.from_roots(args.monitor.roots)
     try:
         me = os.getpid()
-        ctx.store.update(str(args["id"]), monitor_pid=me, monitor_start=start_time(me) or 0)
+        ctx.store.update(args.monitor.id, monitor_pid=me, monitor_start=start_time(me) or 0)
     finally:
         ctx.close()
