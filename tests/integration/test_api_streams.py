@@ -240,7 +240,8 @@ def test_docker_cli_run_it_through_a_pty(api: ApiService, capsa: CapsaCli) -> No
     try:
         proc.term.read_until("#", timeout=20)
         proc.term.write("stty size; tty; exit 2\n")
+        proc.term.read_until("/dev/pts/", timeout=20)
+        assert "25 70" in proc.term.text
         assert proc.wait(20) == 2
-        assert "25 70" in proc.term.text and "/dev/pts/" in proc.term.text
     finally:
         proc.close()

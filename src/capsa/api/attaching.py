@@ -38,7 +38,8 @@ class Held:
     def __init__(self, wants: Wants) -> None:
         self.wants = wants
         self.stream: asyncio.Future[AttachStream] = asyncio.get_running_loop().create_future()
-        self.greeted = asyncio.Event()
+        self.greeted = asyncio.Event()  # set by the relay: the monitor may start the program
+        self.running = asyncio.Event()  # set by start: the program runs, its stdin is open
 
 
 class Attaching:
@@ -88,28 +89,37 @@ class Attaching:
                 for held in rest:
                     held.stream.set_exception(e)
                 raise
+            finally:
+                first.running.set()  # its stdin may flow now (or its error comes)
         for held in rest:
             try:
                 stream = await engines.call(lambda e: e.containers.attach(container_id))
             except Exception as e:  # it exited already
                 held.stream.set_exception(e)
             else:
+                held.running.set()
                 held.stream.set_result(stream)
         return list(getattr(launch, "warnings", None) or [])
 
 
 async def relay(
-    client: RawStream, stream: AttachStream, wants: Wants, greeted: asyncio.Event | None = None
+    client: RawStream, stream: AttachStream, wants: Wants, held: Held | None = None
 ) -> int | None:
     """Greet the monitor, then relay until the container ends (its exit code), the
-    client leaves or detaches (None)."""
+    client leaves or detaches (None). A ``held`` attach passes stdin on once the
+    program runs (the monitor reads only the greeting before)."""
     sock = socket.socket(fileno=stream.detach())
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     writer.write(frames.hello(wants.stdin, wants.stdout, wants.stderr))
-    await writer.drain()
-    if greeted is not None:
-        greeted.set()
-    inbound = asyncio.ensure_future(_client_to_container(client, writer, wants))
+    try:
+        await writer.drain()
+    except OSError:  # the monitor is gone already
+        pass
+    if held is not None:
+        held.greeted.set()
+    inbound = asyncio.ensure_future(
+        _client_to_container(client, writer, wants, held.running if held else None)
+    )
     outbound = asyncio.ensure_future(_container_to_client(reader, client, wants))
     lost = asyncio.ensure_future(client.lost.wait())
     try:
@@ -126,9 +136,19 @@ async def relay(
 
 
 async def _client_to_container(
-    client: RawStream, writer: asyncio.StreamWriter, wants: Wants
+    client: RawStream, writer: asyncio.StreamWriter, wants: Wants, running: asyncio.Event | None
 ) -> bool:
-    """Pass the client's bytes on as stdin; True on a detach, False at its end."""
+    """Pass the client's bytes on as stdin; True on a detach, False at its end (or the
+    monitor's)."""
+    if running is not None:
+        await running.wait()
+    try:
+        return await _pass_stdin(client, writer, wants)
+    except OSError:  # the monitor is gone: its output side says how it ended
+        return False
+
+
+async def _pass_stdin(client: RawStream, writer: asyncio.StreamWriter, wants: Wants) -> bool:
     keys = wants.detach_keys if wants.tty else b""
     pending = b""
     while True:
@@ -168,7 +188,10 @@ async def _container_to_client(
     parser = frames.FrameReader()
     code: int | None = None
     while True:
-        data = await reader.read(_CHUNK)
+        try:
+            data = await reader.read(_CHUNK)
+        except OSError:  # the monitor reset the connection: it is gone
+            data = b""
         if not data:
             return code
         for kind, payload in parser.feed(data):

@@ -17,8 +17,9 @@ from aiohttp import web
 from capsa.api import params
 from capsa.api.hijack import MULTIPLEXED, RAW, hijack
 from capsa.api.server import engines
+from capsa.api.statuses import exec_exit_code
 from capsa.engine.containers import attach as frames
-from capsa.errors import Conflict, NotFound
+from capsa.errors import CapsaError, Conflict, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -171,28 +172,41 @@ async def start(request: web.Request) -> web.StreamResponse:
     if attached and instance.attach_stderr:
         err_r, stdio.stderr = os.pipe()
         theirs.append(stdio.stderr)
+    # Attached, the answer's headers go out first, the exec starts after: a client
+    # that reads the headers through a buffer (docker-py) must not swallow output.
+    response = client = None
     try:
+        if not detach:
+            response, client = await hijack(request, RAW if spec.tty else MULTIPLEXED)
         session = await engines(request).call(
             lambda e: e.containers.exec(instance.container_id, spec, stdio)
         )
-    except BaseException:
-        instance.started = False
+    except Exception as e:
         for fd in (*ours, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
-        raise
+        if client is None or not isinstance(e, CapsaError):
+            instance.started = False
+            raise
+        instance.exit_code = exec_exit_code(e)  # as the docker CLI reads it: 126, 127
+        message = f"{e}\r\n" if spec.tty else f"{e}\n"
+        data = message.encode()
+        await client.write(data if spec.tty else frames.frame(frames.STDERR, data))
+        client.close()
+        assert response is not None
+        return response
     finally:
         for fd in theirs:
             os.close(fd)
     assert session is not None  # the spec is never detached: the server waits for it
     instance.session, instance.pid, instance.running = session, session.pid, True
     ended = asyncio.ensure_future(_wait(request, instance, session))
-    if detach:
+    if client is None:  # detached
         for fd in (*ours, out_r, err_r):
             if fd >= 0:
                 os.close(fd)
         return web.Response(status=200)
-    response, client = await hijack(request, RAW if spec.tty else MULTIPLEXED)
+    assert response is not None
     try:
         if spec.tty:
             await _relay_terminal(client, session.master, instance)

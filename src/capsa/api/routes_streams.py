@@ -82,7 +82,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             if stream is None:  # the client left, or the start failed
                 return response
         if stream is not None:
-            await relay(client, stream, wants, held.greeted if held is not None else None)
+            await relay(client, stream, wants, held)
     finally:
         if held is not None:
             attaching(request).release(rec.id, held)

@@ -7,8 +7,9 @@ from capsa import errors
 
 # Most specific first: a subclass must come before its base.
 STATUSES: tuple[tuple[type[errors.CapsaError], int], ...] = (
-    (errors.CommandNotFound, 404),
-    (errors.CommandNotRunnable, 500),
+    # dockerd: a program the runtime cannot run is the caller's mistake (400)
+    (errors.CommandNotFound, 400),
+    (errors.CommandNotRunnable, 400),
     (errors.NotFound, 404),
     (errors.AlreadyExists, 409),
     (errors.Conflict, 409),
@@ -25,3 +26,17 @@ def status_of(err: errors.CapsaError) -> int:
         if isinstance(err, kind):
             return status
     return 500
+
+
+# an exec that could not start: the exit code its inspect shows (the docker CLI's)
+EXEC_EXIT_CODES: tuple[tuple[type[errors.CapsaError], int], ...] = (
+    (errors.CommandNotFound, 127),
+    (errors.CommandNotRunnable, 126),
+)
+
+
+def exec_exit_code(err: errors.CapsaError) -> int:
+    for kind, code in EXEC_EXIT_CODES:
+        if isinstance(err, kind):
+            return code
+    return 126
