@@ -385,3 +385,17 @@ def test_inspect_shape_and_templates(capsa: CapsaCli, tmp_path: Path) -> None:
     created = capsa.run("create", IMAGE).stdout.strip()
     assert capsa.inspect(created)["State"]["Status"] == "created"
     assert capsa.inspect(created)["State"]["Pid"] == 0
+
+
+def test_stop_with_a_signal(capsa: CapsaCli) -> None:
+    """``stop -s SIG`` sends SIG instead of the container's stop signal."""
+    name = capsa.name()
+    capsa.run(
+        "run", "-d", "--name", name, IMAGE,
+        "sh", "-c", "trap 'echo got-usr1; exit 3' USR1; while true; do sleep 0.1; done",
+    )  # fmt: skip
+    capsa.run("stop", "-s", "USR1", "-t", "10", name)
+    assert capsa.fmt(name, "{{.State.ExitCode}}") == "3"
+    assert capsa.run("logs", name).stdout == "got-usr1\n"
+    bad = capsa.run("stop", "-s", "NOPE", name, check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

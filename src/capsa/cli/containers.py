@@ -243,10 +243,12 @@ def start(
 def stop(
     ctx: click.Context, containers: tuple[str, ...], timeout: int | None, sig: str | None
 ) -> None:
-    """Stop running containers (SIGTERM, then SIGKILL after the timeout)."""
+    """Stop running containers (their stop signal, then SIGKILL after the timeout)."""
     from capsa.cli.per_item import print_each
+    from capsa.signames import signal_number
 
-    print_each(ctx, _app(ctx).engine.containers.each.stop(list(containers), timeout))
+    number = signal_number(sig) if sig else None
+    print_each(ctx, _app(ctx).engine.containers.each.stop(list(containers), timeout, number))
 
 
 @click.command()

@@ -126,9 +126,9 @@ class RemoteBatch(_Service):
         return self._call("start", names=names)
 
     def stop(
-        self, names: builtins.list[str], timeout: int | None = None
+        self, names: builtins.list[str], timeout: int | None = None, sig: int | None = None
     ) -> builtins.list[ItemReport[ContainerRecord]]:
-        return self._call("stop", names=names, timeout=timeout)
+        return self._call("stop", names=names, timeout=timeout, sig=sig)
 
     def restart(
         self, names: builtins.list[str], timeout: int | None = None

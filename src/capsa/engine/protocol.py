@@ -99,7 +99,7 @@ class ContainerBatch(Protocol):
     def start(self, names: builtins.list[str]) -> builtins.list[ItemReport[ContainerRecord]]: ...
 
     def stop(
-        self, names: builtins.list[str], timeout: int | None = None
+        self, names: builtins.list[str], timeout: int | None = None, sig: int | None = None
     ) -> builtins.list[ItemReport[ContainerRecord]]: ...
 
     def restart(

@@ -30,8 +30,8 @@ class ContainerBatch:
     def start(self, names: list[str]) -> Reports:
         return each(names, lambda n: self.service.start(n)[0])
 
-    def stop(self, names: list[str], timeout: int | None = None) -> Reports:
-        return each(names, lambda n: self.service.stop(n, timeout))
+    def stop(self, names: list[str], timeout: int | None = None, sig: int | None = None) -> Reports:
+        return each(names, lambda n: self.service.stop(n, timeout, sig))
 
     def restart(self, names: list[str], timeout: int | None = None) -> Reports:
         return each(names, lambda n: self.service.restart(n, timeout))
