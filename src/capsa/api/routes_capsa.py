@@ -638,7 +638,7 @@ def _args(request: web.Request) -> dict[str, Any]:
 
 
 async def archive(request: web.Request) -> web.StreamResponse:
-    from capsa.engine.fsops.service import CopyOptions
+    from capsa.engine.fsops.types import CopyOptions
 
     doc = await _body(request)
     container, path = _arg(doc, "container", str), _arg(doc, "path", str)
@@ -659,7 +659,7 @@ async def save(request: web.Request) -> web.StreamResponse:
 
 
 async def extract(request: web.Request) -> web.StreamResponse:
-    from capsa.engine.fsops.service import CopyOptions
+    from capsa.engine.fsops.types import CopyOptions
 
     doc = _args(request)
     container, path = _arg(doc, "container", str), _arg(doc, "path", str)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, BinaryIO
 
-    from capsa.engine.fsops.service import PathStat
+    from capsa.engine.fsops.types import PathStat
     from capsa.engine.local import LocalEngine
 
 _CHUNK = 64 * 1024
@@ -598,7 +598,7 @@ class _QueueReader:
 
 
 async def archive_put(request: web.Request) -> web.StreamResponse:
-    from capsa.engine.fsops.service import CopyOptions
+    from capsa.engine.fsops.types import CopyOptions
 
     name, path = _cid(request), _archive_path(request)
     opts = CopyOptions(archive=params.query_bool(request, "copyUIDGID"))

@@ -502,7 +502,7 @@ def _commit_changes(request: web.Request, config: dict[str, Any]) -> list[str]:
 
 
 async def commit(request: web.Request) -> web.StreamResponse:
-    from capsa.engine.fsops.service import CommitOptions
+    from capsa.engine.fsops.types import CommitOptions
 
     container = params.query_str(request, "container")
     if not container:

@@ -54,7 +54,7 @@ def cp(
     capsa cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-
     capsa cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH
     """
-    from capsa.engine.fsops.service import CopyOptions
+    from capsa.engine.fsops.types import CopyOptions
     from capsa.syntax.mounts import split_cp_arg
 
     src_container, src_path = split_cp_arg(src)
@@ -119,7 +119,7 @@ def commit(
     pause: bool,
 ) -> None:
     """Create a new image from a container's changes."""
-    from capsa.engine.fsops.service import CommitOptions
+    from capsa.engine.fsops.types import CommitOptions
 
     opts = CommitOptions(
         reference=reference, message=message, author=author, changes=list(changes), pause=pause

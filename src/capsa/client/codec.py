@@ -224,22 +224,18 @@ else:
 
 
 class _Names(_Dict):
-    """An annotation's module's names, then the protocol's, then the heavy ones imported
-    only when asked for (then the builtins)."""
+    """An annotation's module's names, then the protocol's (then the builtins)."""
 
     def __init__(self, module: dict[str, Any]) -> None:
         super().__init__()
         self.module = module
 
     def __missing__(self, name: str) -> Any:
-        from capsa.engine.protocol import lazy_type, type_namespace
+        from capsa.engine.protocol import type_namespace
 
         if name in self.module:
             return self.module[name]
         names = type_namespace()
         if name in names:
             return names[name]
-        found = lazy_type(name)
-        if found is None:
-            raise KeyError(name)
-        return found
+        raise KeyError(name)

@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.fsops.service import CopyOptions
+    from capsa.engine.fsops.types import CopyOptions
 
 
 def copy_from(fs: Any, container: str, src: str, dst: str, opts: CopyOptions | None) -> None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from capsa.engine.containers.update import ResourceUpdate
     from capsa.engine.explain.types import Explanation
     from capsa.engine.fsops.diff import Change
-    from capsa.engine.fsops.service import CommitOptions, CopyOptions, PathStat
+    from capsa.engine.fsops.types import CommitOptions, CopyOptions, PathStat
     from capsa.engine.images.types import (
         HistoryEntry,
         ImageDetail,

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from capsa.engine.containers.update import ResourceUpdate
     from capsa.engine.explain.types import Explanation
     from capsa.engine.fsops.diff import Change
-    from capsa.engine.fsops.service import CommitOptions, CopyOptions, PathStat
+    from capsa.engine.fsops.types import CommitOptions, CopyOptions, PathStat
     from capsa.engine.images.types import (
         HistoryEntry,
         ImageDetail,
@@ -385,6 +385,7 @@ def type_namespace() -> dict[str, object]:
     from capsa.engine.containers import log_reader, stats, types, update
     from capsa.engine.explain import types as explain_types
     from capsa.engine.fsops import diff
+    from capsa.engine.fsops import types as fs_types
     from capsa.engine.images import types as image_types
     from capsa.engine.network import types as network_types
     from capsa.engine.system import info, reports
@@ -403,6 +404,7 @@ def type_namespace() -> dict[str, object]:
         update,
         explain_types,
         diff,
+        fs_types,
         image_types,
         network_types,
         reports,
@@ -425,17 +427,6 @@ def type_namespace() -> dict[str, object]:
 
 def _is_enum(value: type) -> bool:
     return hasattr(value, "_value2member_map_")  # enum.Enum's and capsa.enums'
-
-
-def lazy_type(name: str) -> object | None:
-    """A type ``type_namespace`` leaves out because its module is heavy: the records of
-    ``capsa.engine.fsops.service`` (imported only when a ``fs`` method needs them)."""
-    if name not in ("CommitOptions", "CopyOptions", "PathStat"):
-        return None
-    from capsa.engine.fsops import service
-
-    value: object = getattr(service, name)
-    return value
 
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from capsa.engine.containers.types import ContainerRecord
-    from capsa.engine.fsops.service import CommitOptions, FsService
+    from capsa.engine.fsops.service import FsService
+    from capsa.engine.fsops.types import CommitOptions
     from capsa.store.content import BlobWriter
 
 GZIP_LEVEL = 6

@@ -25,9 +25,9 @@ from capsa.engine.fsops.copy import (
 from capsa.engine.fsops.diff import Change, Lowers, changes, mountpoint_skip
 from capsa.engine.fsops.extract import Extractor, Ownership
 from capsa.engine.fsops.tar import TreeReader, write_tar
+from capsa.engine.fsops.types import CommitOptions, CopyOptions, PathStat
 from capsa.engine.fsops.view import View
 from capsa.errors import CapsaError, FailedPrecondition, InvalidArgument, NotFound
-from capsa.record import field, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,32 +53,6 @@ RUNTIME_MOUNTPOINTS = (
     "/dev/console",
     "/sbin/docker-init",
 )
-
-
-@record
-class CopyOptions:
-    follow_link: bool = False  # -L: copy what SRC's last symlink points to
-    archive: bool = False  # -a: keep the archive's uid/gid (else: root inside, caller outside)
-
-
-@record
-class CommitOptions:
-    reference: str = ""  # REPO[:TAG]; "" for an untagged image
-    message: str = ""
-    author: str = ""
-    changes: list[str] = field(default_factory=list)  # Dockerfile instructions
-    pause: bool = True
-
-
-@record(frozen=True)
-class PathStat:
-    """What Docker's HEAD /containers/{id}/archive reports about a path."""
-
-    name: str
-    size: int
-    mode: int  # st_mode
-    mtime: float
-    link_target: str  # for a symlink: the container path it resolves to
 
 
 class FsService:
