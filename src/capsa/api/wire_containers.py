@@ -10,14 +10,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.containers.service import ContainerService
     from capsa.engine.containers.types import ContainerFiles, ContainerRecord, MountSpec
     from capsa.engine.network.types import Endpoint
+    from capsa.engine.protocol import Containers
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _state(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+def _state(service: Containers, rec: ContainerRecord) -> dict[str, Any]:
     state: dict[str, Any] = {
         "Status": rec.state.value,
         "Running": rec.state in (State.RUNNING, State.PAUSED),
@@ -37,11 +37,11 @@ def _state(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
     return state
 
 
-def _image_config(service: ContainerService, rec: ContainerRecord) -> Any:
+def _image_config(service: Containers, rec: ContainerRecord) -> Any:
     return service.image_config(rec)
 
 
-def _config(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+def _config(service: Containers, rec: ContainerRecord) -> dict[str, Any]:
     spec = rec.spec
     try:
         image = _image_config(service, rec)
@@ -270,7 +270,7 @@ def _mounts(rec: ContainerRecord, files: ContainerFiles) -> list[dict[str, Any]]
 
 
 def container_inspect(
-    service: ContainerService, rec: ContainerRecord, size: bool = False
+    service: Containers, rec: ContainerRecord, size: bool = False
 ) -> dict[str, Any]:
     files = service.files(rec)
     config = _config(service, rec)
@@ -348,7 +348,7 @@ def _configured(ip: str) -> dict[str, Any]:
     }
 
 
-def network_settings(service: ContainerService, rec: ContainerRecord) -> dict[str, Any]:
+def network_settings(service: Containers, rec: ContainerRecord) -> dict[str, Any]:
     endpoints = service.endpoints(rec)
     networks = {}
     for ep in endpoints:
@@ -403,7 +403,7 @@ def dumps(doc: Any) -> str:
 
 
 def container_summary(
-    service: ContainerService,
+    service: Containers,
     rec: ContainerRecord,
     size: bool = False,
     images: dict[str, Any] | None = None,

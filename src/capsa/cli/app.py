@@ -15,7 +15,6 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from capsa.config import Settings
-    from capsa.engine.local import LocalEngine
     from capsa.engine.protocol import Engine
 
 
@@ -47,11 +46,9 @@ class App:
         return self._settings
 
     @property
-    def engine(self) -> LocalEngine:
-        """The engine (typed as the local one for the commands that still annotate the
-        local services' classes: ``list_containers``, ``fscommands``, ``containers``'
-        inspect, ``monitoring``'s info, ``system``'s restore; the contract is
-        ``capsa.engine.protocol.Engine``, which both engines implement)."""
+    def engine(self) -> Engine:
+        """The engine: the local one, or a ``RemoteEngine`` with a host given. Commands
+        see only ``capsa.engine.protocol.Engine``, which both implement."""
         if self._engine is None:
             if self.host:
                 from capsa.client.remote import RemoteEngine
@@ -61,7 +58,7 @@ class App:
                 from capsa.engine.local import LocalEngine
 
                 self._engine = LocalEngine(self.settings)
-        return self._engine  # type: ignore[return-value]
+        return self._engine
 
     def close(self) -> None:
         if self._engine is not None:

@@ -14,10 +14,12 @@ from capsa.errors import CapsaError, InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from capsa.cli.main import App
     from capsa.engine.containers.types import ContainerRecord
+    from capsa.engine.protocol import Containers, Launch
     from capsa.engine.system.objects import Found
     from capsa.engine.system.reports import ItemReport
 
@@ -177,7 +179,7 @@ def _start_attached(
     return code
 
 
-def _proxy(containers: Any, rec: ContainerRecord) -> Any:
+def _proxy(containers: Containers, rec: ContainerRecord) -> Callable[[int], None]:
     """``--sig-proxy``: the signals we receive go to the container (with a terminal, the
     keys that make them are passed as input instead)."""
 
@@ -190,8 +192,8 @@ def _proxy(containers: Any, rec: ContainerRecord) -> Any:
     return send
 
 
-def _warn(launch: Any) -> None:
-    for warning in getattr(launch, "warnings", None) or []:
+def _warn(launch: Launch | None) -> None:
+    for warning in launch.warnings if launch is not None else []:
         click.echo(f"WARNING: {warning}", err=True)
 
 

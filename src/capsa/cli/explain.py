@@ -12,7 +12,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from capsa.engine.explain.service import (
+    from capsa.cli.app import App
+    from capsa.engine.explain.types import (
         CapabilityReport,
         CgroupReport,
         Explanation,
@@ -294,7 +295,8 @@ def explain(ctx: click.Context, container: str, fmt: str) -> None:
     """Show what makes CONTAINER a container, side by side with the host."""
     from capsa.oci.codec import to_dict
 
-    report = ctx.find_root().obj.engine.containers.explain(container)
+    app: App = ctx.find_root().obj
+    report = app.engine.containers.explain(container)
     if fmt == "json":
         from capsa.cli import render
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from capsa.cli.main import App
-    from capsa.engine.fsops.service import FsService
+    from capsa.engine.protocol import Files
 
 TERMINAL_REFUSAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect"
 
@@ -24,9 +24,8 @@ def _app(ctx: click.Context) -> App:
     return obj
 
 
-def _fs(ctx: click.Context) -> FsService:
-    service: FsService = _app(ctx).engine.fs
-    return service
+def _fs(ctx: click.Context) -> Files:
+    return _app(ctx).engine.fs
 
 
 def _daemon_errors(ctx: click.Context, fn: Callable[..., object], *args: object) -> None:

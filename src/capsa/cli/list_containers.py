@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from capsa.cli.app import App
-    from capsa.engine.containers.service import ContainerService
     from capsa.engine.containers.types import ContainerRecord
+    from capsa.engine.protocol import Containers
 
 
 def ps(
@@ -148,7 +148,7 @@ def ps_rows(
     return rows
 
 
-def _size_text(service: ContainerService, rec: ContainerRecord) -> str:
+def _size_text(service: Containers, rec: ContainerRecord) -> str:
     """``2B (virtual 4.26MB)``: the rw layer, then with the image's layers."""
     rw = service.rw_size(rec)
     virtual = service.root_fs_size(rec, rw)

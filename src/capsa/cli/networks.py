@@ -5,19 +5,24 @@ from __future__ import annotations
 import click
 
 from capsa.cli import render
-from capsa.errors import CapsaError, InvalidArgument
+from capsa.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.network.service import NetworkService
+    from capsa.cli.app import App
     from capsa.engine.network.types import Network
+    from capsa.engine.protocol import Networks
 
 
-def _service(ctx: click.Context) -> NetworkService:
-    service: NetworkService = ctx.find_root().obj.engine.networks
-    return service
+def _app(ctx: click.Context) -> App:
+    obj: App = ctx.find_root().obj
+    return obj
+
+
+def _service(ctx: click.Context) -> Networks:
+    return _app(ctx).engine.networks
 
 
 def _by_family(values: tuple[str, ...], what: str) -> tuple[str, str]:
@@ -182,17 +187,8 @@ def connect(
     ctx: click.Context, network: str, container: str, ip: str, aliases: tuple[str, ...]
 ) -> None:
     """Connect a container to a network."""
-    containers = ctx.find_root().obj.engine.containers
-    wired = getattr(containers, "network_connect", None)
-    if wired is not None:  # the engine records it in the container's config as well
-        wired(container, network, aliases=list(aliases), ip=ip)
-        return
-    rec = containers.get(container)
-    if not rec.pid:
-        from capsa.errors import FailedPrecondition
-
-        raise FailedPrecondition(f"container {container} is not running")
-    _service(ctx).connect(network, rec.id, rec.name, rec.pid, list(aliases), ip)
+    # the engine records it in the container's config as well
+    _app(ctx).engine.containers.network_connect(container, network, aliases=list(aliases), ip=ip)
 
 
 @click.command("disconnect")
@@ -202,19 +198,7 @@ def connect(
 @click.pass_context
 def disconnect(ctx: click.Context, network: str, container: str, force: bool) -> None:
     """Disconnect a container from a network."""
-    containers = ctx.find_root().obj.engine.containers
-    wired = getattr(containers, "network_disconnect", None)
-    if wired is not None:
-        wired(container, network, force=force)
-        return
-    try:
-        rec = containers.get(container)
-        container_id, pid = rec.id, rec.pid
-    except CapsaError:
-        if not force:
-            raise
-        container_id, pid = container, 0  # a removed container's leftovers
-    _service(ctx).disconnect(network, container_id, pid)
+    _app(ctx).engine.containers.network_disconnect(container, network, force=force)
 
 
 def register(cli: click.Group) -> None:

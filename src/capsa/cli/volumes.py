@@ -11,12 +11,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.volumes.service import VolumeService
+    from capsa.cli.app import App
+    from capsa.engine.protocol import Volumes
 
 
-def _service(ctx: click.Context) -> VolumeService:
-    service: VolumeService = ctx.find_root().obj.engine.volumes
-    return service
+def _app(ctx: click.Context) -> App:
+    obj: App = ctx.find_root().obj
+    return obj
+
+
+def _service(ctx: click.Context) -> Volumes:
+    return _app(ctx).engine.volumes
 
 
 @click.command("create")
@@ -60,7 +65,7 @@ def ls(ctx: click.Context, **kw: Any) -> None:
     # in fastpath.VOLUME_LS_OPTIONS are the same (tests/unit/test_fastpath.py)
     from capsa.cli.list_volumes import ls as body
 
-    body(ctx.find_root().obj, **kw)
+    body(_app(ctx), **kw)
 
 
 @click.command("inspect")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from capsa.client.streams import RemoteExec, RemoteLaunch, Started
     from capsa.engine.containers.attach import AttachStream
     from capsa.engine.containers.log_reader import LogEntry
+    from capsa.engine.containers.restore import RestoreReport
     from capsa.engine.containers.stats import Sample, TopResult
     from capsa.engine.containers.types import (
         ContainerFiles,
@@ -553,7 +554,9 @@ class RemoteEngine:
 
 
 class _Restore:
-    def run(self) -> Any:
+    """``system restore`` works on the state of the service's host, not through --host."""
+
+    def run(self) -> RestoreReport:
         raise Unavailable("system restore runs on the service's host, not through --host")
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from capsa.engine.containers.attach import AttachStream
     from capsa.engine.containers.log_reader import LogEntry
+    from capsa.engine.containers.restore import RestoreReport
     from capsa.engine.containers.stats import Sample, TopResult
     from capsa.engine.containers.types import (
         ContainerFiles,
@@ -347,6 +348,14 @@ class Files(Protocol):
     def commit(self, container: str, opts: CommitOptions | None = None) -> str: ...
 
 
+class Restore(Protocol):
+    """``system restore``: after a reboot or a crash, settle the records and start the
+    containers whose restart policy brings them back. It works on this host's state:
+    through a remote engine ``run`` raises ``Unavailable`` (the service's host runs it)."""
+
+    def run(self) -> RestoreReport: ...
+
+
 class Engine(Protocol):
     """What a frontend holds: the services, and ``close`` when it is done."""
 
@@ -370,6 +379,9 @@ class Engine(Protocol):
 
     @property
     def fs(self) -> Files: ...
+
+    @property
+    def restore(self) -> Restore: ...
 
     def close(self) -> None: ...
 

@@ -14,7 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.local import LocalEngine
+    from capsa.engine.protocol import Engine
     from capsa.engine.system.reports import ItemReport
 
 KINDS = ("container", "image", "network", "volume")
@@ -26,15 +26,13 @@ class Found:
     value: Any  # ContainerRecord, ImageDetail, Network or Volume
 
 
-def find_each(
-    engine: LocalEngine, names: list[str], kind: str | None = None
-) -> list[ItemReport[Found]]:
+def find_each(engine: Engine, names: list[str], kind: str | None = None) -> list[ItemReport[Found]]:
     from capsa.engine.system.reports import each
 
     return each(names, lambda name: find(engine, name, kind))
 
 
-def find(engine: LocalEngine, name: str, kind: str | None = None) -> Found:
+def find(engine: Engine, name: str, kind: str | None = None) -> Found:
     """The object called ``name``; NotFound names the kind asked for, or ``object``."""
     for k in KINDS if kind is None else (kind,):
         try:
@@ -45,7 +43,7 @@ def find(engine: LocalEngine, name: str, kind: str | None = None) -> Found:
     raise no_such_object(name)
 
 
-def _lookup(engine: LocalEngine, kind: str, name: str) -> Any:
+def _lookup(engine: Engine, kind: str, name: str) -> Any:
     if kind == "container":
         return engine.containers.get(name)
     if kind == "image":
