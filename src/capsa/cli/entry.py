@@ -4,8 +4,10 @@ While containers run (and for ``monitor_linger`` seconds after), a monitor host 
 the run root with the engine and the command line imported; this process then has it
 fork the command (``capsa.engine.monitor.warm``) and only relays signals and the exit status:
 ``capsa ps`` takes a fraction of a cold start. Otherwise, with ``CAPSA_WARM=0``, for a
-host of another installation or user, and for ``login`` (which reads a password from
-the controlling terminal), the command runs here, cold (``capsa.cli.command``: ``ps``,
+host of another installation or user, with a service given (``--host``/``-H``,
+``CAPSA_HOST``: the command is that service's client, the local host has no part in it),
+and for ``login`` (which reads a password from the controlling terminal), the command
+runs here, cold (``capsa.cli.command``: ``ps``,
 ``images`` and ``volume ls`` without click, the others through click).
 
 Every command pays for this module first: it imports only builtins and ``_socket`` (not
@@ -22,7 +24,7 @@ from capsa.engine.monitor import warm_wire
 
 ENTRY = "capsa.cli.command"  # what the host's fork runs: capsa.cli.command.main
 _COLD_COMMANDS = frozenset({"login"})  # prompts for a password on /dev/tty
-_GLOBAL_WITH_VALUE = frozenset({"--root", "--runroot", "--config"})
+_GLOBAL_WITH_VALUE = frozenset({"--root", "--runroot", "--config", "--host"})
 _RELAYED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2")
 
 
@@ -66,7 +68,7 @@ def warm_start(argv: list[str]) -> int | None:
 
 def _socket_path(argv: list[str]) -> str | None:
     """The monitor host socket of the run root the command would use, if it can be
-    forwarded at all."""
+    forwarded at all (not with a service given: ``--host``, ``-H``, ``CAPSA_HOST``)."""
     flags: dict[str, str] = {}
     args = iter(argv[1:])
     for arg in args:
@@ -74,9 +76,11 @@ def _socket_path(argv: list[str]) -> str | None:
             if arg in _COLD_COMMANDS:
                 return None
             break
-        name, sep, value = arg.partition("=")
+        name, sep, value = arg.partition("=") if arg.startswith("--") else _short(arg)
         if name in _GLOBAL_WITH_VALUE:
             flags[name] = value if sep else next(args, "")
+    if flags["--host"] if "--host" in flags else os.environ.get("CAPSA_HOST"):
+        return None  # that service's client: cold, as the local host has no part in it
     from capsa import config
     from capsa.errors import CapsaError
 
@@ -90,6 +94,17 @@ def _socket_path(argv: list[str]) -> str | None:
     except CapsaError:  # the cold start reports it
         return None
     return os.path.join(settings.runroot, warm_wire.SOCKET_NAME)
+
+
+def _short(arg: str) -> tuple[str, str, str]:
+    """Short global options, run together as click reads them (``-D`` a flag, ``-H``
+    taking the rest or the next argument: ``-H X``, ``-HX``, ``-DH X``): as
+    ``(name, sep, value)``, ``--host`` for ``-H``."""
+    letters = arg[1:].lstrip("D")
+    if letters.startswith("H"):
+        rest = letters[1:]
+        return "--host", "=" if rest else "", rest
+    return arg, "", ""
 
 
 def _request(argv: list[str]) -> bytes:
