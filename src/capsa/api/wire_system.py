@@ -7,7 +7,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from capsa.engine.containers.service import ContainerService
+    from capsa.engine.protocol import Containers
     from capsa.engine.system.info import SystemInfo
     from capsa.engine.system.types import DiskUsage
 
@@ -71,7 +71,7 @@ def docker_info(info: SystemInfo) -> dict[str, Any]:
     }
 
 
-def disk_usage(service: ContainerService, usage: DiskUsage) -> dict[str, Any]:
+def disk_usage(service: Containers, usage: DiskUsage) -> dict[str, Any]:
     """``GET /system/df``: the images, containers and volumes with their sizes."""
     from capsa.api.wire import image_summary
     from capsa.api.wire_containers import container_summary
