@@ -293,38 +293,7 @@ DELIBERATE: tuple[Difference, ...] = (
 
 # Differences that are capsa's to fix (reported, not accepted): while they are the only
 # ones, the case xfails naming them; once one is fixed the case fails until it is removed.
-KNOWN_GAPS: tuple[Difference, ...] = (
-    *(
-        Difference("info", "podman-only", path, "in Docker's SystemInfo (API 1.50)")
-        for path in (
-            "BridgeNfIp6tables",
-            "BridgeNfIptables",
-            "IPv4Forwarding",
-            "NFd",
-            "NGoroutines",
-            "NEventsListener",
-            "HttpProxy",
-            "HttpsProxy",
-            "NoProxy",
-            "GenericResources",
-            "ContainerdCommit",
-            "RuncCommit",
-            "InitCommit",
-            "KernelMemoryTCP",
-            "Swarm.NodeID",
-            "Swarm.NodeAddr",
-            "Swarm.ControlAvailable",
-            "Swarm.Error",
-            "Swarm.RemoteManagers",
-        )
-    ),
-    Difference(
-        "container-inspect-bridge",
-        "podman-only",
-        "NetworkSettings.Networks.*.DriverOpts",
-        "in Docker's EndpointSettings (null when none)",
-    ),
-)
+KNOWN_GAPS: tuple[Difference, ...] = ()
 
 
 # -- shapes ---------------------------------------------------------------------------------

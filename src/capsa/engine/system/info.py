@@ -54,6 +54,14 @@ class SystemInfo:
     registry_mirrors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     system_time: str = ""
+    ipv4_forwarding: bool = False
+    bridge_nf_iptables: bool = False
+    bridge_nf_ip6tables: bool = False
+    open_fds: int = 0  # of the process that answers (dockerd's NFd)
+    threads: int = 0  # of that process (dockerd's NGoroutines)
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
 
 
 def _os_release(path: str = "/etc/os-release") -> dict[str, str]:
@@ -165,7 +173,34 @@ def system_info(service: ContainerService) -> SystemInfo:
         registry_mirrors=mirrors,
         warnings=warnings,
         system_time=_now_local(),
+        ipv4_forwarding=_sysctl_on("net/ipv4/ip_forward"),
+        bridge_nf_iptables=_sysctl_on("net/bridge/bridge-nf-call-iptables"),
+        bridge_nf_ip6tables=_sysctl_on("net/bridge/bridge-nf-call-ip6tables"),
+        open_fds=_count("/proc/self/fd"),
+        threads=_count("/proc/self/task"),
+        http_proxy=_env("HTTP_PROXY"),
+        https_proxy=_env("HTTPS_PROXY"),
+        no_proxy=_env("NO_PROXY"),
     )
+
+
+def _sysctl_on(name: str) -> bool:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip() == "1"
+    except OSError:  # the module is not loaded (br_netfilter): off
+        return False
+
+
+def _count(path: str) -> int:
+    try:
+        return len(os.listdir(path))
+    except OSError:
+        return 0
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name) or os.environ.get(name.lower()) or ""
 
 
 def _now_local() -> str:
