@@ -156,6 +156,20 @@ def test_logs(engine: Any, capsa: CapsaCli) -> None:
     engine.containers.remove(rec.id)
 
 
+def test_stats_stream_ends_with_the_container(engine: Any, capsa: CapsaCli) -> None:
+    rec = _create(engine, capsa, "sleep", "300", init=True)
+    engine.containers.start(rec.id)
+    stream = engine.containers.stats(rec.id, 0.2)
+    first = next(stream)
+    assert first.running and first.id == rec.id and first.data.get("pids")
+    engine.containers.kill(rec.id, 9)
+    rest = list(stream)  # ends by itself once a sample finds it stopped
+    assert rest and not rest[-1].running
+    with pytest.raises(errors.NotFound):
+        engine.containers.stats("no-such-container-xyz")
+    engine.containers.remove(rec.id)
+
+
 def test_logs_of_nothing_is_not_found(engine: Any) -> None:
     with pytest.raises(errors.NotFound):
         list(engine.containers.logs("no-such-container-xyz", LogOptions()))

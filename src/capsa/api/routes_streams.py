@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 from aiohttp import web
 
@@ -244,18 +243,18 @@ async def stats(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(1.0)
         current = await eng.call(sample)
         return web.json_response(docker_stats_json(current, previous))
+    from capsa.api.streaming import iterate
+
+    def make(engine: LocalEngine, gone: Callable[[], bool]) -> Iterator[Sample]:
+        return engine.containers.stats(rec.id, 1.0, gone)
+
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    while True:
-        began = time.monotonic()
-        current = await eng.call(sample)
+    async for current in iterate(eng, make):
         doc = docker_stats_json(current, previous)
         await response.write(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
-        if not current.running:
-            break
         previous = current
-        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
     await response.write_eof()
     return response
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from capsa.client import codec
 from capsa.client.transport import Transport, socket_path
-from capsa.errors import Unavailable
+from capsa.errors import NotFound, Unavailable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -254,6 +254,32 @@ class RemoteContainers(_Service):
                 yield codec.decode(LogEntry, doc["item"], "log entry")
             if gone is not None and gone():
                 return
+
+    def stats(
+        self, text: str, interval: float = 1.0, gone: Callable[[], bool] | None = None
+    ) -> Iterator[Sample]:
+        """The local engine's stream, made of remote samples."""
+        rec = self.get(text)  # not found: now, not at the first sample
+        return self._sampling(rec.id, interval, gone)
+
+    def _sampling(
+        self, container_id: str, interval: float, gone: Callable[[], bool] | None
+    ) -> Iterator[Sample]:
+        import time
+
+        while True:
+            began = time.monotonic()
+            try:
+                current = self.sample(self.get(container_id))
+            except NotFound:
+                return
+            yield current
+            if not current.running:
+                return
+            while time.monotonic() - began < interval:
+                if gone is not None and gone():
+                    return
+                time.sleep(min(0.1, max(0.0, interval - (time.monotonic() - began))))
 
     def sample(self, rec: ContainerRecord) -> Sample:
         return self._call("sample", rec=rec)

@@ -80,6 +80,15 @@ class ContainerViews:
             stop=stopped,
         )
 
+    def stats(
+        self, text: str, interval: float = 1.0, gone: Callable[[], bool] | None = None
+    ) -> Iterator[Sample]:
+        """The container's counters as a stream: a sample now, then one every
+        ``interval`` seconds, until one finds it stopped or ``gone()`` says the reader
+        has left."""
+        rec = self.get(text)
+        return _sampling(self, rec.id, interval, gone)
+
     def sample(self, rec: ContainerRecord) -> Sample:
         """One reading of the container's counters (``stats`` computes rates from two)."""
         from capsa.engine.containers.stats import sample
@@ -145,3 +154,23 @@ class ContainerViews:
                 return data
         except (OSError, ValueError):
             return None
+
+
+def _sampling(
+    views: ContainerViews, container_id: str, interval: float, gone: Callable[[], bool] | None
+) -> Iterator[Sample]:
+    import time
+
+    while True:
+        began = time.monotonic()
+        try:
+            current = views.sample(views.get(container_id))
+        except NotFound:  # removed meanwhile (an --rm container): the stream ends
+            return
+        yield current
+        if not current.running:
+            return
+        while time.monotonic() - began < interval:
+            if gone is not None and gone():
+                return
+            time.sleep(min(0.1, max(0.0, interval - (time.monotonic() - began))))
