@@ -245,3 +245,21 @@ def test_docker_cli_run_it_through_a_pty(api: ApiService, capsa: CapsaCli) -> No
         assert proc.wait(20) == 2
     finally:
         proc.close()
+
+
+@pytest.mark.skipif(DOCKER is None, reason="needs the docker CLI")
+def test_docker_run_i_pipes_megabytes(api: ApiService, capsa: CapsaCli, tmp_path: Any) -> None:
+    import os
+    import subprocess
+
+    data = tmp_path / "in.bin"
+    data.write_bytes(os.urandom(20 * 1024 * 1024))
+    env = {**os.environ, "DOCKER_HOST": api.url, "DOCKER_CONFIG": str(api.config_dir)}
+    assert DOCKER is not None
+    with data.open("rb") as src:
+        proc = subprocess.run(
+            [DOCKER, "run", "-i", "--rm", "--network", "none", capsa.image, "cat"],
+            stdin=src, capture_output=True, env=env, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == data.read_bytes()

@@ -4,13 +4,15 @@ Docker's exit codes and one-line errors, ps and inspect."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from tests.helpers import capsa_cli
-from tests.helpers.capsa_cli import IMAGE, CapsaCli
+from tests.helpers.capsa_cli import CAPSA, IMAGE, CapsaCli
 
 busybox_tarball = capsa_cli.busybox_tarball  # fixtures
 capsa_module = capsa_cli.capsa_module
@@ -399,3 +401,17 @@ def test_stop_with_a_signal(capsa: CapsaCli) -> None:
     assert capsa.run("logs", name).stdout == "got-usr1\n"
     bad = capsa.run("stop", "-s", "NOPE", name, check=False)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_run_i_pipes_megabytes_both_ways(capsa: CapsaCli, tmp_path: Path) -> None:
+    """Input and output flow at once: neither the CLI nor the monitor blocks writing
+    the one while the other waits for it to read (cat echoes 20 MB)."""
+    data = tmp_path / "in.bin"
+    data.write_bytes(os.urandom(20 * 1024 * 1024))
+    with data.open("rb") as src:
+        proc = subprocess.run(
+            [CAPSA, "run", "-i", "--rm", "--network", "none", IMAGE, "cat"],
+            stdin=src, capture_output=True, env=capsa.env, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == data.read_bytes()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from capsa.engine.containers.attach import AttachStream
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+_OUTGOING_MAX = 1 << 20  # input held for the monitor before we stop reading ours
 # what --sig-proxy passes on to the container (Docker's set, less the ones that are ours:
 # SIGCHLD, SIGWINCH, SIGPIPE, SIGURG; SIGKILL and SIGSTOP cannot be caught)
 PROXIED_SIGNALS = (
@@ -105,12 +106,22 @@ class AttachSession:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
     def _loop(self, wake_r: int) -> int | None:
-        fds = [self.sock, wake_r] + ([0] if self.stdin else [])
+        # the socket never blocks us: input waits in the stream's buffer while the
+        # monitor is busy, and our stdin is read only while that buffer is small, so
+        # we always read the output the monitor is waiting to give us
+        os.set_blocking(self.sock, False)
+        stdin_open = self.stdin
         while True:
+            reads = [self.sock, wake_r]
+            if stdin_open and len(self.stream.outgoing) < _OUTGOING_MAX:
+                reads.append(0)
+            writes = [self.sock] if self.stream.outgoing else []
             try:
-                ready, _, _ = select.select(fds, [], [])
+                ready, room, _ = select.select(reads, writes, [])
             except InterruptedError:
                 continue
+            if room:
+                self.stream.flush()
             if wake_r in ready:
                 os.read(wake_r, 512)
                 self._pass_signals()
@@ -121,7 +132,7 @@ class AttachSession:
             if 0 in ready and not self._from_stdin():
                 if self.exit_code is None and self._detached:
                     return None
-                fds.remove(0)
+                stdin_open = False
             if self.sock in ready and not self._from_monitor():
                 return self.exit_code
 
@@ -154,6 +165,8 @@ class AttachSession:
     def _from_monitor(self) -> bool:
         try:
             data = os.read(self.sock, 65536)
+        except BlockingIOError:
+            return True
         except OSError:
             data = b""
         if not data:

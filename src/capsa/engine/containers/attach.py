@@ -36,6 +36,11 @@ class FrameReader:
     def __init__(self) -> None:
         self._buf = bytearray()
 
+    @property
+    def midframe(self) -> bool:
+        """Part of a frame read, the rest still to come."""
+        return bool(self._buf)
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         self._buf += data
         out = []
@@ -137,6 +142,10 @@ class AttachStream:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._reader = FrameReader()
+        # what is on its way to the monitor: with a non-blocking fd the caller pumps it
+        # (``flush`` when the fd has room), so that it never blocks writing input while
+        # the monitor blocks writing it output; with a blocking fd each write completes
+        self.outgoing = bytearray()
 
     def hello(
         self,
@@ -173,19 +182,33 @@ class AttachStream:
         import os
 
         if self.fd >= 0:
+            self._drain()
             os.close(self.fd)
             self.fd = -1
 
     def _write(self, data: bytes) -> None:
+        self.outgoing += data
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the connection takes now (all of it, on a blocking fd)."""
         import os
 
-        view = memoryview(data)
-        while view:
+        while self.outgoing and self.fd >= 0:
             try:
-                view = view[os.write(self.fd, view) :]
+                written = os.write(self.fd, self.outgoing)
             except BlockingIOError:
-                import select
+                return
+            except OSError:  # the monitor is gone: its end is on its way
+                self.outgoing.clear()
+                return
+            del self.outgoing[:written]
 
-                select.select([], [self.fd], [])
-            except OSError:
-                return  # the monitor is gone: its end is on its way
+    def _drain(self, timeout: float = 5.0) -> None:
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.outgoing and self.fd >= 0 and time.monotonic() < deadline:
+            select.select([], [self.fd], [], max(0.0, deadline - time.monotonic()))
+            self.flush()

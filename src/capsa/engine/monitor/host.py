@@ -200,7 +200,8 @@ class Host:
         if self.idle_since is not None:
             timeouts.append(max(0.0, self.idle_since + self.linger - time.monotonic()))
         timeout = min((t for t in timeouts if t is not None), default=None)
-        ready = waker.select(list(watched), timeout)
+        writes = [fd for each in self.loops.values() for fd in each.write_fds()]
+        ready = waker.select(list(watched), timeout, writes)
         if ready:
             self.last_activity = time.monotonic()
         for fd in ready:
@@ -217,6 +218,8 @@ class Host:
                 self.commands.asker_gone(askers[fd])
         self._reap(waker)
         for loop in list(self.loops.values()):
+            if loop.pending:
+                self._guard(loop, loop.flush)
             self._guard(loop, loop.tick)
             if loop.shim_lost:
                 self._shim_lost(loop)

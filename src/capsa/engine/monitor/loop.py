@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 _CHUNK = 65536
 
 
+_PENDING_MAX = 1 << 20  # bytes of input held for a slow stdin
+
+
 class Client:
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -59,9 +62,14 @@ class Loop:
             for stream, fd in (("stdout", args.stdout), ("stderr", args.stderr)):
                 if fd >= 0:  # -1: closed by the container already
                     self.outputs[fd] = stream
-        for fd in (*self.outputs, self.notify):
+        for fd in (*self.outputs, self.notify, self.stdin):
             if fd >= 0:
                 os.set_blocking(fd, False)
+        # the clients' input on its way to the container's stdin (or terminal): written
+        # as the container reads it, never blocking the loop (which must keep reading
+        # the container's output meanwhile, or a `cat` would wait on us and we on it)
+        self.pending = bytearray()
+        self.close_stdin = False  # once ``pending`` is written
         self.listener = args.listener
         self.clients: dict[int, Client] = {}
         for fd in args.clients:
@@ -142,15 +150,12 @@ class Loop:
             if self.tty and isinstance(size, list) and len(size) == 2:
                 attach.set_size(self.master, int(size[0]), int(size[1]))
         elif kind == attach.STDIN and c.wants.get("stdin"):
-            target = self.master if self.tty else self.stdin
-            if target >= 0:
-                try:
-                    os.write(target, payload)
-                except OSError:
-                    pass
+            if self._stdin_target() >= 0:
+                self.pending += payload
+                self.flush()
         elif kind == attach.STDIN_CLOSE and not self.tty and self.stdin >= 0:
-            os.close(self.stdin)
-            self.stdin = -1
+            self.close_stdin = True
+            self.flush()
         elif kind == attach.RESIZE and self.tty:
             rows, cols = (int(x) for x in payload.split())
             import fcntl
@@ -158,6 +163,32 @@ class Loop:
             import termios
 
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def _stdin_target(self) -> int:
+        return self.master if self.tty else self.stdin
+
+    def write_fds(self) -> list[int]:
+        """What to watch for room: the container's stdin while input waits for it."""
+        target = self._stdin_target()
+        return [target] if self.pending and target >= 0 and not self.draining else []
+
+    def flush(self) -> None:
+        """Write what input the container's stdin has room for; close it when asked
+        and all is written."""
+        target = self._stdin_target()
+        while self.pending and target >= 0:
+            try:
+                written = os.write(target, self.pending)
+            except BlockingIOError:
+                break
+            except OSError:  # nobody reads it any more: the input goes nowhere
+                self.pending.clear()
+                break
+            del self.pending[:written]
+        if self.close_stdin and not self.pending and self.stdin >= 0 and not self.tty:
+            os.close(self.stdin)
+            self.stdin = -1
+            self.close_stdin = False
 
     def forget(self, fd: int) -> None:
         """Stop watching ``fd`` (an output or a client that failed)."""
@@ -245,7 +276,9 @@ class Loop:
     def fds(self) -> list[int]:
         if self.draining:
             return list(self.outputs)
-        fds = [*self.outputs, self.listener, *self.clients]
+        # input piling up: stop reading the clients until the container catches up
+        clients = list(self.clients) if len(self.pending) < _PENDING_MAX else []
+        fds = [*self.outputs, self.listener, *clients]
         if self.notify >= 0:
             fds.append(self.notify)
         if self.health is not None:
@@ -299,9 +332,10 @@ class Loop:
                 if until is not None and not self.draining:
                     left = max(0.0, until - time.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
-                for fd in waker.select([*self.fds(), waker.fd], timeout):
+                for fd in waker.select([*self.fds(), waker.fd], timeout, self.write_fds()):
                     if fd != waker.fd:
                         self.readable(fd)
+                self.flush()
                 waker.reap(self)
                 self.tick()
             return self.result()
@@ -377,6 +411,12 @@ class Loop:
         fds = [*self.clients, *self.outputs, self.master, self.stdin, self.listener, self.notify]
         return [fd for fd in fds if fd >= 0]
 
+    def movable(self) -> bool:
+        """Nothing in this process's memory that another would lose: no input waiting
+        for the container's stdin, no client's frame read halfway (what is still in the
+        sockets begins at a frame)."""
+        return not self.pending and not any(c.reader.midframe for c in self.clients.values())
+
     def portable(self) -> bool:
         """All of this loop is in ``snapshot``: no exit being drained, no client attached
         (their half-read frames), no probe running."""
@@ -415,17 +455,24 @@ class Waker:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: None)
 
-    def select(self, fds: list[int], timeout: float | None) -> list[int]:
-        """The readable (or hung-up) ones of ``fds``: poll, as a host watches hundreds of
-        containers and select() cannot see an fd numbered 1024 or more."""
+    def select(
+        self, fds: list[int], timeout: float | None, writes: list[int] | None = None
+    ) -> list[int]:
+        """The readable (or hung-up) ones of ``fds``, waiting also for room in
+        ``writes`` (the caller then writes what it can): poll, as a host watches
+        hundreds of containers and select() cannot see an fd numbered 1024 or more."""
         poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
+        masks = dict.fromkeys(fds, select.POLLIN)
+        for fd in writes or ():
+            masks[fd] = masks.get(fd, 0) | select.POLLOUT
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
         try:
             events = poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
         except InterruptedError:
             return []
-        ready = [fd for fd, _ in events]
+        wanted = set(fds)
+        ready = [fd for fd, ev in events if fd in wanted and ev & ~select.POLLOUT]
         if self.fd in ready:
             try:
                 os.read(self.fd, 512)

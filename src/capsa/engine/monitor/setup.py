@@ -102,7 +102,8 @@ class Setup:
         loop = Loop(launch)
         self._tell_host("standby", *loop.standby())
         result = loop.run(until=time.monotonic() + HANDOFF_AFTER)
-        while result is None and loop.probing:  # a healthcheck in flight stays here
+        # a healthcheck in flight, or input on its way in, stays here until done
+        while result is None and (loop.probing or not loop.movable()):
             result = loop.run(until=time.monotonic() + 0.2)
         if result is None:
             self._hand_to_host(loop)  # returns only if there is no host to take it
