@@ -916,3 +916,20 @@ def test_zz_everything_is_removed(capsa: CapsaCli, made: Made) -> None:
     assert not left, f"links left behind: {left}"
     # the root's own table goes with its last network (other roots have tables of theirs)
     assert _ruleset(capsa) is None, f"nftables table left: {json.dumps(_ruleset(capsa))}"
+
+
+def test_connect_refused_for_none_and_shared_namespaces(capsa: CapsaCli, nets: Nets) -> None:
+    """As dockerd: a container without a network of its own (none, host, another
+    container's) cannot join one; nothing is recorded."""
+    net = nets.create()
+    lone = capsa.name()
+    capsa.run("create", "--network", "none", "--name", lone, IMAGE, "true")
+    refused = capsa.run("network", "connect", net, lone, check=False)
+    assert refused.returncode == 1
+    assert "private (none) mode" in refused.stderr and "Traceback" not in refused.stderr
+    shared = capsa.name()
+    capsa.run("create", "--network", "host", "--name", shared, IMAGE, "true")
+    refused = capsa.run("network", "connect", net, shared, check=False)
+    assert "cannot be connected to any other network" in refused.stderr
+    networks = capsa.json("inspect", lone)[0]["NetworkSettings"]["Networks"]
+    assert list(networks) == ["none"]

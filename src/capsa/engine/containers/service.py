@@ -221,6 +221,17 @@ class ContainerService(ContainerViews):
         """Join another network (``network connect``), now if running, else at start."""
         rec = self.get(text)
         net = self.ctx.networks.get(network)
+        mode = rec.spec.network_mode
+        if mode == "none":  # dockerd's words
+            raise Conflict(
+                "container cannot be connected to multiple networks with one of the "
+                "networks in private (none) mode"
+            )
+        if mode == "host" or mode.startswith("container:"):
+            raise Conflict(
+                "container sharing network namespace with another container or host "
+                "cannot be connected to any other network"
+            )
         others = [a for a in rec.spec.networks if a.name != net.name]
         joined = NetworkAttachment(net.name, sorted(set(aliases or [])), ip)
         rec.spec.networks = [*others, joined]
