@@ -211,3 +211,32 @@ def test_tcp_only_on_loopback_unless_tls(capsa: CapsaCli, tmp_path: Path) -> Non
         for p in (proc, tls):
             p.terminate()
             assert p.wait(timeout=20) == 0
+
+
+def test_the_service_reaps_what_it_spawned(api: ApiService, capsa: CapsaCli) -> None:
+    """The monitors and exec watchers the service spawns do not stay its zombies."""
+    assert api.proc is not None
+    name = capsa.name()
+    api.docker("run", "--rm", "--network", "none", capsa.image, "true")
+    api.docker("run", "-d", "--name", name, "--network", "none", capsa.image, "sleep", "300")
+    api.docker("exec", name, "true")
+    api.docker("rm", "-f", name)
+
+    def zombies() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if fields[0] == "Z" and int(fields[1]) == api.proc.pid:  # type: ignore[union-attr]
+                found.append(int(entry))
+        return found
+
+    deadline = time.monotonic() + 10
+    while zombies():
+        assert time.monotonic() < deadline, f"zombies of the service: {zombies()}"
+        time.sleep(0.2)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from capsa.api.engines import Engines
 from capsa.api.statuses import status_of
+from capsa.engine.children import reap
 from capsa.errors import CapsaError, FailedPrecondition, InvalidArgument, os_reason
 from capsa.record import field, record
 from capsa.syntax.hosts import HostAddress
@@ -253,6 +254,7 @@ async def serve(
             try:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             except TimeoutError:
+                reap()  # the monitors and exec watchers spawned, once they end
                 if idle.expired():
                     break
     finally:

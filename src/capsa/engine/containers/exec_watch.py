@@ -92,6 +92,9 @@ def spawn_watch(request: dict[str, Any], fds: list[int], detach: bool) -> ExecSe
         )
     finally:
         theirs.close()
+    from capsa.engine import children
+
+    children.track(child)  # it outlives this call: the server reaps it once done
     return _first_report(_Reports(ours), child.wait)
 
 

@@ -61,14 +61,19 @@ def _ask_host(settings: Settings, args: MonitorArgs, fds: dict[str, int], fork: 
 def _spawn_monitor(args: MonitorArgs, log: int, passed: tuple[int, ...]) -> None:
     import subprocess
 
-    subprocess.Popen(
-        [sys.executable, "-m", "capsa.engine.monitor.setup", dumps(args)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        pass_fds=passed,
-        start_new_session=True,
-        close_fds=True,
+    from capsa.engine import children
+
+    children.reap()
+    children.track(
+        subprocess.Popen(
+            [sys.executable, "-m", "capsa.engine.monitor.setup", dumps(args)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=passed,
+            start_new_session=True,
+            close_fds=True,
+        )
     )
 
 
