@@ -33,6 +33,7 @@ import socket
 
 from aiohttp import web
 
+from capsa.api.fdio import pump_out, read_fd, write_fd
 from capsa.api.server import engines
 from capsa.client import codec, frames
 from capsa.errors import CapsaError, InvalidArgument, NotFound
@@ -479,7 +480,7 @@ async def _relay_exec(
     tty: bool,
 ) -> None:
     outputs = [
-        asyncio.ensure_future(_pump_out(fd, kind, client))
+        asyncio.ensure_future(pump_out(fd, kind, client))
         for fd, kind in ((out_r, frames.STDOUT), (err_r, frames.STDERR))
         if fd >= 0
     ]
@@ -505,7 +506,7 @@ async def _exec_input(
             return
         for kind, payload in reader.feed(data):
             if kind == frames.STDIN and stdin_w >= 0:
-                await _write_fd(stdin_w, payload)
+                await write_fd(stdin_w, payload)
             elif kind == frames.STDIN_CLOSE and stdin_w >= 0 and not tty:
                 ours.remove(stdin_w)
                 os.close(stdin_w)
@@ -515,51 +516,6 @@ async def _exec_input(
                 session.resize(int(rows), int(cols))
             elif kind == frames.SIGNAL:
                 session.signal(int(payload))
-
-
-async def _read_fd(fd: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return os.read(fd, _CHUNK)
-        except BlockingIOError:
-            pass
-        except OSError:  # EIO: the terminal's other side is gone
-            return b""
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-
-
-async def _write_fd(fd: int, data: bytes) -> bool:
-    loop = asyncio.get_running_loop()
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-            continue
-        except BlockingIOError:
-            pass
-        except OSError:
-            return False
-        ready = loop.create_future()
-        loop.add_writer(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
-    return True
-
-
-async def _pump_out(fd: int, kind: int, client: RawStream) -> None:
-    os.set_blocking(fd, False)
-    while True:
-        data = await _read_fd(fd)
-        if not data or not await client.write(frames.frame(kind, data)):
-            return
 
 
 # -- streamed bodies -------------------------------------------------------------------
@@ -581,7 +537,7 @@ async def _download(
     response: web.StreamResponse | None = None
     try:
         while True:
-            data = await _read_fd(r)
+            data = await read_fd(r)
             if not data:
                 break
             if response is None:
@@ -621,7 +577,7 @@ async def _upload(request: web.Request, read: Callable[[LocalEngine, Any], Any])
     os.set_blocking(w, False)
     try:
         async for chunk in request.content.iter_chunked(_CHUNK):
-            if task.done() or not await _write_fd(w, chunk):
+            if task.done() or not await write_fd(w, chunk):
                 break
     finally:
         os.close(w)

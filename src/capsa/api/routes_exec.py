@@ -15,6 +15,7 @@ import secrets
 from aiohttp import web
 
 from capsa.api import params
+from capsa.api.fdio import pump_out, write_fd
 from capsa.api.hijack import MULTIPLEXED, RAW, hijack
 from capsa.api.server import engines
 from capsa.api.statuses import exec_exit_code
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from capsa.api.hijack import RawStream
     from capsa.engine.containers.exec_watch import ExecSession
     from capsa.engine.containers.types import ExecSpec
-
-_CHUNK = 1 << 16
 
 
 class ExecInstance:
@@ -229,66 +228,12 @@ async def _wait(request: web.Request, instance: ExecInstance, session: ExecSessi
 # -- relays ----------------------------------------------------------------------------
 
 
-async def _read_fd(fd: int) -> bytes:
-    """Read what ``fd`` (non-blocking) has, waiting for it on the loop."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return os.read(fd, _CHUNK)
-        except BlockingIOError:
-            pass
-        except OSError:  # EIO: a terminal whose other side is gone
-            return b""
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-
-
-async def _write_fd(fd: int, data: bytes) -> bool:
-    loop = asyncio.get_running_loop()
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-            continue
-        except BlockingIOError:
-            pass
-        except OSError:
-            return False
-        ready = loop.create_future()
-        loop.add_writer(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
-    return True
-
-
-async def _pump_out(
-    fd: int, kind: int, client: RawStream, framed: bool, close_at_end: bool = True
-) -> None:
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            data = await _read_fd(fd)
-            if not data:
-                return
-            if not await client.write(frames.frame(kind, data) if framed else data):
-                return
-    finally:
-        if close_at_end:
-            os.close(fd)
-
-
 async def _pump_in(client: RawStream, fd: int, close_at_end: bool = True) -> None:
     os.set_blocking(fd, False)
     try:
         while True:
             data = await client.read()
-            if not data or not await _write_fd(fd, data):
+            if not data or not await write_fd(fd, data):
                 return
     finally:
         if close_at_end:
@@ -297,7 +242,7 @@ async def _pump_in(client: RawStream, fd: int, close_at_end: bool = True) -> Non
 
 async def _relay_pipes(client: RawStream, stdin_w: int, out_r: int, err_r: int) -> None:
     outputs = [
-        asyncio.ensure_future(_pump_out(fd, kind, client, True))
+        asyncio.ensure_future(pump_out(fd, kind, client))
         for fd, kind in ((out_r, frames.STDOUT), (err_r, frames.STDERR))
         if fd >= 0
     ]
@@ -306,6 +251,9 @@ async def _relay_pipes(client: RawStream, stdin_w: int, out_r: int, err_r: int) 
         if outputs:
             await asyncio.gather(*outputs)
     finally:
+        for fd in (out_r, err_r):
+            if fd >= 0:
+                os.close(fd)
         if inbound is not None:
             inbound.cancel()
             await asyncio.gather(inbound, return_exceptions=True)
@@ -321,7 +269,7 @@ async def _relay_terminal(client: RawStream, master: int, instance: ExecInstance
         else None
     )
     try:
-        await _pump_out(fd, frames.STDOUT, client, False, close_at_end=False)
+        await pump_out(fd, frames.STDOUT, client, framed=False)
     finally:
         if inbound is not None:
             inbound.cancel()
