@@ -481,6 +481,8 @@ def _epoch(stamp: str) -> int:
 def status_text(rec: ContainerRecord, health: dict[str, Any] | None, now: float) -> str:
     """Docker's ``Status``: ``Up 5 minutes (healthy)``, ``Exited (0) 2 seconds ago``..."""
 
+    from capsa.syntax.durations import human_duration
+
     def since(stamp: str) -> str:
         return human_duration(now - _epoch_float(stamp)) if stamp else "Less than a second"
 
@@ -513,31 +515,3 @@ def _epoch_float(stamp: str) -> float:
         return rfc3339_ns(stamp) / 1e9
     except Exception:
         return 0.0
-
-
-def human_duration(seconds: float) -> str:
-    """go-units' ``HumanDuration``, as Docker words how long ago."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"

@@ -10,6 +10,7 @@ import sys
 import time
 
 from capsa.cli.output import echo, echo_lines
+from capsa.syntax.durations import human_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,34 +75,6 @@ def _utc_seconds(text: str) -> float | None:
     era_day = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     days = 365 * y + y // 4 - y // 100 + y // 400 + era_day - 719468
     return float(days * 86400 + hour * 3600 + minute * 60 + second)
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def ago(stamp: str | None) -> str:
