@@ -58,6 +58,30 @@ class Reply:
         return f"Reply({self.status}, {self.body[:300]!r})"
 
 
+def unix_request(
+    sock: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Reply:
+    """One HTTP request to the service at unix socket ``sock``; ``body``: bytes as
+    they are, anything else as JSON."""
+    conn = _UnixConnection(sock, timeout)
+    try:
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = body if isinstance(body, bytes) else jsonlib.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        return Reply(resp.status, dict(resp.getheaders()), resp.read())
+    finally:
+        conn.close()
+
+
 class ApiService:
     def __init__(self, cli: CapsaCli, sock: Path, config_dir: Path) -> None:
         self.cli = cli
@@ -117,18 +141,7 @@ class ApiService:
         timeout: float = 60,
     ) -> Reply:
         """One HTTP request; ``body``: bytes as they are, anything else as JSON."""
-        conn = _UnixConnection(str(self.socket), timeout)
-        try:
-            data = None
-            hdrs = dict(headers or {})
-            if body is not None:
-                data = body if isinstance(body, bytes) else jsonlib.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Reply(resp.status, dict(resp.getheaders()), resp.read())
-        finally:
-            conn.close()
+        return unix_request(str(self.socket), method, path, body, headers, timeout)
 
     def docker(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.api import Reply, _UnixConnection
+from tests.helpers.api import Reply, unix_request
 
 IMAGE = "capsa-test/busybox:latest"  # what requests name; podman stores it under localhost/
 PODMAN_IMAGE = f"localhost/{IMAGE}"
@@ -257,18 +257,7 @@ class PodmanService:
         timeout: float = 60,
     ) -> Reply:
         """One HTTP request; ``body``: bytes as they are, anything else as JSON."""
-        conn = _UnixConnection(str(self.socket), timeout)
-        try:
-            data = None
-            hdrs = dict(headers or {})
-            if body is not None:
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Reply(resp.status, dict(resp.getheaders()), resp.read())
-        finally:
-            conn.close()
+        return unix_request(str(self.socket), method, path, body, headers, timeout)
 
     def docker_env(self) -> dict[str, str]:
         env = {**os.environ, "DOCKER_HOST": self.url, "DOCKER_CONFIG": str(self.docker_config)}
